@@ -1,0 +1,126 @@
+//! WebSocket frames on `GET /v1/ws` (`docs/spec/relay.md`, "Push").
+//!
+//! One connection carries many subscriptions, each named by a number the
+//! client picks and each authorized by its own signed `subscribe` request.
+
+use super::response::{ErrorBody, StoredMessage};
+use crate::codec::{Codec, DecodeError, Reader, Writer};
+
+/// Longest signed request inside a `Subscribe` frame.
+pub const MAX_SUBSCRIBE_REQUEST: u32 = 1_024;
+
+/// A frame from client to relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// Tag 1: start a subscription.
+    Subscribe {
+        /// The client's number for this subscription, unique per connection.
+        sub: u32,
+        /// An encoded `SignedRequest` whose operation is `subscribe`.
+        request: Vec<u8>,
+    },
+    /// Tag 2: end a subscription; the relay sends nothing back.
+    Unsubscribe {
+        /// The subscription.
+        sub: u32,
+    },
+}
+
+impl Codec for ClientFrame {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Self::Subscribe { sub, request } => {
+                w.u8(1);
+                w.u32(*sub);
+                w.opaque(request);
+            }
+            Self::Unsubscribe { sub } => {
+                w.u8(2);
+                w.u32(*sub);
+            }
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8("client_frame")? {
+            1 => Ok(Self::Subscribe {
+                sub: r.u32("sub")?,
+                request: r.opaque(MAX_SUBSCRIBE_REQUEST, "request")?.to_vec(),
+            }),
+            2 => Ok(Self::Unsubscribe { sub: r.u32("sub")? }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "client_frame",
+                tag,
+            }),
+        }
+    }
+}
+
+/// A frame from relay to client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerFrame {
+    /// Tag 1: the subscription is active; messages above the requested cursor
+    /// follow in order, first those already stored, then new ones.
+    Subscribed {
+        /// The subscription.
+        sub: u32,
+        /// The channel's highest sequence number when it started.
+        last_seq: u64,
+    },
+    /// Tag 2: one message.
+    Message {
+        /// The subscription.
+        sub: u32,
+        /// The message.
+        message: StoredMessage,
+    },
+    /// Tag 3: the subscription was refused or has ended (key revoked, channel
+    /// deleted or expired, relay shutting down).
+    Closed {
+        /// The subscription.
+        sub: u32,
+        /// Why.
+        error: ErrorBody,
+    },
+}
+
+impl Codec for ServerFrame {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Self::Subscribed { sub, last_seq } => {
+                w.u8(1);
+                w.u32(*sub);
+                w.u64(*last_seq);
+            }
+            Self::Message { sub, message } => {
+                w.u8(2);
+                w.u32(*sub);
+                message.encode(w);
+            }
+            Self::Closed { sub, error } => {
+                w.u8(3);
+                w.u32(*sub);
+                error.encode(w);
+            }
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8("server_frame")? {
+            1 => Ok(Self::Subscribed {
+                sub: r.u32("sub")?,
+                last_seq: r.u64("last_seq")?,
+            }),
+            2 => Ok(Self::Message {
+                sub: r.u32("sub")?,
+                message: StoredMessage::decode(r)?,
+            }),
+            3 => Ok(Self::Closed {
+                sub: r.u32("sub")?,
+                error: ErrorBody::decode(r)?,
+            }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "server_frame",
+                tag,
+            }),
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Property tests: every wire type survives encode → decode unchanged and
+//! re-encodes to the same bytes; every decoder returns (never panics) on
+//! arbitrary input.
+
+use kith_wire::Codec;
+use kith_wire::relay::push::{ClientFrame, ServerFrame};
+use kith_wire::relay::request::*;
+use kith_wire::relay::response::*;
+use kith_wire::relay::*;
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+fn arr32() -> impl Strategy<Value = [u8; 32]> {
+    any::<[u8; 32]>()
+}
+
+fn rights() -> impl Strategy<Value = Rights> {
+    (1u8..=7).prop_map(|b| Rights::from_bits(b).unwrap())
+}
+
+fn grant() -> impl Strategy<Value = KeyGrant> {
+    (arr32(), rights()).prop_map(|(k, rights)| KeyGrant {
+        key: PublicKey(k),
+        rights,
+    })
+}
+
+fn payload() -> impl Strategy<Value = Vec<u8>> {
+    vec(any::<u8>(), 0..2048)
+}
+
+fn channel_ref() -> impl Strategy<Value = ChannelRef> {
+    prop_oneof![
+        arr32().prop_map(|a| ChannelRef::Write(WriteId(a))),
+        arr32().prop_map(|a| ChannelRef::Read(ReadId(a))),
+    ]
+}
+
+fn operation() -> impl Strategy<Value = Operation> {
+    prop_oneof![
+        (any::<u32>(), any::<u32>(), vec(grant(), 0..5), vec(any::<u8>(), 0..256)).prop_map(
+            |(m, c, grants, create_token)| Operation::CreateChannel(CreateChannel {
+                message_ttl_secs: m,
+                channel_ttl_secs: c,
+                grants,
+                create_token,
+            })
+        ),
+        (arr32(), payload()).prop_map(|(w, payload)| Operation::Append(Append {
+            write_id: WriteId(w),
+            payload
+        })),
+        (arr32(), any::<u64>(), any::<u16>(), any::<u32>()).prop_map(|(r, a, m, wait)| {
+            Operation::Read(Read {
+                read_id: ReadId(r),
+                after_seq: a,
+                max_messages: m,
+                wait_ms: wait,
+            })
+        }),
+        (arr32(), any::<u64>()).prop_map(|(r, seq)| Operation::Ack(Ack {
+            read_id: ReadId(r),
+            seq
+        })),
+        (arr32(), grant()).prop_map(|(w, grant)| Operation::AddKey(AddKey {
+            write_id: WriteId(w),
+            grant
+        })),
+        (arr32(), arr32()).prop_map(|(w, k)| Operation::RevokeKey(RevokeKey {
+            write_id: WriteId(w),
+            key: PublicKey(k)
+        })),
+        arr32().prop_map(|w| Operation::DeleteChannel(DeleteChannel {
+            write_id: WriteId(w)
+        })),
+        channel_ref().prop_map(|channel| Operation::Status(Status { channel })),
+        (arr32(), any::<u64>()).prop_map(|(r, a)| Operation::Subscribe(Subscribe {
+            read_id: ReadId(r),
+            after_seq: a
+        })),
+        (arr32(), any::<u32>(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
+            |(w, chunk_size, chunk_count, ttl_secs, read_once)| Operation::BlobCreate(
+                BlobCreate {
+                    write_id: WriteId(w),
+                    chunk_size,
+                    chunk_count,
+                    ttl_secs,
+                    read_once,
+                }
+            )
+        ),
+        (arr32(), arr32(), any::<u32>(), payload()).prop_map(|(w, b, index, data)| {
+            Operation::BlobPut(BlobPut {
+                write_id: WriteId(w),
+                blob_id: BlobId(b),
+                index,
+                data,
+            })
+        }),
+        (arr32(), arr32()).prop_map(|(w, b)| Operation::BlobDelete(BlobDelete {
+            write_id: WriteId(w),
+            blob_id: BlobId(b)
+        })),
+    ]
+}
+
+fn request_body() -> impl Strategy<Value = RequestBody> {
+    (arr32(), any::<u64>(), any::<[u8; 16]>(), arr32(), operation()).prop_map(
+        |(relay, ts, nonce, signer, op)| RequestBody {
+            version: PROTOCOL_VERSION,
+            relay_id: RelayId(relay),
+            timestamp_ms: ts,
+            nonce: Nonce(nonce),
+            signer: PublicKey(signer),
+            op,
+        },
+    )
+}
+
+fn signed_request() -> impl Strategy<Value = SignedRequest> {
+    (request_body(), vec(any::<u8>(), 64)).prop_map(|(body, sig)| SignedRequest {
+        body,
+        signature: Signature(sig.try_into().unwrap()),
+    })
+}
+
+fn limits() -> impl Strategy<Value = Limits> {
+    (
+        (any::<u32>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()),
+        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()),
+        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u16>(), any::<u32>()),
+        (any::<u32>(), any::<u32>(), any::<u32>()),
+    )
+        .prop_map(|(a, b, c, d)| Limits {
+            max_payload: a.0,
+            max_channel_messages: a.1,
+            max_channel_bytes: a.2,
+            max_channel_blob_bytes: a.3,
+            max_channel_keys: a.4,
+            default_message_ttl_secs: b.0,
+            max_message_ttl_secs: b.1,
+            default_channel_ttl_secs: b.2,
+            max_channel_ttl_secs: b.3,
+            default_blob_ttl_secs: b.4,
+            max_blob_ttl_secs: c.0,
+            max_blob_chunks: c.1,
+            max_wait_ms: c.2,
+            max_read_messages: c.3,
+            max_read_bytes: c.4,
+            timestamp_max_age_ms: d.0,
+            timestamp_max_future_ms: d.1,
+            max_subscriptions: d.2,
+        })
+}
+
+fn relay_info() -> impl Strategy<Value = RelayInfo> {
+    (arr32(), any::<u64>(), any::<u64>(), any::<bool>(), "[a-z ]{0,40}", limits()).prop_map(
+        |(id, t, m, tok, name, limits)| RelayInfo {
+            version: PROTOCOL_VERSION,
+            relay_id: RelayId(id),
+            server_time_ms: t,
+            min_timestamp_ms: m,
+            create_requires_token: tok,
+            name,
+            limits,
+        },
+    )
+}
+
+fn stored_message() -> impl Strategy<Value = StoredMessage> {
+    (any::<u64>(), any::<u64>(), payload()).prop_map(|(seq, received_at_ms, payload)| {
+        StoredMessage {
+            seq,
+            received_at_ms,
+            payload,
+        }
+    })
+}
+
+fn error_body() -> impl Strategy<Value = ErrorBody> {
+    (any::<u16>(), any::<u64>(), any::<u64>(), any::<u32>(), ".{0,100}").prop_map(
+        |(code, t, m, r, message)| ErrorBody {
+            code: ErrorCode(code),
+            server_time_ms: t,
+            min_timestamp_ms: m,
+            retry_after_ms: r,
+            message,
+        },
+    )
+}
+
+fn channel_status() -> impl Strategy<Value = ChannelStatus> {
+    (
+        (any::<u64>(), any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>()),
+        (rights(), any::<u64>(), any::<u64>(), any::<u32>(), any::<u32>()),
+        proptest::option::of(vec(
+            (grant(), any::<u64>()).prop_map(|(grant, acked_seq)| KeyStatus { grant, acked_seq }),
+            0..5,
+        )),
+    )
+        .prop_map(|(a, b, keys)| ChannelStatus {
+            last_seq: a.0,
+            first_seq: a.1,
+            message_count: a.2,
+            message_bytes: a.3,
+            blob_bytes: a.4,
+            rights: b.0,
+            acked_seq: b.1,
+            expires_at_ms: b.2,
+            message_ttl_secs: b.3,
+            channel_ttl_secs: b.4,
+            keys,
+        })
+}
+
+fn client_frame() -> impl Strategy<Value = ClientFrame> {
+    prop_oneof![
+        (any::<u32>(), vec(any::<u8>(), 0..300))
+            .prop_map(|(sub, request)| ClientFrame::Subscribe { sub, request }),
+        any::<u32>().prop_map(|sub| ClientFrame::Unsubscribe { sub }),
+    ]
+}
+
+fn server_frame() -> impl Strategy<Value = ServerFrame> {
+    prop_oneof![
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(sub, last_seq)| ServerFrame::Subscribed { sub, last_seq }),
+        (any::<u32>(), stored_message())
+            .prop_map(|(sub, message)| ServerFrame::Message { sub, message }),
+        (any::<u32>(), error_body()).prop_map(|(sub, error)| ServerFrame::Closed { sub, error }),
+    ]
+}
+
+fn round_trip<T: Codec + PartialEq + std::fmt::Debug>(v: &T) -> Result<(), TestCaseError> {
+    let bytes = v.to_bytes();
+    let decoded = T::from_bytes(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&decoded, v);
+    prop_assert_eq!(decoded.to_bytes(), bytes);
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn operation_round_trips(v in operation()) { round_trip(&v)?; }
+
+    #[test]
+    fn request_body_round_trips(v in request_body()) { round_trip(&v)?; }
+
+    #[test]
+    fn signed_request_round_trips_and_splits(v in signed_request()) {
+        round_trip(&v)?;
+        let bytes = v.to_bytes();
+        let (body, signed, sig) = SignedRequest::split(&bytes).unwrap();
+        prop_assert_eq!(&body, &v.body);
+        prop_assert_eq!(signed, &v.body.to_bytes()[..]);
+        prop_assert_eq!(sig, v.signature);
+    }
+
+    #[test]
+    fn blob_get_round_trips(b in arr32(), index in any::<u32>()) {
+        round_trip(&BlobGet { blob_id: BlobId(b), index })?;
+    }
+
+    #[test]
+    fn relay_info_round_trips(v in relay_info()) { round_trip(&v)?; }
+
+    #[test]
+    fn channel_created_round_trips(w in arr32(), r in arr32(), m in any::<u32>(), c in any::<u32>(), e in any::<u64>()) {
+        round_trip(&ChannelCreated { write_id: WriteId(w), read_id: ReadId(r), message_ttl_secs: m, channel_ttl_secs: c, expires_at_ms: e })?;
+    }
+
+    #[test]
+    fn appended_round_trips(seq in any::<u64>(), at in any::<u64>()) {
+        round_trip(&Appended { seq, received_at_ms: at })?;
+    }
+
+    #[test]
+    fn messages_round_trip(last_seq in any::<u64>(), items in vec(stored_message(), 0..8)) {
+        round_trip(&Messages { last_seq, items })?;
+    }
+
+    #[test]
+    fn acked_round_trips(acked_seq in any::<u64>()) { round_trip(&Acked { acked_seq })?; }
+
+    #[test]
+    fn channel_status_round_trips(v in channel_status()) { round_trip(&v)?; }
+
+    #[test]
+    fn blob_created_round_trips(b in arr32(), e in any::<u64>()) {
+        round_trip(&BlobCreated { blob_id: BlobId(b), expires_at_ms: e })?;
+    }
+
+    #[test]
+    fn blob_chunk_round_trips(chunk_count in any::<u32>(), data in payload()) {
+        round_trip(&BlobChunk { chunk_count, data })?;
+    }
+
+    #[test]
+    fn error_body_round_trips(v in error_body()) { round_trip(&v)?; }
+
+    #[test]
+    fn client_frame_round_trips(v in client_frame()) { round_trip(&v)?; }
+
+    #[test]
+    fn server_frame_round_trips(v in server_frame()) { round_trip(&v)?; }
+
+    /// Every decoder on arbitrary bytes returns, and what it accepts
+    /// re-encodes to exactly the input (canonical encoding).
+    #[test]
+    fn decoders_are_total_and_canonical(bytes in vec(any::<u8>(), 0..512)) {
+        fn check<T: Codec>(bytes: &[u8]) -> Result<(), TestCaseError> {
+            if let Ok(v) = T::from_bytes(bytes) {
+                prop_assert_eq!(v.to_bytes(), bytes);
+            }
+            Ok(())
+        }
+        check::<SignedRequest>(&bytes)?;
+        check::<RequestBody>(&bytes)?;
+        check::<Operation>(&bytes)?;
+        check::<BlobGet>(&bytes)?;
+        check::<RelayInfo>(&bytes)?;
+        check::<ChannelCreated>(&bytes)?;
+        check::<Appended>(&bytes)?;
+        check::<Messages>(&bytes)?;
+        check::<Acked>(&bytes)?;
+        check::<ChannelStatus>(&bytes)?;
+        check::<BlobCreated>(&bytes)?;
+        check::<BlobChunk>(&bytes)?;
+        check::<ErrorBody>(&bytes)?;
+        check::<ClientFrame>(&bytes)?;
+        check::<ServerFrame>(&bytes)?;
+        let _ = SignedRequest::split(&bytes);
+    }
+
+    /// Mutating one byte of a valid request never panics a decoder.
+    #[test]
+    fn mutated_requests_never_panic(v in signed_request(), pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let mut bytes = v.to_bytes();
+        let i = pos.index(bytes.len());
+        bytes[i] = byte;
+        let _ = SignedRequest::split(&bytes);
+        let _ = SignedRequest::from_bytes(&bytes);
+    }
+}

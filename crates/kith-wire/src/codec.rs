@@ -354,9 +354,16 @@ mod tests {
         let bytes = w.into_bytes();
         assert!(matches!(
             Reader::new(&bytes).opaque(9, "payload"),
-            Err(DecodeError::TooLong { len: 10, max: 9, .. })
+            Err(DecodeError::TooLong {
+                len: 10,
+                max: 9,
+                ..
+            })
         ));
-        assert_eq!(Reader::new(&bytes).opaque(10, "payload"), Ok(&[7u8; 10][..]));
+        assert_eq!(
+            Reader::new(&bytes).opaque(10, "payload"),
+            Ok(&[7u8; 10][..])
+        );
     }
 
     #[test]

@@ -38,14 +38,20 @@ fn channel_ref() -> impl Strategy<Value = ChannelRef> {
 
 fn operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
-        (any::<u32>(), any::<u32>(), vec(grant(), 0..5), vec(any::<u8>(), 0..256)).prop_map(
-            |(m, c, grants, create_token)| Operation::CreateChannel(CreateChannel {
-                message_ttl_secs: m,
-                channel_ttl_secs: c,
-                grants,
-                create_token,
-            })
-        ),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            vec(grant(), 0..5),
+            vec(any::<u8>(), 0..256)
+        )
+            .prop_map(|(m, c, grants, create_token)| Operation::CreateChannel(
+                CreateChannel {
+                    message_ttl_secs: m,
+                    channel_ttl_secs: c,
+                    grants,
+                    create_token,
+                }
+            )),
         (arr32(), payload()).prop_map(|(w, payload)| Operation::Append(Append {
             write_id: WriteId(w),
             payload
@@ -78,17 +84,22 @@ fn operation() -> impl Strategy<Value = Operation> {
             read_id: ReadId(r),
             after_seq: a
         })),
-        (arr32(), any::<u32>(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
-            |(w, chunk_size, chunk_count, ttl_secs, read_once)| Operation::BlobCreate(
-                BlobCreate {
+        (
+            arr32(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<bool>()
+        )
+            .prop_map(|(w, chunk_size, chunk_count, ttl_secs, read_once)| {
+                Operation::BlobCreate(BlobCreate {
                     write_id: WriteId(w),
                     chunk_size,
                     chunk_count,
                     ttl_secs,
                     read_once,
-                }
-            )
-        ),
+                })
+            }),
         (arr32(), arr32(), any::<u32>(), payload()).prop_map(|(w, b, index, data)| {
             Operation::BlobPut(BlobPut {
                 write_id: WriteId(w),
@@ -105,16 +116,21 @@ fn operation() -> impl Strategy<Value = Operation> {
 }
 
 fn request_body() -> impl Strategy<Value = RequestBody> {
-    (arr32(), any::<u64>(), any::<[u8; 16]>(), arr32(), operation()).prop_map(
-        |(relay, ts, nonce, signer, op)| RequestBody {
+    (
+        arr32(),
+        any::<u64>(),
+        any::<[u8; 16]>(),
+        arr32(),
+        operation(),
+    )
+        .prop_map(|(relay, ts, nonce, signer, op)| RequestBody {
             version: PROTOCOL_VERSION,
             relay_id: RelayId(relay),
             timestamp_ms: ts,
             nonce: Nonce(nonce),
             signer: PublicKey(signer),
             op,
-        },
-    )
+        })
 }
 
 fn signed_request() -> impl Strategy<Value = SignedRequest> {
@@ -126,9 +142,27 @@ fn signed_request() -> impl Strategy<Value = SignedRequest> {
 
 fn limits() -> impl Strategy<Value = Limits> {
     (
-        (any::<u32>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()),
-        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()),
-        (any::<u32>(), any::<u32>(), any::<u32>(), any::<u16>(), any::<u32>()),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+        ),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u16>(),
+            any::<u32>(),
+        ),
         (any::<u32>(), any::<u32>(), any::<u32>()),
     )
         .prop_map(|(a, b, c, d)| Limits {
@@ -154,8 +188,15 @@ fn limits() -> impl Strategy<Value = Limits> {
 }
 
 fn relay_info() -> impl Strategy<Value = RelayInfo> {
-    (arr32(), any::<u64>(), any::<u64>(), any::<bool>(), "[a-z ]{0,40}", limits()).prop_map(
-        |(id, t, m, tok, name, limits)| RelayInfo {
+    (
+        arr32(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<bool>(),
+        "[a-z ]{0,40}",
+        limits(),
+    )
+        .prop_map(|(id, t, m, tok, name, limits)| RelayInfo {
             version: PROTOCOL_VERSION,
             relay_id: RelayId(id),
             server_time_ms: t,
@@ -163,8 +204,7 @@ fn relay_info() -> impl Strategy<Value = RelayInfo> {
             create_requires_token: tok,
             name,
             limits,
-        },
-    )
+        })
 }
 
 fn stored_message() -> impl Strategy<Value = StoredMessage> {
@@ -178,21 +218,38 @@ fn stored_message() -> impl Strategy<Value = StoredMessage> {
 }
 
 fn error_body() -> impl Strategy<Value = ErrorBody> {
-    (any::<u16>(), any::<u64>(), any::<u64>(), any::<u32>(), ".{0,100}").prop_map(
-        |(code, t, m, r, message)| ErrorBody {
+    (
+        any::<u16>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+        ".{0,100}",
+    )
+        .prop_map(|(code, t, m, r, message)| ErrorBody {
             code: ErrorCode(code),
             server_time_ms: t,
             min_timestamp_ms: m,
             retry_after_ms: r,
             message,
-        },
-    )
+        })
 }
 
 fn channel_status() -> impl Strategy<Value = ChannelStatus> {
     (
-        (any::<u64>(), any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>()),
-        (rights(), any::<u64>(), any::<u64>(), any::<u32>(), any::<u32>()),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u64>(),
+        ),
+        (
+            rights(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>(),
+        ),
         proptest::option::of(vec(
             (grant(), any::<u64>()).prop_map(|(grant, acked_seq)| KeyStatus { grant, acked_seq }),
             0..5,

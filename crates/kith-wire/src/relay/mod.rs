@@ -52,11 +52,10 @@ pub(crate) fn hex_prefix(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Resul
 
 /// Lower-case hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        let _ = write!(s, "{b:02x}");
     }
     s
 }
@@ -204,7 +203,11 @@ impl std::ops::BitOr for Rights {
 
 impl fmt::Debug for Rights {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = [(Self::READ, "read"), (Self::WRITE, "write"), (Self::ADMIN, "admin")];
+        let names = [
+            (Self::READ, "read"),
+            (Self::WRITE, "write"),
+            (Self::ADMIN, "admin"),
+        ];
         let set: Vec<&str> = names
             .iter()
             .filter(|(r, _)| self.contains(*r))
@@ -315,7 +318,10 @@ mod tests {
         assert_eq!(Rights::from_bits(8), None);
         assert!(Rights::ALL.contains(Rights::READ | Rights::ADMIN));
         assert!(!Rights::READ.contains(Rights::WRITE));
-        assert_eq!(format!("{:?}", Rights::READ | Rights::WRITE), "Rights(read|write)");
+        assert_eq!(
+            format!("{:?}", Rights::READ | Rights::WRITE),
+            "Rights(read|write)"
+        );
     }
 
     #[test]

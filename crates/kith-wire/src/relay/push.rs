@@ -83,6 +83,18 @@ pub enum ServerFrame {
     },
 }
 
+impl ServerFrame {
+    /// The encoding of `Message { sub, message }` without building the frame
+    /// (one stored message is pushed to many subscriptions).
+    pub fn encode_message(sub: u32, message: &StoredMessage) -> Vec<u8> {
+        let mut w = Writer::with_capacity(32 + message.payload.len());
+        w.u8(2);
+        w.u32(sub);
+        message.encode(&mut w);
+        w.into_bytes()
+    }
+}
+
 impl Codec for ServerFrame {
     fn encode(&self, w: &mut Writer) {
         match self {
@@ -122,5 +134,24 @@ impl Codec for ServerFrame {
                 tag,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_message_matches_the_frame() {
+        let message = StoredMessage {
+            seq: 9,
+            received_at_ms: 1,
+            payload: vec![1, 2, 3],
+        };
+        let frame = ServerFrame::Message {
+            sub: 4,
+            message: message.clone(),
+        };
+        assert_eq!(ServerFrame::encode_message(4, &message), frame.to_bytes());
     }
 }

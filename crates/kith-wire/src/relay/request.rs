@@ -388,8 +388,7 @@ impl Codec for RequestBody {
 impl RequestBody {
     /// The exact bytes the signer signs: the context string, then the body.
     pub fn signed_message(encoded_body: &[u8]) -> Vec<u8> {
-        let mut m =
-            Vec::with_capacity(super::REQUEST_SIGNATURE_CONTEXT.len() + encoded_body.len());
+        let mut m = Vec::with_capacity(super::REQUEST_SIGNATURE_CONTEXT.len() + encoded_body.len());
         m.extend_from_slice(super::REQUEST_SIGNATURE_CONTEXT);
         m.extend_from_slice(encoded_body);
         m

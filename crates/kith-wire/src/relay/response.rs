@@ -363,7 +363,9 @@ impl Codec for ChannelStatus {
             expires_at_ms: r.u64("expires_at_ms")?,
             message_ttl_secs: r.u32("message_ttl_secs")?,
             channel_ttl_secs: r.u32("channel_ttl_secs")?,
-            keys: r.optional("keys", |r| r.vec(MAX_STATUS_KEYS, "keys", KeyStatus::decode))?,
+            keys: r.optional("keys", |r| {
+                r.vec(MAX_STATUS_KEYS, "keys", KeyStatus::decode)
+            })?,
         })
     }
 }

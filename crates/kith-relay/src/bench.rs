@@ -1,0 +1,427 @@
+//! `kith-relay bench`: a load generator against a running relay.
+//!
+//! Phases, all against the same relay in one run:
+//! 1. idle subscribers: resident memory before and after opening N
+//!    WebSocket connections, each subscribed to its own channel;
+//! 2. load: W writers append to W channels (closed loop, or open loop at
+//!    `--rate` messages/s in total); R WebSocket readers subscribed to those
+//!    channels measure send→push latency from a timestamp in each payload;
+//! 3. baseline: the same concurrency on `GET /healthz`, so that throughput
+//!    is also reported as a ratio to what the relay's HTTP stack alone does
+//!    on this machine in this run.
+
+use anyhow::{Context, Result, bail};
+use ed25519_dalek::SigningKey;
+use hdrhistogram::Histogram;
+use kith_relay::client::{ChannelOptions, RelayClient, generate_key};
+use kith_wire::relay::push::ServerFrame;
+use kith_wire::relay::response::ErrorCode;
+use kith_wire::relay::{ReadId, WriteId, is_bucket_size};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// The relay's URL.
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    url: String,
+    /// Concurrent writers, each appending to its own channel.
+    #[arg(long, default_value_t = 64)]
+    writers: usize,
+    /// WebSocket readers (reader i subscribes to channel i mod writers).
+    #[arg(long, default_value_t = 64)]
+    readers: usize,
+    /// Seconds measured (after the warm-up).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Payload size in bytes (a size bucket).
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Total messages/s to offer (open loop); 0 = as fast as accepted.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Idle subscribers to open first, to measure their memory.
+    #[arg(long, default_value_t = 0)]
+    idle: usize,
+    /// Skip the /healthz baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Channel-creation token, if the relay needs one.
+    #[arg(long)]
+    create_token: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Channel {
+    key: SigningKey,
+    write_id: WriteId,
+    read_id: ReadId,
+}
+
+#[derive(Default)]
+struct Totals {
+    accepted: AtomicU64,
+    errors: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+impl Totals {
+    fn error(&self, what: String) {
+        if let Ok(mut e) = self.errors.lock() {
+            *e.entry(what).or_default() += 1;
+        }
+    }
+}
+
+fn histogram() -> Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")
+}
+
+async fn resident_memory(client: &RelayClient) -> Result<Option<u64>> {
+    let url = client.url().join("metrics")?;
+    let text = reqwest::get(url).await?.text().await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("kith_relay_process_resident_memory_bytes "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|v| v as u64))
+}
+
+async fn create_channels(
+    client: &RelayClient,
+    n: usize,
+    token: &Option<String>,
+) -> Result<Vec<Channel>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let parallel = 32.min(n.max(1));
+    let per_task = n.div_ceil(parallel);
+    for t in 0..parallel {
+        let client = client.clone();
+        let token = token.clone();
+        let count = per_task.min(n.saturating_sub(t * per_task));
+        tasks.spawn(async move {
+            let mut out = Vec::with_capacity(count);
+            for _ in 0..count {
+                let key = generate_key()?;
+                let created = client
+                    .create_channel(
+                        &key,
+                        ChannelOptions {
+                            create_token: token.clone().map(String::into_bytes),
+                            ..ChannelOptions::default()
+                        },
+                    )
+                    .await?;
+                out.push(Channel {
+                    key,
+                    write_id: created.write_id,
+                    read_id: created.read_id,
+                });
+            }
+            anyhow::Ok(out)
+        });
+    }
+    let mut all = Vec::with_capacity(n);
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r??);
+    }
+    Ok(all)
+}
+
+pub(crate) async fn run(args: BenchArgs) -> Result<()> {
+    if !is_bucket_size(args.size) || args.size < 16 {
+        bail!("--size must be a size bucket (256, 1024, 4096, 16384, 65536, 262144)");
+    }
+    if args.writers == 0 {
+        bail!("--writers must be at least 1");
+    }
+    let client = RelayClient::new(&args.url)?;
+    let info = client
+        .info()
+        .await
+        .with_context(|| format!("cannot reach the relay at {}", args.url))?;
+    let mut report = serde_report::Report {
+        relay: args.url.clone(),
+        writers: args.writers,
+        readers: args.readers,
+        size: args.size,
+        offered_rate: args.rate,
+        duration_secs: args.duration,
+        ..Default::default()
+    };
+    eprintln!(
+        "relay {} ({}), {} writers, {} readers, {} B payloads, {}",
+        args.url,
+        info.relay_id.to_hex().get(..8).unwrap_or(""),
+        args.writers,
+        args.readers,
+        args.size,
+        if args.rate == 0 {
+            "closed loop".to_owned()
+        } else {
+            format!("{} msg/s offered", args.rate)
+        }
+    );
+
+    // Phase 1: idle subscribers.
+    let mut idle = Vec::new();
+    if args.idle > 0 {
+        let before = resident_memory(&client).await?;
+        let channels = create_channels(&client, args.idle, &args.create_token).await?;
+        for c in &channels {
+            let mut s = client.subscriber().await?;
+            s.subscribe(&c.key, c.read_id, 0).await?;
+            idle.push(s);
+        }
+        for s in &mut idle {
+            match s.next().await {
+                Some(Ok(ServerFrame::Subscribed { .. })) => {}
+                other => bail!("idle subscription failed: {other:?}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = resident_memory(&client).await?;
+        if let (Some(b), Some(a)) = (before, after) {
+            report.idle_subscribers = args.idle;
+            report.idle_memory_bytes = a.saturating_sub(b);
+            eprintln!(
+                "idle: {} subscribers cost {:.1} MiB ({:.1} KiB each); relay RSS {:.1} MiB",
+                args.idle,
+                report.idle_memory_bytes as f64 / 1048576.0,
+                report.idle_memory_bytes as f64 / 1024.0 / args.idle as f64,
+                a as f64 / 1048576.0
+            );
+        }
+    }
+
+    // Phase 2: load.
+    let channels = Arc::new(create_channels(&client, args.writers, &args.create_token).await?);
+    let epoch = Instant::now();
+    let measure_from = Duration::from_secs(args.warmup);
+    let measure_to = measure_from + Duration::from_secs(args.duration);
+    let totals = Arc::new(Totals::default());
+    let push_latency = Arc::new(Mutex::new(histogram()?));
+    let append_latency = Arc::new(Mutex::new(histogram()?));
+    let stop_readers = Arc::new(AtomicBool::new(false));
+
+    let mut readers = tokio::task::JoinSet::new();
+    for ch in channels.iter().cycle().take(args.readers) {
+        let mut sub = client.subscriber().await?;
+        sub.subscribe(&ch.key, ch.read_id, 0).await?;
+        match sub.next().await {
+            Some(Ok(ServerFrame::Subscribed { .. })) => {}
+            other => bail!("subscription failed: {other:?}"),
+        }
+        let hist = push_latency.clone();
+        let stop = stop_readers.clone();
+        readers.spawn(async move {
+            let mut local = histogram()?;
+            while !stop.load(Ordering::Relaxed) {
+                let frame = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
+                let Ok(Some(Ok(ServerFrame::Message { message, .. }))) = frame else {
+                    continue;
+                };
+                let now = epoch.elapsed();
+                let sent = message
+                    .payload
+                    .get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(|b| Duration::from_nanos(u64::from_be_bytes(b)));
+                if let Some(sent) = sent.filter(|s| *s >= measure_from && *s < measure_to) {
+                    let _ = local.record((now.saturating_sub(sent).as_micros() as u64).max(1));
+                }
+            }
+            hist.lock().await.add(&local)?;
+            sub.close().await;
+            anyhow::Ok(())
+        });
+    }
+
+    let mut writers = tokio::task::JoinSet::new();
+    let interval =
+        (args.rate > 0).then(|| Duration::from_secs_f64(args.writers as f64 / args.rate as f64));
+    for w in 0..args.writers {
+        let client = client.clone();
+        let channels = channels.clone();
+        let writer_id = w as u64;
+        let phase = w as f64 / args.writers as f64;
+        let totals = totals.clone();
+        let hist = append_latency.clone();
+        let size = args.size;
+        writers.spawn(async move {
+            let Some(ch) = channels.get(w) else {
+                return Ok(());
+            };
+            let mut local = histogram()?;
+            let mut payload = vec![0u8; size];
+            let mut ticker = interval.map(|i| {
+                let mut t =
+                    tokio::time::interval_at(tokio::time::Instant::now() + i.mul_f64(phase), i);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                if let Some(t) = ticker.as_mut() {
+                    t.tick().await;
+                }
+                let start = epoch.elapsed();
+                if start >= measure_to {
+                    break;
+                }
+                // Send time and writer id lead the payload; the rest is zeros.
+                let stamp = (start.as_nanos() as u64).to_be_bytes();
+                for (dst, src) in payload
+                    .iter_mut()
+                    .zip(stamp.iter().chain(&writer_id.to_be_bytes()))
+                {
+                    *dst = *src;
+                }
+                let result = client.append(&ch.key, ch.write_id, &payload).await;
+                let in_window = start >= measure_from;
+                match result {
+                    Ok(_) if in_window => {
+                        totals.accepted.fetch_add(1, Ordering::Relaxed);
+                        let took = epoch.elapsed().saturating_sub(start);
+                        let _ = local.record((took.as_micros() as u64).max(1));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let what = e
+                            .code()
+                            .map_or_else(|| e.to_string(), |c: ErrorCode| c.name().to_owned());
+                        totals.error(what);
+                        if e.code() == Some(ErrorCode::RATE_LIMITED) {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            }
+            hist.lock().await.add(&local)?;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r??;
+    }
+    // Let the last pushes arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_readers.store(true, Ordering::Relaxed);
+    while let Some(r) = readers.join_next().await {
+        r??;
+    }
+
+    let accepted = totals.accepted.load(Ordering::Relaxed);
+    report.accepted_per_sec = accepted as f64 / args.duration as f64;
+    let a = append_latency.lock().await;
+    report.append_ms = serde_report::Percentiles::of(&a);
+    let p = push_latency.lock().await;
+    report.push_ms = serde_report::Percentiles::of(&p);
+    report.pushed = p.len();
+    report.errors = totals.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    eprintln!(
+        "load: {:.0} messages/s accepted; append p50 {:.2} ms p99 {:.2} ms; push p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms max {:.2} ms ({} pushes measured)",
+        report.accepted_per_sec,
+        report.append_ms.p50,
+        report.append_ms.p99,
+        report.push_ms.p50,
+        report.push_ms.p90,
+        report.push_ms.p99,
+        report.push_ms.max,
+        report.pushed
+    );
+    if !report.errors.is_empty() {
+        eprintln!("errors: {:?}", report.errors);
+    }
+
+    // Phase 3: baseline.
+    if !args.no_baseline {
+        let url = client.url().join("healthz")?;
+        let http = reqwest::Client::new();
+        let count = Arc::new(AtomicU64::new(0));
+        let until = Instant::now() + Duration::from_secs(args.duration);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..args.writers {
+            let (http, url, count) = (http.clone(), url.clone(), count.clone());
+            tasks.spawn(async move {
+                while Instant::now() < until {
+                    if http.get(url.clone()).send().await.is_ok() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        report.baseline_healthz_per_sec =
+            count.load(Ordering::Relaxed) as f64 / args.duration as f64;
+        report.ratio_to_baseline =
+            report.accepted_per_sec / report.baseline_healthz_per_sec.max(1.0);
+        eprintln!(
+            "baseline: {:.0} GET /healthz per s with the same concurrency; durable appends run at {:.2}× that",
+            report.baseline_healthz_per_sec, report.ratio_to_baseline
+        );
+    }
+    for s in idle {
+        s.close().await;
+    }
+    if args.json {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{}", serde_json::to_string(&report)?);
+        }
+    }
+    Ok(())
+}
+
+/// The report, printed as JSON with `--json`.
+mod serde_report {
+    use hdrhistogram::Histogram;
+    use serde::Serialize;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Default, Clone, Copy, Serialize)]
+    pub(crate) struct Percentiles {
+        pub(crate) p50: f64,
+        pub(crate) p90: f64,
+        pub(crate) p99: f64,
+        pub(crate) max: f64,
+    }
+
+    impl Percentiles {
+        pub(crate) fn of(h: &Histogram<u64>) -> Self {
+            let ms = |us: u64| us as f64 / 1000.0;
+            Self {
+                p50: ms(h.value_at_quantile(0.50)),
+                p90: ms(h.value_at_quantile(0.90)),
+                p99: ms(h.value_at_quantile(0.99)),
+                max: ms(h.max()),
+            }
+        }
+    }
+
+    #[derive(Debug, Default, Serialize)]
+    pub(crate) struct Report {
+        pub(crate) relay: String,
+        pub(crate) writers: usize,
+        pub(crate) readers: usize,
+        pub(crate) size: usize,
+        pub(crate) offered_rate: u64,
+        pub(crate) duration_secs: u64,
+        pub(crate) idle_subscribers: usize,
+        pub(crate) idle_memory_bytes: u64,
+        pub(crate) accepted_per_sec: f64,
+        pub(crate) append_ms: Percentiles,
+        pub(crate) push_ms: Percentiles,
+        pub(crate) pushed: u64,
+        pub(crate) errors: BTreeMap<String, u64>,
+        pub(crate) baseline_healthz_per_sec: f64,
+        pub(crate) ratio_to_baseline: f64,
+    }
+}

@@ -1,0 +1,521 @@
+//! A client for the relay protocol (`docs/spec/relay.md`).
+//!
+//! [`RelayClient`] signs each request with the channel key it is given,
+//! keeps its clock in step with the relay's (from `server_time_ms` in every
+//! answer), and retries once when the relay says the timestamp was stale.
+//! [`Subscriber`] holds one WebSocket with any number of subscriptions.
+
+mod subscriber;
+
+pub use subscriber::Subscriber;
+
+use crate::time::now_ms;
+use ed25519_dalek::{Signer, SigningKey};
+use kith_wire::relay::request::{
+    Ack, AddKey, Append, BlobCreate, BlobDelete, BlobGet, BlobPut, CreateChannel, DeleteChannel,
+    Operation, Read, RequestBody, RevokeKey, Status,
+};
+use kith_wire::relay::response::{
+    Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, ErrorBody, ErrorCode,
+    Messages, RelayInfo,
+};
+use kith_wire::relay::{
+    BlobId, ChannelRef, KeyGrant, Nonce, PROTOCOL_VERSION, PublicKey, ReadId, RelayId, Signature,
+    WriteId,
+};
+use kith_wire::{Codec, DecodeError};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use url::Url;
+
+/// Timeout for a request that does not wait on purpose.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a relay request failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The relay refused or failed the request.
+    #[error("the relay answered {code}: {message}")]
+    Relay {
+        /// The error code.
+        code: ErrorCode,
+        /// The relay's explanation.
+        message: String,
+        /// How long the relay asked to wait, if it did.
+        retry_after: Option<Duration>,
+    },
+    /// The relay could not be reached or the connection broke.
+    #[error("cannot reach the relay at {url}: {source}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// The relay's answer could not be decoded.
+    #[error("the relay sent an answer that cannot be decoded: {0}")]
+    Decode(#[from] DecodeError),
+    /// Something other than a relay answered (a proxy error page, say).
+    #[error("unexpected answer from {url}: HTTP {status}")]
+    UnexpectedStatus {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The relay URL is not usable.
+    #[error("invalid relay URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The WebSocket failed.
+    #[error("WebSocket: {0}")]
+    WebSocket(Box<tokio_tungstenite::tungstenite::Error>),
+    /// The system's random number generator failed.
+    #[error("randomness unavailable: {0}")]
+    Randomness(String),
+}
+
+impl ClientError {
+    /// The relay's error code, if the relay answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Relay { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A new random Ed25519 key (a channel owner or capability key).
+pub fn generate_key() -> Result<SigningKey, ClientError> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed.as_mut()).map_err(|e| ClientError::Randomness(e.to_string()))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// The wire form of a key's public half.
+pub fn public_key(key: &SigningKey) -> PublicKey {
+    PublicKey(key.verifying_key().to_bytes())
+}
+
+/// Signs `body` with `key`: the encoded `SignedRequest`.
+pub fn sign_request(body: &RequestBody, key: &SigningKey) -> Vec<u8> {
+    let mut bytes = body.to_bytes();
+    let signature = key.sign(&RequestBody::signed_message(&bytes));
+    bytes.extend_from_slice(&Signature(signature.to_bytes()).0);
+    bytes
+}
+
+/// Options for a new channel.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelOptions {
+    /// How long unacknowledged messages are kept (relay default if `None`).
+    pub message_ttl: Option<Duration>,
+    /// How long the channel lives unused (relay default if `None`).
+    pub channel_ttl: Option<Duration>,
+    /// Keys to register besides the owner's.
+    pub grants: Vec<KeyGrant>,
+    /// The operator's token, for relays that require one.
+    pub create_token: Option<Vec<u8>>,
+}
+
+fn secs(d: Option<Duration>) -> u32 {
+    d.map_or(0, |d| u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX))
+}
+
+#[derive(Debug, Default)]
+struct Clock {
+    info: Mutex<Option<RelayInfo>>,
+    offset_ms: AtomicI64,
+    min_timestamp_ms: AtomicU64,
+}
+
+impl Clock {
+    fn learn(&self, server_time_ms: u64, min_timestamp_ms: u64) {
+        let offset = i64::try_from(server_time_ms)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(now_ms()).unwrap_or(i64::MAX));
+        self.offset_ms.store(offset, Ordering::Relaxed);
+        self.min_timestamp_ms
+            .fetch_max(min_timestamp_ms, Ordering::Relaxed);
+    }
+
+    fn timestamp(&self) -> u64 {
+        let now = now_ms().saturating_add_signed(self.offset_ms.load(Ordering::Relaxed));
+        now.max(self.min_timestamp_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A connection to one relay. Cheap to clone; clones share the connection
+/// pool and the clock correction.
+#[derive(Debug, Clone)]
+pub struct RelayClient {
+    http: reqwest::Client,
+    base: Url,
+    clock: Arc<Clock>,
+}
+
+impl RelayClient {
+    /// A client for the relay at `url` (`http://host:port`, optionally with a
+    /// path prefix). Nothing is sent until the first request.
+    pub fn new(url: &str) -> Result<Self, ClientError> {
+        let invalid = |reason: &str| ClientError::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut base = Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid("the scheme must be http or https"));
+        }
+        if base.cannot_be_a_base() || base.host().is_none() {
+            return Err(invalid("no host"));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ClientError::Transport {
+                url: url.to_owned(),
+                source: e,
+            })?;
+        Ok(Self {
+            http,
+            base,
+            clock: Arc::default(),
+        })
+    }
+
+    /// The relay's base URL.
+    pub fn url(&self) -> &Url {
+        &self.base
+    }
+
+    fn endpoint(&self, path: &str) -> Result<Url, ClientError> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| ClientError::InvalidUrl {
+                url: self.base.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn transport(&self, url: &Url, source: reqwest::Error) -> ClientError {
+        ClientError::Transport {
+            url: url.to_string(),
+            source,
+        }
+    }
+
+    /// Fetches the relay's info (identity, limits, clock).
+    pub async fn info(&self) -> Result<RelayInfo, ClientError> {
+        let url = self.endpoint("/v1/info")?;
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| self.transport(&url, e))?;
+        let body = self.answer(&url, response).await?;
+        let info = RelayInfo::from_bytes(&body)?;
+        self.clock.learn(info.server_time_ms, info.min_timestamp_ms);
+        if let Ok(mut cached) = self.clock.info.lock() {
+            *cached = Some(info.clone());
+        }
+        Ok(info)
+    }
+
+    /// The relay's info as last fetched, fetching it if never fetched.
+    pub async fn cached_info(&self) -> Result<RelayInfo, ClientError> {
+        let cached = self.clock.info.lock().ok().and_then(|i| i.clone());
+        match cached {
+            Some(info) => Ok(info),
+            None => self.info().await,
+        }
+    }
+
+    /// Builds and signs a request for this relay.
+    pub async fn sign(&self, key: &SigningKey, op: Operation) -> Result<Vec<u8>, ClientError> {
+        let relay_id: RelayId = self.cached_info().await?.relay_id;
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| ClientError::Randomness(e.to_string()))?;
+        let body = RequestBody {
+            version: PROTOCOL_VERSION,
+            relay_id,
+            timestamp_ms: self.clock.timestamp(),
+            nonce: Nonce(nonce),
+            signer: public_key(key),
+            op,
+        };
+        Ok(sign_request(&body, key))
+    }
+
+    /// Posts raw bytes to a path; the body of a success, or the relay's error.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ClientError> {
+        let url = self.endpoint(path)?;
+        let response = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport(&url, e))?;
+        self.answer(&url, response).await
+    }
+
+    async fn answer(&self, url: &Url, response: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.transport(url, e))?;
+        if status.is_success() {
+            return Ok(body.to_vec());
+        }
+        match ErrorBody::from_bytes(&body) {
+            Ok(e) => {
+                self.clock.learn(e.server_time_ms, e.min_timestamp_ms);
+                Err(ClientError::Relay {
+                    code: e.code,
+                    message: e.message,
+                    retry_after: (e.retry_after_ms > 0)
+                        .then(|| Duration::from_millis(u64::from(e.retry_after_ms))),
+                })
+            }
+            Err(_) => Err(ClientError::UnexpectedStatus {
+                url: url.to_string(),
+                status: status.as_u16(),
+            }),
+        }
+    }
+
+    /// Signs and sends `op`; on `stale_timestamp` (the clock was corrected
+    /// from the answer) or `wrong_relay` (the info is refetched) signs again
+    /// and retries once.
+    async fn call(
+        &self,
+        key: &SigningKey,
+        op: Operation,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ClientError> {
+        let path = op.path().unwrap_or("/v1/ws");
+        let first = self.sign(key, op.clone()).await?;
+        match self.post(path, first, timeout).await {
+            Err(e) if e.code() == Some(ErrorCode::STALE_TIMESTAMP) => {
+                let again = self.sign(key, op).await?;
+                self.post(path, again, timeout).await
+            }
+            Err(e) if e.code() == Some(ErrorCode::WRONG_RELAY) => {
+                self.info().await?;
+                let again = self.sign(key, op).await?;
+                self.post(path, again, timeout).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_decode<T: Codec>(
+        &self,
+        key: &SigningKey,
+        op: Operation,
+    ) -> Result<T, ClientError> {
+        let body = self.call(key, op, REQUEST_TIMEOUT).await?;
+        Ok(T::from_bytes(&body)?)
+    }
+
+    async fn call_empty(&self, key: &SigningKey, op: Operation) -> Result<(), ClientError> {
+        self.call(key, op, REQUEST_TIMEOUT).await.map(drop)
+    }
+
+    /// Creates a channel owned by `owner`.
+    pub async fn create_channel(
+        &self,
+        owner: &SigningKey,
+        options: ChannelOptions,
+    ) -> Result<ChannelCreated, ClientError> {
+        let op = Operation::CreateChannel(CreateChannel {
+            message_ttl_secs: secs(options.message_ttl),
+            channel_ttl_secs: secs(options.channel_ttl),
+            grants: options.grants,
+            create_token: options.create_token.unwrap_or_default(),
+        });
+        self.call_decode(owner, op).await
+    }
+
+    /// Appends a payload (already padded to a size bucket).
+    pub async fn append(
+        &self,
+        key: &SigningKey,
+        write_id: WriteId,
+        payload: &[u8],
+    ) -> Result<Appended, ClientError> {
+        let op = Operation::Append(Append {
+            write_id,
+            payload: payload.to_vec(),
+        });
+        self.call_decode(key, op).await
+    }
+
+    /// Messages after `after_seq`; with a non-zero `wait`, waits up to that
+    /// long for one to arrive (long-poll).
+    pub async fn read(
+        &self,
+        key: &SigningKey,
+        read_id: ReadId,
+        after_seq: u64,
+        max_messages: u16,
+        wait: Duration,
+    ) -> Result<Messages, ClientError> {
+        let op = Operation::Read(Read {
+            read_id,
+            after_seq,
+            max_messages,
+            wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+        });
+        let body = self.call(key, op, REQUEST_TIMEOUT + wait).await?;
+        Ok(Messages::from_bytes(&body)?)
+    }
+
+    /// Acknowledges every message up to `seq`.
+    pub async fn ack(
+        &self,
+        key: &SigningKey,
+        read_id: ReadId,
+        seq: u64,
+    ) -> Result<Acked, ClientError> {
+        self.call_decode(key, Operation::Ack(Ack { read_id, seq }))
+            .await
+    }
+
+    /// Registers a key on a channel (`admin` needs the admin right).
+    pub async fn add_key(
+        &self,
+        admin: &SigningKey,
+        write_id: WriteId,
+        grant: KeyGrant,
+    ) -> Result<(), ClientError> {
+        self.call_empty(admin, Operation::AddKey(AddKey { write_id, grant }))
+            .await
+    }
+
+    /// Revokes a key: its next request on the channel is refused.
+    pub async fn revoke_key(
+        &self,
+        admin: &SigningKey,
+        write_id: WriteId,
+        key: PublicKey,
+    ) -> Result<(), ClientError> {
+        self.call_empty(admin, Operation::RevokeKey(RevokeKey { write_id, key }))
+            .await
+    }
+
+    /// Deletes a channel and everything in it.
+    pub async fn delete_channel(
+        &self,
+        admin: &SigningKey,
+        write_id: WriteId,
+    ) -> Result<(), ClientError> {
+        self.call_empty(admin, Operation::DeleteChannel(DeleteChannel { write_id }))
+            .await
+    }
+
+    /// The channel's counters as `key` may see them.
+    pub async fn status(
+        &self,
+        key: &SigningKey,
+        channel: ChannelRef,
+    ) -> Result<ChannelStatus, ClientError> {
+        self.call_decode(key, Operation::Status(Status { channel }))
+            .await
+    }
+
+    /// Reserves a blob owned by the channel.
+    pub async fn blob_create(
+        &self,
+        key: &SigningKey,
+        write_id: WriteId,
+        chunk_size: u32,
+        chunk_count: u32,
+        ttl: Option<Duration>,
+        read_once: bool,
+    ) -> Result<BlobCreated, ClientError> {
+        let op = Operation::BlobCreate(BlobCreate {
+            write_id,
+            chunk_size,
+            chunk_count,
+            ttl_secs: secs(ttl),
+            read_once,
+        });
+        self.call_decode(key, op).await
+    }
+
+    /// Uploads one chunk.
+    pub async fn blob_put(
+        &self,
+        key: &SigningKey,
+        write_id: WriteId,
+        blob_id: BlobId,
+        index: u32,
+        data: &[u8],
+    ) -> Result<(), ClientError> {
+        let op = Operation::BlobPut(BlobPut {
+            write_id,
+            blob_id,
+            index,
+            data: data.to_vec(),
+        });
+        self.call_empty(key, op).await
+    }
+
+    /// Fetches one chunk; the blob id is the only credential.
+    pub async fn blob_get(&self, blob_id: BlobId, index: u32) -> Result<BlobChunk, ClientError> {
+        let body = self
+            .post(
+                "/v1/blob/get",
+                BlobGet { blob_id, index }.to_bytes(),
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        Ok(BlobChunk::from_bytes(&body)?)
+    }
+
+    /// Deletes a blob.
+    pub async fn blob_delete(
+        &self,
+        key: &SigningKey,
+        write_id: WriteId,
+        blob_id: BlobId,
+    ) -> Result<(), ClientError> {
+        self.call_empty(key, Operation::BlobDelete(BlobDelete { write_id, blob_id }))
+            .await
+    }
+
+    /// Opens a WebSocket for subscriptions.
+    pub async fn subscriber(&self) -> Result<Subscriber, ClientError> {
+        Subscriber::connect(self.clone()).await
+    }
+
+    fn websocket_url(&self) -> Result<Url, ClientError> {
+        let mut url = self.endpoint("/v1/ws")?;
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| ClientError::InvalidUrl {
+                url: url.to_string(),
+                reason: "cannot derive the WebSocket URL".into(),
+            })?;
+        Ok(url)
+    }
+}

@@ -1,0 +1,455 @@
+//! The HTTP API (`docs/spec/relay.md`, "Transport").
+//!
+//! Every signed operation has its own `POST` path; the body is one encoded
+//! `SignedRequest` whose operation must be the one the path names.
+
+use super::AppState;
+use super::auth::{self, VerifiedRequest};
+use super::error::{ApiError, binary};
+use crate::store::{ChannelKey, NewBlob, NewChannel};
+use crate::time::now_ms;
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use kith_wire::Codec;
+use kith_wire::relay::request::{BlobCreate, BlobGet, Operation, Read};
+use kith_wire::relay::response::{ErrorCode, RelayInfo};
+use kith_wire::relay::{CHUNK_SIZE, PROTOCOL_VERSION, PublicKey, is_bucket_size};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Every path that takes a signed request, with its operation's name.
+const SIGNED_PATHS: &[(&str, &str)] = &[
+    ("/v1/channel/create", "create_channel"),
+    ("/v1/channel/append", "append"),
+    ("/v1/channel/read", "read"),
+    ("/v1/channel/ack", "ack"),
+    ("/v1/channel/key/add", "add_key"),
+    ("/v1/channel/key/revoke", "revoke_key"),
+    ("/v1/channel/delete", "delete_channel"),
+    ("/v1/channel/status", "status"),
+    ("/v1/blob/create", "blob_create"),
+    ("/v1/blob/put", "blob_put"),
+    ("/v1/blob/delete", "blob_delete"),
+];
+
+/// Room for a request's fixed fields around a payload.
+const ENVELOPE_OVERHEAD: usize = 1_024;
+/// Limit for requests without a payload.
+const SMALL_BODY: usize = 8_192;
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let mut router = Router::new()
+        .route("/v1/info", get(info))
+        .route("/v1/blob/get", post(blob_get))
+        .route("/v1/ws", get(super::ws::upgrade))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics));
+    for (path, _) in SIGNED_PATHS {
+        router = router.route(path, post(signed));
+    }
+    router.fallback(not_found).with_state(state)
+}
+
+/// The client's address: the TCP peer, or the last `X-Forwarded-For` hop
+/// when the operator says a proxy sets it.
+pub(crate) fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+    if state.config.trust_forwarded_for {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .next_back();
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
+async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::TOO_LARGE,
+            format!("the body is larger than the {limit} bytes this path accepts"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::MALFORMED,
+            "the request body could not be read",
+        )),
+    }
+}
+
+fn encoded<T: Codec>(value: &T) -> Result<Response, ApiError> {
+    Ok(binary(value.to_bytes()).into_response())
+}
+
+fn empty() -> Result<Response, ApiError> {
+    Ok(binary(Vec::new()).into_response())
+}
+
+impl AppState {
+    /// Records the answer in metrics and turns errors into responses.
+    fn answer(
+        &self,
+        op: &'static str,
+        started: Instant,
+        result: Result<Response, ApiError>,
+    ) -> Response {
+        let (code, response) = match result {
+            Ok(r) => ("ok", r),
+            Err(e) => {
+                let name = e.code.name();
+                (
+                    name,
+                    e.into_response(now_ms(), self.replay.min_timestamp_ms()),
+                )
+            }
+        };
+        self.metrics
+            .requests
+            .get_or_create(&super::metrics::RequestLabels { op, code })
+            .inc();
+        self.metrics
+            .request_seconds
+            .get_or_create(&super::metrics::OpLabels { op })
+            .observe(started.elapsed().as_secs_f64());
+        response
+    }
+
+    fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.rate.check_ip(ip).map_err(ApiError::rate_limited)
+    }
+
+    fn check_payload(&self, len: usize, what: &str) -> Result<(), ApiError> {
+        if is_bucket_size(len) && len <= self.config.limits.max_payload as usize {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::BAD_SIZE,
+                format!(
+                    "{what} length {len} is not a size bucket up to {} bytes",
+                    self.config.limits.max_payload
+                ),
+            ))
+        }
+    }
+}
+
+/// A TTL from a request: 0 means the default; above the maximum is refused.
+fn ttl_ms(requested: u32, default: u32, max: u32, what: &'static str) -> Result<u64, ApiError> {
+    match requested {
+        0 => Ok(u64::from(default) * 1000),
+        s if s <= max => Ok(u64::from(s) * 1000),
+        _ => Err(ApiError::new(
+            ErrorCode::INVALID_ARGUMENT,
+            format!("{what} is above this relay's maximum of {max}"),
+        )),
+    }
+}
+
+async fn signed(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let Some(&(path, op)) = SIGNED_PATHS.iter().find(|(p, _)| *p == req.uri().path()) else {
+        return not_found().await;
+    };
+    let result = async {
+        state.check_ip(client_ip(&state, req.headers(), peer))?;
+        let limit = match op {
+            "append" | "blob_put" => state.config.limits.max_payload as usize + ENVELOPE_OVERHEAD,
+            _ => SMALL_BODY,
+        };
+        let bytes = read_body(req, limit).await?;
+        let now = now_ms();
+        let verified = auth::verify(&state, &bytes, now)?;
+        if verified.body().op.path() != Some(path) {
+            return Err(ApiError::new(
+                ErrorCode::MALFORMED,
+                format!("the request's operation does not belong on {path}"),
+            ));
+        }
+        dispatch(&state, verified, now).await
+    }
+    .await;
+    state.answer(op, started, result)
+}
+
+async fn dispatch(
+    state: &AppState,
+    verified: VerifiedRequest,
+    now: u64,
+) -> Result<Response, ApiError> {
+    let body = verified.into_body();
+    let signer = body.signer;
+    let limits = &state.config.limits;
+    match body.op {
+        Operation::CreateChannel(c) => {
+            if !state.create_token_ok(&c.create_token) {
+                return Err(ApiError::unauthorized());
+            }
+            let new = NewChannel {
+                owner: signer,
+                grants: c.grants,
+                message_ttl_ms: ttl_ms(
+                    c.message_ttl_secs,
+                    limits.default_message_ttl_secs,
+                    limits.max_message_ttl_secs,
+                    "message_ttl_secs",
+                )?,
+                channel_ttl_ms: ttl_ms(
+                    c.channel_ttl_secs,
+                    limits.default_channel_ttl_secs,
+                    limits.max_channel_ttl_secs,
+                    "channel_ttl_secs",
+                )?,
+                now_ms: now,
+            };
+            encoded(&state.store.create_channel(new).await?)
+        }
+        Operation::Append(a) => {
+            state.check_payload(a.payload.len(), "payload")?;
+            let len = a.payload.len() as u64;
+            let appended = state
+                .store
+                .append(a.write_id, signer, a.payload, now)
+                .await?;
+            state.metrics.appended_bytes.inc_by(len);
+            encoded(&appended)
+        }
+        Operation::Read(r) => read(state, signer, r, now).await,
+        Operation::Ack(a) => encoded(&state.store.ack(a.read_id, signer, a.seq, now).await?),
+        Operation::AddKey(a) => {
+            state
+                .store
+                .add_key(a.write_id, signer, a.grant, now)
+                .await?;
+            empty()
+        }
+        Operation::RevokeKey(r) => {
+            state
+                .store
+                .revoke_key(r.write_id, signer, r.key, now)
+                .await?;
+            empty()
+        }
+        Operation::DeleteChannel(d) => {
+            state.store.delete_channel(d.write_id, signer, now).await?;
+            empty()
+        }
+        Operation::Status(s) => encoded(&state.store.status(s.channel, signer, now).await?),
+        Operation::BlobCreate(b) => {
+            let spec = validate_blob(state, b)?;
+            encoded(
+                &state
+                    .store
+                    .blob_create(NewBlob {
+                        spec,
+                        key: signer,
+                        now_ms: now,
+                    })
+                    .await?,
+            )
+        }
+        Operation::BlobPut(p) => {
+            state.check_payload(p.data.len(), "chunk")?;
+            state
+                .store
+                .blob_put(p.write_id, signer, p.blob_id, p.index, p.data, now)
+                .await?;
+            empty()
+        }
+        Operation::BlobDelete(d) => {
+            state
+                .store
+                .blob_delete(d.write_id, signer, d.blob_id, now)
+                .await?;
+            empty()
+        }
+        Operation::Subscribe(_) => Err(ApiError::new(
+            ErrorCode::MALFORMED,
+            "subscribe is only valid on the WebSocket",
+        )),
+    }
+}
+
+fn validate_blob(state: &AppState, mut b: BlobCreate) -> Result<BlobCreate, ApiError> {
+    let limits = &state.config.limits;
+    state.check_payload(b.chunk_size as usize, "chunk_size")?;
+    if b.chunk_count == 0 {
+        return Err(ApiError::new(
+            ErrorCode::INVALID_ARGUMENT,
+            "a blob has at least one chunk",
+        ));
+    }
+    if b.chunk_count > 1 && b.chunk_size != CHUNK_SIZE {
+        return Err(ApiError::new(
+            ErrorCode::BAD_SIZE,
+            format!("a blob with several chunks uses chunks of exactly {CHUNK_SIZE} bytes"),
+        ));
+    }
+    if b.read_once && b.chunk_count != 1 {
+        return Err(ApiError::new(
+            ErrorCode::INVALID_ARGUMENT,
+            "only single-chunk blobs can be read once",
+        ));
+    }
+    b.ttl_secs = u32::try_from(
+        ttl_ms(
+            b.ttl_secs,
+            limits.default_blob_ttl_secs,
+            limits.max_blob_ttl_secs,
+            "ttl_secs",
+        )? / 1000,
+    )
+    .unwrap_or(u32::MAX);
+    Ok(b)
+}
+
+/// Releases a long-poll watch when the request ends, however it ends.
+struct Watch<'a> {
+    state: &'a AppState,
+    channel: ChannelKey,
+    notify: Option<Arc<Notify>>,
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.notify.take() {
+            self.state.hub.unwatch(self.channel, n);
+        }
+    }
+}
+
+async fn read(
+    state: &AppState,
+    signer: PublicKey,
+    r: Read,
+    now: u64,
+) -> Result<Response, ApiError> {
+    let limits = &state.config.limits;
+    let max_messages = r.max_messages.clamp(1, limits.max_read_messages);
+    let wait = Duration::from_millis(u64::from(r.wait_ms.min(limits.max_wait_ms)));
+    let read_page = |now| {
+        state.store.read(
+            r.read_id,
+            signer,
+            r.after_seq,
+            max_messages,
+            limits.max_read_bytes,
+            now,
+        )
+    };
+    let page = read_page(now).await?;
+    if !page.messages.items.is_empty() || wait.is_zero() {
+        return encoded(&page.messages);
+    }
+    // Long-poll: wait for a commit to this channel, then read again.
+    let Some(notify) = state.hub.watch(page.channel) else {
+        return encoded(&page.messages);
+    };
+    let watch = Watch {
+        state,
+        channel: page.channel,
+        notify: Some(notify.clone()),
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let page = read_page(now_ms()).await?;
+        if !page.messages.items.is_empty() {
+            drop(watch);
+            return encoded(&page.messages);
+        }
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep_until(deadline) => return encoded(&page.messages),
+            () = state.shutdown.cancelled() => return encoded(&page.messages),
+        }
+    }
+}
+
+async fn blob_get(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let result = async {
+        state.check_ip(client_ip(&state, req.headers(), peer))?;
+        let bytes = read_body(req, 1_024).await?;
+        let get = BlobGet::from_bytes(&bytes).map_err(|e| ApiError::malformed(&e))?;
+        let chunk = state
+            .store
+            .blob_get(get.blob_id, get.index, now_ms())
+            .await?;
+        encoded(&chunk)
+    }
+    .await;
+    state.answer("blob_get", started, result)
+}
+
+async fn info(State(state): State<Arc<AppState>>) -> Response {
+    let info = RelayInfo {
+        version: PROTOCOL_VERSION,
+        relay_id: state.relay_id,
+        server_time_ms: now_ms(),
+        min_timestamp_ms: state.replay.min_timestamp_ms(),
+        create_requires_token: !state.create_token_hashes.is_empty(),
+        name: state.config.name.clone(),
+        limits: state.config.limits.to_wire(),
+    };
+    binary(info.to_bytes()).into_response()
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    if state.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        (StatusCode::OK, "ok\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    state
+        .metrics
+        .replay_nonces
+        .set(i64::try_from(state.replay.len()).unwrap_or(i64::MAX));
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    ApiError::new(ErrorCode::NOT_FOUND, "no such path").into_response(now_ms(), 0)
+}

@@ -1,0 +1,354 @@
+//! The relay server: [`start`] binds, opens the store and returns a
+//! [`RelayHandle`] that owns every task it started.
+//!
+//! ```text
+//!  accept loop ──(permit from max_connections)──▶ connection task (hyper HTTP/1.1)
+//!      │                                             ├─ axum router ─▶ api / ws
+//!      │                                             └─ WebSocket task (tracked)
+//!  sweeper task: expiry, rate-limit memory
+//!  store writer thread (SqliteStore)
+//! ```
+//!
+//! Shutdown ([`RelayHandle::shutdown`]): stop accepting, ask every connection
+//! to finish its current request, close WebSockets with "going away", wait up
+//! to `shutdown_grace_secs`, then let the store finish its last batch.
+
+mod api;
+mod auth;
+pub mod config;
+mod error;
+mod hub;
+mod metrics;
+mod ratelimit;
+mod replay;
+mod ws;
+
+use crate::store::{SqliteOptions, SqliteStore, Store, StoreError};
+use crate::time::now_ms;
+use axum::extract::ConnectInfo;
+use config::Config;
+use hub::Hub;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use kith_wire::relay::RelayId;
+use metrics::Metrics;
+use ratelimit::RateLimits;
+use replay::ReplayGuard;
+use sha2::{Digest, Sha256};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+/// Most nonces remembered at once (about 20 bytes each).
+const MAX_REPLAY_NONCES: usize = 8_000_000;
+
+/// Why the relay could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The store could not be opened.
+    #[error("cannot open the store at {path}: {source}")]
+    Store {
+        /// The database.
+        path: String,
+        /// Why.
+        source: StoreError,
+    },
+}
+
+/// Everything request handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) config: Config,
+    pub(crate) relay_id: RelayId,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) replay: ReplayGuard,
+    pub(crate) rate: RateLimits,
+    pub(crate) metrics: Metrics,
+    pub(crate) create_token_hashes: Vec<[u8; 32]>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+    next_connection: AtomicU64,
+}
+
+fn token_hash(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+impl AppState {
+    pub(crate) fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether `token` opens channel creation; compared as hashes in constant
+    /// time, so neither content nor length leaks.
+    pub(crate) fn create_token_ok(&self, token: &[u8]) -> bool {
+        if self.create_token_hashes.is_empty() {
+            return true;
+        }
+        let h = token_hash(token);
+        self.create_token_hashes
+            .iter()
+            .fold(0u8, |found, t| found | t.ct_eq(&h).unwrap_u8())
+            == 1
+    }
+}
+
+/// A running relay. Dropping it does not stop the relay; call
+/// [`RelayHandle::shutdown`].
+#[derive(Debug)]
+pub struct RelayHandle {
+    local_addr: SocketAddr,
+    state: Arc<AppState>,
+    accept: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+}
+
+impl RelayHandle {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The relay's identity.
+    pub fn relay_id(&self) -> RelayId {
+        self.state.relay_id
+    }
+
+    /// Stops accepting, lets requests finish (up to the grace period), closes
+    /// WebSockets, and closes the store.
+    pub async fn shutdown(self) {
+        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        self.state.shutdown.cancel();
+        let _ = self.accept.await;
+        self.sweeper.abort();
+        let _ = self.sweeper.await;
+        self.state.tasks.close();
+        if tokio::time::timeout(grace, self.state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the grace period; closing anyway");
+        }
+        self.state.store.close().await;
+        tracing::info!("relay stopped");
+    }
+}
+
+/// Opens the store named by `config.db` and starts serving.
+pub async fn start(config: Config) -> Result<RelayHandle, ServerError> {
+    let hub = Arc::new(Hub::default());
+    let store = SqliteStore::open(
+        SqliteOptions {
+            path: config.db.clone(),
+            quotas: config.limits.quotas(),
+            read_connections: config.read_connections,
+            write_queue: config.write_queue,
+            max_batch: config.max_batch,
+        },
+        hub.clone(),
+    )
+    .map_err(|source| ServerError::Store {
+        path: config.db.display().to_string(),
+        source,
+    })?;
+    start_with_store(config, Arc::new(store), hub).await
+}
+
+async fn start_with_store(
+    config: Config,
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+) -> Result<RelayHandle, ServerError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let limits = config.limits;
+    let state = Arc::new(AppState {
+        relay_id: store.relay_id(),
+        replay: ReplayGuard::new(
+            now_ms(),
+            u64::from(limits.timestamp_max_age_ms),
+            u64::from(limits.timestamp_max_future_ms),
+            MAX_REPLAY_NONCES,
+        ),
+        rate: RateLimits::new(&config.rate_limit),
+        metrics: Metrics::new(),
+        create_token_hashes: config
+            .create_tokens
+            .iter()
+            .map(|t| token_hash(t.as_bytes()))
+            .collect(),
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        next_connection: AtomicU64::new(1),
+        store,
+        hub,
+        config,
+    });
+    let router = api::router(state.clone());
+    let accept = tokio::spawn(accept_loop(listener, router, state.clone()));
+    let sweeper = tokio::spawn(sweep_loop(state.clone()));
+    tracing::info!(%local_addr, relay_id = %state.relay_id.to_hex(), "relay listening");
+    Ok(RelayHandle {
+        local_addr,
+        state,
+        accept,
+        sweeper,
+    })
+}
+
+/// A TCP stream that holds a connection permit for as long as it lives,
+/// including after an upgrade to WebSocket.
+struct CountedStream {
+    inner: TcpStream,
+    state: Arc<AppState>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        self.state.metrics.connections.dec();
+    }
+}
+
+impl AsyncRead for CountedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+async fn accept_loop(listener: TcpListener, router: axum::Router, state: Arc<AppState>) {
+    let permits = Arc::new(Semaphore::new(state.config.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .keep_alive(true);
+    loop {
+        let accepted = tokio::select! {
+            () = state.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            state.metrics.connections_refused.inc();
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        state.metrics.connections.inc();
+        let io = TokioIo::new(CountedStream {
+            inner: stream,
+            state: state.clone(),
+            _permit: permit,
+        });
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        ));
+        let connection = http.serve_connection(io, service).with_upgrades();
+        let shutdown = state.shutdown.clone();
+        state.tasks.spawn(async move {
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+}
+
+async fn sweep_loop(state: Arc<AppState>) {
+    let mut every = tokio::time::interval(Duration::from_secs(state.config.sweep_interval_secs));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match state.store.sweep(now_ms()).await {
+            Ok(s) if s.channels + s.messages + s.blobs > 0 => {
+                tracing::debug!(
+                    channels = s.channels,
+                    messages = s.messages,
+                    blobs = s.blobs,
+                    "expired"
+                );
+            }
+            Ok(_) => {}
+            Err(StoreError::Closed) => return,
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+        state.rate.forget_idle();
+    }
+}

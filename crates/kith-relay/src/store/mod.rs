@@ -1,0 +1,295 @@
+//! Where a relay keeps channels and blobs.
+//!
+//! [`Store`] is the boundary between the protocol (which authenticates and
+//! validates requests) and a storage engine. Its contract, which every
+//! implementation must keep and `tests/store.rs` checks:
+//!
+//! - **Durable answers.** A method that changes state returns only after the
+//!   change is committed to stable storage.
+//! - **Authorization inside the store.** Every channel operation names the
+//!   channel and the signing key; the store checks the key's rights in the
+//!   same transaction as the change, and answers [`StoreError::Unauthorized`]
+//!   alike for an unknown channel, an unknown key and a missing right.
+//! - **Events in commit order.** After a commit the store hands the
+//!   [`EventSink`] what changed (new messages, revoked keys, closed
+//!   channels), in the order the changes were committed.
+//!
+//! `SqliteStore` is the embedded default.
+
+mod sqlite;
+
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+use async_trait::async_trait;
+use kith_wire::relay::request::BlobCreate;
+use kith_wire::relay::response::{
+    Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, Messages, StoredMessage,
+};
+use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, ReadId, RelayId, WriteId};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// A store's internal name for a channel; never sent on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelKey(pub i64);
+
+/// Quotas a store enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Most messages retained per channel.
+    pub max_channel_messages: u32,
+    /// Most payload bytes retained per channel.
+    pub max_channel_bytes: u64,
+    /// Most blob bytes per channel.
+    pub max_channel_blob_bytes: u64,
+    /// Most keys per channel.
+    pub max_channel_keys: u32,
+    /// Most chunks per blob.
+    pub max_blob_chunks: u32,
+}
+
+/// A new channel, validated by the protocol layer.
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    /// The owner's key; registered with every right.
+    pub owner: PublicKey,
+    /// Further keys.
+    pub grants: Vec<KeyGrant>,
+    /// Message TTL in milliseconds.
+    pub message_ttl_ms: u64,
+    /// Channel idle TTL in milliseconds.
+    pub channel_ttl_ms: u64,
+    /// The relay's clock.
+    pub now_ms: u64,
+}
+
+/// A blob to reserve, validated by the protocol layer.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBlob {
+    /// The request, with `ttl_secs` already resolved to a non-zero value.
+    pub spec: BlobCreate,
+    /// The signer, who needs the write right on the channel.
+    pub key: PublicKey,
+    /// The relay's clock.
+    pub now_ms: u64,
+}
+
+/// A page of messages and the channel they came from.
+#[derive(Debug, Clone)]
+pub struct ReadPage {
+    /// The channel.
+    pub channel: ChannelKey,
+    /// The messages.
+    pub messages: Messages,
+}
+
+/// What a store reports after a commit.
+#[derive(Debug, Clone)]
+pub enum StoreEvent {
+    /// A message was appended.
+    Appended {
+        /// The channel.
+        channel: ChannelKey,
+        /// The message.
+        message: Arc<StoredMessage>,
+    },
+    /// A key lost its read right (revoked, or re-granted without it).
+    ReaderRemoved {
+        /// The channel.
+        channel: ChannelKey,
+        /// The key.
+        key: PublicKey,
+    },
+    /// The channel was deleted or expired.
+    ChannelClosed {
+        /// The channel.
+        channel: ChannelKey,
+    },
+}
+
+/// Receives a store's events, right after each commit.
+pub trait EventSink: Send + Sync + 'static {
+    /// Called with the events of one commit, in order. Must not block.
+    fn publish(&self, events: &[StoreEvent]);
+}
+
+/// What a periodic sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepStats {
+    /// Expired channels deleted.
+    pub channels: u64,
+    /// Expired messages deleted.
+    pub messages: u64,
+    /// Expired blobs deleted.
+    pub blobs: u64,
+}
+
+/// Totals for operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Live channels.
+    pub channels: u64,
+    /// Retained messages.
+    pub messages: u64,
+    /// Retained payload bytes.
+    pub message_bytes: u64,
+    /// Blobs.
+    pub blobs: u64,
+    /// Reserved blob bytes.
+    pub blob_bytes: u64,
+}
+
+/// Why a store refused or failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Unknown or expired channel, unknown key, or a missing right.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// A quota is full.
+    #[error("{0} quota exceeded")]
+    QuotaExceeded(&'static str),
+    /// No such blob or chunk.
+    #[error("not found")]
+    NotFound,
+    /// The request conflicts with current state.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// A field is out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// The store is closing.
+    #[error("the store is shutting down")]
+    Closed,
+    /// The engine failed.
+    #[error("storage engine: {0}")]
+    Engine(String),
+    /// Stored data is not what this version expects.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(&'static str),
+}
+
+/// A relay's storage. See the module documentation for the contract.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// The relay's identity, created with the store.
+    fn relay_id(&self) -> RelayId;
+
+    /// Creates a channel with fresh random ids.
+    async fn create_channel(&self, new: NewChannel) -> Result<ChannelCreated, StoreError>;
+
+    /// Appends a message; `key` needs the write right.
+    async fn append(
+        &self,
+        write_id: WriteId,
+        key: PublicKey,
+        payload: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<Appended, StoreError>;
+
+    /// Messages after `after_seq`, at most `max_messages` and (beyond the
+    /// first) `max_bytes` of payload; `key` needs the read right.
+    async fn read(
+        &self,
+        read_id: ReadId,
+        key: PublicKey,
+        after_seq: u64,
+        max_messages: u16,
+        max_bytes: u32,
+        now_ms: u64,
+    ) -> Result<ReadPage, StoreError>;
+
+    /// Moves `key`'s acknowledgement cursor forward and drops messages every
+    /// reader has acknowledged.
+    async fn ack(
+        &self,
+        read_id: ReadId,
+        key: PublicKey,
+        seq: u64,
+        now_ms: u64,
+    ) -> Result<Acked, StoreError>;
+
+    /// Registers `grant` (or replaces its rights); `admin` needs the admin
+    /// right.
+    async fn add_key(
+        &self,
+        write_id: WriteId,
+        admin: PublicKey,
+        grant: KeyGrant,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Removes `key`; refuses to remove the last admin key.
+    async fn revoke_key(
+        &self,
+        write_id: WriteId,
+        admin: PublicKey,
+        key: PublicKey,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the channel, its messages, keys and blobs.
+    async fn delete_channel(
+        &self,
+        write_id: WriteId,
+        admin: PublicKey,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The channel's status as `key` may see it (any right).
+    async fn status(
+        &self,
+        channel: ChannelRef,
+        key: PublicKey,
+        now_ms: u64,
+    ) -> Result<ChannelStatus, StoreError>;
+
+    /// Checks that `key` may read the channel, for a subscription.
+    async fn authorize_reader(
+        &self,
+        read_id: ReadId,
+        key: PublicKey,
+        now_ms: u64,
+    ) -> Result<(ChannelKey, u64), StoreError>;
+
+    /// Reserves a blob owned by a channel.
+    async fn blob_create(&self, new: NewBlob) -> Result<BlobCreated, StoreError>;
+
+    /// Stores one chunk; putting the same bytes again succeeds.
+    async fn blob_put(
+        &self,
+        write_id: WriteId,
+        key: PublicKey,
+        blob_id: BlobId,
+        index: u32,
+        data: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Fetches one chunk; a read-once blob is deleted in the same step, so
+    /// that exactly one of several concurrent fetches succeeds.
+    async fn blob_get(
+        &self,
+        blob_id: BlobId,
+        index: u32,
+        now_ms: u64,
+    ) -> Result<BlobChunk, StoreError>;
+
+    /// Deletes a blob of the channel.
+    async fn blob_delete(
+        &self,
+        write_id: WriteId,
+        key: PublicKey,
+        blob_id: BlobId,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes what has expired.
+    async fn sweep(&self, now_ms: u64) -> Result<SweepStats, StoreError>;
+
+    /// Totals.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Finishes pending writes and releases the engine.
+    async fn close(&self);
+}

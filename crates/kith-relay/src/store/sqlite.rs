@@ -1,0 +1,1270 @@
+//! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`.
+//!
+//! ```text
+//!  async callers ──Job──▶ bounded queue ──▶ writer thread
+//!                                           BEGIN IMMEDIATE
+//!                                             SAVEPOINT; job 1; RELEASE
+//!                                             SAVEPOINT; job 2; RELEASE …
+//!                                           COMMIT  (one fsync for the batch)
+//!                                           publish events, answer every job
+//!  async callers ──spawn_blocking──▶ reader pool (N read-only connections)
+//! ```
+//!
+//! Group commit: while one batch is being committed, new writes queue up and
+//! go into the next batch, so the fsync cost is shared by every write that
+//! arrived meanwhile. A job that fails rolls back only its own savepoint.
+
+use super::{
+    ChannelKey, EventSink, NewBlob, NewChannel, Quotas, ReadPage, Store, StoreError, StoreEvent,
+    StoreStats, SweepStats,
+};
+use async_trait::async_trait;
+use kith_wire::relay::response::{
+    Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, KeyStatus, Messages,
+    StoredMessage,
+};
+use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, ReadId, RelayId, Rights, WriteId};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Numbered migrations; `PRAGMA user_version` records the last one applied.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+/// Rows deleted per sweep job, so that a large expiry never stalls writers.
+const SWEEP_BATCH: i64 = 5_000;
+
+/// Domain separation for the stored hash of a blob id.
+const BLOB_ID_HASH_CONTEXT: &[u8] = b"kith relay blob id v1\0";
+
+/// How to open a [`SqliteStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file; created with its directory if missing.
+    pub path: PathBuf,
+    /// Quotas to enforce.
+    pub quotas: Quotas,
+    /// Read-only connections for reads.
+    pub read_connections: usize,
+    /// Capacity of the writer's queue; callers wait when it is full.
+    pub write_queue: usize,
+    /// Most jobs in one transaction.
+    pub max_batch: usize,
+}
+
+/// A write waiting for the writer thread: `run` inside the batch's
+/// transaction, then `finish` once the batch's fate is known.
+trait WriteJob: Send {
+    /// Runs the operation; `false` rolls back its savepoint.
+    fn run(&mut self, conn: &Connection, events: &mut Vec<StoreEvent>) -> bool;
+    /// Answers the caller: the operation's result if the batch committed.
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+type Job = Box<dyn WriteJob>;
+
+struct TypedJob<T, F> {
+    op: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: Option<oneshot::Sender<Result<T, StoreError>>>,
+}
+
+impl<T, F> WriteJob for TypedJob<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection, &mut Vec<StoreEvent>) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection, events: &mut Vec<StoreEvent>) -> bool {
+        let Some(op) = self.op.take() else {
+            return false;
+        };
+        let result = op(conn, events);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(mut self: Box<Self>, committed: Result<(), StoreError>) {
+        let answer = match (committed, self.result.take()) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(StoreError::Engine("the operation did not run".into())),
+        };
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// The SQLite implementation of [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    relay_id: RelayId,
+    quotas: Quotas,
+    writer: RwLock<Option<mpsc::Sender<Job>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    reader_permits: Semaphore,
+}
+
+fn engine(e: rusqlite::Error) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        engine(e)
+    }
+}
+
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::InvalidArgument("value out of range"))
+}
+
+fn to_u64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt("negative counter"))
+}
+
+fn random_32() -> Result<[u8; 32], StoreError> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Engine(format!("randomness: {e}")))?;
+    Ok(b)
+}
+
+fn blob_hash(id: &BlobId) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(BLOB_ID_HASH_CONTEXT);
+    h.update(id.0);
+    h.finalize().into()
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )?;
+    // The bundled SQLite has STAT4, which re-prepares a statement whenever a
+    // parameter in a range condition changes (every `expires_at > ?now`). Our
+    // plans do not depend on those values: keep the first plan.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let newest = MIGRATIONS.last().map_or(0, |(n, _)| *n);
+    if current > newest {
+        return Err(StoreError::Corrupt(
+            "the database was written by a newer kith-relay",
+        ));
+    }
+    for (number, sql) in MIGRATIONS.iter().filter(|(n, _)| *n > current) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", number)?;
+        tx.commit()?;
+        tracing::info!(migration = number, "applied SQLite migration");
+    }
+    Ok(())
+}
+
+fn load_or_create_relay_id(conn: &Connection) -> Result<RelayId, StoreError> {
+    let existing: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM relay_meta WHERE name = 'relay_id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(bytes) = existing {
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("relay_id is not 32 bytes"))?;
+        return Ok(RelayId(arr));
+    }
+    let id = random_32()?;
+    conn.execute(
+        "INSERT INTO relay_meta (name, value) VALUES ('relay_id', ?1)",
+        params![&id[..]],
+    )?;
+    Ok(RelayId(id))
+}
+
+/// A channel row joined with the signer's key row.
+#[derive(Debug, Clone, Copy)]
+struct Authorized {
+    id: i64,
+    rights: Rights,
+    acked_seq: u64,
+    last_seq: u64,
+    message_count: u64,
+    message_bytes: u64,
+    blob_bytes: u64,
+    key_count: u64,
+    message_ttl_ms: u64,
+    channel_ttl_ms: u64,
+    expires_at: u64,
+}
+
+const AUTH_COLUMNS: &str = "c.id, k.rights, k.acked_seq, c.last_seq, c.message_count, \
+    c.message_bytes, c.blob_bytes, c.key_count, c.message_ttl_ms, c.channel_ttl_ms, c.expires_at";
+
+/// Looks up the channel and the signer's rights in one query, so that an
+/// unknown channel, an unknown key and a missing right cost the same and
+/// answer the same.
+fn authorize(
+    conn: &Connection,
+    channel: ChannelRef,
+    key: &PublicKey,
+    need: Rights,
+    now_ms: u64,
+) -> Result<Authorized, StoreError> {
+    let (column, id) = match &channel {
+        ChannelRef::Write(w) => ("write_id", &w.0),
+        ChannelRef::Read(r) => ("read_id", &r.0),
+    };
+    let sql = format!(
+        "SELECT {AUTH_COLUMNS} FROM channels c \
+         JOIN channel_keys k ON k.channel_id = c.id AND k.key = ?2 \
+         WHERE c.{column} = ?1 AND c.expires_at > ?3"
+    );
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row(params![&id[..], &key.0[..], to_i64(now_ms)?], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, u8>(1)?,
+                [
+                    r.get::<_, i64>(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                ],
+            ))
+        })
+        .optional()?;
+    let Some((id, rights, n)) = row else {
+        return Err(StoreError::Unauthorized);
+    };
+    let rights = Rights::from_bits(rights).ok_or(StoreError::Corrupt("rights"))?;
+    if !rights.contains(need) {
+        return Err(StoreError::Unauthorized);
+    }
+    let [acked, last, count, bytes, blob, keys, mttl, cttl, exp] = n;
+    Ok(Authorized {
+        id,
+        rights,
+        acked_seq: to_u64(acked)?,
+        last_seq: to_u64(last)?,
+        message_count: to_u64(count)?,
+        message_bytes: to_u64(bytes)?,
+        blob_bytes: to_u64(blob)?,
+        key_count: to_u64(keys)?,
+        message_ttl_ms: to_u64(mttl)?,
+        channel_ttl_ms: to_u64(cttl)?,
+        expires_at: to_u64(exp)?,
+    })
+}
+
+/// Deletes messages that every current reader has acknowledged. A channel
+/// without readers keeps its messages until they expire.
+fn drop_acknowledged(conn: &Connection, channel_id: i64) -> Result<(), StoreError> {
+    let min: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MIN(acked_seq) FROM channel_keys WHERE channel_id = ?1 AND (rights & 1) != 0",
+        )?
+        .query_row(params![channel_id], |r| r.get(0))?;
+    let Some(min) = min else { return Ok(()) };
+    let (count, bytes): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM messages \
+             WHERE channel_id = ?1 AND seq <= ?2",
+        )?
+        .query_row(params![channel_id, min], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if count == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached("DELETE FROM messages WHERE channel_id = ?1 AND seq <= ?2")?
+        .execute(params![channel_id, min])?;
+    conn.prepare_cached(
+        "UPDATE channels SET message_count = message_count - ?2, \
+         message_bytes = message_bytes - ?3 WHERE id = ?1",
+    )?
+    .execute(params![channel_id, count, bytes])?;
+    Ok(())
+}
+
+fn touch(conn: &Connection, channel_id: i64, now_ms: u64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE channels SET expires_at = ?2 + channel_ttl_ms WHERE id = ?1")?
+        .execute(params![channel_id, to_i64(now_ms)?])?;
+    Ok(())
+}
+
+fn admin_count(conn: &Connection, channel_id: i64) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM channel_keys WHERE channel_id = ?1 AND (rights & 4) != 0",
+        )?
+        .query_row(params![channel_id], |r| r.get(0))?)
+}
+
+fn key_rights(
+    conn: &Connection,
+    channel_id: i64,
+    key: &PublicKey,
+) -> Result<Option<Rights>, StoreError> {
+    let bits: Option<u8> = conn
+        .prepare_cached("SELECT rights FROM channel_keys WHERE channel_id = ?1 AND key = ?2")?
+        .query_row(params![channel_id, &key.0[..]], |r| r.get(0))
+        .optional()?;
+    bits.map(|b| Rights::from_bits(b).ok_or(StoreError::Corrupt("rights")))
+        .transpose()
+}
+
+/// The blob row for an id, if it exists and has not expired.
+struct BlobRow {
+    id: i64,
+    channel_id: i64,
+    chunk_size: u32,
+    chunk_count: u32,
+    read_once: bool,
+}
+
+fn find_blob(conn: &Connection, blob_id: &BlobId, now_ms: u64) -> Result<BlobRow, StoreError> {
+    conn.prepare_cached(
+        "SELECT id, channel_id, chunk_size, chunk_count, read_once FROM blobs \
+         WHERE id_hash = ?1 AND expires_at > ?2",
+    )?
+    .query_row(params![&blob_hash(blob_id)[..], to_i64(now_ms)?], |r| {
+        Ok(BlobRow {
+            id: r.get(0)?,
+            channel_id: r.get(1)?,
+            chunk_size: r.get(2)?,
+            chunk_count: r.get(3)?,
+            read_once: r.get(4)?,
+        })
+    })
+    .optional()?
+    .ok_or(StoreError::NotFound)
+}
+
+fn chunk(conn: &Connection, blob: &BlobRow, index: u32) -> Result<BlobChunk, StoreError> {
+    let data: Vec<u8> = conn
+        .prepare_cached("SELECT data FROM blob_chunks WHERE blob_id = ?1 AND idx = ?2")?
+        .query_row(params![blob.id, index], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::NotFound)?;
+    Ok(BlobChunk {
+        chunk_count: blob.chunk_count,
+        data,
+    })
+}
+
+fn delete_blob(conn: &Connection, blob: &BlobRow) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM blobs WHERE id = ?1")?
+        .execute(params![blob.id])?;
+    let bytes = i64::from(blob.chunk_size) * i64::from(blob.chunk_count);
+    conn.prepare_cached("UPDATE channels SET blob_bytes = blob_bytes - ?2 WHERE id = ?1")?
+        .execute(params![blob.channel_id, bytes])?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the store and starts its
+    /// writer thread. `sink` receives events after each commit.
+    pub fn open(options: SqliteOptions, sink: Arc<dyn EventSink>) -> Result<Self, StoreError> {
+        if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Engine(format!("creating {}: {e}", dir.display())))?;
+        }
+        let mut writer_conn = open_connection(&options.path)?;
+        migrate(&mut writer_conn)?;
+        let relay_id = load_or_create_relay_id(&writer_conn)?;
+
+        let read_connections = options.read_connections.max(1);
+        let mut readers = Vec::with_capacity(read_connections);
+        for _ in 0..read_connections {
+            let conn = open_connection(&options.path)?;
+            conn.pragma_update(None, "query_only", true)?;
+            readers.push(conn);
+        }
+
+        let (tx, rx) = mpsc::channel::<Job>(options.write_queue.max(1));
+        let max_batch = options.max_batch.max(1);
+        let thread = std::thread::Builder::new()
+            .name("kith-store-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx, max_batch, sink))
+            .map_err(|e| StoreError::Engine(format!("starting the writer thread: {e}")))?;
+
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: options.path,
+                relay_id,
+                quotas: options.quotas,
+                writer: RwLock::new(Some(tx)),
+                writer_thread: Mutex::new(Some(thread)),
+                readers: Mutex::new(readers),
+                reader_permits: Semaphore::new(read_connections),
+            }),
+        })
+    }
+
+    fn writer(&self) -> Result<mpsc::Sender<Job>, StoreError> {
+        self.inner
+            .writer
+            .read()
+            .map_err(|_| StoreError::Closed)?
+            .clone()
+            .ok_or(StoreError::Closed)
+    }
+
+    /// Runs `op` inside the writer's next transaction and answers once that
+    /// transaction is committed.
+    async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<StoreEvent>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let job: Job = Box::new(TypedJob {
+            op: Some(op),
+            result: None,
+            reply: Some(reply_tx),
+        });
+        self.writer()?
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        reply_rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a write whose answer nobody waits for (e.g. keeping a read-only
+    /// channel alive). Dropped when the queue is full.
+    fn write_detached<F>(&self, op: F)
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: Job = Box::new(TypedJob {
+            op: Some(move |conn: &Connection, _: &mut Vec<StoreEvent>| op(conn)),
+            result: None,
+            reply: None,
+        });
+        if let Ok(w) = self.writer() {
+            let _ = w.try_send(job);
+        }
+    }
+
+    /// Runs `op` on a pooled read-only connection.
+    async fn read_with<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let _permit = self
+            .inner
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner
+                .readers
+                .lock()
+                .map_err(|_| StoreError::Closed)?
+                .pop()
+                .ok_or(StoreError::Closed)?;
+            let result = op(&conn);
+            if let Ok(mut pool) = inner.readers.lock() {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Engine(format!("reader task: {e}")))?
+    }
+
+    /// Keeps a channel that is only read from alive: once half its idle TTL
+    /// has passed, push its expiry forward.
+    fn touch_if_due(&self, auth: &Authorized, now_ms: u64) {
+        if auth.expires_at.saturating_sub(now_ms) < auth.channel_ttl_ms / 2 {
+            let id = auth.id;
+            self.write_detached(move |conn| touch(conn, id, now_ms));
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    sink: Arc<dyn EventSink>,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut events: Vec<StoreEvent> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = run_batch(&mut conn, &mut batch, &mut events);
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, jobs = batch.len(), "write batch failed");
+        } else {
+            sink.publish(&events);
+        }
+        events.clear();
+        for job in batch.drain(..) {
+            job.finish(match &committed {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Engine(e.to_string())),
+            });
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        tracing::warn!(error = %e, "final WAL checkpoint failed");
+    }
+}
+
+/// Runs every job of the batch in one transaction, each in its own savepoint
+/// (cached statements: this runs for every write).
+fn run_batch(
+    conn: &mut Connection,
+    batch: &mut [Job],
+    events: &mut Vec<StoreEvent>,
+) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut job_events = Vec::new();
+    for job in batch.iter_mut() {
+        tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+        if job.run(&tx, &mut job_events) {
+            tx.prepare_cached("RELEASE job")?.execute([])?;
+            events.append(&mut job_events);
+        } else {
+            tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+            tx.prepare_cached("RELEASE job")?.execute([])?;
+            job_events.clear();
+        }
+    }
+    tx.commit()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn relay_id(&self) -> RelayId {
+        self.inner.relay_id
+    }
+
+    async fn create_channel(&self, new: NewChannel) -> Result<ChannelCreated, StoreError> {
+        let quotas = self.inner.quotas;
+        self.write(move |conn, _| {
+            let mut grants: Vec<KeyGrant> = Vec::with_capacity(new.grants.len() + 1);
+            grants.push(KeyGrant {
+                key: new.owner,
+                rights: Rights::ALL,
+            });
+            for g in &new.grants {
+                match grants.iter_mut().find(|e| e.key == g.key) {
+                    Some(existing) => existing.rights = existing.rights | g.rights,
+                    None => grants.push(*g),
+                }
+            }
+            if grants.len() > quotas.max_channel_keys as usize {
+                return Err(StoreError::QuotaExceeded("keys"));
+            }
+            let now = to_i64(new.now_ms)?;
+            let expires_at = new.now_ms.saturating_add(new.channel_ttl_ms);
+            let write_id = random_32()?;
+            let read_id = random_32()?;
+            conn.prepare_cached(
+                "INSERT INTO channels (write_id, read_id, created_at, expires_at, channel_ttl_ms, \
+                 message_ttl_ms, key_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                &write_id[..],
+                &read_id[..],
+                now,
+                to_i64(expires_at)?,
+                to_i64(new.channel_ttl_ms)?,
+                to_i64(new.message_ttl_ms)?,
+                grants.len() as i64,
+            ])?;
+            let channel_id = conn.last_insert_rowid();
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO channel_keys (channel_id, key, rights, acked_seq) VALUES (?1, ?2, ?3, 0)",
+            )?;
+            for g in &grants {
+                insert.execute(params![channel_id, &g.key.0[..], g.rights.bits()])?;
+            }
+            Ok(ChannelCreated {
+                write_id: WriteId(write_id),
+                read_id: ReadId(read_id),
+                message_ttl_secs: u32::try_from(new.message_ttl_ms / 1000).unwrap_or(u32::MAX),
+                channel_ttl_secs: u32::try_from(new.channel_ttl_ms / 1000).unwrap_or(u32::MAX),
+                expires_at_ms: expires_at,
+            })
+        })
+        .await
+    }
+
+    async fn append(
+        &self,
+        write_id: WriteId,
+        key: PublicKey,
+        payload: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<Appended, StoreError> {
+        let quotas = self.inner.quotas;
+        self.write(move |conn, events| {
+            let a = authorize(conn, ChannelRef::Write(write_id), &key, Rights::WRITE, now_ms)?;
+            let size = payload.len() as u64;
+            if a.message_count >= u64::from(quotas.max_channel_messages) {
+                return Err(StoreError::QuotaExceeded("messages"));
+            }
+            if a.message_bytes.saturating_add(size) > quotas.max_channel_bytes {
+                return Err(StoreError::QuotaExceeded("bytes"));
+            }
+            let seq = a.last_seq + 1;
+            let expires = now_ms.saturating_add(a.message_ttl_ms);
+            conn.prepare_cached(
+                "INSERT INTO messages (channel_id, seq, received_at, expires_at, payload) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                a.id,
+                to_i64(seq)?,
+                to_i64(now_ms)?,
+                to_i64(expires)?,
+                &payload
+            ])?;
+            conn.prepare_cached(
+                "UPDATE channels SET last_seq = ?2, message_count = message_count + 1, \
+                 message_bytes = message_bytes + ?3, expires_at = ?4 + channel_ttl_ms WHERE id = ?1",
+            )?
+            .execute(params![a.id, to_i64(seq)?, to_i64(size)?, to_i64(now_ms)?])?;
+            events.push(StoreEvent::Appended {
+                channel: ChannelKey(a.id),
+                message: Arc::new(StoredMessage {
+                    seq,
+                    received_at_ms: now_ms,
+                    payload,
+                }),
+            });
+            Ok(Appended {
+                seq,
+                received_at_ms: now_ms,
+            })
+        })
+        .await
+    }
+
+    async fn read(
+        &self,
+        read_id: ReadId,
+        key: PublicKey,
+        after_seq: u64,
+        max_messages: u16,
+        max_bytes: u32,
+        now_ms: u64,
+    ) -> Result<ReadPage, StoreError> {
+        let (auth, page) = self
+            .read_with(move |conn| {
+                let a = authorize(conn, ChannelRef::Read(read_id), &key, Rights::READ, now_ms)?;
+                let mut stmt = conn.prepare_cached(
+                    "SELECT seq, received_at, payload FROM messages \
+                     WHERE channel_id = ?1 AND seq > ?2 AND expires_at > ?3 \
+                     ORDER BY seq LIMIT ?4",
+                )?;
+                let mut rows = stmt.query(params![
+                    a.id,
+                    to_i64(after_seq)?,
+                    to_i64(now_ms)?,
+                    i64::from(max_messages.max(1))
+                ])?;
+                let mut items = Vec::new();
+                let mut total = 0u64;
+                while let Some(row) = rows.next()? {
+                    let payload: Vec<u8> = row.get(2)?;
+                    total += payload.len() as u64;
+                    if !items.is_empty() && total > u64::from(max_bytes) {
+                        break;
+                    }
+                    items.push(StoredMessage {
+                        seq: to_u64(row.get(0)?)?,
+                        received_at_ms: to_u64(row.get(1)?)?,
+                        payload,
+                    });
+                }
+                Ok((
+                    a,
+                    ReadPage {
+                        channel: ChannelKey(a.id),
+                        messages: Messages {
+                            last_seq: a.last_seq,
+                            items,
+                        },
+                    },
+                ))
+            })
+            .await?;
+        self.touch_if_due(&auth, now_ms);
+        Ok(page)
+    }
+
+    async fn ack(
+        &self,
+        read_id: ReadId,
+        key: PublicKey,
+        seq: u64,
+        now_ms: u64,
+    ) -> Result<Acked, StoreError> {
+        self.write(move |conn, _| {
+            let a = authorize(conn, ChannelRef::Read(read_id), &key, Rights::READ, now_ms)?;
+            if seq > a.last_seq {
+                return Err(StoreError::InvalidArgument(
+                    "cannot acknowledge beyond the channel's last message",
+                ));
+            }
+            if seq > a.acked_seq {
+                conn.prepare_cached(
+                    "UPDATE channel_keys SET acked_seq = ?3 WHERE channel_id = ?1 AND key = ?2",
+                )?
+                .execute(params![a.id, &key.0[..], to_i64(seq)?])?;
+                drop_acknowledged(conn, a.id)?;
+                touch(conn, a.id, now_ms)?;
+            }
+            Ok(Acked {
+                acked_seq: seq.max(a.acked_seq),
+            })
+        })
+        .await
+    }
+
+    async fn add_key(
+        &self,
+        write_id: WriteId,
+        admin: PublicKey,
+        grant: KeyGrant,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let quotas = self.inner.quotas;
+        self.write(move |conn, events| {
+            let a = authorize(
+                conn,
+                ChannelRef::Write(write_id),
+                &admin,
+                Rights::ADMIN,
+                now_ms,
+            )?;
+            let new_reader_cursor = to_i64(a.last_seq)?;
+            match key_rights(conn, a.id, &grant.key)? {
+                None => {
+                    if a.key_count >= u64::from(quotas.max_channel_keys) {
+                        return Err(StoreError::QuotaExceeded("keys"));
+                    }
+                    conn.prepare_cached(
+                        "INSERT INTO channel_keys (channel_id, key, rights, acked_seq) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        a.id,
+                        &grant.key.0[..],
+                        grant.rights.bits(),
+                        new_reader_cursor
+                    ])?;
+                    conn.prepare_cached(
+                        "UPDATE channels SET key_count = key_count + 1 WHERE id = ?1",
+                    )?
+                    .execute(params![a.id])?;
+                }
+                Some(old) => {
+                    if old.contains(Rights::ADMIN)
+                        && !grant.rights.contains(Rights::ADMIN)
+                        && admin_count(conn, a.id)? <= 1
+                    {
+                        return Err(StoreError::Conflict(
+                            "a channel keeps at least one admin key",
+                        ));
+                    }
+                    // A key that gains the read right starts at the current end,
+                    // like a new reader; one that keeps it keeps its cursor.
+                    let sql = if old.contains(Rights::READ) {
+                        "UPDATE channel_keys SET rights = ?3 WHERE channel_id = ?1 AND key = ?2"
+                    } else {
+                        "UPDATE channel_keys SET rights = ?3, acked_seq = ?4 \
+                         WHERE channel_id = ?1 AND key = ?2"
+                    };
+                    let mut stmt = conn.prepare_cached(sql)?;
+                    if old.contains(Rights::READ) {
+                        stmt.execute(params![a.id, &grant.key.0[..], grant.rights.bits()])?;
+                    } else {
+                        stmt.execute(params![
+                            a.id,
+                            &grant.key.0[..],
+                            grant.rights.bits(),
+                            new_reader_cursor
+                        ])?;
+                    }
+                    if old.contains(Rights::READ) && !grant.rights.contains(Rights::READ) {
+                        events.push(StoreEvent::ReaderRemoved {
+                            channel: ChannelKey(a.id),
+                            key: grant.key,
+                        });
+                        drop_acknowledged(conn, a.id)?;
+                    }
+                }
+            }
+            touch(conn, a.id, now_ms)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_key(
+        &self,
+        write_id: WriteId,
+        admin: PublicKey,
+        key: PublicKey,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn, events| {
+            let a = authorize(
+                conn,
+                ChannelRef::Write(write_id),
+                &admin,
+                Rights::ADMIN,
+                now_ms,
+            )?;
+            let Some(old) = key_rights(conn, a.id, &key)? else {
+                return Ok(());
+            };
+            if old.contains(Rights::ADMIN) && admin_count(conn, a.id)? <= 1 {
+                return Err(StoreError::Conflict(
+                    "a channel keeps at least one admin key",
+                ));
+            }
+            conn.prepare_cached("DELETE FROM channel_keys WHERE channel_id = ?1 AND key = ?2")?
+                .execute(params![a.id, &key.0[..]])?;
+            conn.prepare_cached("UPDATE channels SET key_count = key_count - 1 WHERE id = ?1")?
+                .execute(params![a.id])?;
+            if old.contains(Rights::READ) {
+                events.push(StoreEvent::ReaderRemoved {
+                    channel: ChannelKey(a.id),
+                    key,
+                });
+                drop_acknowledged(conn, a.id)?;
+            }
+            touch(conn, a.id, now_ms)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_channel(
+        &self,
+        write_id: WriteId,
+        admin: PublicKey,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn, events| {
+            let a = authorize(
+                conn,
+                ChannelRef::Write(write_id),
+                &admin,
+                Rights::ADMIN,
+                now_ms,
+            )?;
+            conn.prepare_cached("DELETE FROM channels WHERE id = ?1")?
+                .execute(params![a.id])?;
+            events.push(StoreEvent::ChannelClosed {
+                channel: ChannelKey(a.id),
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    async fn status(
+        &self,
+        channel: ChannelRef,
+        key: PublicKey,
+        now_ms: u64,
+    ) -> Result<ChannelStatus, StoreError> {
+        let (auth, status) = self
+            .read_with(move |conn| {
+                let a = authorize(conn, channel, &key, Rights::NONE, now_ms)?;
+                let first: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT MIN(seq) FROM messages WHERE channel_id = ?1 AND expires_at > ?2",
+                    )?
+                    .query_row(params![a.id, to_i64(now_ms)?], |r| r.get(0))?;
+                let keys = if a.rights.contains(Rights::ADMIN) {
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT key, rights, acked_seq FROM channel_keys WHERE channel_id = ?1 \
+                         ORDER BY key",
+                    )?;
+                    let mut rows = stmt.query(params![a.id])?;
+                    let mut keys = Vec::new();
+                    while let Some(row) = rows.next()? {
+                        let k: Vec<u8> = row.get(0)?;
+                        let rights =
+                            Rights::from_bits(row.get(1)?).ok_or(StoreError::Corrupt("rights"))?;
+                        keys.push(KeyStatus {
+                            grant: KeyGrant {
+                                key: PublicKey(
+                                    k.try_into()
+                                        .map_err(|_| StoreError::Corrupt("key length"))?,
+                                ),
+                                rights,
+                            },
+                            acked_seq: to_u64(row.get(2)?)?,
+                        });
+                    }
+                    Some(keys)
+                } else {
+                    None
+                };
+                Ok((
+                    a,
+                    ChannelStatus {
+                        last_seq: a.last_seq,
+                        first_seq: first.map(to_u64).transpose()?.unwrap_or(0),
+                        message_count: u32::try_from(a.message_count).unwrap_or(u32::MAX),
+                        message_bytes: a.message_bytes,
+                        blob_bytes: a.blob_bytes,
+                        rights: a.rights,
+                        acked_seq: a.acked_seq,
+                        expires_at_ms: a.expires_at,
+                        message_ttl_secs: u32::try_from(a.message_ttl_ms / 1000)
+                            .unwrap_or(u32::MAX),
+                        channel_ttl_secs: u32::try_from(a.channel_ttl_ms / 1000)
+                            .unwrap_or(u32::MAX),
+                        keys,
+                    },
+                ))
+            })
+            .await?;
+        self.touch_if_due(&auth, now_ms);
+        Ok(status)
+    }
+
+    async fn authorize_reader(
+        &self,
+        read_id: ReadId,
+        key: PublicKey,
+        now_ms: u64,
+    ) -> Result<(ChannelKey, u64), StoreError> {
+        let auth = self
+            .read_with(move |conn| {
+                authorize(conn, ChannelRef::Read(read_id), &key, Rights::READ, now_ms)
+            })
+            .await?;
+        self.touch_if_due(&auth, now_ms);
+        Ok((ChannelKey(auth.id), auth.last_seq))
+    }
+
+    async fn blob_create(&self, new: NewBlob) -> Result<BlobCreated, StoreError> {
+        let quotas = self.inner.quotas;
+        self.write(move |conn, _| {
+            let spec = new.spec;
+            let a = authorize(
+                conn,
+                ChannelRef::Write(spec.write_id),
+                &new.key,
+                Rights::WRITE,
+                new.now_ms,
+            )?;
+            if spec.chunk_count > quotas.max_blob_chunks {
+                return Err(StoreError::QuotaExceeded("blob chunks"));
+            }
+            let bytes = u64::from(spec.chunk_size) * u64::from(spec.chunk_count);
+            if a.blob_bytes.saturating_add(bytes) > quotas.max_channel_blob_bytes {
+                return Err(StoreError::QuotaExceeded("blob bytes"));
+            }
+            let blob_id = BlobId(random_32()?);
+            let expires_at = new
+                .now_ms
+                .saturating_add(u64::from(spec.ttl_secs).saturating_mul(1000));
+            conn.prepare_cached(
+                "INSERT INTO blobs (id_hash, channel_id, chunk_size, chunk_count, read_once, \
+                 created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                &blob_hash(&blob_id)[..],
+                a.id,
+                spec.chunk_size,
+                spec.chunk_count,
+                spec.read_once,
+                to_i64(new.now_ms)?,
+                to_i64(expires_at)?,
+            ])?;
+            conn.prepare_cached("UPDATE channels SET blob_bytes = blob_bytes + ?2 WHERE id = ?1")?
+                .execute(params![a.id, to_i64(bytes)?])?;
+            touch(conn, a.id, new.now_ms)?;
+            Ok(BlobCreated {
+                blob_id,
+                expires_at_ms: expires_at,
+            })
+        })
+        .await
+    }
+
+    async fn blob_put(
+        &self,
+        write_id: WriteId,
+        key: PublicKey,
+        blob_id: BlobId,
+        index: u32,
+        data: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn, _| {
+            let a = authorize(
+                conn,
+                ChannelRef::Write(write_id),
+                &key,
+                Rights::WRITE,
+                now_ms,
+            )?;
+            let blob = find_blob(conn, &blob_id, now_ms)?;
+            if blob.channel_id != a.id {
+                return Err(StoreError::NotFound);
+            }
+            if index >= blob.chunk_count {
+                return Err(StoreError::InvalidArgument("chunk index beyond the blob"));
+            }
+            if data.len() != blob.chunk_size as usize {
+                return Err(StoreError::InvalidArgument(
+                    "a chunk must be exactly the blob's chunk size",
+                ));
+            }
+            let existing: Option<Vec<u8>> = conn
+                .prepare_cached("SELECT data FROM blob_chunks WHERE blob_id = ?1 AND idx = ?2")?
+                .query_row(params![blob.id, index], |r| r.get(0))
+                .optional()?;
+            match existing {
+                Some(old) if old == data => Ok(()),
+                Some(_) => Err(StoreError::Conflict(
+                    "chunk already written with other bytes",
+                )),
+                None => {
+                    conn.prepare_cached(
+                        "INSERT INTO blob_chunks (blob_id, idx, data) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![blob.id, index, &data])?;
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
+    async fn blob_get(
+        &self,
+        blob_id: BlobId,
+        index: u32,
+        now_ms: u64,
+    ) -> Result<BlobChunk, StoreError> {
+        let (read_once, found) = self
+            .read_with(move |conn| {
+                let blob = find_blob(conn, &blob_id, now_ms)?;
+                if blob.read_once {
+                    Ok((true, None))
+                } else {
+                    chunk(conn, &blob, index).map(|c| (false, Some(c)))
+                }
+            })
+            .await?;
+        if let (false, Some(chunk)) = (read_once, found) {
+            return Ok(chunk);
+        }
+        // Read-once: fetch and delete in one writer transaction, so two
+        // concurrent fetches cannot both succeed.
+        self.write(move |conn, _| {
+            let blob = find_blob(conn, &blob_id, now_ms)?;
+            let c = chunk(conn, &blob, index)?;
+            delete_blob(conn, &blob)?;
+            Ok(c)
+        })
+        .await
+    }
+
+    async fn blob_delete(
+        &self,
+        write_id: WriteId,
+        key: PublicKey,
+        blob_id: BlobId,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn, _| {
+            let a = authorize(
+                conn,
+                ChannelRef::Write(write_id),
+                &key,
+                Rights::WRITE,
+                now_ms,
+            )?;
+            let blob = find_blob(conn, &blob_id, now_ms)?;
+            if blob.channel_id != a.id {
+                return Err(StoreError::NotFound);
+            }
+            delete_blob(conn, &blob)
+        })
+        .await
+    }
+
+    async fn sweep(&self, now_ms: u64) -> Result<SweepStats, StoreError> {
+        let mut total = SweepStats::default();
+        loop {
+            let pass = self
+                .write(move |conn, events| sweep_pass(conn, events, now_ms))
+                .await?;
+            total.channels += pass.channels;
+            total.messages += pass.messages;
+            total.blobs += pass.blobs;
+            if pass == SweepStats::default() {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.read_with(|conn| {
+            let (channels, messages, message_bytes, blob_bytes): (i64, i64, i64, i64) = conn
+                .query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(message_count), 0), \
+                     COALESCE(SUM(message_bytes), 0), COALESCE(SUM(blob_bytes), 0) FROM channels",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?;
+            let blobs: i64 = conn.query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0))?;
+            Ok(StoreStats {
+                channels: to_u64(channels)?,
+                messages: to_u64(messages)?,
+                message_bytes: to_u64(message_bytes)?,
+                blobs: to_u64(blobs)?,
+                blob_bytes: to_u64(blob_bytes)?,
+            })
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        if let Ok(mut w) = self.inner.writer.write() {
+            w.take();
+        }
+        let thread = self
+            .inner
+            .writer_thread
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// One bounded pass of expiry: expired channels, then blobs, then messages.
+fn sweep_pass(
+    conn: &Connection,
+    events: &mut Vec<StoreEvent>,
+    now_ms: u64,
+) -> Result<SweepStats, StoreError> {
+    let now = to_i64(now_ms)?;
+    let mut stats = SweepStats::default();
+
+    let channels: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM channels WHERE expires_at <= ?1 LIMIT ?2")?
+        .query_map(params![now, SWEEP_BATCH], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in channels {
+        conn.prepare_cached("DELETE FROM channels WHERE id = ?1")?
+            .execute(params![id])?;
+        events.push(StoreEvent::ChannelClosed {
+            channel: ChannelKey(id),
+        });
+        stats.channels += 1;
+    }
+
+    let blobs: Vec<BlobRow> = conn
+        .prepare_cached(
+            "SELECT id, channel_id, chunk_size, chunk_count, read_once FROM blobs \
+             WHERE expires_at <= ?1 LIMIT ?2",
+        )?
+        .query_map(params![now, SWEEP_BATCH], |r| {
+            Ok(BlobRow {
+                id: r.get(0)?,
+                channel_id: r.get(1)?,
+                chunk_size: r.get(2)?,
+                chunk_count: r.get(3)?,
+                read_once: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    for blob in &blobs {
+        delete_blob(conn, blob)?;
+        stats.blobs += 1;
+    }
+
+    let expired: Vec<(i64, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT rowid, channel_id, length(payload) FROM messages WHERE expires_at <= ?1 LIMIT ?2",
+        )?
+        .query_map(params![now, SWEEP_BATCH], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut per_channel: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+    for (rowid, channel, len) in &expired {
+        conn.prepare_cached("DELETE FROM messages WHERE rowid = ?1")?
+            .execute(params![rowid])?;
+        let e = per_channel.entry(*channel).or_default();
+        e.0 += 1;
+        e.1 += len;
+    }
+    for (channel, (count, bytes)) in per_channel {
+        conn.prepare_cached(
+            "UPDATE channels SET message_count = message_count - ?2, \
+             message_bytes = message_bytes - ?3 WHERE id = ?1",
+        )?
+        .execute(params![channel, count, bytes])?;
+    }
+    stats.messages = expired.len() as u64;
+    Ok(stats)
+}

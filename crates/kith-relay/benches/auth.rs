@@ -2,6 +2,8 @@
 //! checks, alone and as a whole (`decode + verify`). Reported in
 //! `docs/performance.md` as ratios to decoding alone.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use kith_relay::client::{public_key, sign_request};

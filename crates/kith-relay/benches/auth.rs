@@ -2,7 +2,12 @@
 //! checks, alone and as a whole (`decode + verify`). Reported in
 //! `docs/performance.md` as ratios to decoding alone.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -55,6 +60,30 @@ fn auth(c: &mut Criterion) {
             )
         })
     });
+    g.finish();
+
+    // Batch verification: what one signature costs inside a batch of n.
+    let mut g = c.benchmark_group("verify_batch_per_signature");
+    for n in [1usize, 4, 16, 64] {
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32]))
+            .collect();
+        let msgs: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| {
+                let b = request(k);
+                let (_, signed, _) = SignedRequest::split(&b).unwrap();
+                RequestBody::signed_message(signed)
+            })
+            .collect();
+        let sigs: Vec<Signature> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+        let vks: Vec<VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        g.throughput(criterion::Throughput::Elements(n as u64));
+        g.bench_function(format!("n={n}"), |b| {
+            b.iter(|| ed25519_dalek::verify_batch(black_box(&refs), &sigs, &vks))
+        });
+    }
     g.finish();
 }
 

@@ -15,6 +15,7 @@ use ed25519_dalek::SigningKey;
 use hdrhistogram::Histogram;
 use kith_relay::client::{ChannelOptions, RelayClient, generate_key};
 use kith_wire::relay::push::ServerFrame;
+use kith_wire::relay::request::{Ack, Operation};
 use kith_wire::relay::response::ErrorCode;
 use kith_wire::relay::{ReadId, WriteId, is_bucket_size};
 use std::collections::BTreeMap;
@@ -46,6 +47,16 @@ pub(crate) struct BenchArgs {
     /// Total messages/s to offer (open loop); 0 = as fast as accepted.
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// How writers send: over their own WebSocket, or one HTTP request each.
+    #[arg(long, value_enum, default_value_t = Transport::Ws)]
+    transport: Transport,
+    /// Appends each writer keeps in flight (1 = wait for each answer).
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
+    /// Readers acknowledge after this many messages (0: never), as clients
+    /// do once they have processed what they read.
+    #[arg(long, default_value_t = 32)]
+    ack_every: u64,
     /// Idle subscribers to open first, to measure their memory.
     #[arg(long, default_value_t = 0)]
     idle: usize,
@@ -58,6 +69,13 @@ pub(crate) struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Transport {
+    Ws,
+    Http,
 }
 
 struct Channel {
@@ -150,18 +168,30 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         .with_context(|| format!("cannot reach the relay at {}", args.url))?;
     let mut report = serde_report::Report {
         relay: args.url.clone(),
+        transport: args.transport,
+        in_flight: args.in_flight.max(1),
         writers: args.writers,
         readers: args.readers,
         size: args.size,
         offered_rate: args.rate,
         duration_secs: args.duration,
-        ..Default::default()
+        idle_subscribers: 0,
+        idle_memory_bytes: 0,
+        accepted_per_sec: 0.0,
+        append_ms: serde_report::Percentiles::default(),
+        push_ms: serde_report::Percentiles::default(),
+        pushed: 0,
+        errors: BTreeMap::new(),
+        baseline_healthz_per_sec: 0.0,
+        ratio_to_baseline: 0.0,
     };
     eprintln!(
-        "relay {} ({}), {} writers, {} readers, {} B payloads, {}",
+        "relay {} ({}), {} writers over {:?} ({} in flight each), {} readers, {} B payloads, {}",
         args.url,
         info.relay_id.to_hex().get(..8).unwrap_or(""),
         args.writers,
+        args.transport,
+        args.in_flight.max(1),
         args.readers,
         args.size,
         if args.rate == 0 {
@@ -177,13 +207,13 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         let before = resident_memory(&client).await?;
         let channels = create_channels(&client, args.idle, &args.create_token).await?;
         for c in &channels {
-            let mut s = client.subscriber().await?;
+            let s = client.session().await?;
             s.subscribe(&c.key, c.read_id, 0).await?;
             idle.push(s);
         }
         for s in &mut idle {
             match s.next().await {
-                Some(Ok(ServerFrame::Subscribed { .. })) => {}
+                Some(ServerFrame::Subscribed { .. }) => {}
                 other => bail!("idle subscription failed: {other:?}"),
             }
         }
@@ -214,21 +244,35 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
 
     let mut readers = tokio::task::JoinSet::new();
     for ch in channels.iter().cycle().take(args.readers) {
-        let mut sub = client.subscriber().await?;
+        let mut sub = client.session().await?;
         sub.subscribe(&ch.key, ch.read_id, 0).await?;
         match sub.next().await {
-            Some(Ok(ServerFrame::Subscribed { .. })) => {}
+            Some(ServerFrame::Subscribed { .. }) => {}
             other => bail!("subscription failed: {other:?}"),
         }
         let hist = push_latency.clone();
         let stop = stop_readers.clone();
+        let (key, read_id) = (ch.key.clone(), ch.read_id);
+        let ack_every = args.ack_every;
         readers.spawn(async move {
             let mut local = histogram()?;
+            let mut unacked = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let frame = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
-                let Ok(Some(Ok(ServerFrame::Message { message, .. }))) = frame else {
+                let Ok(Some(ServerFrame::Message { message, .. })) = frame else {
                     continue;
                 };
+                unacked += 1;
+                if ack_every > 0 && unacked >= ack_every {
+                    unacked = 0;
+                    let ack = Operation::Ack(Ack {
+                        read_id,
+                        seq: message.seq,
+                    });
+                    // A reader that shares a channel with another may lag it; the
+                    // relay keeps what any reader still needs.
+                    let _ = sub.call(&key, ack).await;
+                }
                 let now = epoch.elapsed();
                 let sent = message
                     .payload
@@ -246,67 +290,79 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
     }
 
     let mut writers = tokio::task::JoinSet::new();
+    // Open loop: each of the writers' in-flight slots sends on its own timer.
+    let slots = args.writers * args.in_flight.max(1);
     let interval =
-        (args.rate > 0).then(|| Duration::from_secs_f64(args.writers as f64 / args.rate as f64));
-    for w in 0..args.writers {
-        let client = client.clone();
-        let channels = channels.clone();
-        let writer_id = w as u64;
-        let phase = w as f64 / args.writers as f64;
-        let totals = totals.clone();
-        let hist = append_latency.clone();
-        let size = args.size;
-        writers.spawn(async move {
-            let Some(ch) = channels.get(w) else {
-                return Ok(());
-            };
-            let mut local = histogram()?;
-            let mut payload = vec![0u8; size];
-            let mut ticker = interval.map(|i| {
-                let mut t =
-                    tokio::time::interval_at(tokio::time::Instant::now() + i.mul_f64(phase), i);
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                t
-            });
-            loop {
-                if let Some(t) = ticker.as_mut() {
-                    t.tick().await;
-                }
-                let start = epoch.elapsed();
-                if start >= measure_to {
-                    break;
-                }
-                // Send time and writer id lead the payload; the rest is zeros.
-                let stamp = (start.as_nanos() as u64).to_be_bytes();
-                for (dst, src) in payload
-                    .iter_mut()
-                    .zip(stamp.iter().chain(&writer_id.to_be_bytes()))
-                {
-                    *dst = *src;
-                }
-                let result = client.append(&ch.key, ch.write_id, &payload).await;
-                let in_window = start >= measure_from;
-                match result {
-                    Ok(_) if in_window => {
-                        totals.accepted.fetch_add(1, Ordering::Relaxed);
-                        let took = epoch.elapsed().saturating_sub(start);
-                        let _ = local.record((took.as_micros() as u64).max(1));
+        (args.rate > 0).then(|| Duration::from_secs_f64(slots as f64 / args.rate as f64));
+    for w in 0..channels.len() {
+        let session = match args.transport {
+            Transport::Ws => Some(Arc::new(client.session().await?)),
+            Transport::Http => None,
+        };
+        for slot in 0..args.in_flight.max(1) {
+            let client = client.clone();
+            let session = session.clone();
+            let channels = channels.clone();
+            let totals = totals.clone();
+            let hist = append_latency.clone();
+            let size = args.size;
+            let writer_id = w as u64;
+            let phase = (w * args.in_flight.max(1) + slot) as f64 / slots as f64;
+            writers.spawn(async move {
+                let Some(ch) = channels.get(w) else {
+                    return Ok(());
+                };
+                let mut local = histogram()?;
+                let mut payload = vec![0u8; size];
+                let mut ticker = interval.map(|i| {
+                    let mut t =
+                        tokio::time::interval_at(tokio::time::Instant::now() + i.mul_f64(phase), i);
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    t
+                });
+                loop {
+                    if let Some(t) = ticker.as_mut() {
+                        t.tick().await;
                     }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let what = e
-                            .code()
-                            .map_or_else(|| e.to_string(), |c: ErrorCode| c.name().to_owned());
-                        totals.error(what);
-                        if e.code() == Some(ErrorCode::RATE_LIMITED) {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                    let start = epoch.elapsed();
+                    if start >= measure_to {
+                        break;
+                    }
+                    // Send time and writer id lead the payload; the rest is zeros.
+                    let stamp = (start.as_nanos() as u64).to_be_bytes();
+                    for (dst, src) in payload
+                        .iter_mut()
+                        .zip(stamp.iter().chain(&writer_id.to_be_bytes()))
+                    {
+                        *dst = *src;
+                    }
+                    let result = match &session {
+                        Some(s) => s.append(&ch.key, ch.write_id, &payload).await,
+                        None => client.append(&ch.key, ch.write_id, &payload).await,
+                    };
+                    let in_window = start >= measure_from;
+                    match result {
+                        Ok(_) if in_window => {
+                            totals.accepted.fetch_add(1, Ordering::Relaxed);
+                            let took = epoch.elapsed().saturating_sub(start);
+                            let _ = local.record((took.as_micros() as u64).max(1));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            let what = e
+                                .code()
+                                .map_or_else(|| e.to_string(), |c: ErrorCode| c.name().to_owned());
+                            totals.error(what);
+                            if e.code() == Some(ErrorCode::RATE_LIMITED) {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
                         }
                     }
                 }
-            }
-            hist.lock().await.add(&local)?;
-            anyhow::Ok(())
-        });
+                hist.lock().await.add(&local)?;
+                anyhow::Ok(())
+            });
+        }
     }
     while let Some(r) = writers.join_next().await {
         r??;
@@ -406,9 +462,11 @@ mod serde_report {
         }
     }
 
-    #[derive(Debug, Default, Serialize)]
+    #[derive(Debug, Serialize)]
     pub(crate) struct Report {
         pub(crate) relay: String,
+        pub(crate) transport: super::Transport,
+        pub(crate) in_flight: usize,
         pub(crate) writers: usize,
         pub(crate) readers: usize,
         pub(crate) size: usize,

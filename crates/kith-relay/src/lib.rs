@@ -12,7 +12,7 @@
 //!  │ RelayClient  │ ─────────────────▶ │ api: verify ▸ authorize ▸ store │
 //!  │  signs with  │ ◀───────────────── │        │                        │
 //!  │  channel keys│   GET /v1/ws       │        ▼ commit (group, fsync)  │
-//!  │ Subscription │ ◀════════════════  │ hub ◀─ events ── Store (SQLite) │
+//!  │ Session      │ ◀═══════════════▶  │ hub ◀─ events ── Store (SQLite) │
 //!  └──────────────┘   pushes           └─────────────────────────────────┘
 //! ```
 //!

@@ -2,7 +2,12 @@
 //! `docs/performance.md` as ratios: decoding a 1 KiB append against copying
 //! 1 KiB (the floor any decoder must pay).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kith_wire::Codec;

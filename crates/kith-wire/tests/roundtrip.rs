@@ -2,7 +2,12 @@
 //! re-encodes to the same bytes; every decoder returns (never panics) on
 //! arbitrary input.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use kith_wire::Codec;
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
@@ -277,6 +282,8 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (any::<u32>(), vec(any::<u8>(), 0..300))
             .prop_map(|(sub, request)| ClientFrame::Subscribe { sub, request }),
         any::<u32>().prop_map(|sub| ClientFrame::Unsubscribe { sub }),
+        (any::<u32>(), vec(any::<u8>(), 0..2048))
+            .prop_map(|(id, request)| ClientFrame::Request { id, request }),
     ]
 }
 
@@ -287,6 +294,9 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         (any::<u32>(), stored_message())
             .prop_map(|(sub, message)| ServerFrame::Message { sub, message }),
         (any::<u32>(), error_body()).prop_map(|(sub, error)| ServerFrame::Closed { sub, error }),
+        (any::<u32>(), vec(any::<u8>(), 0..2048))
+            .prop_map(|(id, body)| ServerFrame::Response { id, body }),
+        (any::<u32>(), error_body()).prop_map(|(id, error)| ServerFrame::Failed { id, error }),
     ]
 }
 

@@ -3,11 +3,12 @@
 //! [`RelayClient`] signs each request with the channel key it is given,
 //! keeps its clock in step with the relay's (from `server_time_ms` in every
 //! answer), and retries once when the relay says the timestamp was stale.
-//! [`Subscriber`] holds one WebSocket with any number of subscriptions.
+//! It sends requests over HTTP; a [`Session`] holds one WebSocket that
+//! carries subscriptions and requests.
 
-mod subscriber;
+mod session;
 
-pub use subscriber::Subscriber;
+pub use session::Session;
 
 use crate::time::now_ms;
 use ed25519_dalek::{Signer, SigningKey};
@@ -286,15 +287,7 @@ impl RelayClient {
             return Ok(body.to_vec());
         }
         match ErrorBody::from_bytes(&body) {
-            Ok(e) => {
-                self.clock.learn(e.server_time_ms, e.min_timestamp_ms);
-                Err(ClientError::Relay {
-                    code: e.code,
-                    message: e.message,
-                    retry_after: (e.retry_after_ms > 0)
-                        .then(|| Duration::from_millis(u64::from(e.retry_after_ms))),
-                })
-            }
+            Ok(e) => Err(self.relay_error(e)),
             Err(_) => Err(ClientError::UnexpectedStatus {
                 url: url.to_string(),
                 status: status.as_u16(),
@@ -302,9 +295,18 @@ impl RelayClient {
         }
     }
 
-    /// Signs and sends `op`; on `stale_timestamp` (the clock was corrected
-    /// from the answer) or `wrong_relay` (the info is refetched) signs again
-    /// and retries once.
+    /// The error for a relay's error answer, correcting the clock from it.
+    fn relay_error(&self, e: ErrorBody) -> ClientError {
+        self.clock.learn(e.server_time_ms, e.min_timestamp_ms);
+        ClientError::Relay {
+            code: e.code,
+            message: e.message,
+            retry_after: (e.retry_after_ms > 0)
+                .then(|| Duration::from_millis(u64::from(e.retry_after_ms))),
+        }
+    }
+
+    /// Signs and posts `op`, retrying once (see [`retry_once`]).
     async fn call(
         &self,
         key: &SigningKey,
@@ -312,19 +314,11 @@ impl RelayClient {
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
         let path = op.path().unwrap_or("/v1/ws");
-        let first = self.sign(key, op.clone()).await?;
-        match self.post(path, first, timeout).await {
-            Err(e) if e.code() == Some(ErrorCode::STALE_TIMESTAMP) => {
-                let again = self.sign(key, op).await?;
-                self.post(path, again, timeout).await
-            }
-            Err(e) if e.code() == Some(ErrorCode::WRONG_RELAY) => {
-                self.info().await?;
-                let again = self.sign(key, op).await?;
-                self.post(path, again, timeout).await
-            }
-            other => other,
-        }
+        retry_once(self, || async {
+            let bytes = self.sign(key, op.clone()).await?;
+            self.post(path, bytes, timeout).await
+        })
+        .await
     }
 
     async fn call_decode<T: Codec>(
@@ -503,9 +497,9 @@ impl RelayClient {
             .await
     }
 
-    /// Opens a WebSocket for subscriptions.
-    pub async fn subscriber(&self) -> Result<Subscriber, ClientError> {
-        Subscriber::connect(self.clone()).await
+    /// Opens a WebSocket for subscriptions and requests.
+    pub async fn session(&self) -> Result<Session, ClientError> {
+        Session::connect(self.clone()).await
     }
 
     fn websocket_url(&self) -> Result<Url, ClientError> {
@@ -517,5 +511,26 @@ impl RelayClient {
                 reason: "cannot derive the WebSocket URL".into(),
             })?;
         Ok(url)
+    }
+}
+
+/// Runs `attempt`; when the relay answers `stale_timestamp` (the clock has
+/// been corrected from that answer) or `wrong_relay` (the relay's info is
+/// fetched again), runs it once more, which signs afresh.
+pub(crate) async fn retry_once<F, Fut>(
+    client: &RelayClient,
+    attempt: F,
+) -> Result<Vec<u8>, ClientError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<u8>, ClientError>>,
+{
+    match attempt().await {
+        Err(e) if e.code() == Some(ErrorCode::STALE_TIMESTAMP) => attempt().await,
+        Err(e) if e.code() == Some(ErrorCode::WRONG_RELAY) => {
+            client.info().await?;
+            attempt().await
+        }
+        other => other,
     }
 }

@@ -4,7 +4,7 @@
 //! `SignedRequest` whose operation must be the one the path names.
 
 use super::AppState;
-use super::auth::{self, VerifiedRequest};
+use super::auth::{self, UnverifiedRequest, VerifiedRequest, acceptable_key};
 use super::error::{ApiError, binary};
 use crate::store::{ChannelKey, NewBlob, NewChannel};
 use crate::time::now_ms;
@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use kith_wire::Codec;
-use kith_wire::relay::request::{BlobCreate, BlobGet, Operation, Read};
+use kith_wire::relay::request::{BlobCreate, BlobGet, MAX_SIGNED_REQUEST, Operation, Read};
 use kith_wire::relay::response::{ErrorCode, RelayInfo};
 use kith_wire::relay::{CHUNK_SIZE, PROTOCOL_VERSION, PublicKey, is_bucket_size};
 use std::net::{IpAddr, SocketAddr};
@@ -39,8 +39,6 @@ const SIGNED_PATHS: &[(&str, &str)] = &[
     ("/v1/blob/delete", "blob_delete"),
 ];
 
-/// Room for a request's fixed fields around a payload.
-const ENVELOPE_OVERHEAD: usize = 1_024;
 /// Limit for requests without a payload.
 const SMALL_BODY: usize = 8_192;
 
@@ -100,12 +98,12 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
-fn encoded<T: Codec>(value: &T) -> Result<Response, ApiError> {
-    Ok(binary(value.to_bytes()).into_response())
+fn encoded<T: Codec>(value: &T) -> Result<Vec<u8>, ApiError> {
+    Ok(value.to_bytes())
 }
 
-fn empty() -> Result<Response, ApiError> {
-    Ok(binary(Vec::new()).into_response())
+fn empty() -> Result<Vec<u8>, ApiError> {
+    Ok(Vec::new())
 }
 
 impl AppState {
@@ -116,16 +114,12 @@ impl AppState {
         started: Instant,
         result: Result<Response, ApiError>,
     ) -> Response {
-        let (code, response) = match result {
-            Ok(r) => ("ok", r),
-            Err(e) => {
-                let name = e.code.name();
-                (
-                    name,
-                    e.into_response(now_ms(), self.replay.min_timestamp_ms()),
-                )
-            }
-        };
+        let code = result.as_ref().map_or_else(|e| e.code.name(), |_| "ok");
+        self.record(op, code, started);
+        result.unwrap_or_else(|e| e.into_response(now_ms(), self.replay.min_timestamp_ms()))
+    }
+
+    pub(crate) fn record(&self, op: &'static str, code: &'static str, started: Instant) {
         self.metrics
             .requests
             .get_or_create(&super::metrics::RequestLabels { op, code })
@@ -134,10 +128,9 @@ impl AppState {
             .request_seconds
             .get_or_create(&super::metrics::OpLabels { op })
             .observe(started.elapsed().as_secs_f64());
-        response
     }
 
-    fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+    pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
         self.rate.check_ip(ip).map_err(ApiError::rate_limited)
     }
 
@@ -180,29 +173,65 @@ async fn signed(
     let result = async {
         state.check_ip(client_ip(&state, req.headers(), peer))?;
         let limit = match op {
-            "append" | "blob_put" => state.config.limits.max_payload as usize + ENVELOPE_OVERHEAD,
+            "append" | "blob_put" => MAX_SIGNED_REQUEST as usize,
             _ => SMALL_BODY,
         };
         let bytes = read_body(req, limit).await?;
-        let now = now_ms();
-        let verified = auth::verify(&state, &bytes, now)?;
-        if verified.body().op.path() != Some(path) {
-            return Err(ApiError::new(
-                ErrorCode::MALFORMED,
-                format!("the request's operation does not belong on {path}"),
-            ));
-        }
-        dispatch(&state, verified, now).await
+        execute(&state, &bytes, Some(path)).await.1
     }
-    .await;
+    .await
+    .map(|body| binary(body).into_response());
     state.answer(op, started, result)
+}
+
+/// Verifies and carries out one signed request: the operation's name (for
+/// metrics) and the answer's encoding. Over HTTP the operation must be the
+/// one `path` names; over the WebSocket (`path` is `None`) any operation but
+/// `subscribe` is allowed.
+pub(crate) async fn execute(
+    state: &AppState,
+    bytes: &[u8],
+    path: Option<&'static str>,
+) -> (&'static str, Result<Vec<u8>, ApiError>) {
+    let request = match UnverifiedRequest::decode(bytes) {
+        Ok(r) => r,
+        Err(e) => return ("malformed", Err(e)),
+    };
+    let op_path = request.body.op.path();
+    let op = op_path
+        .and_then(|p| SIGNED_PATHS.iter().find(|(path, _)| *path == p))
+        .map_or("subscribe", |(_, name)| *name);
+    if op_path.is_none() || path.is_some_and(|p| op_path != Some(p)) {
+        let message = match path {
+            Some(p) => format!("the request's operation does not belong on {p}"),
+            None => "subscribe requests go in a Subscribe frame".to_owned(),
+        };
+        return (op, Err(ApiError::new(ErrorCode::MALFORMED, message)));
+    }
+    let now = now_ms();
+    let result = match auth::verify(state, request, now).await {
+        Ok(verified) => dispatch(state, verified, now).await,
+        Err(e) => Err(e),
+    };
+    (op, result)
+}
+
+fn refuse_weak(key: &PublicKey) -> Result<(), ApiError> {
+    if acceptable_key(key) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::INVALID_ARGUMENT,
+            "a registered key must be a valid Ed25519 public key of large order",
+        ))
+    }
 }
 
 async fn dispatch(
     state: &AppState,
     verified: VerifiedRequest,
     now: u64,
-) -> Result<Response, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let body = verified.into_body();
     let signer = body.signer;
     let limits = &state.config.limits;
@@ -210,6 +239,9 @@ async fn dispatch(
         Operation::CreateChannel(c) => {
             if !state.create_token_ok(&c.create_token) {
                 return Err(ApiError::unauthorized());
+            }
+            for g in &c.grants {
+                refuse_weak(&g.key)?;
             }
             let new = NewChannel {
                 owner: signer,
@@ -243,6 +275,7 @@ async fn dispatch(
         Operation::Read(r) => read(state, signer, r, now).await,
         Operation::Ack(a) => encoded(&state.store.ack(a.read_id, signer, a.seq, now).await?),
         Operation::AddKey(a) => {
+            refuse_weak(&a.grant.key)?;
             state
                 .store
                 .add_key(a.write_id, signer, a.grant, now)
@@ -344,12 +377,7 @@ impl Drop for Watch<'_> {
     }
 }
 
-async fn read(
-    state: &AppState,
-    signer: PublicKey,
-    r: Read,
-    now: u64,
-) -> Result<Response, ApiError> {
+async fn read(state: &AppState, signer: PublicKey, r: Read, now: u64) -> Result<Vec<u8>, ApiError> {
     let limits = &state.config.limits;
     let max_messages = r.max_messages.clamp(1, limits.max_read_messages);
     let wait = Duration::from_millis(u64::from(r.wait_ms.min(limits.max_wait_ms)));
@@ -408,7 +436,7 @@ async fn blob_get(
             .store
             .blob_get(get.blob_id, get.index, now_ms())
             .await?;
-        encoded(&chunk)
+        Ok(binary(chunk.to_bytes()).into_response())
     }
     .await;
     state.answer("blob_get", started, result)

@@ -33,6 +33,7 @@ pub(crate) struct Metrics {
     pub(crate) connections: Gauge,
     pub(crate) connections_refused: Counter,
     pub(crate) replay_nonces: Gauge,
+    pub(crate) verify_batch_size: Histogram,
     pub(crate) resident_memory_bytes: Gauge,
 }
 
@@ -91,6 +92,12 @@ impl Metrics {
             "Nonces remembered for replay protection",
             replay_nonces.clone(),
         );
+        let verify_batch_size = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0]);
+        registry.register(
+            "verify_batch_size",
+            "Signatures verified together",
+            verify_batch_size.clone(),
+        );
         let resident_memory_bytes = Gauge::default();
         registry.register(
             "process_resident_memory_bytes",
@@ -108,6 +115,7 @@ impl Metrics {
             connections,
             connections_refused,
             replay_nonces,
+            verify_batch_size,
             resident_memory_bytes,
         }
     }

@@ -6,6 +6,7 @@
 //!      │                                             ├─ axum router ─▶ api / ws
 //!      │                                             └─ WebSocket task (tracked)
 //!  sweeper task: expiry, rate-limit memory
+//!  verifier threads: Ed25519 in batches
 //!  store writer thread (SqliteStore)
 //! ```
 //!
@@ -21,6 +22,7 @@ mod hub;
 mod metrics;
 mod ratelimit;
 mod replay;
+mod verifier;
 mod ws;
 
 use crate::store::{SqliteOptions, SqliteStore, Store, StoreError};
@@ -52,6 +54,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+use verifier::Verifier;
 
 /// Most nonces remembered at once (about 20 bytes each).
 const MAX_REPLAY_NONCES: usize = 8_000_000;
@@ -68,6 +71,9 @@ pub enum ServerError {
         /// Why.
         source: io::Error,
     },
+    /// A thread could not be started.
+    #[error("cannot start the verifier threads: {0}")]
+    Threads(io::Error),
     /// The store could not be opened.
     #[error("cannot open the store at {path}: {source}")]
     Store {
@@ -87,6 +93,8 @@ pub(crate) struct AppState {
     pub(crate) hub: Arc<Hub>,
     pub(crate) replay: ReplayGuard,
     pub(crate) rate: RateLimits,
+    pub(crate) verifier: Verifier,
+    pub(crate) keys: auth::KeyCache,
     pub(crate) metrics: Metrics,
     pub(crate) create_token_hashes: Vec<[u8; 32]>,
     pub(crate) shutdown: CancellationToken,
@@ -154,6 +162,8 @@ impl RelayHandle {
             tracing::warn!("connections still open after the grace period; closing anyway");
         }
         self.state.store.close().await;
+        let state = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.verifier.close()).await;
         tracing::info!("relay stopped");
     }
 }
@@ -194,6 +204,7 @@ async fn start_with_store(
         source,
     })?;
     let limits = config.limits;
+    let metrics = Metrics::new();
     let state = Arc::new(AppState {
         relay_id: store.relay_id(),
         replay: ReplayGuard::new(
@@ -203,7 +214,13 @@ async fn start_with_store(
             MAX_REPLAY_NONCES,
         ),
         rate: RateLimits::new(&config.rate_limit),
-        metrics: Metrics::new(),
+        verifier: Verifier::start(
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            metrics.verify_batch_size.clone(),
+        )
+        .map_err(ServerError::Threads)?,
+        keys: auth::KeyCache::new(),
+        metrics,
         create_token_hashes: config
             .create_tokens
             .iter()

@@ -1,14 +1,20 @@
-//! WebSocket push (`docs/spec/relay.md`, "Push").
+//! The WebSocket (`docs/spec/relay.md`, "WebSocket"): push, and requests.
 //!
 //! One task per connection. Each subscription keeps the sequence number of
 //! the last message sent; pushes from the [`Hub`](super::hub::Hub) that fit
 //! right after it are sent as they come, and anything else (a gap, a lagged
 //! queue, a new subscription) is filled from the store. So delivery is in
 //! order, without gaps, and memory per connection is bounded.
+//!
+//! Signed requests run concurrently (up to `MAX_IN_FLIGHT` per connection;
+//! beyond that the connection stops reading, which pushes back on the
+//! client). Frames are fed to the socket as they are ready and flushed once
+//! per wake-up, so a burst of answers and pushes shares a system call.
 
 use super::AppState;
 use super::api::client_ip;
-use super::auth;
+use super::api::execute;
+use super::auth::{self, UnverifiedRequest};
 use super::error::ApiError;
 use super::hub::{Push, SubFlags, Subscriber};
 use crate::store::ChannelKey;
@@ -17,8 +23,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, SplitSink};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use kith_wire::Codec;
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::Operation;
@@ -34,8 +41,12 @@ use tokio::time::Instant;
 
 /// Pushes queued per connection before subscriptions are marked lagged.
 const PUSH_QUEUE: usize = 256;
-/// Largest frame a client may send (a `Subscribe` is about 200 bytes).
-const MAX_CLIENT_FRAME: usize = 4_096;
+/// Largest frame a client may send: a request with a full payload.
+const MAX_CLIENT_FRAME: usize = kith_wire::relay::request::MAX_SIGNED_REQUEST as usize + 64;
+/// Initial read buffer: enough for the common small frames; grows on demand.
+const READ_BUFFER: usize = 4_096;
+/// Requests executing at once per connection.
+const MAX_IN_FLIGHT: usize = 64;
 const PING_EVERY: Duration = Duration::from_secs(30);
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
 
@@ -55,7 +66,7 @@ pub(crate) async fn upgrade(
             .into_response(now_ms(), state.replay.min_timestamp_ms());
     }
     let token = state.tasks.token();
-    ws.read_buffer_size(MAX_CLIENT_FRAME)
+    ws.read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| async move {
@@ -79,6 +90,8 @@ enum Stop {
     Gone,
 }
 
+type InFlight = BoxFuture<'static, ServerFrame>;
+
 struct Connection {
     state: Arc<AppState>,
     id: u64,
@@ -87,6 +100,7 @@ struct Connection {
     subs: HashMap<u32, Sub>,
     push_tx: mpsc::Sender<Push>,
     wake: Arc<Notify>,
+    in_flight: FuturesUnordered<InFlight>,
 }
 
 async fn serve(state: Arc<AppState>, socket: WebSocket, ip: IpAddr) {
@@ -100,18 +114,23 @@ async fn serve(state: Arc<AppState>, socket: WebSocket, ip: IpAddr) {
         subs: HashMap::new(),
         push_tx,
         wake: Arc::new(Notify::new()),
+        in_flight: FuturesUnordered::new(),
     };
     state.metrics.websocket_connections.inc();
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
     let wake = conn.wake.clone();
     loop {
+        let reading = conn.in_flight.len() < MAX_IN_FLIGHT;
         let step = tokio::select! {
             () = state.shutdown.cancelled() => {
                 conn.close_socket(close_code::AWAY, "relay shutting down").await;
                 break;
             }
-            frame = stream.next() => {
+            Some(answer) = conn.in_flight.next(), if !conn.in_flight.is_empty() => {
+                conn.feed_frame(&answer).await
+            }
+            frame = stream.next(), if reading => {
                 last_heard = Instant::now();
                 match frame {
                     Some(Ok(Message::Binary(bytes))) => conn.client_frame(&bytes).await,
@@ -130,10 +149,10 @@ async fn serve(state: Arc<AppState>, socket: WebSocket, ip: IpAddr) {
                     conn.close_socket(close_code::AWAY, "idle").await;
                     break;
                 }
-                conn.send(Message::Ping(Default::default())).await
+                conn.feed(Message::Ping(Default::default())).await
             }
         };
-        if step.is_err() {
+        if step.is_err() || conn.drain_ready(&mut push_rx).await.is_err() {
             break;
         }
     }
@@ -142,16 +161,35 @@ async fn serve(state: Arc<AppState>, socket: WebSocket, ip: IpAddr) {
 }
 
 impl Connection {
-    async fn send(&mut self, message: Message) -> Result<(), Stop> {
-        self.sink.send(message).await.map_err(|_| Stop::Gone)
+    /// Queues a frame; [`Connection::drain_ready`] flushes.
+    async fn feed(&mut self, message: Message) -> Result<(), Stop> {
+        self.sink.feed(message).await.map_err(|_| Stop::Gone)
     }
 
-    async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), Stop> {
-        self.send(Message::Binary(frame.to_bytes().into())).await
+    async fn feed_frame(&mut self, frame: &ServerFrame) -> Result<(), Stop> {
+        self.feed(Message::Binary(frame.to_bytes().into())).await
+    }
+
+    /// Feeds whatever else is ready without waiting (answers, pushes), then
+    /// flushes once.
+    async fn drain_ready(&mut self, push_rx: &mut mpsc::Receiver<Push>) -> Result<(), Stop> {
+        loop {
+            if let Some(Some(answer)) = self.in_flight.next().now_or_never() {
+                self.feed_frame(&answer).await?;
+                continue;
+            }
+            if let Ok(push) = push_rx.try_recv() {
+                self.deliver(push).await?;
+                continue;
+            }
+            break;
+        }
+        self.sink.flush().await.map_err(|_| Stop::Gone)
     }
 
     async fn close_socket(&mut self, code: u16, reason: &'static str) {
         let _ = self
+            .sink
             .send(Message::Close(Some(CloseFrame {
                 code,
                 reason: reason.into(),
@@ -159,22 +197,9 @@ impl Connection {
             .await;
     }
 
-    fn error_body(&self, e: ApiError) -> ErrorBody {
-        ErrorBody {
-            code: e.code,
-            server_time_ms: now_ms(),
-            min_timestamp_ms: self.state.replay.min_timestamp_ms(),
-            retry_after_ms: e
-                .retry_after
-                .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX))
-                .unwrap_or(0),
-            message: e.message.into_owned(),
-        }
-    }
-
     async fn refuse(&mut self, sub: u32, e: ApiError) -> Result<(), Stop> {
-        let error = self.error_body(e);
-        self.send_frame(&ServerFrame::Closed { sub, error }).await
+        let error = error_body(&self.state, e);
+        self.feed_frame(&ServerFrame::Closed { sub, error }).await
     }
 
     async fn client_frame(&mut self, bytes: &[u8]) -> Result<(), Stop> {
@@ -192,7 +217,33 @@ impl Connection {
                 self.remove(sub);
                 Ok(())
             }
+            ClientFrame::Request { id, request } => {
+                self.request(id, request);
+                Ok(())
+            }
         }
+    }
+
+    /// Starts a request; its answer is sent when it completes.
+    fn request(&mut self, id: u32, request: Vec<u8>) {
+        let state = self.state.clone();
+        let ip = self.ip;
+        self.in_flight.push(Box::pin(async move {
+            let started = std::time::Instant::now();
+            let (op, result) = match state.check_ip(ip) {
+                Ok(()) => execute(&state, &request, None).await,
+                Err(e) => ("rate_limited", Err(e)),
+            };
+            let code = result.as_ref().map_or_else(|e| e.code.name(), |_| "ok");
+            state.record(op, code, started);
+            match result {
+                Ok(body) => ServerFrame::Response { id, body },
+                Err(e) => ServerFrame::Failed {
+                    id,
+                    error: error_body(&state, e),
+                },
+            }
+        }));
     }
 
     async fn subscribe(&mut self, sub: u32, request: &[u8]) -> Result<(), Stop> {
@@ -219,7 +270,11 @@ impl Connection {
             return self.refuse(sub, ApiError::rate_limited(wait)).await;
         }
         let now = now_ms();
-        let verified = match auth::verify(&self.state, request, now) {
+        let verified = match UnverifiedRequest::decode(request) {
+            Ok(r) => auth::verify(&self.state, r, now).await,
+            Err(e) => Err(e),
+        };
+        let verified = match verified {
             Ok(v) => v,
             Err(e) => return self.refuse(sub, e).await,
         };
@@ -266,7 +321,7 @@ impl Connection {
                 flags,
             },
         );
-        self.send_frame(&ServerFrame::Subscribed { sub, last_seq })
+        self.feed_frame(&ServerFrame::Subscribed { sub, last_seq })
             .await?;
         self.catch_up(sub).await
     }
@@ -301,7 +356,7 @@ impl Connection {
             let got = page.messages.items.len();
             for message in &page.messages.items {
                 let frame = ServerFrame::encode_message(sub, message);
-                self.send(Message::Binary(frame.into())).await?;
+                self.feed(Message::Binary(frame.into())).await?;
                 self.state.metrics.pushed_messages.inc();
                 if let Some(s) = self.subs.get_mut(&sub) {
                     s.last_sent = message.seq;
@@ -335,7 +390,7 @@ impl Connection {
                 }
                 s.last_sent = message.seq;
                 let frame = ServerFrame::encode_message(sub, &message);
-                self.send(Message::Binary(frame.into())).await?;
+                self.feed(Message::Binary(frame.into())).await?;
                 self.state.metrics.pushed_messages.inc();
                 Ok(())
             }
@@ -389,5 +444,18 @@ impl Connection {
         for sub in subs {
             self.remove(sub);
         }
+    }
+}
+
+fn error_body(state: &AppState, e: ApiError) -> ErrorBody {
+    ErrorBody {
+        code: e.code,
+        server_time_ms: now_ms(),
+        min_timestamp_ms: state.replay.min_timestamp_ms(),
+        retry_after_ms: e
+            .retry_after
+            .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX))
+            .unwrap_or(0),
+        message: e.message.into_owned(),
     }
 }

@@ -33,6 +33,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 /// Numbered migrations; `PRAGMA user_version` records the last one applied.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
 
+/// WAL pages after which a commit also checkpoints (16 MiB).
+const WAL_CHECKPOINT_PAGES: i64 = 4_096;
+
 /// Rows deleted per sweep job, so that a large expiry never stalls writers.
 const SWEEP_BATCH: i64 = 5_000;
 
@@ -156,10 +159,14 @@ fn blob_hash(id: &BlobId) -> [u8; 32] {
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // temp_store = MEMORY keeps the savepoint sub-journal (the old contents
+    // of each page a job changes) in memory; on disk, a batch's sub-journal
+    // spills to a temporary file at 64 KiB and costs a write per page.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;",
     )?;
     // The bundled SQLite has STAT4, which re-prepares a statement whenever a
     // parameter in a range condition changes (every `expires_at > ?now`). Our
@@ -327,6 +334,20 @@ fn touch(conn: &Connection, channel_id: i64, now_ms: u64) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Whether a used channel's expiry should be pushed forward: only once half
+/// its idle TTL has passed, so that a busy channel does not rewrite its row
+/// and its expiry-index entry on every request.
+fn touch_due(a: &Authorized, now_ms: u64) -> bool {
+    a.expires_at.saturating_sub(now_ms) < a.channel_ttl_ms / 2
+}
+
+fn touch_if_due(conn: &Connection, a: &Authorized, now_ms: u64) -> Result<(), StoreError> {
+    if touch_due(a, now_ms) {
+        touch(conn, a.id, now_ms)?;
+    }
+    Ok(())
+}
+
 fn admin_count(conn: &Connection, channel_id: i64) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached(
@@ -407,6 +428,12 @@ impl SqliteStore {
         let mut writer_conn = open_connection(&options.path)?;
         migrate(&mut writer_conn)?;
         let relay_id = load_or_create_relay_id(&writer_conn)?;
+        // The writer checkpoints between batches, when nothing else is being
+        // appended, so every checkpoint completes and the WAL starts over (a
+        // checkpointer racing a busy writer never catches up, and the WAL grows
+        // without bound). A larger threshold than SQLite's 1,000 pages copies
+        // hot pages (channel rows, index tails) fewer times.
+        writer_conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
 
         let read_connections = options.read_connections.max(1);
         let mut readers = Vec::with_capacity(read_connections);
@@ -511,10 +538,10 @@ impl SqliteStore {
         .map_err(|e| StoreError::Engine(format!("reader task: {e}")))?
     }
 
-    /// Keeps a channel that is only read from alive: once half its idle TTL
-    /// has passed, push its expiry forward.
+    /// Keeps a channel that is only read from alive (see [`touch_due`]);
+    /// reads run on read-only connections, so this queues a write.
     fn touch_if_due(&self, auth: &Authorized, now_ms: u64) {
-        if auth.expires_at.saturating_sub(now_ms) < auth.channel_ttl_ms / 2 {
+        if touch_due(auth, now_ms) {
             let id = auth.id;
             self.write_detached(move |conn| touch(conn, id, now_ms));
         }
@@ -651,7 +678,13 @@ impl Store for SqliteStore {
     ) -> Result<Appended, StoreError> {
         let quotas = self.inner.quotas;
         self.write(move |conn, events| {
-            let a = authorize(conn, ChannelRef::Write(write_id), &key, Rights::WRITE, now_ms)?;
+            let a = authorize(
+                conn,
+                ChannelRef::Write(write_id),
+                &key,
+                Rights::WRITE,
+                now_ms,
+            )?;
             let size = payload.len() as u64;
             if a.message_count >= u64::from(quotas.max_channel_messages) {
                 return Err(StoreError::QuotaExceeded("messages"));
@@ -674,9 +707,10 @@ impl Store for SqliteStore {
             ])?;
             conn.prepare_cached(
                 "UPDATE channels SET last_seq = ?2, message_count = message_count + 1, \
-                 message_bytes = message_bytes + ?3, expires_at = ?4 + channel_ttl_ms WHERE id = ?1",
+                 message_bytes = message_bytes + ?3 WHERE id = ?1",
             )?
-            .execute(params![a.id, to_i64(seq)?, to_i64(size)?, to_i64(now_ms)?])?;
+            .execute(params![a.id, to_i64(seq)?, to_i64(size)?])?;
+            touch_if_due(conn, &a, now_ms)?;
             events.push(StoreEvent::Appended {
                 channel: ChannelKey(a.id),
                 message: Arc::new(StoredMessage {
@@ -766,7 +800,7 @@ impl Store for SqliteStore {
                 )?
                 .execute(params![a.id, &key.0[..], to_i64(seq)?])?;
                 drop_acknowledged(conn, a.id)?;
-                touch(conn, a.id, now_ms)?;
+                touch_if_due(conn, &a, now_ms)?;
             }
             Ok(Acked {
                 acked_seq: seq.max(a.acked_seq),
@@ -849,7 +883,7 @@ impl Store for SqliteStore {
                     }
                 }
             }
-            touch(conn, a.id, now_ms)?;
+            touch_if_due(conn, &a, now_ms)?;
             Ok(())
         })
         .await
@@ -889,7 +923,7 @@ impl Store for SqliteStore {
                 });
                 drop_acknowledged(conn, a.id)?;
             }
-            touch(conn, a.id, now_ms)?;
+            touch_if_due(conn, &a, now_ms)?;
             Ok(())
         })
         .await
@@ -1035,7 +1069,7 @@ impl Store for SqliteStore {
             ])?;
             conn.prepare_cached("UPDATE channels SET blob_bytes = blob_bytes + ?2 WHERE id = ?1")?
                 .execute(params![a.id, to_i64(bytes)?])?;
-            touch(conn, a.id, new.now_ms)?;
+            touch_if_due(conn, &a, new.now_ms)?;
             Ok(BlobCreated {
                 blob_id,
                 expires_at_ms: expires_at,

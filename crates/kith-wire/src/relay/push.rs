@@ -1,13 +1,18 @@
-//! WebSocket frames on `GET /v1/ws` (`docs/spec/relay.md`, "Push").
+//! WebSocket frames on `GET /v1/ws` (`docs/spec/relay.md`, "WebSocket").
 //!
 //! One connection carries many subscriptions, each named by a number the
-//! client picks and each authorized by its own signed `subscribe` request.
+//! client picks and each authorized by its own signed `subscribe` request,
+//! and any number of other signed requests, each named by a request id.
 
+use super::request::MAX_SIGNED_REQUEST;
 use super::response::{ErrorBody, StoredMessage};
 use crate::codec::{Codec, DecodeError, Reader, Writer};
 
 /// Longest signed request inside a `Subscribe` frame.
 pub const MAX_SUBSCRIBE_REQUEST: u32 = 1_024;
+
+/// Longest answer body inside a `Response` frame.
+pub const MAX_RESPONSE_BODY: u32 = 64 << 20;
 
 /// A frame from client to relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +29,15 @@ pub enum ClientFrame {
         /// The subscription.
         sub: u32,
     },
+    /// Tag 3: any signed request but `subscribe`, answered by a `Response`
+    /// or `Failed` frame with the same id. Requests on one connection may be
+    /// answered in any order.
+    Request {
+        /// The client's number for this request.
+        id: u32,
+        /// An encoded `SignedRequest`.
+        request: Vec<u8>,
+    },
 }
 
 impl Codec for ClientFrame {
@@ -38,6 +52,11 @@ impl Codec for ClientFrame {
                 w.u8(2);
                 w.u32(*sub);
             }
+            Self::Request { id, request } => {
+                w.u8(3);
+                w.u32(*id);
+                w.opaque(request);
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -47,6 +66,10 @@ impl Codec for ClientFrame {
                 request: r.opaque(MAX_SUBSCRIBE_REQUEST, "request")?.to_vec(),
             }),
             2 => Ok(Self::Unsubscribe { sub: r.u32("sub")? }),
+            3 => Ok(Self::Request {
+                id: r.u32("id")?,
+                request: r.opaque(MAX_SIGNED_REQUEST, "request")?.to_vec(),
+            }),
             tag => Err(DecodeError::UnknownTag {
                 what: "client_frame",
                 tag,
@@ -78,6 +101,20 @@ pub enum ServerFrame {
     Closed {
         /// The subscription.
         sub: u32,
+        /// Why.
+        error: ErrorBody,
+    },
+    /// Tag 4: a request succeeded; `body` is what the HTTP path would answer.
+    Response {
+        /// The request.
+        id: u32,
+        /// The answer's encoding (empty for operations without one).
+        body: Vec<u8>,
+    },
+    /// Tag 5: a request failed.
+    Failed {
+        /// The request.
+        id: u32,
         /// Why.
         error: ErrorBody,
     },
@@ -113,6 +150,16 @@ impl Codec for ServerFrame {
                 w.u32(*sub);
                 error.encode(w);
             }
+            Self::Response { id, body } => {
+                w.u8(4);
+                w.u32(*id);
+                w.opaque(body);
+            }
+            Self::Failed { id, error } => {
+                w.u8(5);
+                w.u32(*id);
+                error.encode(w);
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -127,6 +174,14 @@ impl Codec for ServerFrame {
             }),
             3 => Ok(Self::Closed {
                 sub: r.u32("sub")?,
+                error: ErrorBody::decode(r)?,
+            }),
+            4 => Ok(Self::Response {
+                id: r.u32("id")?,
+                body: r.opaque(MAX_RESPONSE_BODY, "body")?.to_vec(),
+            }),
+            5 => Ok(Self::Failed {
+                id: r.u32("id")?,
                 error: ErrorBody::decode(r)?,
             }),
             tag => Err(DecodeError::UnknownTag {

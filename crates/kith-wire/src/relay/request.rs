@@ -15,6 +15,9 @@ use super::{
 };
 use crate::codec::{Codec, DecodeError, Reader, Writer};
 
+/// Longest encoded `SignedRequest` (a full payload plus the envelope).
+pub const MAX_SIGNED_REQUEST: u32 = MAX_PAYLOAD + 1_024;
+
 /// Most keys a channel can be created with.
 pub const MAX_CREATE_GRANTS: u32 = 64;
 /// Longest channel-creation token.

@@ -1,0 +1,215 @@
+//! One WebSocket to a relay: subscriptions and signed requests.
+//!
+//! ```text
+//!  Session::call ──ClientFrame──▶ ┌─────────────┐ ──▶ socket
+//!  (many at once)   ◀─answer by id│ socket task │ ◀── socket
+//!  Session::next ◀──pushes────────└─────────────┘
+//! ```
+//!
+//! A session that subscribes must keep calling [`Session::next`]: pushes are
+//! queued (bounded), and while the queue is full the socket is not read, so
+//! answers to calls wait too.
+
+use super::{ClientError, RelayClient, retry_once};
+use ed25519_dalek::SigningKey;
+use futures_util::{SinkExt, StreamExt};
+use kith_wire::Codec;
+use kith_wire::relay::push::{ClientFrame, ServerFrame};
+use kith_wire::relay::request::{Append, Operation, Subscribe};
+use kith_wire::relay::response::Appended;
+use kith_wire::relay::{ReadId, WriteId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+const PUSH_QUEUE: usize = 1_024;
+const OUTGOING_QUEUE: usize = 256;
+
+type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<ServerFrame>>>>;
+
+fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> ClientError {
+    ClientError::WebSocket(Box::new(e))
+}
+
+fn closed() -> ClientError {
+    ClientError::WebSocket(Box::new(
+        tokio_tungstenite::tungstenite::Error::ConnectionClosed,
+    ))
+}
+
+/// A WebSocket to a relay. For each subscription, [`Session::next`] yields a
+/// `Subscribed` (or `Closed` if refused), then the channel's messages in
+/// sequence order. [`Session::call`] sends any other signed request over the
+/// same connection; calls may run concurrently.
+#[derive(Debug)]
+pub struct Session {
+    client: RelayClient,
+    outgoing: mpsc::Sender<ClientFrame>,
+    pushes: mpsc::Receiver<ServerFrame>,
+    pending: Pending,
+    next_id: AtomicU32,
+    task: JoinHandle<()>,
+}
+
+impl Session {
+    pub(super) async fn connect(client: RelayClient) -> Result<Self, ClientError> {
+        // Requests are signed for the relay's id: learn it before connecting.
+        client.cached_info().await?;
+        let url = client.websocket_url()?;
+        let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .map_err(ws_error)?;
+        let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
+        let (pushes_tx, pushes) = mpsc::channel(PUSH_QUEUE);
+        let pending: Pending = Arc::default();
+        let task = tokio::spawn(run_socket(socket, outgoing_rx, pushes_tx, pending.clone()));
+        Ok(Self {
+            client,
+            outgoing,
+            pushes,
+            pending,
+            next_id: AtomicU32::new(1),
+            task,
+        })
+    }
+
+    async fn send(&self, frame: ClientFrame) -> Result<(), ClientError> {
+        self.outgoing.send(frame).await.map_err(|_| closed())
+    }
+
+    /// Subscribes to a channel from `after_seq`; returns the subscription's
+    /// number, which the relay's frames carry.
+    pub async fn subscribe(
+        &self,
+        key: &SigningKey,
+        read_id: ReadId,
+        after_seq: u64,
+    ) -> Result<u32, ClientError> {
+        let sub = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = self
+            .client
+            .sign(key, Operation::Subscribe(Subscribe { read_id, after_seq }))
+            .await?;
+        self.send(ClientFrame::Subscribe { sub, request }).await?;
+        Ok(sub)
+    }
+
+    /// Ends a subscription.
+    pub async fn unsubscribe(&self, sub: u32) -> Result<(), ClientError> {
+        self.send(ClientFrame::Unsubscribe { sub }).await
+    }
+
+    /// The next push (`Subscribed`, `Message` or `Closed`); `None` once the
+    /// connection is gone.
+    pub async fn next(&mut self) -> Option<ServerFrame> {
+        self.pushes.recv().await
+    }
+
+    /// Sends one signed request and waits for its answer's body; retried
+    /// once, re-signed, on `stale_timestamp` or `wrong_relay`.
+    pub async fn call(&self, key: &SigningKey, op: Operation) -> Result<Vec<u8>, ClientError> {
+        retry_once(&self.client, || self.call_once(key, op.clone())).await
+    }
+
+    async fn call_once(&self, key: &SigningKey, op: Operation) -> Result<Vec<u8>, ClientError> {
+        let request = self.client.sign(key, op).await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, tx);
+        }
+        if let Err(e) = self.send(ClientFrame::Request { id, request }).await {
+            if let Ok(mut p) = self.pending.lock() {
+                p.remove(&id);
+            }
+            return Err(e);
+        }
+        match rx.await.map_err(|_| closed())? {
+            ServerFrame::Response { body, .. } => Ok(body),
+            ServerFrame::Failed { error, .. } => Err(self.client.relay_error(error)),
+            _ => Err(closed()),
+        }
+    }
+
+    /// Appends a payload over this connection.
+    pub async fn append(
+        &self,
+        key: &SigningKey,
+        write_id: WriteId,
+        payload: &[u8],
+    ) -> Result<Appended, ClientError> {
+        let op = Operation::Append(Append {
+            write_id,
+            payload: payload.to_vec(),
+        });
+        Ok(Appended::from_bytes(&self.call(key, op).await?)?)
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        drop(self.outgoing);
+        let _ = self.task.await;
+    }
+}
+
+async fn run_socket(
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    mut outgoing: mpsc::Receiver<ClientFrame>,
+    pushes: mpsc::Sender<ServerFrame>,
+    pending: Pending,
+) {
+    let (mut sink, mut stream) = socket.split();
+    loop {
+        tokio::select! {
+            frame = outgoing.recv() => {
+                let Some(frame) = frame else {
+                    let _ = sink.close().await;
+                    break;
+                };
+                // Send everything queued with one flush.
+                let mut ok = sink.feed(Message::Binary(frame.to_bytes().into())).await.is_ok();
+                while ok {
+                    match outgoing.try_recv() {
+                        Ok(f) => ok = sink.feed(Message::Binary(f.to_bytes().into())).await.is_ok(),
+                        Err(_) => break,
+                    }
+                }
+                if !ok || sink.flush().await.is_err() {
+                    break;
+                }
+            }
+            message = stream.next() => {
+                let bytes = match message {
+                    Some(Ok(Message::Binary(bytes))) => bytes,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => continue,
+                };
+                let Ok(frame) = ServerFrame::from_bytes(&bytes) else {
+                    break;
+                };
+                match frame {
+                    ServerFrame::Response { id, .. } | ServerFrame::Failed { id, .. } => {
+                        let waiter = pending.lock().ok().and_then(|mut p| p.remove(&id));
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(frame);
+                        }
+                    }
+                    push => {
+                        if pushes.send(push).await.is_err() {
+                            // Nobody reads pushes any more; answers still flow.
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Dropping the waiters tells every pending call the connection is gone.
+    if let Ok(mut p) = pending.lock() {
+        p.clear();
+    }
+}

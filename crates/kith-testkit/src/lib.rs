@@ -1,1 +1,241 @@
-//! placeholder
+//! # kith-testkit
+//!
+//! Starts real kith processes for tests: a [`RelayProcess`] is the
+//! `kith-relay` binary listening on port 0 with its own temporary directory.
+//! Its log (stderr) is kept in that directory and printed when a test fails
+//! while the process is alive, so that a failure explains itself.
+//!
+//! ```text
+//!  test ──spawn──▶ kith-relay serve --listen 127.0.0.1:0 --db <tmp>/relay.db
+//!       ◀─stdout── "kith-relay listening on http://127.0.0.1:PORT"
+//!       ──HTTP/WS─▶ (the test's client)
+//!       ──SIGTERM / SIGKILL──▶ restart on the same database
+//! ```
+//!
+//! ```no_run
+//! use kith_testkit::{RelayOptions, RelayProcess};
+//! let relay = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
+//! assert!(relay.url().starts_with("http://127.0.0.1:"));
+//! ```
+
+// A test helper: it reports a failing relay's log on stderr.
+#![allow(clippy::print_stderr)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a relay may take to print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How to run a relay.
+#[derive(Debug, Clone, Default)]
+pub struct RelayOptions {
+    /// The `kith-relay` binary; [`relay_binary`] if `None`.
+    pub binary: Option<PathBuf>,
+    /// Environment variables (e.g. `KITH_RELAY_LIMITS__MAX_CHANNEL_MESSAGES`).
+    pub env: Vec<(String, String)>,
+    /// Contents of a `relay.toml` to pass with `--config`.
+    pub config: Option<String>,
+}
+
+impl RelayOptions {
+    /// Adds an environment variable.
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    /// Runs this binary.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Turns rate limiting off (for tests that send many requests).
+    pub fn unlimited(self) -> Self {
+        self.env("KITH_RELAY_RATE_LIMIT__ENABLED", "false")
+    }
+}
+
+/// A running `kith-relay serve`.
+#[derive(Debug)]
+pub struct RelayProcess {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    options: RelayOptions,
+    child: Option<Child>,
+    url: String,
+}
+
+/// The `kith-relay` binary next to the running test executable
+/// (`target/<profile>/kith-relay`).
+pub fn relay_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KITH_RELAY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> → target/<profile>/kith-relay
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    profile_dir.join("kith-relay")
+}
+
+impl RelayProcess {
+    /// Starts a relay.
+    pub fn start(options: RelayOptions) -> std::io::Result<Self> {
+        let binary = options.binary.clone().unwrap_or_else(relay_binary);
+        let dir = tempfile::Builder::new()
+            .prefix("kith-relay-test")
+            .tempdir()?;
+        let mut relay = Self {
+            binary,
+            dir,
+            options,
+            child: None,
+            url: String::new(),
+        };
+        relay.spawn()?;
+        Ok(relay)
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--db")
+            .arg(self.db_path())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        if let Some(config) = &self.options.config {
+            let path = self.dir.path().join("relay.toml");
+            std::fs::write(&path, config)?;
+            cmd.arg("--config").arg(path);
+        }
+        for (k, v) in &self.options.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            std::io::Error::new(e.kind(), format!("starting {}: {e}", self.binary.display()))
+        })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the relay never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx.recv_timeout(START_TIMEOUT).map_err(|_| {
+            let _ = child.kill();
+            std::io::Error::other(format!("the relay did not start; its log:\n{}", self.log()))
+        })?;
+        self.url = line
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://"))
+            .ok_or_else(|| std::io::Error::other(format!("unexpected first line: {line}")))?
+            .to_owned();
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The relay's base URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The relay's SQLite database.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("relay.db")
+    }
+
+    /// The relay's temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("relay.log")
+    }
+
+    /// Everything the relay has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL: the relay gets no chance to finish anything.
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then waits (up to `timeout`) for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> std::io::Result<ExitStatus> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| std::io::Error::other("not running"))?;
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                child.wait()?;
+                return Err(std::io::Error::other(format!(
+                    "the relay did not exit within {timeout:?} of SIGTERM; its log:\n{}",
+                    self.log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the relay again on the same database (after `kill` or
+    /// `terminate`); it listens on a new port.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.kill()?;
+        self.spawn()
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.child.is_some() {
+            eprintln!("--- relay log ({}) ---\n{}", self.url, self.log());
+        }
+        let _ = self.kill();
+    }
+}

@@ -1,0 +1,429 @@
+//! The `Store` contract (see `kith_relay::store`), checked against every
+//! store. Each check takes a store and the events it published; `stores!`
+//! runs them all for one implementation.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use kith_relay::store::{
+    EventSink, NewBlob, NewChannel, Quotas, SqliteOptions, SqliteStore, Store, StoreError,
+    StoreEvent,
+};
+use kith_wire::relay::request::BlobCreate;
+use kith_wire::relay::{ChannelRef, KeyGrant, PublicKey, Rights};
+use std::sync::{Arc, Mutex};
+
+const NOW: u64 = 1_800_000_000_000;
+const DAY: u64 = 86_400_000;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<StoreEvent>>);
+
+impl EventSink for Recorder {
+    fn publish(&self, events: &[StoreEvent]) {
+        self.0.lock().unwrap().extend_from_slice(events);
+    }
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<StoreEvent> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+fn quotas() -> Quotas {
+    Quotas {
+        max_channel_messages: 5,
+        max_channel_bytes: 5 * 256,
+        max_channel_blob_bytes: 4096,
+        max_channel_keys: 4,
+        max_blob_chunks: 4,
+    }
+}
+
+fn key(n: u8) -> PublicKey {
+    PublicKey([n; 32])
+}
+
+fn grant(n: u8, rights: Rights) -> KeyGrant {
+    KeyGrant {
+        key: key(n),
+        rights,
+    }
+}
+
+async fn create(
+    store: &dyn Store,
+    grants: Vec<KeyGrant>,
+) -> kith_wire::relay::response::ChannelCreated {
+    store
+        .create_channel(NewChannel {
+            owner: key(1),
+            grants,
+            message_ttl_ms: DAY,
+            channel_ttl_ms: 10 * DAY,
+            now_ms: NOW,
+        })
+        .await
+        .unwrap()
+}
+
+fn is_unauthorized<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::Unauthorized))
+}
+
+async fn appends_are_sequenced_and_published_in_commit_order(
+    store: Arc<dyn Store>,
+    events: &Recorder,
+) {
+    let ch = create(&*store, vec![grant(2, Rights::WRITE)]).await;
+    let mut tasks = Vec::new();
+    for i in 0..5u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(ch.write_id, key(2), vec![i; 256], NOW)
+                .await
+                .unwrap()
+                .seq
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    let published: Vec<u64> = events
+        .take()
+        .into_iter()
+        .filter_map(|e| match e {
+            StoreEvent::Appended { message, .. } => Some(message.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(published, [1, 2, 3, 4, 5], "events in commit order");
+}
+
+async fn unknown_channel_and_missing_right_are_the_same_error(store: Arc<dyn Store>, _: &Recorder) {
+    let ch = create(&*store, vec![grant(2, Rights::READ)]).await;
+    let unknown = kith_wire::relay::WriteId([0xee; 32]);
+    assert!(is_unauthorized(
+        store.append(unknown, key(1), vec![0; 256], NOW).await
+    ));
+    assert!(is_unauthorized(
+        store.append(ch.write_id, key(2), vec![0; 256], NOW).await
+    ));
+    assert!(is_unauthorized(
+        store.append(ch.write_id, key(9), vec![0; 256], NOW).await
+    ));
+    assert!(is_unauthorized(
+        store.read(ch.read_id, key(9), 0, 10, 1 << 20, NOW).await
+    ));
+    assert!(is_unauthorized(
+        store
+            .add_key(ch.write_id, key(2), grant(3, Rights::READ), NOW)
+            .await
+    ));
+    // Past its idle TTL a channel is unknown, before any sweep.
+    assert!(is_unauthorized(
+        store
+            .append(ch.write_id, key(1), vec![0; 256], NOW + 11 * DAY)
+            .await
+    ));
+}
+
+async fn quotas_are_enforced(store: Arc<dyn Store>, _: &Recorder) {
+    let ch = create(&*store, vec![]).await;
+    for _ in 0..5 {
+        store
+            .append(ch.write_id, key(1), vec![0; 256], NOW)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store.append(ch.write_id, key(1), vec![0; 256], NOW).await,
+        Err(StoreError::QuotaExceeded(_))
+    ));
+    for k in 2..=4 {
+        store
+            .add_key(ch.write_id, key(1), grant(k, Rights::READ), NOW)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        store
+            .add_key(ch.write_id, key(1), grant(5, Rights::READ), NOW)
+            .await,
+        Err(StoreError::QuotaExceeded(_))
+    ));
+    let blob = |count| NewBlob {
+        spec: BlobCreate {
+            write_id: ch.write_id,
+            chunk_size: 1024,
+            chunk_count: count,
+            ttl_secs: 60,
+            read_once: false,
+        },
+        key: key(1),
+        now_ms: NOW,
+    };
+    assert!(matches!(
+        store.blob_create(blob(5)).await,
+        Err(StoreError::QuotaExceeded(_))
+    ));
+    store.blob_create(blob(4)).await.unwrap();
+    assert!(matches!(
+        store.blob_create(blob(1)).await,
+        Err(StoreError::QuotaExceeded(_))
+    ));
+}
+
+async fn acknowledged_messages_go_when_every_reader_has_them(store: Arc<dyn Store>, _: &Recorder) {
+    let ch = create(&*store, vec![grant(2, Rights::READ)]).await;
+    for _ in 0..3 {
+        store
+            .append(ch.write_id, key(1), vec![0; 256], NOW)
+            .await
+            .unwrap();
+    }
+    // A reader added later starts at the end and holds nothing back.
+    store
+        .add_key(ch.write_id, key(1), grant(3, Rights::READ), NOW)
+        .await
+        .unwrap();
+    store.ack(ch.read_id, key(2), 3, NOW).await.unwrap();
+    let status = store
+        .status(ChannelRef::Read(ch.read_id), key(1), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        status.message_count, 3,
+        "the owner (a reader too) has not acknowledged"
+    );
+    store.ack(ch.read_id, key(1), 2, NOW).await.unwrap();
+    let status = store
+        .status(ChannelRef::Read(ch.read_id), key(1), NOW)
+        .await
+        .unwrap();
+    assert_eq!((status.message_count, status.first_seq), (1, 3));
+    // Revoking the slowest reader releases what only it was holding.
+    store
+        .add_key(ch.write_id, key(1), grant(4, Rights::ADMIN), NOW)
+        .await
+        .unwrap();
+    store
+        .revoke_key(ch.write_id, key(4), key(1), NOW)
+        .await
+        .unwrap();
+    let status = store
+        .status(ChannelRef::Read(ch.read_id), key(4), NOW)
+        .await
+        .unwrap();
+    assert_eq!(status.message_count, 0);
+}
+
+async fn removing_a_reader_is_published_and_the_last_admin_stays(
+    store: Arc<dyn Store>,
+    events: &Recorder,
+) {
+    let ch = create(&*store, vec![grant(2, Rights::READ | Rights::WRITE)]).await;
+    events.take();
+    // Losing the read right by re-grant counts as removal.
+    store
+        .add_key(ch.write_id, key(1), grant(2, Rights::WRITE), NOW)
+        .await
+        .unwrap();
+    store
+        .revoke_key(ch.write_id, key(1), key(2), NOW)
+        .await
+        .unwrap();
+    let removed: Vec<PublicKey> = events
+        .take()
+        .into_iter()
+        .filter_map(|e| match e {
+            StoreEvent::ReaderRemoved { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        removed,
+        [key(2)],
+        "only the change that took the read right away"
+    );
+    assert!(matches!(
+        store.revoke_key(ch.write_id, key(1), key(1), NOW).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .add_key(ch.write_id, key(1), grant(1, Rights::READ), NOW)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .delete_channel(ch.write_id, key(1), NOW)
+        .await
+        .unwrap();
+    assert!(
+        events
+            .take()
+            .iter()
+            .any(|e| matches!(e, StoreEvent::ChannelClosed { .. }))
+    );
+    assert!(is_unauthorized(
+        store
+            .status(ChannelRef::Write(ch.write_id), key(1), NOW)
+            .await
+    ));
+}
+
+async fn read_once_blobs_are_taken_exactly_once(store: Arc<dyn Store>, _: &Recorder) {
+    let ch = create(&*store, vec![]).await;
+    let blob = store
+        .blob_create(NewBlob {
+            spec: BlobCreate {
+                write_id: ch.write_id,
+                chunk_size: 256,
+                chunk_count: 1,
+                ttl_secs: 60,
+                read_once: true,
+            },
+            key: key(1),
+            now_ms: NOW,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            store.blob_get(blob.blob_id, 0, NOW).await,
+            Err(StoreError::NotFound)
+        ),
+        "not yet uploaded"
+    );
+    store
+        .blob_put(ch.write_id, key(1), blob.blob_id, 0, vec![5; 256], NOW)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.blob_get(blob.blob_id, 0, NOW).await.is_ok()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    let status = store
+        .status(ChannelRef::Write(ch.write_id), key(1), NOW)
+        .await
+        .unwrap();
+    assert_eq!(status.blob_bytes, 0, "the reservation is released");
+}
+
+async fn sweeps_delete_what_expired(store: Arc<dyn Store>, events: &Recorder) {
+    let ch = create(&*store, vec![]).await;
+    store
+        .append(ch.write_id, key(1), vec![0; 256], NOW)
+        .await
+        .unwrap();
+    let blob = store
+        .blob_create(NewBlob {
+            spec: BlobCreate {
+                write_id: ch.write_id,
+                chunk_size: 256,
+                chunk_count: 1,
+                ttl_secs: 1,
+                read_once: false,
+            },
+            key: key(1),
+            now_ms: NOW,
+        })
+        .await
+        .unwrap();
+    events.take();
+    let swept = store.sweep(NOW + 2 * DAY).await.unwrap();
+    assert_eq!((swept.messages, swept.blobs, swept.channels), (1, 1, 0));
+    assert!(matches!(
+        store.blob_get(blob.blob_id, 0, NOW + 2 * DAY).await,
+        Err(StoreError::NotFound)
+    ));
+    let status = store
+        .status(ChannelRef::Write(ch.write_id), key(1), NOW + 2 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            status.message_count,
+            status.message_bytes,
+            status.blob_bytes
+        ),
+        (0, 0, 0)
+    );
+    let swept = store.sweep(NOW + 30 * DAY).await.unwrap();
+    assert_eq!(swept.channels, 1);
+    assert!(
+        events
+            .take()
+            .iter()
+            .any(|e| matches!(e, StoreEvent::ChannelClosed { .. }))
+    );
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.channels, 0);
+}
+
+macro_rules! contract {
+    ($open:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let events = Arc::new(Recorder::default());
+                let (store, _guard) = $open(events.clone());
+                super::$check(store.clone(), &events).await;
+                store.close().await;
+            }
+        )*
+    };
+}
+
+macro_rules! stores {
+    ($name:ident, $open:expr) => {
+        mod $name {
+            use super::*;
+            contract!($open;
+                appends_are_sequenced_and_published_in_commit_order,
+                unknown_channel_and_missing_right_are_the_same_error,
+                quotas_are_enforced,
+                acknowledged_messages_go_when_every_reader_has_them,
+                removing_a_reader_is_published_and_the_last_admin_stays,
+                read_once_blobs_are_taken_exactly_once,
+                sweeps_delete_what_expired,
+            );
+        }
+    };
+}
+
+fn open_sqlite(events: Arc<Recorder>) -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(
+        SqliteOptions {
+            path: dir.path().join("relay.db"),
+            quotas: quotas(),
+            read_connections: 2,
+            write_queue: 64,
+            max_batch: 16,
+        },
+        events,
+    )
+    .unwrap();
+    (Arc::new(store), dir)
+}
+
+stores!(sqlite, open_sqlite);

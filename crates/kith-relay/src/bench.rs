@@ -14,8 +14,10 @@ use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
 use hdrhistogram::Histogram;
 use kith_relay::client::{ChannelOptions, RelayClient, generate_key};
+use kith_wire::Codec;
 use kith_wire::relay::push::ServerFrame;
-use kith_wire::relay::request::{Ack, Operation};
+use kith_wire::relay::request::{Ack, Append, Operation};
+use kith_wire::relay::response::Appended;
 use kith_wire::relay::response::ErrorCode;
 use kith_wire::relay::{ReadId, WriteId, is_bucket_size};
 use std::collections::BTreeMap;
@@ -53,6 +55,12 @@ pub(crate) struct BenchArgs {
     /// Appends each writer keeps in flight (1 = wait for each answer).
     #[arg(long, default_value_t = 1)]
     in_flight: usize,
+    /// Sign this many appends per in-flight slot before the run, instead of
+    /// signing each as it is sent: the load generator's own signing then does
+    /// not compete with the relay for this machine's cores. Needs the
+    /// WebSocket transport and a run shorter than the relay's timestamp window.
+    #[arg(long, default_value_t = 0)]
+    presign: usize,
     /// Readers acknowledge after this many messages (0: never), as clients
     /// do once they have processed what they read.
     #[arg(long, default_value_t = 32)]
@@ -63,6 +71,11 @@ pub(crate) struct BenchArgs {
     /// Skip the /healthz baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// Also measure one-fsync-per-write (4 KiB) in this directory, as the
+    /// baseline a store without group commit would have; put it on the
+    /// relay's disk (when the bench runs on the relay's machine).
+    #[arg(long)]
+    fsync_dir: Option<std::path::PathBuf>,
     /// Channel-creation token, if the relay needs one.
     #[arg(long)]
     create_token: Option<String>,
@@ -87,6 +100,8 @@ struct Channel {
 #[derive(Default)]
 struct Totals {
     accepted: AtomicU64,
+    /// Presigned slots that ran out before the end.
+    exhausted: AtomicU64,
     errors: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
@@ -168,6 +183,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         .with_context(|| format!("cannot reach the relay at {}", args.url))?;
     let mut report = serde_report::Report {
         relay: args.url.clone(),
+        presigned: args.presign > 0,
         transport: args.transport,
         in_flight: args.in_flight.max(1),
         writers: args.writers,
@@ -184,6 +200,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         errors: BTreeMap::new(),
         baseline_healthz_per_sec: 0.0,
         ratio_to_baseline: 0.0,
+        baseline_fsyncs_per_sec: 0.0,
+        messages_per_fsync: 0.0,
     };
     eprintln!(
         "relay {} ({}), {} writers over {:?} ({} in flight each), {} readers, {} B payloads, {}",
@@ -234,7 +252,19 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
 
     // Phase 2: load.
     let channels = Arc::new(create_channels(&client, args.writers, &args.create_token).await?);
+    let slots_per_writer = args.in_flight.max(1);
+    let presigned = if args.presign > 0 {
+        Some(Arc::new(
+            presign(&client, &channels, &args, slots_per_writer).await?,
+        ))
+    } else {
+        None
+    };
     let epoch = Instant::now();
+    let clock = Clock {
+        epoch,
+        sent: presigned.as_ref().map(|p| p.sent.clone()),
+    };
     let measure_from = Duration::from_secs(args.warmup);
     let measure_to = measure_from + Duration::from_secs(args.duration);
     let totals = Arc::new(Totals::default());
@@ -254,6 +284,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         let stop = stop_readers.clone();
         let (key, read_id) = (ch.key.clone(), ch.read_id);
         let ack_every = args.ack_every;
+        let clock = clock.clone();
         readers.spawn(async move {
             let mut local = histogram()?;
             let mut unacked = 0u64;
@@ -262,6 +293,13 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
                 let Ok(Some(ServerFrame::Message { message, .. })) = frame else {
                     continue;
                 };
+                let now = clock.epoch.elapsed();
+                if let Some(sent) = clock
+                    .sent_at(&message.payload)
+                    .filter(|s| *s >= measure_from && *s < measure_to)
+                {
+                    let _ = local.record((now.saturating_sub(sent).as_micros() as u64).max(1));
+                }
                 unacked += 1;
                 if ack_every > 0 && unacked >= ack_every {
                     unacked = 0;
@@ -273,15 +311,6 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
                     // relay keeps what any reader still needs.
                     let _ = sub.call(&key, ack).await;
                 }
-                let now = epoch.elapsed();
-                let sent = message
-                    .payload
-                    .get(..8)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(|b| Duration::from_nanos(u64::from_be_bytes(b)));
-                if let Some(sent) = sent.filter(|s| *s >= measure_from && *s < measure_to) {
-                    let _ = local.record((now.saturating_sub(sent).as_micros() as u64).max(1));
-                }
             }
             hist.lock().await.add(&local)?;
             sub.close().await;
@@ -290,8 +319,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
     }
 
     let mut writers = tokio::task::JoinSet::new();
-    // Open loop: each of the writers' in-flight slots sends on its own timer.
-    let slots = args.writers * args.in_flight.max(1);
+    // Open loop: each in-flight slot of each writer sends on its own timer.
+    let slots = args.writers * slots_per_writer;
     let interval =
         (args.rate > 0).then(|| Duration::from_secs_f64(slots as f64 / args.rate as f64));
     for w in 0..channels.len() {
@@ -299,15 +328,17 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
             Transport::Ws => Some(Arc::new(client.session().await?)),
             Transport::Http => None,
         };
-        for slot in 0..args.in_flight.max(1) {
+        for slot in 0..slots_per_writer {
             let client = client.clone();
             let session = session.clone();
             let channels = channels.clone();
             let totals = totals.clone();
             let hist = append_latency.clone();
+            let presigned = presigned.clone();
+            let clock = clock.clone();
             let size = args.size;
-            let writer_id = w as u64;
-            let phase = (w * args.in_flight.max(1) + slot) as f64 / slots as f64;
+            let slot_id = w * slots_per_writer + slot;
+            let phase = slot_id as f64 / slots as f64;
             writers.spawn(async move {
                 let Some(ch) = channels.get(w) else {
                     return Ok(());
@@ -320,31 +351,42 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
                     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     t
                 });
+                let mut ready = presigned
+                    .as_ref()
+                    .and_then(|p| p.requests.get(slot_id))
+                    .map(|r| r.iter());
                 loop {
                     if let Some(t) = ticker.as_mut() {
                         t.tick().await;
                     }
-                    let start = epoch.elapsed();
+                    let start = clock.epoch.elapsed();
                     if start >= measure_to {
                         break;
                     }
-                    // Send time and writer id lead the payload; the rest is zeros.
-                    let stamp = (start.as_nanos() as u64).to_be_bytes();
-                    for (dst, src) in payload
-                        .iter_mut()
-                        .zip(stamp.iter().chain(&writer_id.to_be_bytes()))
-                    {
-                        *dst = *src;
-                    }
-                    let result = match &session {
-                        Some(s) => s.append(&ch.key, ch.write_id, &payload).await,
-                        None => client.append(&ch.key, ch.write_id, &payload).await,
+                    let result = match (&session, ready.as_mut()) {
+                        (Some(s), Some(ready)) => {
+                            let Some((index, request)) = ready.next() else {
+                                totals.exhausted.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            };
+                            clock.mark_sent(*index, start);
+                            s.send_signed(request.clone())
+                                .await
+                                .and_then(|b| Ok(Appended::from_bytes(&b)?))
+                        }
+                        (session, _) => {
+                            stamp(&mut payload, start, slot_id as u64);
+                            match session {
+                                Some(s) => s.append(&ch.key, ch.write_id, &payload).await,
+                                None => client.append(&ch.key, ch.write_id, &payload).await,
+                            }
+                        }
                     };
                     let in_window = start >= measure_from;
                     match result {
                         Ok(_) if in_window => {
                             totals.accepted.fetch_add(1, Ordering::Relaxed);
-                            let took = epoch.elapsed().saturating_sub(start);
+                            let took = clock.epoch.elapsed().saturating_sub(start);
                             let _ = local.record((took.as_micros() as u64).max(1));
                         }
                         Ok(_) => {}
@@ -396,6 +438,13 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
     if !report.errors.is_empty() {
         eprintln!("errors: {:?}", report.errors);
     }
+    let exhausted = totals.exhausted.load(Ordering::Relaxed);
+    if exhausted > 0 {
+        eprintln!(
+            "warning: {exhausted} writer slot(s) ran out of presigned appends before the end; \
+             the rate above is too low: raise --presign"
+        );
+    }
 
     // Phase 3: baseline.
     if !args.no_baseline {
@@ -424,6 +473,17 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
             report.baseline_healthz_per_sec, report.ratio_to_baseline
         );
     }
+    if let Some(dir) = &args.fsync_dir {
+        let per_sec = fsync_rate(dir)?;
+        report.baseline_fsyncs_per_sec = per_sec;
+        report.messages_per_fsync = report.accepted_per_sec / per_sec.max(1.0);
+        eprintln!(
+            "baseline: {:.0} write+fsync of 4 KiB per s in {}; durable appends run at {:.1}× that",
+            per_sec,
+            dir.display(),
+            report.messages_per_fsync
+        );
+    }
     for s in idle {
         s.close().await;
     }
@@ -434,6 +494,133 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Sequential 4 KiB writes, each followed by fsync, per second.
+fn fsync_rate(dir: &std::path::Path) -> Result<f64> {
+    use std::io::Write;
+    let path = dir.join(format!("kith-bench-fsync-{}.tmp", std::process::id()));
+    let mut file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let block = [0x5au8; 4096];
+    let n = 500;
+    let started = Instant::now();
+    for _ in 0..n {
+        file.write_all(&block)?;
+        file.sync_all()?;
+    }
+    let rate = f64::from(n) / started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(rate)
+}
+
+/// Where a payload's send time comes from. Signed as it is sent, a payload
+/// starts with the send time (ns since `epoch`); presigned, it starts with
+/// its index (top bit set) into a table filled when it is sent.
+#[derive(Clone)]
+struct Clock {
+    epoch: Instant,
+    sent: Option<Arc<Vec<AtomicU64>>>,
+}
+
+const PRESIGNED: u64 = 1 << 63;
+
+impl Clock {
+    fn sent_at(&self, payload: &[u8]) -> Option<Duration> {
+        let head = u64::from_be_bytes(payload.get(..8)?.try_into().ok()?);
+        if head & PRESIGNED == 0 {
+            return Some(Duration::from_nanos(head));
+        }
+        let index = usize::try_from(head & !PRESIGNED).ok()?;
+        match self.sent.as_ref()?.get(index)?.load(Ordering::Acquire) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns - 1)),
+        }
+    }
+
+    fn mark_sent(&self, index: usize, at: Duration) {
+        if let Some(slot) = self.sent.as_ref().and_then(|s| s.get(index)) {
+            slot.store(at.as_nanos() as u64 + 1, Ordering::Release);
+        }
+    }
+}
+
+/// Writes the send time and writer id at the head of a payload.
+fn stamp(payload: &mut [u8], at: Duration, writer: u64) {
+    let head = (at.as_nanos() as u64 & !PRESIGNED).to_be_bytes();
+    for (dst, src) in payload
+        .iter_mut()
+        .zip(head.iter().chain(&writer.to_be_bytes()))
+    {
+        *dst = *src;
+    }
+}
+
+/// Requests signed before the run, per in-flight slot, with their indexes.
+struct Presigned {
+    requests: Vec<Vec<(usize, Vec<u8>)>>,
+    sent: Arc<Vec<AtomicU64>>,
+}
+
+async fn presign(
+    client: &RelayClient,
+    channels: &Arc<Vec<Channel>>,
+    args: &BenchArgs,
+    slots_per_writer: usize,
+) -> Result<Presigned> {
+    if args.transport != Transport::Ws {
+        bail!("--presign needs --transport ws");
+    }
+    let window = client.cached_info().await?.limits.timestamp_max_age_ms;
+    if (args.warmup + args.duration) * 1000 + 5_000 > u64::from(window) {
+        bail!(
+            "with --presign, warm-up + duration must end within the relay's {window} ms timestamp window"
+        );
+    }
+    let slots = channels.len() * slots_per_writer;
+    let total = slots * args.presign;
+    eprintln!("signing {total} appends before the run");
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for slot in 0..slots {
+        let (client, channels) = (client.clone(), channels.clone());
+        let (count, size) = (args.presign, args.size);
+        tasks.spawn(async move {
+            let Some(ch) = channels.get(slot / slots_per_writer) else {
+                return anyhow::Ok((slot, Vec::new()));
+            };
+            let mut out = Vec::with_capacity(count);
+            for n in 0..count {
+                let index = slot * count + n;
+                let mut payload = vec![0u8; size];
+                for (dst, src) in payload
+                    .iter_mut()
+                    .zip(((index as u64) | PRESIGNED).to_be_bytes())
+                {
+                    *dst = src;
+                }
+                let op = Operation::Append(Append {
+                    write_id: ch.write_id,
+                    payload,
+                });
+                out.push((index, client.sign(&ch.key, op).await?));
+            }
+            anyhow::Ok((slot, out))
+        });
+    }
+    let mut requests = vec![Vec::new(); slots];
+    while let Some(done) = tasks.join_next().await {
+        let (slot, signed) = done??;
+        if let Some(r) = requests.get_mut(slot) {
+            *r = signed;
+        }
+    }
+    eprintln!("signed in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(Presigned {
+        requests,
+        sent: Arc::new((0..total).map(|_| AtomicU64::new(0)).collect()),
+    })
 }
 
 /// The report, printed as JSON with `--json`.
@@ -465,6 +652,7 @@ mod serde_report {
     #[derive(Debug, Serialize)]
     pub(crate) struct Report {
         pub(crate) relay: String,
+        pub(crate) presigned: bool,
         pub(crate) transport: super::Transport,
         pub(crate) in_flight: usize,
         pub(crate) writers: usize,
@@ -481,5 +669,7 @@ mod serde_report {
         pub(crate) errors: BTreeMap<String, u64>,
         pub(crate) baseline_healthz_per_sec: f64,
         pub(crate) ratio_to_baseline: f64,
+        pub(crate) baseline_fsyncs_per_sec: f64,
+        pub(crate) messages_per_fsync: f64,
     }
 }

@@ -116,6 +116,12 @@ impl Session {
 
     async fn call_once(&self, key: &SigningKey, op: Operation) -> Result<Vec<u8>, ClientError> {
         let request = self.client.sign(key, op).await?;
+        self.send_signed(request).await
+    }
+
+    /// Sends an already signed request (see [`RelayClient::sign`]) and waits
+    /// for its answer's body. No retry: a retry must be signed afresh.
+    pub async fn send_signed(&self, request: Vec<u8>) -> Result<Vec<u8>, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {

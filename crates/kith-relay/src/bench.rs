@@ -117,15 +117,30 @@ fn histogram() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")
 }
 
-async fn resident_memory(client: &RelayClient) -> Result<Option<u64>> {
+/// A gauge from the relay's `/metrics`.
+async fn relay_metric(client: &RelayClient, name: &str) -> Result<Option<f64>> {
     let url = client.url().join("metrics")?;
     let text = reqwest::get(url).await?.text().await?;
     Ok(text
         .lines()
-        .find(|l| l.starts_with("kith_relay_process_resident_memory_bytes "))
+        .find(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
         .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|v| v as u64))
+        .and_then(|v| v.parse::<f64>().ok()))
+}
+
+async fn resident_memory(client: &RelayClient) -> Result<Option<u64>> {
+    Ok(
+        relay_metric(client, "kith_relay_process_resident_memory_bytes")
+            .await?
+            .map(|v| v as u64),
+    )
+}
+
+async fn relay_cpu(client: &RelayClient) -> Result<Option<f64>> {
+    relay_metric(client, "kith_relay_process_cpu_seconds").await
 }
 
 async fn create_channels(
@@ -194,6 +209,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         idle_subscribers: 0,
         idle_memory_bytes: 0,
         accepted_per_sec: 0.0,
+        relay_cpu_cores: 0.0,
+        relay_cpu_us_per_message: 0.0,
         append_ms: serde_report::Percentiles::default(),
         push_ms: serde_report::Percentiles::default(),
         pushed: 0,
@@ -406,9 +423,21 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
             });
         }
     }
+    // The relay's CPU over the measured window.
+    let cpu_probe = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(epoch + measure_from)).await;
+            let start = relay_cpu(&client).await.ok().flatten();
+            tokio::time::sleep_until(tokio::time::Instant::from_std(epoch + measure_to)).await;
+            let end = relay_cpu(&client).await.ok().flatten();
+            start.zip(end).map(|(a, b)| b - a)
+        })
+    };
     while let Some(r) = writers.join_next().await {
         r??;
     }
+    let relay_cpu_secs = cpu_probe.await.ok().flatten();
     // Let the last pushes arrive.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop_readers.store(true, Ordering::Relaxed);
@@ -418,6 +447,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
 
     let accepted = totals.accepted.load(Ordering::Relaxed);
     report.accepted_per_sec = accepted as f64 / args.duration as f64;
+    if let Some(cpu) = relay_cpu_secs {
+        report.relay_cpu_cores = cpu / args.duration as f64;
+        report.relay_cpu_us_per_message = cpu * 1e6 / (accepted.max(1) as f64);
+    }
     let a = append_latency.lock().await;
     report.append_ms = serde_report::Percentiles::of(&a);
     let p = push_latency.lock().await;
@@ -435,6 +468,12 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         report.push_ms.max,
         report.pushed
     );
+    if relay_cpu_secs.is_some() {
+        eprintln!(
+            "relay CPU: {:.2} cores, {:.0} us per accepted message (its readers' pushes and acks included)",
+            report.relay_cpu_cores, report.relay_cpu_us_per_message
+        );
+    }
     if !report.errors.is_empty() {
         eprintln!("errors: {:?}", report.errors);
     }
@@ -663,6 +702,8 @@ mod serde_report {
         pub(crate) idle_subscribers: usize,
         pub(crate) idle_memory_bytes: u64,
         pub(crate) accepted_per_sec: f64,
+        pub(crate) relay_cpu_cores: f64,
+        pub(crate) relay_cpu_us_per_message: f64,
         pub(crate) append_ms: Percentiles,
         pub(crate) push_ms: Percentiles,
         pub(crate) pushed: u64,

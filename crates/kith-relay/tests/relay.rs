@@ -954,6 +954,40 @@ async fn rate_limits_answer_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_key_is_limited_after_its_signature_is_checked() {
+    let relay = relay(
+        kith_testkit::RelayOptions::default()
+            .env("KITH_RELAY_RATE_LIMIT__PER_KEY_PER_SEC", 1)
+            .env("KITH_RELAY_RATE_LIMIT__PER_KEY_BURST", 3),
+    );
+    let client = client(&relay);
+    let ch = channel(&client, ChannelOptions::default()).await;
+    let w = ch.created.write_id;
+    let mut results = Vec::new();
+    for i in 0..6 {
+        results.push(
+            client
+                .append(&ch.writer, w, &payload(i, 256))
+                .await
+                .map(|a| a.seq),
+        );
+    }
+    assert!(results[..3].iter().all(Result::is_ok), "{results:?}");
+    let limited = results
+        .into_iter()
+        .filter_map(Result::err)
+        .collect::<Vec<_>>();
+    assert!(!limited.is_empty());
+    assert!(
+        limited
+            .iter()
+            .all(|e| e.code() == Some(ErrorCode::RATE_LIMITED))
+    );
+    // Another key on the same channel has its own budget.
+    client.append(&ch.owner, w, &payload(9, 256)).await.unwrap();
+}
+
+#[tokio::test]
 async fn channel_creation_can_require_a_token() {
     let relay = relay(kith_testkit::RelayOptions {
         config: Some("create_tokens = [\"sesame\"]\n[rate_limit]\nenabled = false\n".into()),

@@ -34,7 +34,10 @@ pub(crate) struct Metrics {
     pub(crate) connections_refused: Counter,
     pub(crate) replay_nonces: Gauge,
     pub(crate) verify_batch_size: Histogram,
+    pub(crate) commit_seconds: Histogram,
+    pub(crate) commit_writes: Histogram,
     pub(crate) resident_memory_bytes: Gauge,
+    pub(crate) cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -98,14 +101,33 @@ impl Metrics {
             "Signatures verified together",
             verify_batch_size.clone(),
         );
+        let commit_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 14));
+        registry.register(
+            "commit_seconds",
+            "Time to commit one batch of writes, sync included",
+            commit_seconds.clone(),
+        );
+        let commit_writes = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        registry.register(
+            "commit_writes",
+            "Writes committed together (group commit)",
+            commit_writes.clone(),
+        );
         let resident_memory_bytes = Gauge::default();
         registry.register(
             "process_resident_memory_bytes",
             "Resident memory of the relay process",
             resident_memory_bytes.clone(),
         );
+        let cpu_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "process_cpu_seconds",
+            "CPU time (user and system) used by the relay process",
+            cpu_seconds.clone(),
+        );
         Self {
             registry,
+            cpu_seconds,
             requests,
             request_seconds,
             appended_bytes,
@@ -116,6 +138,8 @@ impl Metrics {
             connections_refused,
             replay_nonces,
             verify_batch_size,
+            commit_seconds,
+            commit_writes,
             resident_memory_bytes,
         }
     }
@@ -125,6 +149,9 @@ impl Metrics {
         if let Some(rss) = resident_memory_bytes() {
             self.resident_memory_bytes
                 .set(i64::try_from(rss).unwrap_or(i64::MAX));
+        }
+        if let Some(cpu) = cpu_seconds() {
+            self.cpu_seconds.set(cpu);
         }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -140,4 +167,17 @@ pub(crate) fn resident_memory_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// User plus system CPU time from `/proc/self/stat` (Linux); `None`
+/// elsewhere. Ticks are 100 per second on every Linux this runs on
+/// (`USER_HZ`, fixed by the kernel ABI).
+pub(crate) fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

@@ -168,9 +168,34 @@ impl RelayHandle {
     }
 }
 
+/// What the store reports: events to the hub, commit figures to metrics.
+#[derive(Debug)]
+struct Sink {
+    hub: Arc<Hub>,
+    commit_seconds: prometheus_client::metrics::histogram::Histogram,
+    commit_writes: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl crate::store::EventSink for Sink {
+    fn publish(&self, events: &[crate::store::StoreEvent]) {
+        self.hub.publish(events);
+    }
+
+    fn committed(&self, writes: usize, took: Duration) {
+        self.commit_seconds.observe(took.as_secs_f64());
+        self.commit_writes.observe(writes as f64);
+    }
+}
+
 /// Opens the store named by `config.db` and starts serving.
 pub async fn start(config: Config) -> Result<RelayHandle, ServerError> {
     let hub = Arc::new(Hub::default());
+    let metrics = Metrics::new();
+    let sink = Arc::new(Sink {
+        hub: hub.clone(),
+        commit_seconds: metrics.commit_seconds.clone(),
+        commit_writes: metrics.commit_writes.clone(),
+    });
     let store = SqliteStore::open(
         SqliteOptions {
             path: config.db.clone(),
@@ -179,19 +204,20 @@ pub async fn start(config: Config) -> Result<RelayHandle, ServerError> {
             write_queue: config.write_queue,
             max_batch: config.max_batch,
         },
-        hub.clone(),
+        sink,
     )
     .map_err(|source| ServerError::Store {
         path: config.db.display().to_string(),
         source,
     })?;
-    start_with_store(config, Arc::new(store), hub).await
+    start_with_store(config, Arc::new(store), hub, metrics).await
 }
 
 async fn start_with_store(
     config: Config,
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
+    metrics: Metrics,
 ) -> Result<RelayHandle, ServerError> {
     let listener = TcpListener::bind(config.listen)
         .await
@@ -204,7 +230,6 @@ async fn start_with_store(
         source,
     })?;
     let limits = config.limits;
-    let metrics = Metrics::new();
     let state = Arc::new(AppState {
         relay_id: store.relay_id(),
         replay: ReplayGuard::new(

@@ -111,6 +111,10 @@ pub enum StoreEvent {
 pub trait EventSink: Send + Sync + 'static {
     /// Called with the events of one commit, in order. Must not block.
     fn publish(&self, events: &[StoreEvent]);
+
+    /// Called after each commit with the number of writes it carried and
+    /// how long the transaction took, sync included (for metrics).
+    fn committed(&self, _writes: usize, _took: std::time::Duration) {}
 }
 
 /// What a periodic sweep removed.

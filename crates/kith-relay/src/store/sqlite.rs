@@ -569,10 +569,12 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let committed = run_batch(&mut conn, &mut batch, &mut events);
         if let Err(e) = &committed {
             tracing::error!(error = %e, jobs = batch.len(), "write batch failed");
         } else {
+            sink.committed(batch.len(), started.elapsed());
             sink.publish(&events);
         }
         events.clear();

@@ -771,31 +771,23 @@ async fn blobs_small_read_once_and_chunked() {
         ErrorCode::NOT_FOUND
     );
 
-    // Shape rules.
-    assert_eq!(
-        code(
-            client
-                .blob_create(&ch.writer, w, 1024, 2, None, false)
-                .await
-        ),
-        ErrorCode::BAD_SIZE
-    );
-    assert_eq!(
-        code(
-            client
-                .blob_create(&ch.writer, w, CHUNK_SIZE, 2, None, true)
-                .await
-        ),
-        ErrorCode::INVALID_ARGUMENT
-    );
-    assert_eq!(
-        code(
-            client
-                .blob_create(&ch.writer, w, 1000, 1, None, false)
-                .await
-        ),
-        ErrorCode::BAD_SIZE
-    );
+    // Shape rules: (chunk size, chunk count, read once) → error.
+    let rules = [
+        (1024, 2, false, ErrorCode::BAD_SIZE),
+        (CHUNK_SIZE, 2, true, ErrorCode::INVALID_ARGUMENT),
+        (1000, 1, false, ErrorCode::BAD_SIZE),
+        (1024, 0, false, ErrorCode::INVALID_ARGUMENT),
+    ];
+    for (size, count, once, want) in rules {
+        let got = client
+            .blob_create(&ch.writer, w, size, count, None, once)
+            .await;
+        assert_eq!(
+            code(got),
+            want,
+            "{count} chunk(s) of {size}, read once: {once}"
+        );
+    }
     assert_eq!(
         code(
             client

@@ -72,6 +72,27 @@ async fn create(
         .unwrap()
 }
 
+/// A blob request by the owner (key 1).
+fn blob(
+    write_id: kith_wire::relay::WriteId,
+    chunk_size: u32,
+    chunk_count: u32,
+    ttl_secs: u32,
+    read_once: bool,
+) -> NewBlob {
+    NewBlob {
+        spec: BlobCreate {
+            write_id,
+            chunk_size,
+            chunk_count,
+            ttl_secs,
+            read_once,
+        },
+        key: key(1),
+        now_ms: NOW,
+    }
+}
+
 fn is_unauthorized<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::Unauthorized))
 }
@@ -161,17 +182,7 @@ async fn quotas_are_enforced(store: Arc<dyn Store>, _: &Recorder) {
             .await,
         Err(StoreError::QuotaExceeded(_))
     ));
-    let blob = |count| NewBlob {
-        spec: BlobCreate {
-            write_id: ch.write_id,
-            chunk_size: 1024,
-            chunk_count: count,
-            ttl_secs: 60,
-            read_once: false,
-        },
-        key: key(1),
-        now_ms: NOW,
-    };
+    let blob = |count| blob(ch.write_id, 1024, count, 60, false);
     assert!(matches!(
         store.blob_create(blob(5)).await,
         Err(StoreError::QuotaExceeded(_))
@@ -285,17 +296,7 @@ async fn removing_a_reader_is_published_and_the_last_admin_stays(
 async fn read_once_blobs_are_taken_exactly_once(store: Arc<dyn Store>, _: &Recorder) {
     let ch = create(&*store, vec![]).await;
     let blob = store
-        .blob_create(NewBlob {
-            spec: BlobCreate {
-                write_id: ch.write_id,
-                chunk_size: 256,
-                chunk_count: 1,
-                ttl_secs: 60,
-                read_once: true,
-            },
-            key: key(1),
-            now_ms: NOW,
-        })
+        .blob_create(blob(ch.write_id, 256, 1, 60, true))
         .await
         .unwrap();
     assert!(
@@ -335,17 +336,7 @@ async fn sweeps_delete_what_expired(store: Arc<dyn Store>, events: &Recorder) {
         .await
         .unwrap();
     let blob = store
-        .blob_create(NewBlob {
-            spec: BlobCreate {
-                write_id: ch.write_id,
-                chunk_size: 256,
-                chunk_count: 1,
-                ttl_secs: 1,
-                read_once: false,
-            },
-            key: key(1),
-            now_ms: NOW,
-        })
+        .blob_create(blob(ch.write_id, 256, 1, 1, false))
         .await
         .unwrap();
     events.take();

@@ -105,6 +105,14 @@ pub fn public_key(key: &SigningKey) -> PublicKey {
     PublicKey(key.verifying_key().to_bytes())
 }
 
+/// The `append` operation for a payload.
+pub(crate) fn append_op(write_id: WriteId, payload: &[u8]) -> Operation {
+    Operation::Append(Append {
+        write_id,
+        payload: payload.to_vec(),
+    })
+}
+
 /// Signs `body` with `key`: the encoded `SignedRequest`.
 pub fn sign_request(body: &RequestBody, key: &SigningKey) -> Vec<u8> {
     let mut bytes = body.to_bytes();
@@ -356,11 +364,7 @@ impl RelayClient {
         write_id: WriteId,
         payload: &[u8],
     ) -> Result<Appended, ClientError> {
-        let op = Operation::Append(Append {
-            write_id,
-            payload: payload.to_vec(),
-        });
-        self.call_decode(key, op).await
+        self.call_decode(key, append_op(write_id, payload)).await
     }
 
     /// Messages after `after_seq`; with a non-zero `wait`, waits up to that

@@ -10,12 +10,12 @@
 //! queued (bounded), and while the queue is full the socket is not read, so
 //! answers to calls wait too.
 
-use super::{ClientError, RelayClient, retry_once};
+use super::{ClientError, RelayClient, append_op, retry_once};
 use ed25519_dalek::SigningKey;
 use futures_util::{SinkExt, StreamExt};
 use kith_wire::Codec;
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
-use kith_wire::relay::request::{Append, Operation, Subscribe};
+use kith_wire::relay::request::{Operation, Subscribe};
 use kith_wire::relay::response::Appended;
 use kith_wire::relay::{ReadId, WriteId};
 use std::collections::HashMap;
@@ -147,10 +147,7 @@ impl Session {
         write_id: WriteId,
         payload: &[u8],
     ) -> Result<Appended, ClientError> {
-        let op = Operation::Append(Append {
-            write_id,
-            payload: payload.to_vec(),
-        });
+        let op = append_op(write_id, payload);
         Ok(Appended::from_bytes(&self.call(key, op).await?)?)
     }
 

@@ -348,12 +348,34 @@ fn touch_if_due(conn: &Connection, a: &Authorized, now_ms: u64) -> Result<(), St
     Ok(())
 }
 
-fn admin_count(conn: &Connection, channel_id: i64) -> Result<i64, StoreError> {
-    Ok(conn
+/// Refuses a change that would leave the channel without an admin key.
+fn keep_an_admin(conn: &Connection, channel_id: i64) -> Result<(), StoreError> {
+    let admins: i64 = conn
         .prepare_cached(
             "SELECT COUNT(*) FROM channel_keys WHERE channel_id = ?1 AND (rights & 4) != 0",
         )?
-        .query_row(params![channel_id], |r| r.get(0))?)
+        .query_row(params![channel_id], |r| r.get(0))?;
+    if admins <= 1 {
+        return Err(StoreError::Conflict(
+            "a channel keeps at least one admin key",
+        ));
+    }
+    Ok(())
+}
+
+/// A key lost the read right: its subscriptions end, and what only it still
+/// had to acknowledge can go.
+fn reader_removed(
+    conn: &Connection,
+    events: &mut Vec<StoreEvent>,
+    channel_id: i64,
+    key: PublicKey,
+) -> Result<(), StoreError> {
+    events.push(StoreEvent::ReaderRemoved {
+        channel: ChannelKey(channel_id),
+        key,
+    });
+    drop_acknowledged(conn, channel_id)
 }
 
 fn key_rights(
@@ -849,39 +871,24 @@ impl Store for SqliteStore {
                     .execute(params![a.id])?;
                 }
                 Some(old) => {
-                    if old.contains(Rights::ADMIN)
-                        && !grant.rights.contains(Rights::ADMIN)
-                        && admin_count(conn, a.id)? <= 1
-                    {
-                        return Err(StoreError::Conflict(
-                            "a channel keeps at least one admin key",
-                        ));
+                    if old.contains(Rights::ADMIN) && !grant.rights.contains(Rights::ADMIN) {
+                        keep_an_admin(conn, a.id)?;
                     }
                     // A key that gains the read right starts at the current end,
                     // like a new reader; one that keeps it keeps its cursor.
-                    let sql = if old.contains(Rights::READ) {
-                        "UPDATE channel_keys SET rights = ?3 WHERE channel_id = ?1 AND key = ?2"
-                    } else {
-                        "UPDATE channel_keys SET rights = ?3, acked_seq = ?4 \
-                         WHERE channel_id = ?1 AND key = ?2"
-                    };
-                    let mut stmt = conn.prepare_cached(sql)?;
-                    if old.contains(Rights::READ) {
-                        stmt.execute(params![a.id, &grant.key.0[..], grant.rights.bits()])?;
-                    } else {
-                        stmt.execute(params![
-                            a.id,
-                            &grant.key.0[..],
-                            grant.rights.bits(),
-                            new_reader_cursor
-                        ])?;
-                    }
+                    let cursor = (!old.contains(Rights::READ)).then_some(new_reader_cursor);
+                    conn.prepare_cached(
+                        "UPDATE channel_keys SET rights = ?3, acked_seq = COALESCE(?4, acked_seq) \
+                         WHERE channel_id = ?1 AND key = ?2",
+                    )?
+                    .execute(params![
+                        a.id,
+                        &grant.key.0[..],
+                        grant.rights.bits(),
+                        cursor
+                    ])?;
                     if old.contains(Rights::READ) && !grant.rights.contains(Rights::READ) {
-                        events.push(StoreEvent::ReaderRemoved {
-                            channel: ChannelKey(a.id),
-                            key: grant.key,
-                        });
-                        drop_acknowledged(conn, a.id)?;
+                        reader_removed(conn, events, a.id, grant.key)?;
                     }
                 }
             }
@@ -909,21 +916,15 @@ impl Store for SqliteStore {
             let Some(old) = key_rights(conn, a.id, &key)? else {
                 return Ok(());
             };
-            if old.contains(Rights::ADMIN) && admin_count(conn, a.id)? <= 1 {
-                return Err(StoreError::Conflict(
-                    "a channel keeps at least one admin key",
-                ));
+            if old.contains(Rights::ADMIN) {
+                keep_an_admin(conn, a.id)?;
             }
             conn.prepare_cached("DELETE FROM channel_keys WHERE channel_id = ?1 AND key = ?2")?
                 .execute(params![a.id, &key.0[..]])?;
             conn.prepare_cached("UPDATE channels SET key_count = key_count - 1 WHERE id = ?1")?
                 .execute(params![a.id])?;
             if old.contains(Rights::READ) {
-                events.push(StoreEvent::ReaderRemoved {
-                    channel: ChannelKey(a.id),
-                    key,
-                });
-                drop_acknowledged(conn, a.id)?;
+                reader_removed(conn, events, a.id, key)?;
             }
             touch_if_due(conn, &a, now_ms)?;
             Ok(())

@@ -168,11 +168,6 @@ impl RelayProcess {
         self.dir.path().join("relay.db")
     }
 
-    /// The relay's temporary directory.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("relay.log")
     }
@@ -180,11 +175,6 @@ impl RelayProcess {
     /// Everything the relay has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    /// The process id, while running.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: the relay gets no chance to finish anything.

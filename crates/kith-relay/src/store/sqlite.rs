@@ -568,11 +568,6 @@ impl SqliteStore {
             self.write_detached(move |conn| touch(conn, id, now_ms));
         }
     }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
 }
 
 fn writer_loop(

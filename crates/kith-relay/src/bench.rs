@@ -324,9 +324,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
                         read_id,
                         seq: message.seq,
                     });
-                    // A reader that shares a channel with another may lag it; the
-                    // relay keeps what any reader still needs.
-                    let _ = sub.call(&key, ack).await;
+                    // Acknowledge without pausing the reading, as a client does.
+                    let (requester, key) = (sub.requester(), key.clone());
+                    tokio::spawn(async move {
+                        let _ = requester.call(&key, ack).await;
+                    });
                 }
             }
             hist.lock().await.add(&local)?;

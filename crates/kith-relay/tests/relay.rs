@@ -625,6 +625,20 @@ async fn one_websocket_carries_requests_and_many_subscriptions() {
     let mut want = vec![(sa, 1), (sb, 2)];
     want.sort();
     assert_eq!(got, want);
+    // Another task sends over the same socket while this one waits for pushes.
+    let requester = session.requester();
+    let (writer, write_id) = (a.writer.clone(), a.created.write_id);
+    let sender = tokio::spawn(async move {
+        requester
+            .append(&writer, write_id, &payload(3, 1024))
+            .await
+            .map(|a| a.seq)
+    });
+    let ServerFrame::Message { sub, message } = next(&mut session).await else {
+        panic!("expected a message")
+    };
+    assert_eq!((sub, message.seq, message.payload[0]), (sa, 2, 3));
+    assert_eq!(sender.await.unwrap().unwrap(), 2);
     // Errors come back as Failed frames.
     let e = session
         .append(&a.reader, a.created.write_id, &payload(1, 256))
@@ -637,7 +651,7 @@ async fn one_websocket_carries_requests_and_many_subscriptions() {
         wait_ms: 0,
     });
     let body = session.call(&a.reader, read).await.unwrap();
-    assert_eq!(Messages::from_bytes(&body).unwrap().items.len(), 1);
+    assert_eq!(Messages::from_bytes(&body).unwrap().items.len(), 2);
     // Subscribe is not a request.
     let sub = Operation::Subscribe(Subscribe {
         read_id: a.created.read_id,

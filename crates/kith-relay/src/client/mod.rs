@@ -8,7 +8,7 @@
 
 mod session;
 
-pub use session::Session;
+pub use session::{Requester, Session};
 
 use crate::time::now_ms;
 use ed25519_dalek::{Signer, SigningKey};

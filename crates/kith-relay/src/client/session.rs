@@ -43,15 +43,22 @@ fn closed() -> ClientError {
 /// A WebSocket to a relay. For each subscription, [`Session::next`] yields a
 /// `Subscribed` (or `Closed` if refused), then the channel's messages in
 /// sequence order. [`Session::call`] sends any other signed request over the
-/// same connection; calls may run concurrently.
+/// same connection; calls may run concurrently, and a [`Requester`] makes
+/// them from other tasks while one reads the pushes.
 #[derive(Debug)]
 pub struct Session {
+    requester: Requester,
+    pushes: mpsc::Receiver<ServerFrame>,
+    task: JoinHandle<()>,
+}
+
+/// The sending half of a [`Session`]: cheap to clone, usable from any task.
+#[derive(Debug, Clone)]
+pub struct Requester {
     client: RelayClient,
     outgoing: mpsc::Sender<ClientFrame>,
-    pushes: mpsc::Receiver<ServerFrame>,
     pending: Pending,
-    next_id: AtomicU32,
-    task: JoinHandle<()>,
+    next_id: Arc<AtomicU32>,
 }
 
 impl Session {
@@ -67,15 +74,71 @@ impl Session {
         let pending: Pending = Arc::default();
         let task = tokio::spawn(run_socket(socket, outgoing_rx, pushes_tx, pending.clone()));
         Ok(Self {
-            client,
-            outgoing,
+            requester: Requester {
+                client,
+                outgoing,
+                pending,
+                next_id: Arc::new(AtomicU32::new(1)),
+            },
             pushes,
-            pending,
-            next_id: AtomicU32::new(1),
             task,
         })
     }
 
+    /// A handle that sends over this session from another task.
+    pub fn requester(&self) -> Requester {
+        self.requester.clone()
+    }
+
+    /// See [`Requester::subscribe`].
+    pub async fn subscribe(
+        &self,
+        key: &SigningKey,
+        read_id: ReadId,
+        after_seq: u64,
+    ) -> Result<u32, ClientError> {
+        self.requester.subscribe(key, read_id, after_seq).await
+    }
+
+    /// See [`Requester::unsubscribe`].
+    pub async fn unsubscribe(&self, sub: u32) -> Result<(), ClientError> {
+        self.requester.unsubscribe(sub).await
+    }
+
+    /// See [`Requester::call`].
+    pub async fn call(&self, key: &SigningKey, op: Operation) -> Result<Vec<u8>, ClientError> {
+        self.requester.call(key, op).await
+    }
+
+    /// See [`Requester::send_signed`].
+    pub async fn send_signed(&self, request: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        self.requester.send_signed(request).await
+    }
+
+    /// See [`Requester::append`].
+    pub async fn append(
+        &self,
+        key: &SigningKey,
+        write_id: WriteId,
+        payload: &[u8],
+    ) -> Result<Appended, ClientError> {
+        self.requester.append(key, write_id, payload).await
+    }
+
+    /// The next push (`Subscribed`, `Message` or `Closed`); `None` once the
+    /// connection is gone.
+    pub async fn next(&mut self) -> Option<ServerFrame> {
+        self.pushes.recv().await
+    }
+
+    /// Closes the connection (once every [`Requester`] is dropped too).
+    pub async fn close(self) {
+        drop(self.requester);
+        let _ = self.task.await;
+    }
+}
+
+impl Requester {
     async fn send(&self, frame: ClientFrame) -> Result<(), ClientError> {
         self.outgoing.send(frame).await.map_err(|_| closed())
     }
@@ -100,12 +163,6 @@ impl Session {
     /// Ends a subscription.
     pub async fn unsubscribe(&self, sub: u32) -> Result<(), ClientError> {
         self.send(ClientFrame::Unsubscribe { sub }).await
-    }
-
-    /// The next push (`Subscribed`, `Message` or `Closed`); `None` once the
-    /// connection is gone.
-    pub async fn next(&mut self) -> Option<ServerFrame> {
-        self.pushes.recv().await
     }
 
     /// Sends one signed request and waits for its answer's body; retried
@@ -149,12 +206,6 @@ impl Session {
     ) -> Result<Appended, ClientError> {
         let op = append_op(write_id, payload);
         Ok(Appended::from_bytes(&self.call(key, op).await?)?)
-    }
-
-    /// Closes the connection.
-    pub async fn close(self) {
-        drop(self.outgoing);
-        let _ = self.task.await;
     }
 }
 

@@ -38,6 +38,7 @@
 //! ```
 
 pub mod codec;
+pub mod conv;
 pub mod relay;
 
 pub use codec::{Codec, DecodeError, Reader, Writer};

@@ -10,6 +10,7 @@
 )]
 
 use kith_wire::Codec;
+use kith_wire::conv::{ChannelGrant, Envelope, Invitation, PairFrame};
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;
 use kith_wire::relay::response::*;
@@ -308,7 +309,66 @@ fn round_trip<T: Codec + PartialEq + std::fmt::Debug>(v: &T) -> Result<(), TestC
     Ok(())
 }
 
+fn channel_grant() -> impl Strategy<Value = ChannelGrant> {
+    ("[a-z:/.0-9]{1,40}", arr32(), arr32(), arr32(), arr32()).prop_map(
+        |(relay_url, i, w, r, key)| ChannelGrant {
+            relay_url,
+            relay_id: RelayId(i),
+            write_id: WriteId(w),
+            read_id: ReadId(r),
+            key,
+        },
+    )
+}
+
+fn envelope() -> impl Strategy<Value = Envelope> {
+    prop_oneof![
+        payload().prop_map(Envelope::Welcome),
+        payload().prop_map(Envelope::Mls)
+    ]
+}
+
+fn invitation() -> impl Strategy<Value = Invitation> {
+    (
+        channel_grant(),
+        vec(any::<u8>(), 1..600),
+        ".{0,30}",
+        any::<u64>(),
+    )
+        .prop_map(
+            |(channel, key_package, display_name, expires_at_ms)| Invitation {
+                channel,
+                key_package,
+                display_name,
+                expires_at_ms,
+            },
+        )
+}
+
+fn pair_frame() -> impl Strategy<Value = PairFrame> {
+    prop_oneof![
+        (any::<[u8; 16]>(), any::<u64>(), ".{0,200}").prop_map(|(message_id, sent_at_ms, text)| {
+            PairFrame::Text {
+                message_id,
+                sent_at_ms,
+                text,
+            }
+        }),
+        ".{0,40}".prop_map(|display_name| PairFrame::Profile { display_name }),
+        channel_grant().prop_map(PairFrame::Channel),
+    ]
+}
+
 proptest! {
+    #[test]
+    fn envelope_round_trips(v in envelope()) { round_trip(&v)?; }
+
+    #[test]
+    fn invitation_round_trips(v in invitation()) { round_trip(&v)?; }
+
+    #[test]
+    fn pair_frame_round_trips(v in pair_frame()) { round_trip(&v)?; }
+
     #[test]
     fn operation_round_trips(v in operation()) { round_trip(&v)?; }
 
@@ -398,6 +458,9 @@ proptest! {
         check::<ErrorBody>(&bytes)?;
         check::<ClientFrame>(&bytes)?;
         check::<ServerFrame>(&bytes)?;
+        check::<Envelope>(&bytes)?;
+        check::<Invitation>(&bytes)?;
+        check::<PairFrame>(&bytes)?;
         let _ = SignedRequest::split(&bytes);
     }
 

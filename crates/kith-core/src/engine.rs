@@ -1,0 +1,1032 @@
+//! The engine: every user operation, on top of the store, the relay client
+//! and kith-crypto. Specs: `docs/spec/inbox-v1.md`, `docs/spec/pair-v1.md`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kith_crypto::mls::{
+    GroupSnapshot, IdentityKey, Incoming, PendingKeyPackage, Session, key_package,
+};
+use kith_crypto::padding::{pad, unpad};
+use kith_crypto::seal::SealKey;
+use kith_relay::client::{ChannelOptions, ClientError, RelayClient, generate_key, public_key};
+use kith_wire::Codec;
+use kith_wire::conv::{ChannelGrant, Envelope, Invitation, PairFrame};
+use kith_wire::relay::response::{ErrorCode, StoredMessage};
+use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, WriteId};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use crate::error::{CoreError, Result};
+use crate::link::InviteLink;
+use crate::store::{self, ChannelRow, ms};
+
+/// The context string sealed invitations are bound to (inbox-v1.md §2).
+pub const INVITATION_CONTEXT: &[u8] = b"kith invitation v1";
+/// How long an invitation can be accepted.
+pub const INVITATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+const READ_BATCH: u16 = 100;
+const DB_FILE: &str = "kith.db";
+
+/// A conversation as `kith list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationView {
+    pub id: String,
+    pub name: String,
+    /// `invited` (waiting for the link to be accepted) or `active`.
+    pub state: String,
+    pub unread: u64,
+    pub last_activity: u64,
+    /// The name this user shows to the contact.
+    pub my_name: String,
+    pub integrity_events: u64,
+}
+
+/// One message as `kith read` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: String,
+    pub conversation: String,
+    /// `me`, or the contact's name.
+    pub from: String,
+    pub outgoing: bool,
+    pub sent_at: u64,
+    pub received_at: u64,
+    pub text: String,
+}
+
+/// A message that failed authentication (or could not be read) and was
+/// not shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntegrityEvent {
+    pub conversation: String,
+    pub at: u64,
+    pub detail: String,
+}
+
+/// A new invitation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invite {
+    /// The `kith:` link.
+    pub link: String,
+    /// The same link for a browser or another app.
+    pub web_link: String,
+    pub conversation: String,
+    pub expires_at: u64,
+}
+
+/// What a sync brought.
+#[derive(Debug, Default, Serialize)]
+pub struct SyncReport {
+    pub messages: Vec<MessageView>,
+    /// Conversations whose invitation was accepted during this sync.
+    pub connected: Vec<ConversationView>,
+    pub integrity_events: Vec<IntegrityEvent>,
+    /// Relays or channels that could not be synced this time.
+    pub errors: Vec<String>,
+}
+
+/// The result of accepting an invitation.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub conversation: ConversationView,
+    /// Things that did not work but did not stop the acceptance.
+    pub warnings: Vec<String>,
+}
+
+/// A profile: its store and the relays it talks to.
+#[derive(Debug)]
+pub struct Engine {
+    home: PathBuf,
+    db: Connection,
+    relays: HashMap<String, RelayClient>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| CoreError::Randomness(e.to_string()))?;
+    Ok(b)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `conversation_id` (pair-v1.md §2): from the first channel's write id,
+/// which both sides know from the invitation.
+pub fn conversation_id(first_write_id: &WriteId) -> String {
+    let mut h = Sha256::new();
+    h.update(b"kith conversation id v1\0");
+    h.update(first_write_id.0);
+    hex(h.finalize().get(..16).unwrap_or_default())
+}
+
+fn digest(payload: &[u8]) -> Vec<u8> {
+    Sha256::digest(payload).to_vec()
+}
+
+fn envelope_payload(envelope: &Envelope) -> Result<Vec<u8>> {
+    Ok(pad(&envelope.to_bytes(), &SIZE_BUCKETS)?)
+}
+
+fn not_found(e: &ClientError) -> bool {
+    e.code() == Some(ErrorCode::NOT_FOUND)
+}
+
+/// A conversation's MLS session with what is needed to save it again.
+struct Loaded {
+    session: Session,
+}
+
+impl Engine {
+    fn db_path(home: &Path) -> PathBuf {
+        home.join(DB_FILE)
+    }
+
+    /// Creates a profile in `home`. With a relay, the relay is checked and
+    /// becomes where this user's invitations and channels live.
+    pub async fn init(home: &Path, name: &str, relay: Option<&str>) -> Result<Self> {
+        std::fs::create_dir_all(home)?;
+        let path = Self::db_path(home);
+        let db = store::open(&path)?;
+        if store::profile(&db)?.is_some() {
+            return Err(CoreError::ProfileExists(home.display().to_string()));
+        }
+        let mut engine = Self {
+            home: home.to_path_buf(),
+            db,
+            relays: HashMap::new(),
+        };
+        let relay = match relay {
+            Some(url) => {
+                let client = engine.relay(url)?;
+                client.info().await?;
+                Some(client.url().as_str().trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
+        engine.db.execute(
+            "INSERT INTO profile (id, name, relay_url, created_at) VALUES (1, ?1, ?2, ?3)",
+            params![name, relay, ms(now_ms())],
+        )?;
+        Ok(engine)
+    }
+
+    /// Opens the profile in `home`.
+    pub fn open(home: &Path) -> Result<Self> {
+        let path = Self::db_path(home);
+        if !path.exists() {
+            return Err(CoreError::NoProfile(home.display().to_string()));
+        }
+        let db = store::open(&path)?;
+        if store::profile(&db)?.is_none() {
+            return Err(CoreError::NoProfile(home.display().to_string()));
+        }
+        Ok(Self {
+            home: home.to_path_buf(),
+            db,
+            relays: HashMap::new(),
+        })
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    fn profile(&self) -> Result<store::Profile> {
+        store::profile(&self.db)?
+            .ok_or_else(|| CoreError::NoProfile(self.home.display().to_string()))
+    }
+
+    fn relay(&mut self, url: &str) -> Result<RelayClient> {
+        let key = url.trim_end_matches('/').to_string();
+        if let Some(c) = self.relays.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = RelayClient::new(&key)?;
+        self.relays.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Creates a one-time invitation on `relay` (or the profile's relay).
+    pub async fn invite(&mut self, relay: Option<&str>) -> Result<Invite> {
+        let profile = self.profile()?;
+        let relay_url = relay
+            .map(str::to_string)
+            .or(profile.relay_url)
+            .ok_or(CoreError::NoRelay)?;
+        let client = self.relay(&relay_url)?;
+        let relay_url = client.url().as_str().trim_end_matches('/').to_string();
+        let info = client.info().await?;
+        let owner = generate_key()?;
+        let guest = generate_key()?;
+        let created = client
+            .create_channel(
+                &owner,
+                ChannelOptions {
+                    grants: vec![KeyGrant {
+                        key: public_key(&guest),
+                        rights: Rights::READ | Rights::WRITE,
+                    }],
+                    ..ChannelOptions::default()
+                },
+            )
+            .await?;
+        let identity = IdentityKey::generate()?;
+        let (kp, pending) = key_package(&identity)?;
+        let expires_at =
+            now_ms().saturating_add(u64::try_from(INVITATION_TTL.as_millis()).unwrap_or(u64::MAX));
+        let id = conversation_id(&created.write_id);
+        let now = ms(now_ms());
+        // Stored before the blob exists: a Welcome can only arrive once the
+        // link is out, and then the channel must already be ours to read.
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO conversations (id, kind, state, my_name, identity, pending_kp, created_at, last_activity, expires_at) \
+             VALUES (?1, 'pair', 'invited', ?2, ?3, ?4, ?5, ?5, ?6)",
+            params![id, profile.name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(expires_at)],
+        )?;
+        tx.execute(
+            "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 1)",
+            params![id, relay_url, info.relay_id.0, created.write_id.0, created.read_id.0, owner.to_bytes()],
+        )?;
+        tx.commit()?;
+
+        let invitation = Invitation {
+            channel: ChannelGrant {
+                relay_url: relay_url.clone(),
+                relay_id: info.relay_id,
+                write_id: created.write_id,
+                read_id: created.read_id,
+                key: guest.to_bytes(),
+            },
+            key_package: kp,
+            display_name: profile.name,
+            expires_at_ms: expires_at,
+        };
+        let seal_key = SealKey::generate()?;
+        let plaintext = Zeroizing::new(invitation.to_bytes());
+        let blob = pad(
+            &seal_key.seal(INVITATION_CONTEXT, &plaintext)?,
+            &SIZE_BUCKETS,
+        )?;
+        let chunk_size =
+            u32::try_from(blob.len()).map_err(|_| CoreError::Corrupt("blob size".into()))?;
+        let created_blob = client
+            .blob_create(
+                &owner,
+                created.write_id,
+                chunk_size,
+                1,
+                Some(INVITATION_TTL),
+                true,
+            )
+            .await?;
+        client
+            .blob_put(&owner, created.write_id, created_blob.blob_id, 0, &blob)
+            .await?;
+        let link = InviteLink {
+            relay_url,
+            blob_id: created_blob.blob_id,
+            key: seal_key,
+        };
+        Ok(Invite {
+            link: link.kith(),
+            web_link: link.web(),
+            conversation: id,
+            expires_at,
+        })
+    }
+
+    /// Accepts an invitation link: fetches (and so consumes) its blob,
+    /// creates the conversation's MLS group and sends the Welcome.
+    pub async fn accept(&mut self, link: &str, name: Option<&str>) -> Result<Accepted> {
+        let profile = self.profile()?;
+        let link = InviteLink::parse(link)?;
+        let client = self.relay(&link.relay_url)?;
+        let chunk = match client.blob_get(link.blob_id, 0).await {
+            Ok(chunk) => chunk,
+            Err(e) if not_found(&e) => return Err(CoreError::InvitationUnavailable),
+            Err(e) => return Err(e.into()),
+        };
+        let sealed = unpad(&chunk.data).map_err(|e| CoreError::BadInvitation(e.to_string()))?;
+        let plaintext = link
+            .key
+            .open(INVITATION_CONTEXT, sealed)
+            .map_err(|_| CoreError::BadInvitation("the key in the link does not open it".into()))?;
+        let invitation = Invitation::from_bytes(&plaintext)
+            .map_err(|e| CoreError::BadInvitation(e.to_string()))?;
+        if invitation.expires_at_ms < now_ms() {
+            return Err(CoreError::InvitationUnavailable);
+        }
+        let id = conversation_id(&invitation.channel.write_id);
+        if self.find_by_id(&id)?.is_some() {
+            return Err(CoreError::OwnInvitation);
+        }
+        let grant = &invitation.channel;
+        let inviter_relay = self.relay(&grant.relay_url)?;
+        if inviter_relay.info().await?.relay_id != grant.relay_id {
+            return Err(CoreError::BadInvitation(
+                "the relay is not the one the invitation names".into(),
+            ));
+        }
+        let relay_url = inviter_relay
+            .url()
+            .as_str()
+            .trim_end_matches('/')
+            .to_string();
+
+        let identity = IdentityKey::generate()?;
+        let (mut session, welcome) = Session::create(&identity, &[&invitation.key_package])?;
+        let my_name = name.map_or(profile.name.clone(), str::to_string);
+
+        let mut warnings = Vec::new();
+        let mut frames = vec![PairFrame::Profile {
+            display_name: my_name.clone(),
+        }];
+        let mut own_channel = None;
+        if let Some(own_url) = profile.relay_url.as_deref().filter(|u| *u != relay_url) {
+            match self.create_shared_channel(own_url).await {
+                Ok((row, guest)) => {
+                    frames.push(PairFrame::Channel(guest));
+                    own_channel = Some(row);
+                }
+                Err(e) => warnings.push(format!("no channel on your relay {own_url}: {e}")),
+            }
+        }
+        let mut payloads = vec![envelope_payload(&Envelope::Welcome(welcome))?];
+        for frame in &frames {
+            let ct = session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
+            payloads.push(envelope_payload(&Envelope::Mls(ct))?);
+        }
+        let snapshot = session.snapshot()?;
+        let now = ms(now_ms());
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity) \
+             VALUES (?1, 'pair', 'active', ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![id, invitation.display_name, my_name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), now],
+        )?;
+        tx.execute(
+            "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 1)",
+            params![id, relay_url, grant.relay_id.0, grant.write_id.0, grant.read_id.0, grant.key],
+        )?;
+        if let Some((url, relay_id, write_id, read_id, key)) = &own_channel {
+            tx.execute(
+                "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 0)",
+                params![id, url, relay_id, write_id, read_id, key.as_slice()],
+            )?;
+        }
+        for payload in &payloads {
+            queue(&tx, &id, payload)?;
+        }
+        tx.commit()?;
+        if let Err(e) = self.flush_outbox(Some(&id)).await {
+            warnings.push(format!(
+                "the reply is queued and will be sent on the next sync: {e}"
+            ));
+        }
+        let conversation = self.view(&id)?;
+        Ok(Accepted {
+            conversation,
+            warnings,
+        })
+    }
+
+    /// A channel on our own relay for a conversation, with a capability key
+    /// for the contact.
+    #[allow(clippy::type_complexity)]
+    async fn create_shared_channel(
+        &mut self,
+        url: &str,
+    ) -> Result<(
+        (String, [u8; 32], [u8; 32], [u8; 32], Zeroizing<[u8; 32]>),
+        ChannelGrant,
+    )> {
+        let client = self.relay(url)?;
+        let info = client.info().await?;
+        let owner = generate_key()?;
+        let guest = generate_key()?;
+        let created = client
+            .create_channel(
+                &owner,
+                ChannelOptions {
+                    grants: vec![KeyGrant {
+                        key: public_key(&guest),
+                        rights: Rights::READ | Rights::WRITE,
+                    }],
+                    ..ChannelOptions::default()
+                },
+            )
+            .await?;
+        let url = client.url().as_str().trim_end_matches('/').to_string();
+        let grant = ChannelGrant {
+            relay_url: url.clone(),
+            relay_id: info.relay_id,
+            write_id: created.write_id,
+            read_id: created.read_id,
+            key: guest.to_bytes(),
+        };
+        Ok((
+            (
+                url,
+                info.relay_id.0,
+                created.write_id.0,
+                created.read_id.0,
+                Zeroizing::new(owner.to_bytes()),
+            ),
+            grant,
+        ))
+    }
+
+    fn load(&self, id: &str) -> Result<Loaded> {
+        let (identity, state): (Vec<u8>, Option<Vec<u8>>) = self.db.query_row(
+            "SELECT identity, mls_state FROM conversations WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let identity = Zeroizing::new(identity);
+        let state = Zeroizing::new(state.ok_or(CoreError::NotYetConnected)?);
+        let key = IdentityKey::from_bytes(&identity)?;
+        let session = Session::load(&key, GroupSnapshot::from_bytes(&state)?)?;
+        Ok(Loaded { session })
+    }
+
+    /// Sends a text message. It is stored and queued first, so a relay that
+    /// cannot be reached loses nothing: the next send or sync retries.
+    pub async fn send(&mut self, conv: &str, text: &str) -> Result<MessageView> {
+        let id = self.resolve(conv)?;
+        let mut loaded = self.load(&id)?;
+        let message_id: [u8; 16] = random()?;
+        let sent_at = now_ms();
+        let frame = PairFrame::Text {
+            message_id,
+            sent_at_ms: sent_at,
+            text: text.to_string(),
+        };
+        let ct = loaded.session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
+        let payload = envelope_payload(&Envelope::Mls(ct))?;
+        let snapshot = loaded.session.snapshot()?;
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "UPDATE conversations SET mls_state = ?2, last_activity = ?3 WHERE id = ?1",
+            params![id, snapshot.to_bytes().as_slice(), ms(sent_at)],
+        )?;
+        tx.execute(
+            "INSERT INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text) \
+             VALUES (?1, ?2, 1, ?3, ?3, ?4)",
+            params![id, message_id, ms(sent_at), text],
+        )?;
+        queue(&tx, &id, &payload)?;
+        tx.commit()?;
+        self.flush_outbox(Some(&id))
+            .await
+            .map_err(|e| CoreError::Queued(e.to_string()))?;
+        Ok(MessageView {
+            id: hex(&message_id),
+            conversation: id,
+            from: "me".into(),
+            outgoing: true,
+            sent_at,
+            received_at: sent_at,
+            text: text.to_string(),
+        })
+    }
+
+    /// Sends what is queued, oldest first, each to the conversation's
+    /// preferred channel and then the others. Stops a conversation at its
+    /// first message that no channel takes, to keep the order.
+    async fn flush_outbox(&mut self, conv: Option<&str>) -> Result<()> {
+        let entries: Vec<(i64, String, Vec<u8>)> = {
+            let mut stmt = self.db.prepare(
+                "SELECT id, conversation_id, payload FROM outbox WHERE ?1 IS NULL OR conversation_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![conv], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut blocked = BTreeSet::new();
+        let mut first_error = None;
+        for (entry, conversation, payload) in entries {
+            if blocked.contains(&conversation) {
+                continue;
+            }
+            let channels = store::channels(&self.db, Some(&conversation))?;
+            let mut last_error = None;
+            let mut sent = false;
+            for channel in &channels {
+                let client = self.relay(&channel.relay_url)?;
+                match client
+                    .append(&channel.key, channel.write_id, &payload)
+                    .await
+                {
+                    Ok(_) => {
+                        sent = true;
+                        break;
+                    }
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            if sent {
+                self.db
+                    .execute("DELETE FROM outbox WHERE id = ?1", [entry])?;
+            } else {
+                self.db.execute(
+                    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1",
+                    [entry],
+                )?;
+                blocked.insert(conversation);
+                if first_error.is_none() {
+                    first_error = last_error.map(CoreError::from);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Sends the outbox, then reads every channel from its cursor.
+    pub async fn sync(&mut self) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        if let Err(e) = self.flush_outbox(None).await {
+            report.errors.push(format!("sending queued messages: {e}"));
+        }
+        for channel in store::channels(&self.db, None)? {
+            if let Err(e) = self.sync_channel(&channel, &mut report).await {
+                report
+                    .errors
+                    .push(format!("reading {}: {e}", channel.relay_url));
+            }
+        }
+        Ok(report)
+    }
+
+    async fn sync_channel(&mut self, channel: &ChannelRow, report: &mut SyncReport) -> Result<()> {
+        let client = self.relay(&channel.relay_url)?;
+        if client.cached_info().await?.relay_id != channel.relay_id {
+            return Err(CoreError::Corrupt(format!(
+                "the relay at {} is not the relay this channel was created on",
+                channel.relay_url
+            )));
+        }
+        let mut cursor = channel.cursor;
+        loop {
+            let batch = client
+                .read(
+                    &channel.key,
+                    channel.read_id,
+                    cursor,
+                    READ_BATCH,
+                    Duration::ZERO,
+                )
+                .await?;
+            let Some(last) = batch.items.last().map(|m| m.seq) else {
+                break;
+            };
+            for item in &batch.items {
+                self.handle(channel, item, report)?;
+            }
+            cursor = last;
+            client.ack(&channel.key, channel.read_id, cursor).await?;
+            if batch.last_seq <= cursor {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One message from a channel, in one transaction with the cursor.
+    fn handle(
+        &mut self,
+        channel: &ChannelRow,
+        item: &StoredMessage,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let conv = channel.conversation_id.clone();
+        let digest = digest(&item.payload);
+        let seen: bool = self.db.query_row(
+            "SELECT EXISTS (SELECT 1 FROM seen WHERE conversation_id = ?1 AND digest = ?2)",
+            params![conv, digest],
+            |r| r.get(0),
+        )?;
+        let outcome = if seen {
+            Ok(Outcome::Nothing)
+        } else {
+            self.open_message(&conv, &item.payload)
+        };
+        let now = now_ms();
+        let tx = self.db.transaction()?;
+        match outcome {
+            Ok(outcome) => apply(&tx, &conv, outcome, now, report)?,
+            Err(detail) => {
+                tx.execute(
+                    "INSERT INTO integrity_events (conversation_id, at, detail) VALUES (?1, ?2, ?3)",
+                    params![conv, ms(now), format!("message {} on {} refused: {detail}", item.seq, channel.relay_url)],
+                )?;
+                report.integrity_events.push(IntegrityEvent {
+                    conversation: conv.clone(),
+                    at: now,
+                    detail: format!(
+                        "message {} on {} refused: {detail}",
+                        item.seq, channel.relay_url
+                    ),
+                });
+            }
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO seen (conversation_id, digest) VALUES (?1, ?2)",
+            params![conv, digest],
+        )?;
+        tx.execute(
+            "UPDATE channels SET cursor = MAX(cursor, ?2) WHERE id = ?1",
+            params![channel.id, ms(item.seq)],
+        )?;
+        tx.commit()?;
+        if let Some(view) = report
+            .messages
+            .last_mut()
+            .filter(|m| m.conversation == conv && m.from.is_empty())
+        {
+            view.from = self.contact_name(&conv)?;
+        }
+        Ok(())
+    }
+
+    /// Decrypts without touching the store; an `Err` is an integrity event.
+    fn open_message(&self, conv: &str, payload: &[u8]) -> Result<Outcome, String> {
+        let bytes = unpad(payload).map_err(|e| e.to_string())?;
+        let envelope = Envelope::from_bytes(bytes).map_err(|e| e.to_string())?;
+        let (state, pending, identity): (String, Option<Vec<u8>>, Vec<u8>) = self
+            .db
+            .query_row(
+                "SELECT state, pending_kp, identity FROM conversations WHERE id = ?1",
+                [conv],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(|e| e.to_string())?;
+        let identity =
+            IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(|e| e.to_string())?;
+        match envelope {
+            Envelope::Welcome(welcome) => {
+                let pending = match (state.as_str(), pending) {
+                    ("invited", Some(p)) => PendingKeyPackage::from_bytes(&Zeroizing::new(p))
+                        .map_err(|e| e.to_string())?,
+                    _ => return Err("a second Welcome for a conversation already joined".into()),
+                };
+                let mut session =
+                    Session::join(&identity, &pending, &welcome).map_err(|e| e.to_string())?;
+                if session.members().len() != 2 {
+                    return Err("a 1:1 Welcome must make a group of two".into());
+                }
+                Ok(Outcome::Joined(
+                    session.snapshot().map_err(|e| e.to_string())?,
+                ))
+            }
+            Envelope::Mls(message) => {
+                if state != "active" {
+                    return Err("an MLS message before the Welcome".into());
+                }
+                let mut loaded = self.load(conv).map_err(|e| e.to_string())?;
+                let incoming = loaded
+                    .session
+                    .process(&message)
+                    .map_err(|e| e.to_string())?;
+                let frame = match incoming {
+                    Incoming::Application { plaintext, .. } => {
+                        Some(PairFrame::from_bytes(&plaintext).map_err(|e| e.to_string())?)
+                    }
+                    _ => None,
+                };
+                Ok(Outcome::Processed {
+                    snapshot: loaded.session.snapshot().map_err(|e| e.to_string())?,
+                    frame,
+                })
+            }
+        }
+    }
+
+    fn contact_name(&self, id: &str) -> Result<String> {
+        Ok(self.db.query_row(
+            "SELECT COALESCE(local_name, contact_name, 'contact') FROM conversations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn find_by_id(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .db
+            .query_row("SELECT id FROM conversations WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// A conversation by id, unique id prefix, or name.
+    pub fn resolve(&self, conv: &str) -> Result<String> {
+        if let Some(id) = self.find_by_id(conv)? {
+            return Ok(id);
+        }
+        let mut stmt = self.db.prepare(
+            "SELECT id FROM conversations WHERE id LIKE ?1 || '%' ESCAPE '\\' \
+             UNION SELECT id FROM conversations WHERE lower(COALESCE(local_name, contact_name)) = lower(?2)",
+        )?;
+        let escaped = conv
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let ids: Vec<String> = stmt
+            .query_map(params![escaped, conv], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        match ids.as_slice() {
+            [] => Err(CoreError::NoSuchConversation(conv.to_string())),
+            [one] => Ok(one.clone()),
+            many => Err(CoreError::Ambiguous(conv.to_string(), many.join(", "))),
+        }
+    }
+
+    fn view(&self, id: &str) -> Result<ConversationView> {
+        self.list()?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| CoreError::NoSuchConversation(id.to_string()))
+    }
+
+    /// Conversations, newest activity first.
+    pub fn list(&self) -> Result<Vec<ConversationView>> {
+        let mut stmt = self.db.prepare(
+            "SELECT c.id, COALESCE(c.local_name, c.contact_name, \
+                      CASE c.state WHEN 'invited' THEN '(invitation not yet accepted)' ELSE 'contact' END), \
+                    c.state, c.unread, c.last_activity, c.my_name, \
+                    (SELECT COUNT(*) FROM integrity_events e WHERE e.conversation_id = c.id) \
+             FROM conversations c ORDER BY c.last_activity DESC, c.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ConversationView {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                state: r.get(2)?,
+                unread: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                last_activity: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                my_name: r.get(5)?,
+                integrity_events: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The conversation's messages in the order they were stored; marks
+    /// them read.
+    pub fn read(&mut self, conv: &str) -> Result<Vec<MessageView>> {
+        let id = self.resolve(conv)?;
+        let name = self.contact_name(&id)?;
+        let messages = {
+            let mut stmt = self.db.prepare(
+                "SELECT message_id, outgoing, sent_at, received_at, text FROM messages \
+                 WHERE conversation_id = ?1 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([&id], |r| {
+                let outgoing: bool = r.get(1)?;
+                Ok(MessageView {
+                    id: hex(&r.get::<_, Vec<u8>>(0)?),
+                    conversation: id.clone(),
+                    from: if outgoing {
+                        "me".to_string()
+                    } else {
+                        name.clone()
+                    },
+                    outgoing,
+                    sent_at: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    received_at: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    text: r.get(4)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        self.db
+            .execute("UPDATE conversations SET unread = 0 WHERE id = ?1", [&id])?;
+        Ok(messages)
+    }
+
+    /// Integrity events of a conversation, oldest first.
+    pub fn integrity_events(&self, conv: &str) -> Result<Vec<IntegrityEvent>> {
+        let id = self.resolve(conv)?;
+        let mut stmt = self.db.prepare(
+            "SELECT at, detail FROM integrity_events WHERE conversation_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([&id], |r| {
+            Ok(IntegrityEvent {
+                conversation: id.clone(),
+                at: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                detail: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Renames a conversation locally; the contact never learns it.
+    pub fn rename(&mut self, conv: &str, name: &str) -> Result<ConversationView> {
+        let id = self.resolve(conv)?;
+        self.db.execute(
+            "UPDATE conversations SET local_name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+        self.view(&id)
+    }
+
+    /// Deletes a conversation here, and the channels this user hosts for it
+    /// on relays (best effort: a relay that cannot be reached lets them
+    /// expire).
+    pub async fn delete(&mut self, conv: &str) -> Result<Vec<String>> {
+        let id = self.resolve(conv)?;
+        let mut warnings = Vec::new();
+        for channel in store::channels(&self.db, Some(&id))?
+            .into_iter()
+            .filter(|c| c.owner)
+        {
+            let client = self.relay(&channel.relay_url)?;
+            if let Err(e) = client.delete_channel(&channel.key, channel.write_id).await {
+                warnings.push(format!(
+                    "channel on {} left to expire: {e}",
+                    channel.relay_url
+                ));
+            }
+        }
+        self.db
+            .execute("DELETE FROM conversations WHERE id = ?1", [&id])?;
+        Ok(warnings)
+    }
+
+    /// Syncs, then keeps a WebSocket per relay subscribed to every channel
+    /// and syncs whenever one has news; `on_report` gets every non-empty
+    /// report and returns `false` to stop.
+    pub async fn watch(&mut self, mut on_report: impl FnMut(&SyncReport) -> bool) -> Result<()> {
+        loop {
+            let report = self.sync().await?;
+            if !is_empty(&report) && !on_report(&report) {
+                return Ok(());
+            }
+            let channels = store::channels(&self.db, None)?;
+            let (tx, mut rx) = mpsc::channel::<()>(64);
+            let mut tasks = Vec::new();
+            let mut by_relay: HashMap<String, Vec<&ChannelRow>> = HashMap::new();
+            for c in &channels {
+                by_relay.entry(c.relay_url.clone()).or_default().push(c);
+            }
+            for (url, list) in by_relay {
+                let client = self.relay(&url)?;
+                let Ok(mut session) = client.session().await else {
+                    continue;
+                };
+                for c in list {
+                    let _ = session.subscribe(&c.key, c.read_id, c.cursor).await;
+                }
+                let tx = tx.clone();
+                tasks.push(tokio::spawn(async move {
+                    while let Some(frame) = session.next().await {
+                        if matches!(frame, kith_wire::relay::push::ServerFrame::Message { .. })
+                            && tx.send(()).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                }));
+            }
+            drop(tx);
+            // Wake on a push, or every few seconds: new channels (an
+            // accepted invitation, a contact's relay) and lost connections
+            // are picked up by re-subscribing.
+            let mut wake = true;
+            while wake {
+                let pushed = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+                while rx.try_recv().is_ok() {}
+                let report = self.sync().await?;
+                if !is_empty(&report) && !on_report(&report) {
+                    tasks.iter().for_each(tokio::task::JoinHandle::abort);
+                    return Ok(());
+                }
+                let count = store::channels(&self.db, None)?.len();
+                wake = count == channels.len() && !matches!(pushed, Ok(None));
+            }
+            tasks.iter().for_each(tokio::task::JoinHandle::abort);
+        }
+    }
+}
+
+fn is_empty(r: &SyncReport) -> bool {
+    r.messages.is_empty() && r.connected.is_empty() && r.integrity_events.is_empty()
+}
+
+fn queue(tx: &Transaction<'_>, conv: &str, payload: &[u8]) -> Result<()> {
+    tx.execute(
+        "INSERT INTO outbox (conversation_id, payload, created_at) VALUES (?1, ?2, ?3)",
+        params![conv, payload, ms(now_ms())],
+    )?;
+    // Our own payloads come back when we read the channel: skip them there.
+    tx.execute(
+        "INSERT OR IGNORE INTO seen (conversation_id, digest) VALUES (?1, ?2)",
+        params![conv, digest(payload)],
+    )?;
+    Ok(())
+}
+
+/// What a message did, to be applied in its transaction.
+enum Outcome {
+    Nothing,
+    Joined(GroupSnapshot),
+    Processed {
+        snapshot: GroupSnapshot,
+        frame: Option<PairFrame>,
+    },
+}
+
+fn apply(
+    tx: &Transaction<'_>,
+    conv: &str,
+    outcome: Outcome,
+    now: u64,
+    report: &mut SyncReport,
+) -> Result<()> {
+    match outcome {
+        Outcome::Nothing => {}
+        Outcome::Joined(snapshot) => {
+            tx.execute(
+                "UPDATE conversations SET state = 'active', mls_state = ?2, pending_kp = NULL, expires_at = NULL, \
+                 last_activity = ?3 WHERE id = ?1",
+                params![conv, snapshot.to_bytes().as_slice(), ms(now)],
+            )?;
+            report.connected.push(ConversationView {
+                id: conv.to_string(),
+                name: String::new(),
+                state: "active".into(),
+                unread: 0,
+                last_activity: now,
+                my_name: String::new(),
+                integrity_events: 0,
+            });
+        }
+        Outcome::Processed { snapshot, frame } => {
+            tx.execute(
+                "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
+                params![conv, snapshot.to_bytes().as_slice()],
+            )?;
+            match frame {
+                Some(PairFrame::Text {
+                    message_id,
+                    sent_at_ms,
+                    text,
+                }) => {
+                    let inserted = tx.execute(
+                        "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text) \
+                         VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+                        params![conv, message_id, ms(sent_at_ms), ms(now), text],
+                    )?;
+                    if inserted == 1 {
+                        tx.execute(
+                            "UPDATE conversations SET unread = unread + 1, last_activity = ?2 WHERE id = ?1",
+                            params![conv, ms(now)],
+                        )?;
+                        report.messages.push(MessageView {
+                            id: hex(&message_id),
+                            conversation: conv.to_string(),
+                            from: String::new(),
+                            outgoing: false,
+                            sent_at: sent_at_ms,
+                            received_at: now,
+                            text,
+                        });
+                    }
+                }
+                Some(PairFrame::Profile { display_name }) => {
+                    tx.execute(
+                        "UPDATE conversations SET contact_name = ?2 WHERE id = ?1",
+                        params![conv, display_name],
+                    )?;
+                    if let Some(c) = report.connected.iter_mut().find(|c| c.id == conv) {
+                        c.name = display_name;
+                    }
+                }
+                Some(PairFrame::Channel(grant)) => {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
+                        params![conv, grant.relay_url, grant.relay_id.0, grant.write_id.0, grant.read_id.0, grant.key],
+                    )?;
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! # kith-core
+//!
+//! The client engine: a profile in one SQLite file, conversations of type
+//! `PairV1` started through `InboxV1` invitations, an outbox that retries
+//! the same bytes until a relay takes them, and inbox sync from cursors.
+//! It never prints: the `kith` binary presents what it returns.
+//!
+//! ```text
+//!   kith (CLI) ──▶ Engine ──▶ store (SQLite: conversations, MLS state,
+//!                    │                 messages, outbox, cursors)
+//!                    ├──▶ kith-crypto (MLS sessions, sealing, padding)
+//!                    └──▶ kith-relay client (channels, blobs, WebSocket)
+//! ```
+//!
+//! ```
+//! let id = kith_core::conversation_id(&kith_wire::relay::WriteId([1; 32]));
+//! assert_eq!(id.len(), 32); // 16 bytes, hex
+//! ```
+
+mod engine;
+mod error;
+mod link;
+mod store;
+
+pub use engine::{
+    Accepted, ConversationView, Engine, INVITATION_CONTEXT, INVITATION_TTL, IntegrityEvent, Invite,
+    MessageView, SyncReport, conversation_id,
+};
+pub use error::{CoreError, Result};
+pub use link::InviteLink;

@@ -1,0 +1,123 @@
+//! The profile's SQLite file: opening, migrations, row types.
+
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use kith_wire::relay::{ReadId, RelayId, WriteId};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::{CoreError, Result};
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+pub(crate) fn open(path: &Path) -> Result<Connection> {
+    let mut db = Connection::open(path)?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "FULL")?;
+    db.pragma_update(None, "foreign_keys", true)?;
+    db.busy_timeout(std::time::Duration::from_secs(10))?;
+    migrate(&mut db)?;
+    Ok(db)
+}
+
+fn migrate(db: &mut Connection) -> Result<()> {
+    let tx = db.transaction()?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if version > known {
+        return Err(CoreError::Corrupt(format!(
+            "the store is from a newer kith (schema {version}, this one knows {known})"
+        )));
+    }
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Profile {
+    pub(crate) name: String,
+    pub(crate) relay_url: Option<String>,
+}
+
+pub(crate) fn profile(db: &Connection) -> Result<Option<Profile>> {
+    Ok(db
+        .query_row(
+            "SELECT name, relay_url FROM profile WHERE id = 1",
+            [],
+            |r| {
+                Ok(Profile {
+                    name: r.get(0)?,
+                    relay_url: r.get(1)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// One relay channel of a conversation, with our capability key on it.
+#[derive(Debug)]
+pub(crate) struct ChannelRow {
+    pub(crate) id: i64,
+    pub(crate) conversation_id: String,
+    pub(crate) relay_url: String,
+    pub(crate) relay_id: RelayId,
+    pub(crate) write_id: WriteId,
+    pub(crate) read_id: ReadId,
+    pub(crate) key: SigningKey,
+    pub(crate) owner: bool,
+    pub(crate) cursor: u64,
+}
+
+fn array32(row: &Row<'_>, i: usize) -> rusqlite::Result<[u8; 32]> {
+    let bytes: Vec<u8> = row.get(i)?;
+    bytes.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Blob,
+            "expected 32 bytes".into(),
+        )
+    })
+}
+
+pub(crate) const CHANNEL_COLUMNS: &str =
+    "id, conversation_id, relay_url, relay_id, write_id, read_id, key, owner, cursor";
+
+pub(crate) fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRow> {
+    Ok(ChannelRow {
+        id: r.get(0)?,
+        conversation_id: r.get(1)?,
+        relay_url: r.get(2)?,
+        relay_id: RelayId(array32(r, 3)?),
+        write_id: WriteId(array32(r, 4)?),
+        read_id: ReadId(array32(r, 5)?),
+        key: SigningKey::from_bytes(&array32(r, 6)?),
+        owner: r.get(7)?,
+        cursor: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
+    })
+}
+
+pub(crate) fn channels(db: &Connection, conversation: Option<&str>) -> Result<Vec<ChannelRow>> {
+    let sql = format!(
+        "SELECT {CHANNEL_COLUMNS} FROM channels WHERE ?1 IS NULL OR conversation_id = ?1 \
+         ORDER BY conversation_id, preferred DESC, id"
+    );
+    let mut stmt = db.prepare(&sql)?;
+    let rows = stmt.query_map(params![conversation], channel_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

@@ -786,7 +786,8 @@ impl Engine {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The conversation's messages in the order they were stored; marks
+    /// The conversation's messages by the time their senders sent them (ties:
+    /// the order they were stored); marks
     /// them read.
     pub fn read(&mut self, conv: &str) -> Result<Vec<MessageView>> {
         let id = self.resolve(conv)?;
@@ -794,7 +795,7 @@ impl Engine {
         let messages = {
             let mut stmt = self.db.prepare(
                 "SELECT message_id, outgoing, sent_at, received_at, text FROM messages \
-                 WHERE conversation_id = ?1 ORDER BY seq",
+                 WHERE conversation_id = ?1 ORDER BY sent_at, seq",
             )?;
             let rows = stmt.query_map([&id], |r| {
                 let outgoing: bool = r.get(1)?;

@@ -109,10 +109,16 @@ impl RelayProcess {
             .create(true)
             .append(true)
             .open(self.log_path())?;
+        // A restart keeps the address, as a real relay's does: clients
+        // remember it.
+        let listen = self
+            .url
+            .strip_prefix("http://")
+            .map_or_else(|| "127.0.0.1:0".to_owned(), str::to_owned);
         let mut cmd = Command::new(&self.binary);
         cmd.arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--db")
             .arg(self.db_path())
             .env("RUST_LOG", "info")
@@ -214,7 +220,7 @@ impl RelayProcess {
     }
 
     /// Starts the relay again on the same database (after `kill` or
-    /// `terminate`); it listens on a new port.
+    /// `terminate`), on the same address.
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.kill()?;
         self.spawn()

@@ -1,0 +1,342 @@
+//! End to end through the `kith` binary against a real `kith-relay`
+//! process: two people meet by a one-time link, only Alex runs a relay, and
+//! they talk; the relay never sees a plaintext or a name; tampering and
+//! replays by the relay are caught.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use kith_testkit::{RelayOptions, RelayProcess};
+use serde_json::Value;
+
+struct Person {
+    home: PathBuf,
+}
+
+impl Person {
+    fn new(dir: &Path, who: &str) -> Self {
+        Self {
+            home: dir.join(who),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kith"));
+        c.arg("--home")
+            .arg(&self.home)
+            .args(args)
+            .env_remove("KITH_HOME");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kith {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(self.ok(&all).trim()).unwrap()
+    }
+
+    fn texts(&self, conv: &str) -> Vec<(String, String)> {
+        self.json(&["read", conv])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["from"].as_str().unwrap().to_string(),
+                    m["text"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn relay() -> RelayProcess {
+    RelayProcess::start(RelayOptions::default().unlimited()).unwrap()
+}
+
+/// Alex (with a relay) invites Blair (without one); Blair accepts; Alex
+/// syncs and sees the connection.
+fn meet(dir: &Path, relay: &RelayProcess) -> (Person, Person) {
+    let alex = Person::new(dir, "alex");
+    let blair = Person::new(dir, "blair");
+    alex.ok(&["init", "--name", "Alex Example", "--relay", relay.url()]);
+    blair.ok(&["init", "--name", "Blair Sample"]);
+    let link = alex.json(&["invite"])["link"].as_str().unwrap().to_string();
+    assert!(link.starts_with("kith:http://"), "{link}");
+    let accepted = blair.json(&["accept", &link]);
+    assert_eq!(accepted["name"], "Alex Example");
+    let sync = alex.json(&["sync"]);
+    assert_eq!(sync["connected"][0]["name"], "Blair Sample", "{sync}");
+    (alex, blair)
+}
+
+/// Spawns `kith watch --json` and forwards its lines.
+fn watch(person: &Person) -> (Child, mpsc::Receiver<Value>) {
+    let mut child = person
+        .command(&["--json", "watch"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+#[test]
+fn two_people_meet_and_talk_through_one_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+
+    // One link, one conversation: a second accept is refused clearly.
+    let link = alex.json(&["invite"])["link"].as_str().unwrap().to_string();
+    let charlie = Person::new(dir.path(), "charlie");
+    charlie.ok(&["init", "--name", "Charlie"]);
+    charlie.ok(&["accept", &link]);
+    let again = blair.run(&["accept", &link]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already used or has expired"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // Both directions, by name and by id prefix.
+    alex.ok(&["send", "Blair Sample", "hello Blair, it is Alex"]);
+    blair.ok(&["send", "alex example", "hi Alex!"]);
+    let conv = alex
+        .json(&["list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Blair Sample")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alex.ok(&["send", &conv[..6], "second from Alex"]);
+    blair.ok(&["sync"]);
+    alex.ok(&["sync"]);
+    let expected_alex = vec![
+        ("me".to_string(), "hello Blair, it is Alex".to_string()),
+        ("Blair Sample".to_string(), "hi Alex!".to_string()),
+        ("me".to_string(), "second from Alex".to_string()),
+    ];
+    assert_eq!(alex.texts(&conv), expected_alex);
+    let blair_view = blair.texts("Alex Example");
+    assert_eq!(blair_view.len(), 3, "{blair_view:?}");
+    assert!(blair_view.contains(&(
+        "Alex Example".to_string(),
+        "hello Blair, it is Alex".to_string()
+    )));
+    assert!(blair_view.contains(&("me".to_string(), "hi Alex!".to_string())));
+
+    // list: unread counts, newest first.
+    blair.ok(&["send", "Alex Example", "unread one"]);
+    alex.ok(&["sync"]);
+    let list = alex.json(&["list"]);
+    let first = &list.as_array().unwrap()[0];
+    assert_eq!(first["name"], "Blair Sample", "{list}");
+    assert_eq!(first["unread"], 1, "{list}");
+
+    // watch: a message arrives within a second.
+    let (mut child, lines) = watch(&alex);
+    std::thread::sleep(Duration::from_millis(1500));
+    blair.ok(&["send", "Alex Example", "live message"]);
+    let sent = Instant::now();
+    let line = lines
+        .recv_timeout(Duration::from_secs(5))
+        .expect("watch printed nothing");
+    let latency = sent.elapsed();
+    assert_eq!(line["text"], "live message", "{line}");
+    assert!(latency < Duration::from_secs(1), "watch took {latency:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Restart the relay; the clients are processes and restart each time.
+    relay.terminate(Duration::from_secs(10)).unwrap();
+    relay.restart().unwrap();
+    alex.ok(&["sync"]);
+    blair.ok(&["sync"]);
+    alex.ok(&["send", &conv, "after the restart"]);
+    blair.ok(&["sync"]);
+    alex.ok(&["sync"]);
+    let history = alex.texts(&conv);
+    assert_eq!(history.len(), 6, "{history:?}");
+    let blair_history = blair.texts("Alex Example");
+    assert_eq!(blair_history.len(), 6, "{blair_history:?}");
+    assert_eq!(blair_history.last().unwrap().1, "after the restart");
+    for h in [&history, &blair_history] {
+        let mut texts: Vec<_> = h.iter().map(|(_, t)| t.clone()).collect();
+        texts.sort();
+        texts.dedup();
+        assert_eq!(texts.len(), 6, "duplicates shown: {h:?}");
+    }
+
+    // Rename and delete.
+    alex.ok(&["rename", &conv, "B."]);
+    assert_eq!(alex.texts("B.").len(), 6);
+    charlie.ok(&["delete", "Alex Example"]);
+    assert_eq!(charlie.json(&["list"]).as_array().unwrap().len(), 0);
+
+    // The relay holds no plaintext and no display name, in any of its files.
+    relay.terminate(Duration::from_secs(10)).unwrap();
+    let secrets = [
+        "hello Blair, it is Alex",
+        "hi Alex!",
+        "second from Alex",
+        "unread one",
+        "live message",
+        "after the restart",
+        "Alex Example",
+        "Blair Sample",
+        "Charlie",
+    ];
+    let db = relay.db_path();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("relay.db")
+        {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        checked += bytes.len();
+        for s in secrets {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "{s:?} found in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn unknown_conversations_and_missing_profiles_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let nobody = Person::new(dir.path(), "nobody");
+    for args in [&["list"][..], &["send", "x", "y"], &["invite"]] {
+        let out = nobody.run(args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("kith init"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+    }
+    let alex = Person::new(dir.path(), "alex");
+    alex.ok(&["init", "--name", "Alex"]);
+    let out = alex.run(&["invite"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no relay"));
+    let out = alex.run(&["send", "nobody", "hi"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no conversation matches"));
+    let out = alex.run(&["accept", "kith:http://127.0.0.1:1/i/AAAA#BBBB"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a kith invitation link"));
+}
+
+/// Direct access to the relay's store, as a malicious relay operator has.
+fn relay_db(relay: &RelayProcess) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(relay.db_path()).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db
+}
+
+#[test]
+fn tampered_and_replayed_messages_are_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+
+    // The relay alters the ciphertext of Blair's next message.
+    blair.ok(&["send", "Alex Example", "altered in transit"]);
+    {
+        let db = relay_db(&relay);
+        let (rowid, mut payload): (i64, Vec<u8>) = db
+            .query_row(
+                "SELECT rowid, payload FROM messages ORDER BY rowid DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        // Padded { u32 len; Envelope { u8 version; u8 kind; u32 len; mls } }:
+        // flip the last byte of the MLS message (its AEAD tag).
+        let mls_len = u32::from_be_bytes(payload[6..10].try_into().unwrap()) as usize;
+        payload[10 + mls_len - 1] ^= 0x01;
+        db.execute(
+            "UPDATE messages SET payload = ?1 WHERE rowid = ?2",
+            rusqlite::params![payload, rowid],
+        )
+        .unwrap();
+    }
+    let sync = alex.json(&["sync"]);
+    assert_eq!(sync["messages"].as_array().unwrap().len(), 0, "{sync}");
+    assert_eq!(
+        sync["integrity_events"].as_array().unwrap().len(),
+        1,
+        "{sync}"
+    );
+    let list = alex.json(&["list"]);
+    assert_eq!(list[0]["integrity_events"], 1, "{list}");
+    let read = alex.ok(&["read", "Blair Sample"]);
+    assert!(!read.contains("altered in transit"));
+    assert!(read.contains("refused (integrity)"), "{read}");
+
+    // The next message still arrives; then the relay replays it.
+    blair.ok(&["send", "Alex Example", "said once"]);
+    alex.ok(&["sync"]);
+    {
+        let db = relay_db(&relay);
+        db.execute_batch(
+            "INSERT INTO messages (channel_id, seq, received_at, expires_at, payload)
+               SELECT m.channel_id, c.last_seq + 1, m.received_at, m.expires_at, m.payload
+               FROM messages m JOIN channels c ON c.id = m.channel_id
+               WHERE m.rowid = (SELECT MAX(rowid) FROM messages);
+             UPDATE channels SET last_seq = last_seq + 1
+               WHERE id = (SELECT channel_id FROM messages WHERE rowid = (SELECT MAX(rowid) FROM messages));",
+        )
+        .unwrap();
+    }
+    let sync = alex.json(&["sync"]);
+    assert_eq!(sync["messages"].as_array().unwrap().len(), 0, "{sync}");
+    let texts = alex.texts("Blair Sample");
+    assert_eq!(
+        texts.iter().filter(|(_, t)| t == "said once").count(),
+        1,
+        "{texts:?}"
+    );
+}

@@ -340,3 +340,40 @@ fn tampered_and_replayed_messages_are_never_shown() {
         "{texts:?}"
     );
 }
+
+#[test]
+fn with_two_relays_the_conversation_survives_either_going_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay_a = relay();
+    let mut relay_b = relay();
+    let alex = Person::new(dir.path(), "alex");
+    let blair = Person::new(dir.path(), "blair");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay_a.url()]);
+    blair.ok(&["init", "--name", "Blair", "--relay", relay_b.url()]);
+    let link = alex.json(&["invite"])["link"].as_str().unwrap().to_string();
+    blair.ok(&["accept", &link]);
+    alex.ok(&["sync"]); // joins, and learns Blair's channel on relay B
+
+    // Relay A (the first channel's) goes down: both fall back to B.
+    relay_a.terminate(Duration::from_secs(10)).unwrap();
+    blair.ok(&["send", "Alex", "via B while A is down"]);
+    alex.ok(&["send", "Blair", "Alex also via B"]);
+    let sync = alex.run(&["sync"]);
+    assert!(sync.status.success());
+    assert!(String::from_utf8_lossy(&sync.stderr).contains("warning"), "A's failure is reported");
+    blair.ok(&["sync"]);
+    assert!(alex.texts("Blair").contains(&("Blair".into(), "via B while A is down".into())));
+    assert!(blair.texts("Alex").contains(&("Alex".into(), "Alex also via B".into())));
+
+    // A comes back, B goes down: the first channel carries it again.
+    relay_a.restart().unwrap();
+    relay_b.terminate(Duration::from_secs(10)).unwrap();
+    blair.ok(&["send", "Alex", "via A again"]);
+    alex.run(&["sync"]);
+    relay_b.restart().unwrap();
+    alex.ok(&["sync"]);
+    blair.ok(&["sync"]);
+    let texts = alex.texts("Blair");
+    assert_eq!(texts.len(), 3, "nothing lost, nothing doubled: {texts:?}");
+    assert_eq!(blair.texts("Alex").len(), 3);
+}

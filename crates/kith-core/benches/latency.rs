@@ -15,7 +15,10 @@ use kith_core::Engine;
 use kith_testkit::{RelayOptions, RelayProcess};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn benches(c: &mut Criterion) {
@@ -24,7 +27,9 @@ fn benches(c: &mut Criterion) {
     let (alex_home, blair_home) = (dir.path().join("alex"), dir.path().join("blair"));
     let rt = runtime();
     let (mut blair, conv) = rt.block_on(async {
-        let mut alex = Engine::init(&alex_home, "Alex", Some(relay.url())).await.unwrap();
+        let mut alex = Engine::init(&alex_home, "Alex", Some(relay.url()))
+            .await
+            .unwrap();
         let mut blair = Engine::init(&blair_home, "Blair", None).await.unwrap();
         let invite = alex.invite(None).await.unwrap();
         let accepted = blair.accept(&invite.link, None).await.unwrap();
@@ -54,7 +59,9 @@ fn benches(c: &mut Criterion) {
             for _ in 0..iters {
                 let start = Instant::now();
                 rt.block_on(blair.send(&conv, "latency probe")).unwrap();
-                let arrived = rx.recv_timeout(Duration::from_secs(10)).expect("watch got nothing");
+                let arrived = rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("watch got nothing");
                 total += arrived - start;
             }
             total

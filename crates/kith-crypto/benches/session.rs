@@ -36,7 +36,9 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let padded = pad(&bs.encrypt(&plaintext).unwrap(), &SIZE_BUCKETS).unwrap();
                 let _ = bs.snapshot().unwrap().to_bytes();
-                let Incoming::Application { plaintext, .. } = a.process(unpad(&padded).unwrap()).unwrap() else {
+                let Incoming::Application { plaintext, .. } =
+                    a.process(unpad(&padded).unwrap()).unwrap()
+                else {
                     panic!()
                 };
                 let _ = a.snapshot().unwrap().to_bytes();

@@ -360,10 +360,20 @@ fn with_two_relays_the_conversation_survives_either_going_down() {
     alex.ok(&["send", "Blair", "Alex also via B"]);
     let sync = alex.run(&["sync"]);
     assert!(sync.status.success());
-    assert!(String::from_utf8_lossy(&sync.stderr).contains("warning"), "A's failure is reported");
+    assert!(
+        String::from_utf8_lossy(&sync.stderr).contains("warning"),
+        "A's failure is reported"
+    );
     blair.ok(&["sync"]);
-    assert!(alex.texts("Blair").contains(&("Blair".into(), "via B while A is down".into())));
-    assert!(blair.texts("Alex").contains(&("Alex".into(), "Alex also via B".into())));
+    assert!(
+        alex.texts("Blair")
+            .contains(&("Blair".into(), "via B while A is down".into()))
+    );
+    assert!(
+        blair
+            .texts("Alex")
+            .contains(&("Alex".into(), "Alex also via B".into()))
+    );
 
     // A comes back, B goes down: the first channel carries it again.
     relay_a.restart().unwrap();

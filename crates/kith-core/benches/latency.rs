@@ -31,7 +31,7 @@ fn benches(c: &mut Criterion) {
             .await
             .unwrap();
         let mut blair = Engine::init(&blair_home, "Blair", None).await.unwrap();
-        let invite = alex.invite(None).await.unwrap();
+        let invite = alex.invite(None, None).await.unwrap();
         let accepted = blair.accept(&invite.link, None).await.unwrap();
         alex.sync().await.unwrap();
         (blair, accepted.conversation.id)

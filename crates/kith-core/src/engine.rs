@@ -218,9 +218,11 @@ impl Engine {
         Ok(client)
     }
 
-    /// Creates a one-time invitation on `relay` (or the profile's relay).
-    pub async fn invite(&mut self, relay: Option<&str>) -> Result<Invite> {
+    /// Creates a one-time invitation on `relay` (or the profile's relay),
+    /// showing `name` (or the profile's name) to whoever accepts it.
+    pub async fn invite(&mut self, relay: Option<&str>, name: Option<&str>) -> Result<Invite> {
         let profile = self.profile()?;
+        let my_name = name.map_or_else(|| profile.name.clone(), str::to_string);
         let relay_url = relay
             .map(str::to_string)
             .or(profile.relay_url)
@@ -254,7 +256,7 @@ impl Engine {
         tx.execute(
             "INSERT INTO conversations (id, kind, state, my_name, identity, pending_kp, created_at, last_activity, expires_at) \
              VALUES (?1, 'pair', 'invited', ?2, ?3, ?4, ?5, ?5, ?6)",
-            params![id, profile.name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(expires_at)],
+            params![id, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(expires_at)],
         )?;
         tx.execute(
             "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
@@ -272,7 +274,7 @@ impl Engine {
                 key: guest.to_bytes(),
             },
             key_package: kp,
-            display_name: profile.name,
+            display_name: my_name,
             expires_at_ms: expires_at,
         };
         let seal_key = SealKey::generate()?;

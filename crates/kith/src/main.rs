@@ -41,6 +41,9 @@ enum Command {
     Invite {
         #[arg(long)]
         relay: Option<String>,
+        /// The name to show to whoever accepts (default: the profile's).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Accept an invitation link.
     Accept {
@@ -239,8 +242,10 @@ async fn run(cli: Cli) -> Result<()> {
                 out(&format!("profile created in {}", home.display()));
             }
         }
-        Command::Invite { relay } => {
-            let invite = Engine::open(&home)?.invite(relay.as_deref()).await?;
+        Command::Invite { relay, name } => {
+            let invite = Engine::open(&home)?
+                .invite(relay.as_deref(), name.as_deref())
+                .await?;
             if as_json {
                 json(&invite)?;
             } else {

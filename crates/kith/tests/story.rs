@@ -387,3 +387,85 @@ fn with_two_relays_the_conversation_survives_either_going_down() {
     assert_eq!(texts.len(), 3, "nothing lost, nothing doubled: {texts:?}");
     assert_eq!(blair.texts("Alex").len(), 3);
 }
+
+#[test]
+fn of_two_people_racing_for_one_link_exactly_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = Person::new(dir.path(), "alex");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
+    // A different name for this relationship only.
+    let link = alex.json(&["invite", "--name", "Coach A."])["link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Opening the https form in a browser shows how to accept it, and does
+    // not use it up.
+    let web = alex.json(&["invite"])["web_link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = http_get(web.split('#').next().unwrap());
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("kith accept"), "{page}");
+    let visitor = Person::new(dir.path(), "visitor");
+    visitor.ok(&["init", "--name", "Visitor"]);
+    visitor.ok(&["accept", &web]);
+    let racers: Vec<Person> = (0..4)
+        .map(|i| Person::new(dir.path(), &format!("racer{i}")))
+        .collect();
+    for r in &racers {
+        r.ok(&["init", "--name", "Racer"]);
+    }
+    let children: Vec<Child> = racers
+        .iter()
+        .map(|r| {
+            r.command(&["--json", "accept", &link])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let winners: Vec<&Output> = outputs.iter().filter(|o| o.status.success()).collect();
+    assert_eq!(winners.len(), 1, "{outputs:?}");
+    let won: Value = serde_json::from_slice(&winners[0].stdout).unwrap();
+    assert_eq!(won["name"], "Coach A.");
+    for lost in outputs.iter().filter(|o| !o.status.success()) {
+        assert!(String::from_utf8_lossy(&lost.stderr).contains("already used or has expired"));
+    }
+    alex.ok(&["sync"]);
+    let list = alex.json(&["list"]);
+    let states: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["state"].clone(), c["my_name"].clone()))
+        .collect();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert!(
+        states.contains(&("active".into(), "Coach A.".into())),
+        "{list}"
+    );
+    assert!(states.contains(&("active".into(), "Alex".into())), "{list}");
+}
+
+/// A plain HTTP GET, as a browser would send it (never the fragment).
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}

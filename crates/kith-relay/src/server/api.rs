@@ -48,7 +48,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/blob/get", post(blob_get))
         .route("/v1/ws", get(super::ws::upgrade))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/i/{id}", get(invitation_page));
     for (path, _) in SIGNED_PATHS {
         router = router.route(path, post(signed));
     }
@@ -453,6 +454,30 @@ async fn info(State(state): State<Arc<AppState>>) -> Response {
         limits: state.config.limits.to_wire(),
     };
     binary(info.to_bytes()).into_response()
+}
+
+/// What a browser shows for the https form of an invitation link
+/// (`docs/spec/inbox-v1.md` §2). The page is the same for every id and
+/// never touches the blob: fetching it would consume a read-once
+/// invitation. The link's secret is in the fragment, which browsers do not
+/// send; the script only shows the full address back to its reader.
+async fn invitation_page() -> Response {
+    const PAGE: &str = "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>\
+<title>kith invitation</title><h1>You are invited to talk on kith</h1>\
+<p>This link is a one-time invitation. Open it with kith:</p>\
+<pre id=cmd>kith accept 'kith:&lt;this page's address&gt;'</pre>\
+<p>It works once; whoever accepts it first is connected.</p>\
+<script>document.getElementById('cmd').textContent=\"kith accept 'kith:\"+location.href+\"'\";</script>\n";
+    (
+        StatusCode::OK,
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+            (axum::http::header::REFERRER_POLICY, "no-referrer"),
+        ],
+        PAGE,
+    )
+        .into_response()
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {

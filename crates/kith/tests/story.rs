@@ -469,3 +469,27 @@ fn http_get(url: &str) -> String {
     stream.read_to_string(&mut response).unwrap();
     response
 }
+
+#[test]
+fn a_message_sent_while_the_relay_is_down_is_kept_and_sent_later_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+    relay.terminate(Duration::from_secs(10)).unwrap();
+    let out = blair.run(&["send", "Alex Example", "written offline"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("queued"), "{err}");
+    assert_eq!(blair.texts("Alex Example").len(), 1, "kept locally");
+    blair.run(&["send", "Alex Example", "second offline"]);
+    relay.restart().unwrap();
+    blair.ok(&["sync"]);
+    blair.ok(&["sync"]);
+    alex.ok(&["sync"]);
+    let texts: Vec<String> = alex
+        .texts("Blair Sample")
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(texts, ["written offline", "second offline"]);
+}

@@ -240,6 +240,14 @@ impl GroupSnapshot {
         let mut epochs = BTreeMap::new();
         for _ in 0..count {
             let id = r.u64("epoch id")?;
+            // Strictly increasing, as written: one encoding per snapshot.
+            if epochs.keys().next_back().is_some_and(|last| *last >= id) {
+                return Err(DecodeError::Invalid {
+                    what: "epoch id",
+                    reason: "not increasing",
+                }
+                .into());
+            }
             epochs.insert(
                 id,
                 Zeroizing::new(r.opaque(MAX_STATE, "epoch record")?.to_vec()),
@@ -603,6 +611,11 @@ mod tests {
             snapshot
         );
         assert!(GroupSnapshot::from_bytes(&[2, 0]).is_err());
+        // Found by the stored_state fuzz target: epochs out of order.
+        let mut unordered = vec![1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+        unordered.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0]);
+        unordered.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0]);
+        assert!(GroupSnapshot::from_bytes(&unordered).is_err());
         assert!(IdentityKey::from_bytes(&[0; 3]).is_err());
         let key = IdentityKey::generate().unwrap();
         assert_eq!(

@@ -277,6 +277,15 @@ pub enum Incoming {
     Proposal,
 }
 
+/// A commit this member built, not yet applied.
+#[derive(Debug, Clone)]
+pub struct StagedCommit {
+    /// The MLSMessage to send on the group's channel.
+    pub commit: Vec<u8>,
+    /// For the members it adds, if any.
+    pub welcome: Option<Vec<u8>>,
+}
+
 /// A member of one MLS group.
 pub struct Session {
     group: Group<Config>,
@@ -426,6 +435,52 @@ impl Session {
                 expected: "group message",
             }),
         }
+    }
+
+    /// Builds a commit that adds the holders of `add` and removes the
+    /// members at leaf indexes `remove` (an empty commit updates this
+    /// member's path: post-compromise security). The commit is kept pending:
+    /// it takes effect when it comes back from the channel (processing one's
+    /// own commit applies it) or with [`Session::apply_pending`]; if another
+    /// commit for this epoch comes first, processing that one drops it.
+    pub fn commit(&mut self, add: &[&[u8]], remove: &[u32]) -> Result<StagedCommit, CryptoError> {
+        let mut builder = self.group.commit_builder();
+        for kp in add {
+            let kp = MlsMessage::from_bytes(kp).map_err(CryptoError::mls("decode key package"))?;
+            builder = builder
+                .add_member(kp)
+                .map_err(CryptoError::mls("add member"))?;
+        }
+        for index in remove {
+            builder = builder
+                .remove_member(*index)
+                .map_err(CryptoError::mls("remove member"))?;
+        }
+        let output = builder.build().map_err(CryptoError::mls("commit"))?;
+        let welcome = match output.welcome_messages.first() {
+            Some(w) => Some(w.to_bytes().map_err(CryptoError::mls("encode welcome"))?),
+            None => None,
+        };
+        Ok(StagedCommit {
+            commit: output
+                .commit_message
+                .to_bytes()
+                .map_err(CryptoError::mls("encode commit"))?,
+            welcome,
+        })
+    }
+
+    /// Applies this member's pending commit without waiting for the channel.
+    pub fn apply_pending(&mut self) -> Result<(), CryptoError> {
+        self.group
+            .apply_pending_commit()
+            .map(drop)
+            .map_err(CryptoError::mls("apply commit"))
+    }
+
+    /// Drops this member's pending commit.
+    pub fn discard_pending(&mut self) {
+        self.group.clear_pending_commit();
     }
 
     /// Stages the current state for storage. Call after every operation and
@@ -600,6 +655,45 @@ mod tests {
             alex.process(&ct).unwrap(),
             Incoming::Application { .. }
         ));
+    }
+
+    #[test]
+    fn the_first_commit_of_an_epoch_wins_and_removal_locks_out() {
+        let (mut alex, mut blair) = pair();
+        let charlie = IdentityKey::generate().unwrap();
+        let (kp, pending) = key_package(&charlie).unwrap();
+        // Both commit in the same epoch; the channel orders Blair's first.
+        let from_alex = alex.commit(&[], &[]).unwrap();
+        let from_blair = blair.commit(&[&kp], &[]).unwrap();
+        assert!(matches!(
+            alex.process(&from_blair.commit).unwrap(),
+            Incoming::Commit { .. }
+        ));
+        assert!(matches!(
+            blair.process(&from_blair.commit).unwrap(),
+            Incoming::Commit { .. }
+        ));
+        assert!(
+            alex.process(&from_alex.commit).is_err(),
+            "the losing commit is stale"
+        );
+        assert!(blair.process(&from_alex.commit).is_err());
+        assert_eq!(alex.epoch(), blair.epoch());
+        let mut charlie = Session::join(&charlie, &pending, &from_blair.welcome.unwrap()).unwrap();
+        assert_eq!(charlie.members().len(), 3);
+
+        // Removing Charlie: he cannot read what follows.
+        let index = charlie.own_index();
+        let removal = alex.commit(&[], &[index]).unwrap();
+        alex.process(&removal.commit).unwrap();
+        blair.process(&removal.commit).unwrap();
+        charlie.process(&removal.commit).unwrap();
+        let after = blair.encrypt(b"after the removal").unwrap();
+        assert!(matches!(
+            alex.process(&after).unwrap(),
+            Incoming::Application { .. }
+        ));
+        assert!(charlie.process(&after).is_err());
     }
 
     #[test]

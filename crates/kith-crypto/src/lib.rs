@@ -10,6 +10,8 @@
 //!       │                                   │ Welcome
 //!       └──Session::create ──Welcome──▶ Session::join
 //!             Session ⇄ encrypt / process ⇄ Session
+//!             Session::commit(add, remove) ─▶ StagedCommit (pending until
+//!                 the channel orders it; then process / apply_pending)
 //!             Session::snapshot ─▶ GroupSnapshot ─▶ (caller's store)
 //!  SealKey::seal / open        padding::pad / unpad
 //! ```

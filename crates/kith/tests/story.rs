@@ -493,3 +493,56 @@ fn a_message_sent_while_the_relay_is_down_is_kept_and_sent_later_once() {
         .collect();
     assert_eq!(texts, ["written offline", "second offline"]);
 }
+
+/// The client's promise (pair-v1.md §6): MLS state, messages and cursors are
+/// written together, so killing `kith sync` at any moment loses nothing,
+/// shows nothing twice and never desynchronises the session.
+#[test]
+fn killing_the_client_mid_sync_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+    const N: usize = 40;
+    for i in 0..N {
+        blair.ok(&["send", "Alex Example", &format!("message {i:02}")]);
+    }
+    for delay_ms in [15u64, 40, 70, 110, 25, 160, 60] {
+        let mut child = alex
+            .command(&["sync"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    alex.ok(&["sync"]);
+    let mut texts: Vec<String> = alex
+        .texts("Blair Sample")
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(texts.len(), N, "{texts:?}");
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), N);
+    assert_eq!(alex.json(&["list"])[0]["integrity_events"], 0);
+    // The session is intact both ways.
+    blair.ok(&["send", "Alex Example", "after the crashes"]);
+    alex.ok(&["send", "Blair Sample", "still here"]);
+    alex.ok(&["sync"]);
+    blair.ok(&["sync"]);
+    assert_eq!(alex.texts("Blair Sample").last().unwrap().1, "still here");
+    assert!(
+        blair
+            .texts("Alex Example")
+            .iter()
+            .any(|(_, t)| t == "still here")
+    );
+    assert!(
+        alex.texts("Blair Sample")
+            .iter()
+            .any(|(_, t)| t == "after the crashes")
+    );
+}

@@ -5,16 +5,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ed25519_dalek::SigningKey;
 use kith_crypto::mls::{
     GroupSnapshot, IdentityKey, Incoming, PendingKeyPackage, Session, key_package,
 };
 use kith_crypto::padding::{pad, unpad};
 use kith_crypto::seal::SealKey;
 use kith_relay::client::{ChannelOptions, ClientError, RelayClient, generate_key, public_key};
+use kith_relay::time::now_ms;
 use kith_wire::Codec;
 use kith_wire::conv::{ChannelGrant, Envelope, Invitation, PairFrame};
 use kith_wire::relay::response::{ErrorCode, StoredMessage};
-use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, WriteId};
+use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, WriteId, to_hex};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -106,20 +108,61 @@ pub struct Engine {
     relays: HashMap<String, RelayClient>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn random<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| CoreError::Randomness(e.to_string()))?;
     Ok(b)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The relay's base URL as stored and put in links: no trailing slash.
+fn base_url(client: &RelayClient) -> String {
+    client.url().as_str().trim_end_matches('/').to_string()
+}
+
+/// A channel this user created on its relay: the owner key it keeps, and
+/// the grant (channel and READ|WRITE key) it gives the contact.
+struct SharedChannel {
+    owner: SigningKey,
+    grant: ChannelGrant,
+}
+
+fn insert_channel(
+    db: &Connection,
+    conv: &str,
+    channel: &ChannelGrant,
+    key: &[u8; 32],
+    owner: bool,
+    preferred: bool,
+) -> Result<()> {
+    db.execute(
+        "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            conv,
+            channel.relay_url,
+            channel.relay_id.0,
+            channel.write_id.0,
+            channel.read_id.0,
+            key,
+            owner,
+            preferred
+        ],
+    )?;
+    Ok(())
+}
+
+fn contact_name(db: &Connection, id: &str) -> Result<String> {
+    Ok(db.query_row(
+        "SELECT COALESCE(local_name, contact_name, 'contact') FROM conversations WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?)
+}
+
+/// The conversation's MLS session from its stored identity and state.
+fn open_session(identity: &IdentityKey, state: Option<Vec<u8>>) -> Result<Session> {
+    let state = Zeroizing::new(state.ok_or(CoreError::NotYetConnected)?);
+    Ok(Session::load(identity, GroupSnapshot::from_bytes(&state)?)?)
 }
 
 /// `conversation_id` (pair-v1.md §2): from the first channel's write id,
@@ -128,7 +171,7 @@ pub fn conversation_id(first_write_id: &WriteId) -> String {
     let mut h = Sha256::new();
     h.update(b"kith conversation id v1\0");
     h.update(first_write_id.0);
-    hex(h.finalize().get(..16).unwrap_or_default())
+    to_hex(h.finalize().get(..16).unwrap_or_default())
 }
 
 fn digest(payload: &[u8]) -> Vec<u8> {
@@ -141,11 +184,6 @@ fn envelope_payload(envelope: &Envelope) -> Result<Vec<u8>> {
 
 fn not_found(e: &ClientError) -> bool {
     e.code() == Some(ErrorCode::NOT_FOUND)
-}
-
-/// A conversation's MLS session with what is needed to save it again.
-struct Loaded {
-    session: Session,
 }
 
 impl Engine {
@@ -228,27 +266,12 @@ impl Engine {
             .or(profile.relay_url)
             .ok_or(CoreError::NoRelay)?;
         let client = self.relay(&relay_url)?;
-        let relay_url = client.url().as_str().trim_end_matches('/').to_string();
-        let info = client.info().await?;
-        let owner = generate_key()?;
-        let guest = generate_key()?;
-        let created = client
-            .create_channel(
-                &owner,
-                ChannelOptions {
-                    grants: vec![KeyGrant {
-                        key: public_key(&guest),
-                        rights: Rights::READ | Rights::WRITE,
-                    }],
-                    ..ChannelOptions::default()
-                },
-            )
-            .await?;
+        let SharedChannel { owner, grant } = self.create_shared_channel(&relay_url).await?;
         let identity = IdentityKey::generate()?;
         let (kp, pending) = key_package(&identity)?;
         let expires_at =
             now_ms().saturating_add(u64::try_from(INVITATION_TTL.as_millis()).unwrap_or(u64::MAX));
-        let id = conversation_id(&created.write_id);
+        let id = conversation_id(&grant.write_id);
         let now = ms(now_ms());
         // Stored before the blob exists: a Welcome can only arrive once the
         // link is out, and then the channel must already be ours to read.
@@ -258,21 +281,12 @@ impl Engine {
              VALUES (?1, 'pair', 'invited', ?2, ?3, ?4, ?5, ?5, ?6)",
             params![id, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(expires_at)],
         )?;
-        tx.execute(
-            "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 1)",
-            params![id, relay_url, info.relay_id.0, created.write_id.0, created.read_id.0, owner.to_bytes()],
-        )?;
+        insert_channel(&tx, &id, &grant, &owner.to_bytes(), true, true)?;
         tx.commit()?;
 
+        let (relay_url, write_id) = (grant.relay_url.clone(), grant.write_id);
         let invitation = Invitation {
-            channel: ChannelGrant {
-                relay_url: relay_url.clone(),
-                relay_id: info.relay_id,
-                write_id: created.write_id,
-                read_id: created.read_id,
-                key: guest.to_bytes(),
-            },
+            channel: grant,
             key_package: kp,
             display_name: my_name,
             expires_at_ms: expires_at,
@@ -286,17 +300,10 @@ impl Engine {
         let chunk_size =
             u32::try_from(blob.len()).map_err(|_| CoreError::Corrupt("blob size".into()))?;
         let created_blob = client
-            .blob_create(
-                &owner,
-                created.write_id,
-                chunk_size,
-                1,
-                Some(INVITATION_TTL),
-                true,
-            )
+            .blob_create(&owner, write_id, chunk_size, 1, Some(INVITATION_TTL), true)
             .await?;
         client
-            .blob_put(&owner, created.write_id, created_blob.blob_id, 0, &blob)
+            .blob_put(&owner, write_id, created_blob.blob_id, 0, &blob)
             .await?;
         let link = InviteLink {
             relay_url,
@@ -343,11 +350,7 @@ impl Engine {
                 "the relay is not the one the invitation names".into(),
             ));
         }
-        let relay_url = inviter_relay
-            .url()
-            .as_str()
-            .trim_end_matches('/')
-            .to_string();
+        let relay_url = base_url(&inviter_relay);
 
         let identity = IdentityKey::generate()?;
         let (mut session, welcome) = Session::create(&identity, &[&invitation.key_package])?;
@@ -360,9 +363,9 @@ impl Engine {
         let mut own_channel = None;
         if let Some(own_url) = profile.relay_url.as_deref().filter(|u| *u != relay_url) {
             match self.create_shared_channel(own_url).await {
-                Ok((row, guest)) => {
-                    frames.push(PairFrame::Channel(guest));
-                    own_channel = Some(row);
+                Ok(shared) => {
+                    frames.push(PairFrame::Channel(shared.grant.clone()));
+                    own_channel = Some(shared);
                 }
                 Err(e) => warnings.push(format!("no channel on your relay {own_url}: {e}")),
             }
@@ -380,16 +383,15 @@ impl Engine {
              VALUES (?1, 'pair', 'active', ?2, ?3, ?4, ?5, ?6, ?6)",
             params![id, invitation.display_name, my_name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), now],
         )?;
-        tx.execute(
-            "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 1)",
-            params![id, relay_url, grant.relay_id.0, grant.write_id.0, grant.read_id.0, grant.key],
-        )?;
-        if let Some((url, relay_id, write_id, read_id, key)) = &own_channel {
-            tx.execute(
-                "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 0)",
-                params![id, url, relay_id, write_id, read_id, key.as_slice()],
+        insert_channel(&tx, &id, grant, &grant.key, false, true)?;
+        if let Some(shared) = &own_channel {
+            insert_channel(
+                &tx,
+                &id,
+                &shared.grant,
+                &shared.owner.to_bytes(),
+                true,
+                false,
             )?;
         }
         for payload in &payloads {
@@ -408,16 +410,9 @@ impl Engine {
         })
     }
 
-    /// A channel on our own relay for a conversation, with a capability key
-    /// for the contact.
-    #[allow(clippy::type_complexity)]
-    async fn create_shared_channel(
-        &mut self,
-        url: &str,
-    ) -> Result<(
-        (String, [u8; 32], [u8; 32], [u8; 32], Zeroizing<[u8; 32]>),
-        ChannelGrant,
-    )> {
+    /// A channel on the relay at `url` for a conversation, with a
+    /// READ|WRITE capability key for the contact.
+    async fn create_shared_channel(&mut self, url: &str) -> Result<SharedChannel> {
         let client = self.relay(url)?;
         let info = client.info().await?;
         let owner = generate_key()?;
@@ -434,44 +429,30 @@ impl Engine {
                 },
             )
             .await?;
-        let url = client.url().as_str().trim_end_matches('/').to_string();
         let grant = ChannelGrant {
-            relay_url: url.clone(),
+            relay_url: base_url(&client),
             relay_id: info.relay_id,
             write_id: created.write_id,
             read_id: created.read_id,
             key: guest.to_bytes(),
         };
-        Ok((
-            (
-                url,
-                info.relay_id.0,
-                created.write_id.0,
-                created.read_id.0,
-                Zeroizing::new(owner.to_bytes()),
-            ),
-            grant,
-        ))
+        Ok(SharedChannel { owner, grant })
     }
 
-    fn load(&self, id: &str) -> Result<Loaded> {
+    fn load(&self, id: &str) -> Result<Session> {
         let (identity, state): (Vec<u8>, Option<Vec<u8>>) = self.db.query_row(
             "SELECT identity, mls_state FROM conversations WHERE id = ?1",
             [id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let identity = Zeroizing::new(identity);
-        let state = Zeroizing::new(state.ok_or(CoreError::NotYetConnected)?);
-        let key = IdentityKey::from_bytes(&identity)?;
-        let session = Session::load(&key, GroupSnapshot::from_bytes(&state)?)?;
-        Ok(Loaded { session })
+        open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)
     }
 
     /// Sends a text message. It is stored and queued first, so a relay that
     /// cannot be reached loses nothing: the next send or sync retries.
     pub async fn send(&mut self, conv: &str, text: &str) -> Result<MessageView> {
         let id = self.resolve(conv)?;
-        let mut loaded = self.load(&id)?;
+        let mut session = self.load(&id)?;
         let message_id: [u8; 16] = random()?;
         let sent_at = now_ms();
         let frame = PairFrame::Text {
@@ -479,9 +460,9 @@ impl Engine {
             sent_at_ms: sent_at,
             text: text.to_string(),
         };
-        let ct = loaded.session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
+        let ct = session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
         let payload = envelope_payload(&Envelope::Mls(ct))?;
-        let snapshot = loaded.session.snapshot()?;
+        let snapshot = session.snapshot()?;
         let tx = self.db.transaction()?;
         tx.execute(
             "UPDATE conversations SET mls_state = ?2, last_activity = ?3 WHERE id = ?1",
@@ -498,7 +479,7 @@ impl Engine {
             .await
             .map_err(|e| CoreError::Queued(e.to_string()))?;
         Ok(MessageView {
-            id: hex(&message_id),
+            id: to_hex(&message_id),
             conversation: id,
             from: "me".into(),
             outgoing: true,
@@ -564,17 +545,27 @@ impl Engine {
         if let Err(e) = self.flush_outbox(None).await {
             report.errors.push(format!("sending queued messages: {e}"));
         }
+        let mut joined = Vec::new();
         for channel in store::channels(&self.db, None)? {
-            if let Err(e) = self.sync_channel(&channel, &mut report).await {
+            if let Err(e) = self.sync_channel(&channel, &mut report, &mut joined).await {
                 report
                     .errors
                     .push(format!("reading {}: {e}", channel.relay_url));
             }
         }
+        // Views are made last: the contact's name arrives after the Welcome.
+        for id in joined {
+            report.connected.push(self.view(&id)?);
+        }
         Ok(report)
     }
 
-    async fn sync_channel(&mut self, channel: &ChannelRow, report: &mut SyncReport) -> Result<()> {
+    async fn sync_channel(
+        &mut self,
+        channel: &ChannelRow,
+        report: &mut SyncReport,
+        joined: &mut Vec<String>,
+    ) -> Result<()> {
         let client = self.relay(&channel.relay_url)?;
         if client.cached_info().await?.relay_id != channel.relay_id {
             return Err(CoreError::Corrupt(format!(
@@ -597,7 +588,9 @@ impl Engine {
                 break;
             };
             for item in &batch.items {
-                self.handle(channel, item, report)?;
+                if self.handle(channel, item, report)? {
+                    joined.push(channel.conversation_id.clone());
+                }
             }
             cursor = last;
             client.ack(&channel.key, channel.read_id, cursor).await?;
@@ -609,12 +602,13 @@ impl Engine {
     }
 
     /// One message from a channel, in one transaction with the cursor.
+    /// Returns whether it was the Welcome that made the conversation active.
     fn handle(
         &mut self,
         channel: &ChannelRow,
         item: &StoredMessage,
         report: &mut SyncReport,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let conv = channel.conversation_id.clone();
         let digest = digest(&item.payload);
         let seen: bool = self.db.query_row(
@@ -629,23 +623,25 @@ impl Engine {
         };
         let now = now_ms();
         let tx = self.db.transaction()?;
-        match outcome {
+        let joined = match outcome {
             Ok(outcome) => apply(&tx, &conv, outcome, now, report)?,
             Err(detail) => {
+                let detail = format!(
+                    "message {} on {} refused: {detail}",
+                    item.seq, channel.relay_url
+                );
                 tx.execute(
                     "INSERT INTO integrity_events (conversation_id, at, detail) VALUES (?1, ?2, ?3)",
-                    params![conv, ms(now), format!("message {} on {} refused: {detail}", item.seq, channel.relay_url)],
+                    params![conv, ms(now), detail],
                 )?;
                 report.integrity_events.push(IntegrityEvent {
                     conversation: conv.clone(),
                     at: now,
-                    detail: format!(
-                        "message {} on {} refused: {detail}",
-                        item.seq, channel.relay_url
-                    ),
+                    detail,
                 });
+                false
             }
-        }
+        };
         tx.execute(
             "INSERT OR IGNORE INTO seen (conversation_id, digest) VALUES (?1, ?2)",
             params![conv, digest],
@@ -655,26 +651,20 @@ impl Engine {
             params![channel.id, ms(item.seq)],
         )?;
         tx.commit()?;
-        if let Some(view) = report
-            .messages
-            .last_mut()
-            .filter(|m| m.conversation == conv && m.from.is_empty())
-        {
-            view.from = self.contact_name(&conv)?;
-        }
-        Ok(())
+        Ok(joined)
     }
 
     /// Decrypts without touching the store; an `Err` is an integrity event.
     fn open_message(&self, conv: &str, payload: &[u8]) -> Result<Outcome, String> {
         let bytes = unpad(payload).map_err(|e| e.to_string())?;
         let envelope = Envelope::from_bytes(bytes).map_err(|e| e.to_string())?;
-        let (state, pending, identity): (String, Option<Vec<u8>>, Vec<u8>) = self
+        type Row = (String, Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
+        let (state, pending, identity, mls_state): Row = self
             .db
             .query_row(
-                "SELECT state, pending_kp, identity FROM conversations WHERE id = ?1",
+                "SELECT state, pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
                 [conv],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .map_err(|e| e.to_string())?;
         let identity =
@@ -699,11 +689,8 @@ impl Engine {
                 if state != "active" {
                     return Err("an MLS message before the Welcome".into());
                 }
-                let mut loaded = self.load(conv).map_err(|e| e.to_string())?;
-                let incoming = loaded
-                    .session
-                    .process(&message)
-                    .map_err(|e| e.to_string())?;
+                let mut session = open_session(&identity, mls_state).map_err(|e| e.to_string())?;
+                let incoming = session.process(&message).map_err(|e| e.to_string())?;
                 let frame = match incoming {
                     Incoming::Application { plaintext, .. } => {
                         Some(PairFrame::from_bytes(&plaintext).map_err(|e| e.to_string())?)
@@ -711,19 +698,11 @@ impl Engine {
                     _ => None,
                 };
                 Ok(Outcome::Processed {
-                    snapshot: loaded.session.snapshot().map_err(|e| e.to_string())?,
+                    snapshot: session.snapshot().map_err(|e| e.to_string())?,
                     frame,
                 })
             }
         }
-    }
-
-    fn contact_name(&self, id: &str) -> Result<String> {
-        Ok(self.db.query_row(
-            "SELECT COALESCE(local_name, contact_name, 'contact') FROM conversations WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )?)
     }
 
     fn find_by_id(&self, id: &str) -> Result<Option<String>> {
@@ -793,7 +772,7 @@ impl Engine {
     /// them read.
     pub fn read(&mut self, conv: &str) -> Result<Vec<MessageView>> {
         let id = self.resolve(conv)?;
-        let name = self.contact_name(&id)?;
+        let name = contact_name(&self.db, &id)?;
         let messages = {
             let mut stmt = self.db.prepare(
                 "SELECT message_id, outgoing, sent_at, received_at, text FROM messages \
@@ -802,7 +781,7 @@ impl Engine {
             let rows = stmt.query_map([&id], |r| {
                 let outgoing: bool = r.get(1)?;
                 Ok(MessageView {
-                    id: hex(&r.get::<_, Vec<u8>>(0)?),
+                    id: to_hex(&r.get::<_, Vec<u8>>(0)?),
                     conversation: id.clone(),
                     from: if outgoing {
                         "me".to_string()
@@ -954,13 +933,14 @@ enum Outcome {
     },
 }
 
+/// Returns whether the conversation became active.
 fn apply(
     tx: &Transaction<'_>,
     conv: &str,
     outcome: Outcome,
     now: u64,
     report: &mut SyncReport,
-) -> Result<()> {
+) -> Result<bool> {
     match outcome {
         Outcome::Nothing => {}
         Outcome::Joined(snapshot) => {
@@ -969,15 +949,7 @@ fn apply(
                  last_activity = ?3 WHERE id = ?1",
                 params![conv, snapshot.to_bytes().as_slice(), ms(now)],
             )?;
-            report.connected.push(ConversationView {
-                id: conv.to_string(),
-                name: String::new(),
-                state: "active".into(),
-                unread: 0,
-                last_activity: now,
-                my_name: String::new(),
-                integrity_events: 0,
-            });
+            return Ok(true);
         }
         Outcome::Processed { snapshot, frame } => {
             tx.execute(
@@ -1001,9 +973,9 @@ fn apply(
                             params![conv, ms(now)],
                         )?;
                         report.messages.push(MessageView {
-                            id: hex(&message_id),
+                            id: to_hex(&message_id),
                             conversation: conv.to_string(),
-                            from: String::new(),
+                            from: contact_name(tx, conv)?,
                             outgoing: false,
                             sent_at: sent_at_ms,
                             received_at: now,
@@ -1016,9 +988,6 @@ fn apply(
                         "UPDATE conversations SET contact_name = ?2 WHERE id = ?1",
                         params![conv, display_name],
                     )?;
-                    if let Some(c) = report.connected.iter_mut().find(|c| c.id == conv) {
-                        c.name = display_name;
-                    }
                 }
                 Some(PairFrame::Channel(grant)) => {
                     tx.execute(
@@ -1031,5 +1000,5 @@ fn apply(
             }
         }
     }
-    Ok(())
+    Ok(false)
 }

@@ -73,7 +73,7 @@ impl std::fmt::Debug for IdentityKey {
 }
 
 fn hex_prefix(bytes: &[u8]) -> String {
-    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    kith_wire::relay::to_hex(bytes.get(..8).unwrap_or(bytes))
 }
 
 fn suite() -> Result<impl CipherSuiteProvider, CryptoError> {
@@ -347,19 +347,16 @@ impl Session {
         welcome: &[u8],
     ) -> Result<Self, CryptoError> {
         let store = StagedStore::default();
-        let data = KeyPackageData::mls_decode(&mut pending.data.as_slice()).map_err(|e| {
-            CryptoError::Mls {
-                operation: "key package data",
-                detail: e.to_string(),
-            }
+        // Checked here so that damaged stored bytes give this error, not
+        // "no key package for this Welcome".
+        KeyPackageData::mls_decode(&mut pending.data.as_slice()).map_err(|e| CryptoError::Mls {
+            operation: "key package data",
+            detail: e.to_string(),
         })?;
-        store.lock().key_packages.insert(
-            pending.id.clone(),
-            Zeroizing::new(data.mls_encode_to_vec().map_err(|e| CryptoError::Mls {
-                operation: "key package data",
-                detail: e.to_string(),
-            })?),
-        );
+        store
+            .lock()
+            .key_packages
+            .insert(pending.id.clone(), pending.data.clone());
         let welcome =
             MlsMessage::from_bytes(welcome).map_err(CryptoError::mls("decode welcome"))?;
         let (group, _) = key

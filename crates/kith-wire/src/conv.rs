@@ -5,6 +5,7 @@
 
 use crate::codec::{Codec, DecodeError, Reader, Writer};
 use crate::relay::{ReadId, RelayId, WriteId};
+use zeroize::Zeroize;
 
 /// Version byte of every structure in this module.
 pub const VERSION: u8 = 1;
@@ -94,8 +95,7 @@ impl std::fmt::Debug for ChannelGrant {
 impl Drop for ChannelGrant {
     fn drop(&mut self) {
         // A capability: do not leave it in freed memory.
-        self.key.iter_mut().for_each(|b| *b = 0);
-        std::hint::black_box(&self.key);
+        self.key.zeroize();
     }
 }
 

@@ -19,15 +19,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use kith_wire::{DecodeError, Reader, Writer};
 use mls_rs::client_builder::{
-    BaseConfig, IntoConfigOutput, WithCryptoProvider, WithGroupStateStorage, WithIdentityProvider,
-    WithKeyPackageRepo,
+    BaseConfig, IntoConfigOutput, PaddingMode, WithCryptoProvider, WithGroupStateStorage,
+    WithIdentityProvider, WithKeyPackageRepo, WithMlsRules,
 };
-use mls_rs::group::ReceivedMessage;
+use mls_rs::group::proposal::Proposal;
+use mls_rs::group::{CommitEffect, GroupContext, ReceivedMessage, Roster, Sender};
 use mls_rs::identity::SigningIdentity;
 use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
 use mls_rs::mls_rs_codec::{MlsDecode, MlsEncode};
-use mls_rs::{CipherSuite, CipherSuiteProvider, Client, CryptoProvider, Group, MlsMessage};
+use mls_rs::mls_rules::{
+    CommitDirection, CommitOptions, CommitSource, EncryptionOptions, ProposalBundle, ProposalSource,
+};
+use mls_rs::{
+    CipherSuite, CipherSuiteProvider, Client, CryptoProvider, Extension, ExtensionList, Group,
+    MlsMessage, MlsRules,
+};
 use mls_rs_core::crypto::{SignaturePublicKey, SignatureSecretKey};
+use mls_rs_core::extension::ExtensionType;
 use mls_rs_core::group::{EpochRecord, GroupState, GroupStateStorage};
 use mls_rs_core::key_package::{KeyPackageData, KeyPackageStorage};
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
@@ -42,18 +50,144 @@ pub const DEFAULT_SUITE: CipherSuite = CipherSuite::CURVE25519_AES128;
 /// Prior epochs kept for messages that arrive after a commit.
 const EPOCHS_KEPT: usize = 3;
 
+/// The GroupContext extension listing a group's admins (group-v1.md §4),
+/// from the private-use range.
+pub const ADMINS_EXTENSION: u16 = 0xF0A1;
+const MAX_ADMINS: u32 = 10_000;
+
 type Config = IntoConfigOutput<
-    WithKeyPackageRepo<
-        StagedStore,
-        WithGroupStateStorage<
+    WithMlsRules<
+        KithRules,
+        WithKeyPackageRepo<
             StagedStore,
-            WithCryptoProvider<
-                RustCryptoProvider,
-                WithIdentityProvider<BasicIdentityProvider, BaseConfig>,
+            WithGroupStateStorage<
+                StagedStore,
+                WithCryptoProvider<
+                    RustCryptoProvider,
+                    WithIdentityProvider<BasicIdentityProvider, BaseConfig>,
+                >,
             >,
         >,
     >,
 >;
+
+/// Why a commit was refused by kith's group rules.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(&'static str);
+
+impl mls_rs::error::IntoAnyError for PolicyError {
+    fn into_dyn_error(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
+        Ok(Box::new(self))
+    }
+}
+
+/// kith's MLS rules: handshake messages are encrypted (the relay learns no
+/// sender and no proposal), and in a group with an admin list only admins
+/// add, remove others or change the group context (group-v1.md §4). A
+/// group without the list (PairV1) has no such rule.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KithRules;
+
+fn admins_in(context: &GroupContext) -> Option<Vec<Vec<u8>>> {
+    let ext = context
+        .extensions
+        .get(ExtensionType::new(ADMINS_EXTENSION))?;
+    // An undecodable list admits nobody: a fail-closed reading.
+    Some(decode_admins(&ext.extension_data).unwrap_or_default())
+}
+
+/// `opaque admins<0..10000>` of `opaque key<0..256>` (group-v1.md §4).
+fn encode_admins(admins: &[Vec<u8>]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.vec(admins, |w, key| w.opaque(key));
+    w.into_bytes()
+}
+
+fn decode_admins(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let admins = r.vec(MAX_ADMINS, "admins", |r| {
+        r.opaque(256, "admin key").map(<[u8]>::to_vec)
+    })?;
+    r.finish()?;
+    Ok(admins)
+}
+
+fn admins_extension(admins: &[Vec<u8>]) -> ExtensionList {
+    let mut list = ExtensionList::new();
+    list.set(Extension::new(
+        ExtensionType::new(ADMINS_EXTENSION),
+        encode_admins(admins),
+    ));
+    list
+}
+
+impl MlsRules for KithRules {
+    type Error = PolicyError;
+
+    fn filter_proposals(
+        &self,
+        _direction: CommitDirection,
+        source: CommitSource,
+        _roster: &Roster<'_>,
+        context: &GroupContext,
+        proposals: ProposalBundle,
+    ) -> Result<ProposalBundle, PolicyError> {
+        let committer = match source {
+            CommitSource::ExistingMember(m) => m,
+            CommitSource::NewMember(_) => return Err(PolicyError("external commits are not used")),
+        };
+        if !proposals.psk_proposals().is_empty()
+            || !proposals.reinit_proposals().is_empty()
+            || !proposals.external_init_proposals().is_empty()
+            || !proposals.custom_proposals().is_empty()
+        {
+            return Err(PolicyError("a proposal kind kith does not use"));
+        }
+        let Some(admins) = admins_in(context) else {
+            return Ok(proposals);
+        };
+        if admins.contains(&committer.signing_identity.signature_key.as_bytes().to_vec()) {
+            return Ok(proposals);
+        }
+        if !proposals.add_proposals().is_empty() {
+            return Err(PolicyError("only an admin may add members"));
+        }
+        if !proposals.group_context_ext_proposals().is_empty() {
+            return Err(PolicyError("only an admin may change the admins"));
+        }
+        // A member may commit another member's own request to leave.
+        let leaving =
+            |p: &mls_rs::mls_rules::ProposalInfo<mls_rs::group::proposal::RemoveProposal>| {
+                matches!(p.source, ProposalSource::ByReference(_))
+                    && p.sender == Sender::Member(p.proposal.to_remove())
+            };
+        if !proposals.remove_proposals().iter().all(leaving) {
+            return Err(PolicyError("only an admin may remove members"));
+        }
+        Ok(proposals)
+    }
+
+    fn commit_options(
+        &self,
+        _: &Roster<'_>,
+        _: &GroupContext,
+        _: &ProposalBundle,
+    ) -> Result<CommitOptions, PolicyError> {
+        // Every commit refreshes the committer's path: each one is a
+        // post-compromise-security update.
+        Ok(CommitOptions::new().with_path_required(true))
+    }
+
+    fn encryption_options(
+        &self,
+        _: &Roster<'_>,
+        _: &GroupContext,
+    ) -> Result<EncryptionOptions, PolicyError> {
+        // kith pads every relay payload itself (padding.rs).
+        Ok(EncryptionOptions::new(true, PaddingMode::None))
+    }
+}
 
 /// A member's signing key in one relationship (its MLS credential key).
 /// Each relationship gets its own, so nothing links two relationships.
@@ -123,6 +257,8 @@ impl IdentityKey {
             .crypto_provider(RustCryptoProvider::default())
             .group_state_storage(store.clone())
             .key_package_repo(store)
+            .mls_rules(KithRules)
+            .extension_type(ExtensionType::new(ADMINS_EXTENSION))
             .signing_identity(
                 SigningIdentity::new(credential, self.public.clone()),
                 self.secret.clone(),
@@ -271,10 +407,38 @@ pub enum Incoming {
         sender: u32,
         plaintext: Zeroizing<Vec<u8>>,
     },
-    /// A commit from `committer` moved the group to a new epoch.
-    Commit { committer: u32 },
+    /// A commit moved the group to a new epoch.
+    Commit(CommitSummary),
     /// A proposal, stored until a commit covers it.
     Proposal,
+}
+
+/// What a processed commit changed, for the caller's own bookkeeping.
+#[derive(Debug, Clone)]
+pub struct CommitSummary {
+    pub committer: u32,
+    /// Whether this member made it (its pending commit came back).
+    pub own: bool,
+    /// The commit's authenticated data, as the committer signed it.
+    pub authenticated_data: Vec<u8>,
+    pub added: Vec<MemberInfo>,
+    pub removed: Vec<MemberInfo>,
+    /// This member was removed: the session can no longer send or read.
+    pub removed_self: bool,
+}
+
+/// The changes one commit makes. An empty one updates the committer's
+/// path (post-compromise security).
+#[derive(Debug, Default)]
+pub struct Changes<'a> {
+    pub add: &'a [&'a [u8]],
+    /// Leaf indexes.
+    pub remove: &'a [u32],
+    /// Replaces the admin list.
+    pub admins: Option<&'a [Vec<u8>]>,
+    /// Signed by the committer and sent in the clear beside the encrypted
+    /// commit; seal anything secret before putting it here.
+    pub authenticated_data: Vec<u8>,
 }
 
 /// A commit this member built, not yet applied.
@@ -338,6 +502,64 @@ impl Session {
             .to_bytes()
             .map_err(CryptoError::mls("encode welcome"))?;
         Ok((Self { group, store }, welcome))
+    }
+
+    /// Creates a group with this member alone and as its only admin: the
+    /// start of a GroupV1 conversation.
+    pub fn create_group(key: &IdentityKey) -> Result<Self, CryptoError> {
+        let store = StagedStore::default();
+        let group = key
+            .client(store.clone())
+            .create_group(
+                admins_extension(&[key.public().to_vec()]),
+                Default::default(),
+                None,
+            )
+            .map_err(CryptoError::mls("create group"))?;
+        Ok(Self { group, store })
+    }
+
+    /// The admins' identity keys, if the group has an admin list.
+    pub fn admins(&self) -> Option<Vec<Vec<u8>>> {
+        admins_in(self.group.context())
+    }
+
+    /// Whether a commit of this member's waits for the channel.
+    pub fn has_pending_commit(&self) -> bool {
+        self.group.has_pending_commit()
+    }
+
+    /// A secret of the current epoch for `label` (RFC 9420 §8.5): every
+    /// member of this epoch, and nobody else, can derive it.
+    pub fn export(&self, label: &str) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        let secret = self
+            .group
+            .export_secret(label.as_bytes(), b"", 32)
+            .map_err(CryptoError::mls("export secret"))?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(
+            secret
+                .as_bytes()
+                .get(..32)
+                .ok_or(CryptoError::Invalid("short exported secret"))?,
+        );
+        Ok(out)
+    }
+
+    /// A proposal to remove this member, for another member to commit
+    /// (a member cannot commit its own removal).
+    pub fn propose_leave(&mut self) -> Result<Vec<u8>, CryptoError> {
+        let own = self.own_index();
+        self.group
+            .propose_remove(own, Vec::new())
+            .and_then(|m| m.to_bytes())
+            .map_err(CryptoError::mls("propose leave"))
+    }
+
+    /// Whether proposals wait for a commit (application messages cannot be
+    /// sent until one is made).
+    pub fn commit_required(&self) -> bool {
+        self.group.commit_required()
     }
 
     /// Joins the group a Welcome for `pending` invites to.
@@ -415,6 +637,9 @@ impl Session {
     pub fn process(&mut self, message: &[u8]) -> Result<Incoming, CryptoError> {
         let message =
             MlsMessage::from_bytes(message).map_err(CryptoError::mls("decode message"))?;
+        let before = self.members();
+        let own = self.own_index();
+        let had_pending = self.group.has_pending_commit();
         match self
             .group
             .process_incoming_message(message)
@@ -424,9 +649,38 @@ impl Session {
                 sender: m.sender_index,
                 plaintext: Zeroizing::new(m.data().to_vec()),
             }),
-            ReceivedMessage::Commit(c) => Ok(Incoming::Commit {
-                committer: c.committer,
-            }),
+            ReceivedMessage::Commit(c) => {
+                // A removed member's roster is not updated, so removals are
+                // read from the applied proposals rather than by comparison.
+                let (new_epoch, removed_self) = match &c.effect {
+                    CommitEffect::NewEpoch(e) => (Some(e), false),
+                    CommitEffect::Removed { new_epoch, .. } => (Some(new_epoch), true),
+                    CommitEffect::ReInit(_) => (None, false),
+                };
+                let gone: Vec<u32> = new_epoch
+                    .map(|e| {
+                        e.applied_proposals
+                            .iter()
+                            .filter_map(|p| match &p.proposal {
+                                Proposal::Remove(r) => Some(r.to_remove()),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let after = self.members();
+                Ok(Incoming::Commit(CommitSummary {
+                    committer: c.committer,
+                    own: had_pending && c.committer == own,
+                    authenticated_data: c.authenticated_data,
+                    added: after.into_iter().filter(|m| !before.contains(m)).collect(),
+                    removed: before
+                        .into_iter()
+                        .filter(|m| gone.contains(&m.index))
+                        .collect(),
+                    removed_self,
+                }))
+            }
             ReceivedMessage::Proposal(_) => Ok(Incoming::Proposal),
             _ => Err(CryptoError::UnexpectedMessage {
                 expected: "group message",
@@ -441,7 +695,30 @@ impl Session {
     /// own commit applies it) or with [`Session::apply_pending`]; if another
     /// commit for this epoch comes first, processing that one drops it.
     pub fn commit(&mut self, add: &[&[u8]], remove: &[u32]) -> Result<StagedCommit, CryptoError> {
-        let mut builder = self.group.commit_builder();
+        self.commit_with(Changes {
+            add,
+            remove,
+            ..Changes::default()
+        })
+    }
+
+    /// [`Session::commit`] with every kind of change.
+    pub fn commit_with(&mut self, changes: Changes<'_>) -> Result<StagedCommit, CryptoError> {
+        let Changes {
+            add,
+            remove,
+            admins,
+            authenticated_data,
+        } = changes;
+        let mut builder = self
+            .group
+            .commit_builder()
+            .authenticated_data(authenticated_data);
+        if let Some(admins) = admins {
+            builder = builder
+                .set_group_context_ext(admins_extension(admins))
+                .map_err(CryptoError::mls("set admins"))?;
+        }
         for kp in add {
             let kp = MlsMessage::from_bytes(kp).map_err(CryptoError::mls("decode key package"))?;
             builder = builder
@@ -664,11 +941,11 @@ mod tests {
         let from_blair = blair.commit(&[&kp], &[]).unwrap();
         assert!(matches!(
             alex.process(&from_blair.commit).unwrap(),
-            Incoming::Commit { .. }
+            Incoming::Commit(_)
         ));
         assert!(matches!(
             blair.process(&from_blair.commit).unwrap(),
-            Incoming::Commit { .. }
+            Incoming::Commit(_)
         ));
         assert!(
             alex.process(&from_alex.commit).is_err(),
@@ -691,6 +968,102 @@ mod tests {
             Incoming::Application { .. }
         ));
         assert!(charlie.process(&after).is_err());
+    }
+
+    /// An admin creates a group and adds two members; returns them with
+    /// the members' sessions (admin first).
+    fn group_of_three() -> (Session, Session, Session) {
+        let admin_key = IdentityKey::generate().unwrap();
+        let mut admin = Session::create_group(&admin_key).unwrap();
+        let mut joined = Vec::new();
+        for _ in 0..2 {
+            let key = IdentityKey::generate().unwrap();
+            let (kp, pending) = key_package(&key).unwrap();
+            let staged = admin.commit(&[&kp], &[]).unwrap();
+            let Incoming::Commit(summary) = admin.process(&staged.commit).unwrap() else {
+                panic!("expected a commit")
+            };
+            assert!(summary.own);
+            assert_eq!(summary.added.len(), 1);
+            for member in &mut joined {
+                let member: &mut Session = member;
+                member.process(&staged.commit).unwrap();
+            }
+            joined.push(Session::join(&key, &pending, &staged.welcome.unwrap()).unwrap());
+        }
+        let second = joined.pop().unwrap();
+        let first = joined.pop().unwrap();
+        (admin, first, second)
+    }
+
+    #[test]
+    fn only_admins_add_or_remove_and_anyone_commits_a_leave() {
+        let (mut admin, mut alex, mut blair) = group_of_three();
+        assert_eq!(
+            alex.admins().unwrap(),
+            vec![admin.members()[0].identity_key.clone()]
+        );
+        let (kp, _) = key_package(&IdentityKey::generate().unwrap()).unwrap();
+        let err = alex.commit(&[&kp], &[]).unwrap_err().to_string();
+        assert!(err.contains("only an admin may add"), "{err}");
+        let err = alex
+            .commit(&[], &[blair.own_index()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only an admin may remove"), "{err}");
+        let err = alex
+            .commit_with(Changes {
+                admins: Some(&[alex.members()[1].identity_key.clone()]),
+                ..Changes::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only an admin"), "{err}");
+
+        // Blair asks to leave; Alex (not an admin) commits it for her.
+        let proposal = blair.propose_leave().unwrap();
+        for s in [&mut admin, &mut alex] {
+            assert!(matches!(s.process(&proposal).unwrap(), Incoming::Proposal));
+            assert!(s.commit_required());
+        }
+        let leave = alex.commit(&[], &[]).unwrap();
+        for s in [&mut admin, &mut alex, &mut blair] {
+            let Incoming::Commit(summary) = s.process(&leave.commit).unwrap() else {
+                panic!("expected a commit")
+            };
+            assert_eq!(summary.removed.len(), 1, "{summary:?}");
+        }
+        assert_eq!(admin.members().len(), 2);
+        assert_eq!(
+            admin.export("kith test").unwrap(),
+            alex.export("kith test").unwrap()
+        );
+    }
+
+    #[test]
+    fn admins_change_by_commit_and_commits_are_encrypted() {
+        let (mut admin, mut alex, _blair) = group_of_three();
+        let alex_key = alex.members()[1].identity_key.clone();
+        let staged = admin
+            .commit_with(Changes {
+                admins: Some(&[alex_key.clone()]),
+                authenticated_data: b"sealed elsewhere".to_vec(),
+                ..Changes::default()
+            })
+            .unwrap();
+        // The relay sees no proposal and no key: the commit is a PrivateMessage.
+        assert!(!staged.commit.windows(alex_key.len()).any(|w| w == alex_key));
+        admin.process(&staged.commit).unwrap();
+        let Incoming::Commit(summary) = alex.process(&staged.commit).unwrap() else {
+            panic!("expected a commit")
+        };
+        assert!(!summary.own);
+        assert_eq!(summary.authenticated_data, b"sealed elsewhere");
+        assert_eq!(alex.admins().unwrap(), vec![alex_key]);
+        // The old admin is now an ordinary member.
+        let (kp, _) = key_package(&IdentityKey::generate().unwrap()).unwrap();
+        assert!(admin.commit(&[&kp], &[]).is_err());
+        assert!(alex.commit(&[&kp], &[]).is_ok());
     }
 
     #[test]

@@ -1046,7 +1046,7 @@ mod tests {
         let alex_key = alex.members()[1].identity_key.clone();
         let staged = admin
             .commit_with(Changes {
-                admins: Some(&[alex_key.clone()]),
+                admins: Some(std::slice::from_ref(&alex_key)),
                 authenticated_data: b"sealed elsewhere".to_vec(),
                 ..Changes::default()
             })

@@ -1,7 +1,7 @@
 //! The bytes of conversations: what a client puts inside a relay message
 //! (after padding) and inside MLS application data. Specified in
-//! `docs/spec/inbox-v1.md` and `docs/spec/pair-v1.md`; each type names the
-//! struct it implements.
+//! `docs/spec/inbox-v1.md`, `docs/spec/pair-v1.md` and
+//! `docs/spec/group-v1.md`; each type names the struct it implements.
 
 use crate::codec::{Codec, DecodeError, Reader, Writer};
 use crate::relay::{ReadId, RelayId, WriteId};
@@ -18,6 +18,18 @@ pub const MAX_TEXT: u32 = 200_000;
 /// Longest MLS message carried by an envelope.
 pub const MAX_MLS: u32 = 262_144;
 
+/// `opaque key_package<1..65536>`.
+fn key_package(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<u8>, DecodeError> {
+    let kp = r.opaque(65_536, what)?.to_vec();
+    if kp.is_empty() {
+        return Err(DecodeError::Invalid {
+            what,
+            reason: "empty",
+        });
+    }
+    Ok(kp)
+}
+
 fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
     match r.u8(what)? {
         VERSION => Ok(()),
@@ -30,7 +42,9 @@ fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
 ///
 /// ```text
 /// struct { u8 version = 1; u8 kind; opaque body<0..262144>; } Envelope;
-/// kind 1 = welcome (InboxV1 Hello: an MLS Welcome), 2 = mls (an MLS message)
+/// kind 1 = welcome (InboxV1 Hello: an MLS Welcome), 2 = mls (an MLS message),
+///      3 = join request, 4 = group welcome (group-v1.md §6: sealed
+///      JoinRequest / GroupWelcome on a group invitation's inbox channel)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Envelope {
@@ -38,6 +52,10 @@ pub enum Envelope {
     Welcome(Vec<u8>),
     /// Any other MLS message of the conversation's group.
     Mls(Vec<u8>),
+    /// A sealed [`JoinRequest`].
+    JoinRequest(Vec<u8>),
+    /// A sealed [`GroupWelcome`].
+    GroupWelcome(Vec<u8>),
 }
 
 impl Codec for Envelope {
@@ -46,6 +64,8 @@ impl Codec for Envelope {
         let (kind, body) = match self {
             Self::Welcome(b) => (1, b),
             Self::Mls(b) => (2, b),
+            Self::JoinRequest(b) => (3, b),
+            Self::GroupWelcome(b) => (4, b),
         };
         w.u8(kind);
         w.opaque(body);
@@ -57,6 +77,8 @@ impl Codec for Envelope {
         match kind {
             1 => Ok(Self::Welcome(body)),
             2 => Ok(Self::Mls(body)),
+            3 => Ok(Self::JoinRequest(body)),
+            4 => Ok(Self::GroupWelcome(body)),
             tag => Err(DecodeError::UnknownTag {
                 what: "envelope.kind",
                 tag,
@@ -150,13 +172,7 @@ impl Codec for Invitation {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         version(r, "invitation.version")?;
         let channel = ChannelGrant::decode(r)?;
-        let key_package = r.opaque(65_536, "invitation.key_package")?.to_vec();
-        if key_package.is_empty() {
-            return Err(DecodeError::Invalid {
-                what: "invitation.key_package",
-                reason: "empty",
-            });
-        }
+        let key_package = key_package(r, "invitation.key_package")?;
         Ok(Self {
             channel,
             key_package,
@@ -174,7 +190,12 @@ impl Codec for Invitation {
 ///   case 1 text:    opaque message_id[16]; u64 sent_at_ms; opaque text<0..200000>;
 ///   case 2 profile: opaque display_name<0..256>;
 ///   case 3 channel: ChannelGrant grant;
+///   case 4 key_package: opaque key_package<1..65536>;
+///   case 5 group_invite: GroupWelcome invite;
 /// } } PairFrame;
+/// ```
+///
+/// GroupV1 uses tags 1 and 2 only (group-v1.md §5).
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PairFrame {
@@ -189,6 +210,11 @@ pub enum PairFrame {
     Profile { display_name: String },
     /// Another channel of this conversation, hosted by the sender's relay.
     Channel(ChannelGrant),
+    /// A key package, with a fresh identity, that the receiver may use once
+    /// to add the sender to a group (group-v1.md §6).
+    KeyPackage(Vec<u8>),
+    /// The receiver was added to a group with its spare key package.
+    GroupInvite(GroupWelcome),
 }
 
 impl Codec for PairFrame {
@@ -213,6 +239,14 @@ impl Codec for PairFrame {
                 w.u8(3);
                 grant.encode(w);
             }
+            Self::KeyPackage(kp) => {
+                w.u8(4);
+                w.opaque(kp);
+            }
+            Self::GroupInvite(invite) => {
+                w.u8(5);
+                invite.encode(w);
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -227,10 +261,162 @@ impl Codec for PairFrame {
                 display_name: r.string(MAX_NAME, "pair_frame.display_name")?,
             }),
             3 => Ok(Self::Channel(ChannelGrant::decode(r)?)),
+            4 => Ok(Self::KeyPackage(key_package(r, "pair_frame.key_package")?)),
+            5 => Ok(Self::GroupInvite(GroupWelcome::decode(r)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "pair_frame.tag",
                 tag,
             }),
         }
+    }
+}
+
+/// `GroupWelcome` (group-v1.md §6): how a new member learns its group — the
+/// MLS Welcome, the group's channel with the member's own capability key,
+/// and the group's name.
+///
+/// ```text
+/// struct { u8 version = 1; opaque group_name<0..256>; ChannelGrant channel;
+///          opaque welcome<1..262144>; } GroupWelcome;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupWelcome {
+    pub group_name: String,
+    pub channel: ChannelGrant,
+    pub welcome: Vec<u8>,
+}
+
+impl Codec for GroupWelcome {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(VERSION);
+        w.string(&self.group_name);
+        self.channel.encode(w);
+        w.opaque(&self.welcome);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        version(r, "group_welcome.version")?;
+        let group_name = r.string(MAX_NAME, "group_welcome.group_name")?;
+        let channel = ChannelGrant::decode(r)?;
+        let welcome = r.opaque(MAX_MLS, "group_welcome.welcome")?.to_vec();
+        if welcome.is_empty() {
+            return Err(DecodeError::Invalid {
+                what: "group_welcome.welcome",
+                reason: "empty",
+            });
+        }
+        Ok(Self {
+            group_name,
+            channel,
+            welcome,
+        })
+    }
+}
+
+/// `GroupInvitation` (group-v1.md §6): the sealed blob behind a group's
+/// one-time link. `inbox` is a channel on which the accepter asks to join
+/// and the admin answers.
+///
+/// ```text
+/// struct { u8 version = 1; ChannelGrant inbox; opaque group_name<0..256>;
+///          opaque inviter_name<0..256>; u64 expires_at_ms; } GroupInvitation;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInvitation {
+    pub inbox: ChannelGrant,
+    pub group_name: String,
+    pub inviter_name: String,
+    pub expires_at_ms: u64,
+}
+
+impl Codec for GroupInvitation {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(VERSION);
+        self.inbox.encode(w);
+        w.string(&self.group_name);
+        w.string(&self.inviter_name);
+        w.u64(self.expires_at_ms);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        version(r, "group_invitation.version")?;
+        Ok(Self {
+            inbox: ChannelGrant::decode(r)?,
+            group_name: r.string(MAX_NAME, "group_invitation.group_name")?,
+            inviter_name: r.string(MAX_NAME, "group_invitation.inviter_name")?,
+            expires_at_ms: r.u64("group_invitation.expires_at_ms")?,
+        })
+    }
+}
+
+/// `JoinRequest` (group-v1.md §6): the accepter of a group link asks to be
+/// added.
+///
+/// ```text
+/// struct { u8 version = 1; opaque key_package<1..65536>;
+///          opaque display_name<0..256>; } JoinRequest;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequest {
+    pub key_package: Vec<u8>,
+    pub display_name: String,
+}
+
+impl Codec for JoinRequest {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(VERSION);
+        w.opaque(&self.key_package);
+        w.string(&self.display_name);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        version(r, "join_request.version")?;
+        Ok(Self {
+            key_package: key_package(r, "join_request.key_package")?,
+            display_name: r.string(MAX_NAME, "join_request.display_name")?,
+        })
+    }
+}
+
+/// `MemberKey` (group-v1.md §7): which capability key on the group's
+/// channel belongs to which member (by MLS identity key).
+///
+/// ```text
+/// struct { opaque identity_key<1..256>; opaque capability_key[32]; } MemberKey;
+/// struct { u8 version = 1; MemberKey keys<0..10000>; } CommitKeys;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberKey {
+    pub identity_key: Vec<u8>,
+    pub capability_key: [u8; 32],
+}
+
+/// `CommitKeys`: sealed into a commit's authenticated data.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommitKeys {
+    pub keys: Vec<MemberKey>,
+}
+
+impl Codec for CommitKeys {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(VERSION);
+        w.vec(&self.keys, |w, k| {
+            w.opaque(&k.identity_key);
+            w.raw(&k.capability_key);
+        });
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        version(r, "commit_keys.version")?;
+        let keys = r.vec(10_000, "commit_keys.keys", |r| {
+            let identity_key = r.opaque(256, "member_key.identity_key")?.to_vec();
+            if identity_key.is_empty() {
+                return Err(DecodeError::Invalid {
+                    what: "member_key.identity_key",
+                    reason: "empty",
+                });
+            }
+            Ok(MemberKey {
+                identity_key,
+                capability_key: r.array("member_key.capability_key")?,
+            })
+        })?;
+        Ok(Self { keys })
     }
 }

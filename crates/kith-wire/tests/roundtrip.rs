@@ -10,7 +10,10 @@
 )]
 
 use kith_wire::Codec;
-use kith_wire::conv::{ChannelGrant, Envelope, Invitation, PairFrame};
+use kith_wire::conv::{
+    ChannelGrant, CommitKeys, Envelope, GroupInvitation, GroupWelcome, Invitation, JoinRequest,
+    MemberKey, PairFrame,
+};
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;
 use kith_wire::relay::response::*;
@@ -324,7 +327,9 @@ fn channel_grant() -> impl Strategy<Value = ChannelGrant> {
 fn envelope() -> impl Strategy<Value = Envelope> {
     prop_oneof![
         payload().prop_map(Envelope::Welcome),
-        payload().prop_map(Envelope::Mls)
+        payload().prop_map(Envelope::Mls),
+        payload().prop_map(Envelope::JoinRequest),
+        payload().prop_map(Envelope::GroupWelcome),
     ]
 }
 
@@ -356,7 +361,48 @@ fn pair_frame() -> impl Strategy<Value = PairFrame> {
         }),
         ".{0,40}".prop_map(|display_name| PairFrame::Profile { display_name }),
         channel_grant().prop_map(PairFrame::Channel),
+        vec(any::<u8>(), 1..300).prop_map(PairFrame::KeyPackage),
+        group_welcome().prop_map(PairFrame::GroupInvite),
     ]
+}
+
+fn group_welcome() -> impl Strategy<Value = GroupWelcome> {
+    (".{0,30}", channel_grant(), vec(any::<u8>(), 1..300)).prop_map(
+        |(group_name, channel, welcome)| GroupWelcome {
+            group_name,
+            channel,
+            welcome,
+        },
+    )
+}
+
+fn group_invitation() -> impl Strategy<Value = GroupInvitation> {
+    (channel_grant(), ".{0,30}", ".{0,30}", any::<u64>()).prop_map(
+        |(inbox, group_name, inviter_name, expires_at_ms)| GroupInvitation {
+            inbox,
+            group_name,
+            inviter_name,
+            expires_at_ms,
+        },
+    )
+}
+
+fn join_request() -> impl Strategy<Value = JoinRequest> {
+    (vec(any::<u8>(), 1..300), ".{0,30}").prop_map(|(key_package, display_name)| JoinRequest {
+        key_package,
+        display_name,
+    })
+}
+
+fn commit_keys() -> impl Strategy<Value = CommitKeys> {
+    vec(
+        (vec(any::<u8>(), 1..64), arr32()).prop_map(|(identity_key, capability_key)| MemberKey {
+            identity_key,
+            capability_key,
+        }),
+        0..5,
+    )
+    .prop_map(|keys| CommitKeys { keys })
 }
 
 proptest! {
@@ -368,6 +414,18 @@ proptest! {
 
     #[test]
     fn pair_frame_round_trips(v in pair_frame()) { round_trip(&v)?; }
+
+    #[test]
+    fn group_welcome_round_trips(v in group_welcome()) { round_trip(&v)?; }
+
+    #[test]
+    fn group_invitation_round_trips(v in group_invitation()) { round_trip(&v)?; }
+
+    #[test]
+    fn join_request_round_trips(v in join_request()) { round_trip(&v)?; }
+
+    #[test]
+    fn commit_keys_round_trip(v in commit_keys()) { round_trip(&v)?; }
 
     #[test]
     fn operation_round_trips(v in operation()) { round_trip(&v)?; }
@@ -461,6 +519,10 @@ proptest! {
         check::<Envelope>(&bytes)?;
         check::<Invitation>(&bytes)?;
         check::<PairFrame>(&bytes)?;
+        check::<GroupWelcome>(&bytes)?;
+        check::<GroupInvitation>(&bytes)?;
+        check::<JoinRequest>(&bytes)?;
+        check::<CommitKeys>(&bytes)?;
         let _ = SignedRequest::split(&bytes);
     }
 

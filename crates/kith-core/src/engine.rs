@@ -14,7 +14,7 @@ use kith_crypto::seal::SealKey;
 use kith_relay::client::{ChannelOptions, ClientError, RelayClient, generate_key, public_key};
 use kith_relay::time::now_ms;
 use kith_wire::Codec;
-use kith_wire::conv::{ChannelGrant, Envelope, Invitation, PairFrame};
+use kith_wire::conv::{ChannelGrant, Envelope, GroupInvitation, Invitation, PairFrame};
 use kith_wire::relay::response::{ErrorCode, StoredMessage};
 use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, WriteId, to_hex};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::error::{CoreError, Result};
+use crate::group::{GROUP_INVITATION_CONTEXT, GroupOutcome, apply_group, join_from_pair};
 use crate::link::InviteLink;
 use crate::store::{self, ChannelRow, ms};
 
@@ -38,8 +39,12 @@ const DB_FILE: &str = "kith.db";
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationView {
     pub id: String,
+    /// `pair` or `group`.
+    pub kind: String,
     pub name: String,
-    /// `invited` (waiting for the link to be accepted) or `active`.
+    /// `invited` (waiting for the link to be accepted), `joining` (a group
+    /// link accepted, waiting for an admin), `active`, or `closed` (left or
+    /// removed from a group).
     pub state: String,
     pub unread: u64,
     pub last_activity: u64,
@@ -90,6 +95,9 @@ pub struct SyncReport {
     pub integrity_events: Vec<IntegrityEvent>,
     /// Relays or channels that could not be synced this time.
     pub errors: Vec<String>,
+    /// Groups a contact added this user to (shown in `connected`).
+    #[serde(skip)]
+    pub(crate) joined_groups: Vec<String>,
 }
 
 /// The result of accepting an invitation.
@@ -104,18 +112,21 @@ pub struct Accepted {
 #[derive(Debug)]
 pub struct Engine {
     home: PathBuf,
-    db: Connection,
+    pub(crate) db: Connection,
     relays: HashMap<String, RelayClient>,
+    /// Capability keys of removed group members, revoked after the sync
+    /// that processed their removal: (group, key).
+    pub(crate) revocations: Vec<(String, [u8; 32])>,
 }
 
-fn random<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| CoreError::Randomness(e.to_string()))?;
     Ok(b)
 }
 
 /// The relay's base URL as stored and put in links: no trailing slash.
-fn base_url(client: &RelayClient) -> String {
+pub(crate) fn base_url(client: &RelayClient) -> String {
     client.url().as_str().trim_end_matches('/').to_string()
 }
 
@@ -126,7 +137,7 @@ struct SharedChannel {
     grant: ChannelGrant,
 }
 
-fn insert_channel(
+pub(crate) fn insert_channel(
     db: &Connection,
     conv: &str,
     channel: &ChannelGrant,
@@ -151,7 +162,7 @@ fn insert_channel(
     Ok(())
 }
 
-fn contact_name(db: &Connection, id: &str) -> Result<String> {
+pub(crate) fn contact_name(db: &Connection, id: &str) -> Result<String> {
     Ok(db.query_row(
         "SELECT COALESCE(local_name, contact_name, 'contact') FROM conversations WHERE id = ?1",
         [id],
@@ -160,7 +171,7 @@ fn contact_name(db: &Connection, id: &str) -> Result<String> {
 }
 
 /// The conversation's MLS session from its stored identity and state.
-fn open_session(identity: &IdentityKey, state: Option<Vec<u8>>) -> Result<Session> {
+pub(crate) fn open_session(identity: &IdentityKey, state: Option<Vec<u8>>) -> Result<Session> {
     let state = Zeroizing::new(state.ok_or(CoreError::NotYetConnected)?);
     Ok(Session::load(identity, GroupSnapshot::from_bytes(&state)?)?)
 }
@@ -178,7 +189,7 @@ fn digest(payload: &[u8]) -> Vec<u8> {
     Sha256::digest(payload).to_vec()
 }
 
-fn envelope_payload(envelope: &Envelope) -> Result<Vec<u8>> {
+pub(crate) fn envelope_payload(envelope: &Envelope) -> Result<Vec<u8>> {
     Ok(pad(&envelope.to_bytes(), &SIZE_BUCKETS)?)
 }
 
@@ -204,6 +215,7 @@ impl Engine {
             home: home.to_path_buf(),
             db,
             relays: HashMap::new(),
+            revocations: Vec::new(),
         };
         let relay = match relay {
             Some(url) => {
@@ -234,6 +246,7 @@ impl Engine {
             home: home.to_path_buf(),
             db,
             relays: HashMap::new(),
+            revocations: Vec::new(),
         })
     }
 
@@ -241,12 +254,12 @@ impl Engine {
         &self.home
     }
 
-    fn profile(&self) -> Result<store::Profile> {
+    pub(crate) fn profile(&self) -> Result<store::Profile> {
         store::profile(&self.db)?
             .ok_or_else(|| CoreError::NoProfile(self.home.display().to_string()))
     }
 
-    fn relay(&mut self, url: &str) -> Result<RelayClient> {
+    pub(crate) fn relay(&mut self, url: &str) -> Result<RelayClient> {
         let key = url.trim_end_matches('/').to_string();
         if let Some(c) = self.relays.get(&key) {
             return Ok(c.clone());
@@ -330,10 +343,21 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         let sealed = unpad(&chunk.data).map_err(|e| CoreError::BadInvitation(e.to_string()))?;
-        let plaintext = link
-            .key
-            .open(INVITATION_CONTEXT, sealed)
-            .map_err(|_| CoreError::BadInvitation("the key in the link does not open it".into()))?;
+        let Ok(plaintext) = link.key.open(INVITATION_CONTEXT, sealed) else {
+            // The seal's context tells a group link from a 1:1 one.
+            let plaintext = link
+                .key
+                .open(GROUP_INVITATION_CONTEXT, sealed)
+                .map_err(|_| {
+                    CoreError::BadInvitation("the key in the link does not open it".into())
+                })?;
+            let invitation = GroupInvitation::from_bytes(&plaintext)
+                .map_err(|e| CoreError::BadInvitation(e.to_string()))?;
+            return Ok(Accepted {
+                conversation: self.accept_group(invitation, &link.key, name).await?,
+                warnings: Vec::new(),
+            });
+        };
         let invitation = Invitation::from_bytes(&plaintext)
             .map_err(|e| CoreError::BadInvitation(e.to_string()))?;
         if invitation.expires_at_ms < now_ms() {
@@ -439,7 +463,7 @@ impl Engine {
         Ok(SharedChannel { owner, grant })
     }
 
-    fn load(&self, id: &str) -> Result<Session> {
+    pub(crate) fn load(&self, id: &str) -> Result<Session> {
         let (identity, state): (Vec<u8>, Option<Vec<u8>>) = self.db.query_row(
             "SELECT identity, mls_state FROM conversations WHERE id = ?1",
             [id],
@@ -452,6 +476,17 @@ impl Engine {
     /// cannot be reached loses nothing: the next send or sync retries.
     pub async fn send(&mut self, conv: &str, text: &str) -> Result<MessageView> {
         let id = self.resolve(conv)?;
+        let (kind, state): (String, String) = self.db.query_row(
+            "SELECT kind, state FROM conversations WHERE id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        match (kind.as_str(), state.as_str()) {
+            (_, "closed") => return Err(CoreError::GroupClosed(conv.to_string())),
+            (_, "invited" | "joining") => return Err(CoreError::NotYetConnected),
+            ("group", _) => self.prepare_group_send(&id).await?,
+            _ => {}
+        }
         let mut session = self.load(&id)?;
         let message_id: [u8; 16] = random()?;
         let sent_at = now_ms();
@@ -492,21 +527,40 @@ impl Engine {
     /// Sends what is queued, oldest first, each to the conversation's
     /// preferred channel and then the others. Stops a conversation at its
     /// first message that no channel takes, to keep the order.
-    async fn flush_outbox(&mut self, conv: Option<&str>) -> Result<()> {
-        let entries: Vec<(i64, String, Vec<u8>)> = {
+    pub(crate) async fn flush_outbox(&mut self, conv: Option<&str>) -> Result<()> {
+        type Entry = (i64, String, Vec<u8>, Option<i64>, Option<i64>);
+        let entries: Vec<Entry> = {
             let mut stmt = self.db.prepare(
-                "SELECT id, conversation_id, payload FROM outbox WHERE ?1 IS NULL OR conversation_id = ?1 ORDER BY id",
+                "SELECT id, conversation_id, payload, channel_id, commit_epoch FROM outbox \
+                 WHERE ?1 IS NULL OR conversation_id = ?1 ORDER BY id",
             )?;
-            let rows = stmt.query_map(params![conv], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let rows = stmt.query_map(params![conv], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut blocked = BTreeSet::new();
         let mut first_error = None;
-        for (entry, conversation, payload) in entries {
+        for (entry, conversation, payload, only_channel, commit_epoch) in entries {
             if blocked.contains(&conversation) {
                 continue;
             }
-            let channels = store::channels(&self.db, Some(&conversation))?;
+            if let Some(epoch) = commit_epoch {
+                // A commit for an epoch that has passed lost its race: the
+                // changes it carried are built again (group-v1.md §8).
+                if u64::try_from(epoch).ok() != Some(self.load(&conversation)?.epoch()) {
+                    self.db
+                        .execute("DELETE FROM outbox WHERE id = ?1", [entry])?;
+                    continue;
+                }
+            }
+            let channels: Vec<ChannelRow> = store::channels(&self.db, Some(&conversation))?
+                .into_iter()
+                .filter(|c| match only_channel {
+                    Some(id) => c.id == id,
+                    None => c.role == "conv",
+                })
+                .collect();
             let mut last_error = None;
             let mut sent = false;
             for channel in &channels {
@@ -546,16 +600,28 @@ impl Engine {
             report.errors.push(format!("sending queued messages: {e}"));
         }
         let mut joined = Vec::new();
-        for channel in store::channels(&self.db, None)? {
-            if let Err(e) = self.sync_channel(&channel, &mut report, &mut joined).await {
-                report
+        for channel in store::readable_channels(&self.db)? {
+            match self.sync_channel(&channel, &mut report, &mut joined).await {
+                Ok(()) => {}
+                Err(CoreError::Relay(e)) if self.lost_group_channel(&channel, &e)? => {
+                    report.errors.push(format!(
+                        "{}: this group's relay no longer lets you read it (you were removed, or the group was deleted)",
+                        contact_name(&self.db, &channel.conversation_id)?
+                    ));
+                }
+                Err(e) => report
                     .errors
-                    .push(format!("reading {}: {e}", channel.relay_url));
+                    .push(format!("reading {}: {e}", channel.relay_url)),
             }
         }
         // Views are made last: the contact's name arrives after the Welcome.
+        joined.append(&mut report.joined_groups);
+        joined.dedup();
         for id in joined {
             report.connected.push(self.view(&id)?);
+        }
+        if let Err(e) = self.settle(&mut report).await {
+            report.errors.push(e.to_string());
         }
         Ok(report)
     }
@@ -602,7 +668,7 @@ impl Engine {
     }
 
     /// One message from a channel, in one transaction with the cursor.
-    /// Returns whether it was the Welcome that made the conversation active.
+    /// Returns whether it made a conversation active (a Welcome).
     fn handle(
         &mut self,
         channel: &ChannelRow,
@@ -619,11 +685,17 @@ impl Engine {
         let outcome = if seen {
             Ok(Outcome::Nothing)
         } else {
-            self.open_message(&conv, &item.payload)
+            self.open_message(channel, &item.payload)
         };
         let now = now_ms();
         let tx = self.db.transaction()?;
+        let mut revoke = Vec::new();
         let joined = match outcome {
+            Ok(Outcome::Group(outcome)) => {
+                let applied = apply_group(&tx, channel, outcome, now, report)?;
+                revoke = applied.revoke;
+                applied.joined
+            }
             Ok(outcome) => apply(&tx, &conv, outcome, now, report)?,
             Err(detail) => {
                 let detail = format!(
@@ -651,22 +723,30 @@ impl Engine {
             params![channel.id, ms(item.seq)],
         )?;
         tx.commit()?;
+        self.revocations
+            .extend(revoke.into_iter().map(|k| (conv.clone(), k)));
         Ok(joined)
     }
 
     /// Decrypts without touching the store; an `Err` is an integrity event.
-    fn open_message(&self, conv: &str, payload: &[u8]) -> Result<Outcome, String> {
+    fn open_message(&self, channel: &ChannelRow, payload: &[u8]) -> Result<Outcome, String> {
+        let conv = channel.conversation_id.as_str();
         let bytes = unpad(payload).map_err(|e| e.to_string())?;
         let envelope = Envelope::from_bytes(bytes).map_err(|e| e.to_string())?;
-        type Row = (String, Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
-        let (state, pending, identity, mls_state): Row = self
+        type Row = (String, String, Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
+        let (kind, state, pending, identity, mls_state): Row = self
             .db
             .query_row(
-                "SELECT state, pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
+                "SELECT kind, state, pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
                 [conv],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .map_err(|e| e.to_string())?;
+        if kind == "group" {
+            return self
+                .open_group_message(channel, envelope)
+                .map(Outcome::Group);
+        }
         let identity =
             IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(|e| e.to_string())?;
         match envelope {
@@ -702,10 +782,11 @@ impl Engine {
                     frame,
                 })
             }
+            _ => Err("a group message in a 1:1 conversation".into()),
         }
     }
 
-    fn find_by_id(&self, id: &str) -> Result<Option<String>> {
+    pub(crate) fn find_by_id(&self, id: &str) -> Result<Option<String>> {
         Ok(self
             .db
             .query_row("SELECT id FROM conversations WHERE id = ?1", [id], |r| {
@@ -737,7 +818,7 @@ impl Engine {
         }
     }
 
-    fn view(&self, id: &str) -> Result<ConversationView> {
+    pub(crate) fn view(&self, id: &str) -> Result<ConversationView> {
         self.list()?
             .into_iter()
             .find(|c| c.id == id)
@@ -750,7 +831,7 @@ impl Engine {
             "SELECT c.id, COALESCE(c.local_name, c.contact_name, \
                       CASE c.state WHEN 'invited' THEN '(invitation not yet accepted)' ELSE 'contact' END), \
                     c.state, c.unread, c.last_activity, c.my_name, \
-                    (SELECT COUNT(*) FROM integrity_events e WHERE e.conversation_id = c.id) \
+                    (SELECT COUNT(*) FROM integrity_events e WHERE e.conversation_id = c.id), c.kind \
              FROM conversations c ORDER BY c.last_activity DESC, c.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -762,6 +843,7 @@ impl Engine {
                 last_activity: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
                 my_name: r.get(5)?,
                 integrity_events: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+                kind: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -775,7 +857,7 @@ impl Engine {
         let name = contact_name(&self.db, &id)?;
         let messages = {
             let mut stmt = self.db.prepare(
-                "SELECT message_id, outgoing, sent_at, received_at, text FROM messages \
+                "SELECT message_id, outgoing, sent_at, received_at, text, sender FROM messages \
                  WHERE conversation_id = ?1 ORDER BY sent_at, seq",
             )?;
             let rows = stmt.query_map([&id], |r| {
@@ -786,7 +868,8 @@ impl Engine {
                     from: if outgoing {
                         "me".to_string()
                     } else {
-                        name.clone()
+                        r.get::<_, Option<String>>(5)?
+                            .unwrap_or_else(|| name.clone())
                     },
                     outgoing,
                     sent_at: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
@@ -859,7 +942,7 @@ impl Engine {
             if !is_empty(&report) && !on_report(&report) {
                 return Ok(());
             }
-            let channels = store::channels(&self.db, None)?;
+            let channels = store::readable_channels(&self.db)?;
             let (tx, mut rx) = mpsc::channel::<()>(64);
             let mut tasks = Vec::new();
             let mut by_relay: HashMap<String, Vec<&ChannelRow>> = HashMap::new();
@@ -898,7 +981,7 @@ impl Engine {
                     tasks.iter().for_each(tokio::task::JoinHandle::abort);
                     return Ok(());
                 }
-                let count = store::channels(&self.db, None)?.len();
+                let count = store::readable_channels(&self.db)?.len();
                 wake = count == channels.len() && !matches!(pushed, Ok(None));
             }
             tasks.iter().for_each(tokio::task::JoinHandle::abort);
@@ -910,16 +993,43 @@ fn is_empty(r: &SyncReport) -> bool {
     r.messages.is_empty() && r.connected.is_empty() && r.integrity_events.is_empty()
 }
 
-fn queue(tx: &Transaction<'_>, conv: &str, payload: &[u8]) -> Result<()> {
+pub(crate) fn queue(tx: &Transaction<'_>, conv: &str, payload: &[u8]) -> Result<()> {
+    queue_with(tx, conv, payload, &QueueOptions::default())
+}
+
+/// How an outbox entry is sent.
+#[derive(Debug, Default)]
+pub(crate) struct QueueOptions {
+    /// A commit must come back and be processed: do not mark it seen.
+    pub(crate) commit_epoch: Option<u64>,
+    /// Send to this channel only (a group link's inbox).
+    pub(crate) channel: Option<i64>,
+}
+
+pub(crate) fn queue_with(
+    tx: &Transaction<'_>,
+    conv: &str,
+    payload: &[u8],
+    options: &QueueOptions,
+) -> Result<()> {
     tx.execute(
-        "INSERT INTO outbox (conversation_id, payload, created_at) VALUES (?1, ?2, ?3)",
-        params![conv, payload, ms(now_ms())],
+        "INSERT INTO outbox (conversation_id, payload, created_at, channel_id, commit_epoch) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            conv,
+            payload,
+            ms(now_ms()),
+            options.channel,
+            options.commit_epoch.map(ms)
+        ],
     )?;
-    // Our own payloads come back when we read the channel: skip them there.
-    tx.execute(
-        "INSERT OR IGNORE INTO seen (conversation_id, digest) VALUES (?1, ?2)",
-        params![conv, digest(payload)],
-    )?;
+    if options.commit_epoch.is_none() {
+        // Our own payloads come back when we read the channel: skip them there.
+        tx.execute(
+            "INSERT OR IGNORE INTO seen (conversation_id, digest) VALUES (?1, ?2)",
+            params![conv, digest(payload)],
+        )?;
+    }
     Ok(())
 }
 
@@ -931,6 +1041,7 @@ enum Outcome {
         snapshot: GroupSnapshot,
         frame: Option<PairFrame>,
     },
+    Group(GroupOutcome),
 }
 
 /// Returns whether the conversation became active.
@@ -942,7 +1053,7 @@ fn apply(
     report: &mut SyncReport,
 ) -> Result<bool> {
     match outcome {
-        Outcome::Nothing => {}
+        Outcome::Nothing | Outcome::Group(_) => {}
         Outcome::Joined(snapshot) => {
             tx.execute(
                 "UPDATE conversations SET state = 'active', mls_state = ?2, pending_kp = NULL, expires_at = NULL, \
@@ -995,6 +1106,31 @@ fn apply(
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
                         params![conv, grant.relay_url, grant.relay_id.0, grant.write_id.0, grant.read_id.0, grant.key],
                     )?;
+                }
+                Some(PairFrame::KeyPackage(kp)) => {
+                    tx.execute(
+                        "UPDATE conversations SET contact_kp = ?2 WHERE id = ?1",
+                        params![conv, kp],
+                    )?;
+                }
+                Some(PairFrame::GroupInvite(invite)) => {
+                    match join_from_pair(tx, conv, &invite, now) {
+                        Ok(group) => {
+                            report.joined_groups.push(group);
+                        }
+                        Err(detail) => {
+                            let detail = format!("a group invitation could not be used: {detail}");
+                            tx.execute(
+                            "INSERT INTO integrity_events (conversation_id, at, detail) VALUES (?1, ?2, ?3)",
+                            params![conv, ms(now), detail],
+                        )?;
+                            report.integrity_events.push(IntegrityEvent {
+                                conversation: conv.to_string(),
+                                at: now,
+                                detail,
+                            });
+                        }
+                    }
                 }
                 None => {}
             }

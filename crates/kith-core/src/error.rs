@@ -26,6 +26,26 @@ pub enum CoreError {
     Ambiguous(String, String),
     #[error("the conversation is waiting for the invitation to be accepted")]
     NotYetConnected,
+    #[error("{0:?} is not a group")]
+    NotAGroup(String),
+    #[error("you are no longer in {0:?} (you left, or an admin removed you)")]
+    GroupClosed(String),
+    #[error("only an admin of the group can do this")]
+    NotAdmin,
+    #[error("no member of the group matches {0:?}")]
+    NoSuchMember(String),
+    #[error("{0:?} is not a connected 1:1 conversation")]
+    NotAContact(String),
+    #[error(
+        "{0:?} has not yet sent the key package needed to add them: sync, or ask them to run `kith sync`"
+    )]
+    NoKeyPackage(String),
+    #[error("to remove yourself, use `kith group leave`")]
+    RemoveSelf,
+    #[error(
+        "a group needs an admin: make another member admin first (`kith group admins GROUP add MEMBER`)"
+    )]
+    LastAdmin,
     #[error("message saved and queued, but no relay accepted it yet: {0}")]
     Queued(String),
     #[error("relay: {0}")]

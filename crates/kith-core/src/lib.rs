@@ -19,6 +19,7 @@
 
 mod engine;
 mod error;
+mod group;
 mod link;
 mod store;
 
@@ -27,4 +28,5 @@ pub use engine::{
     MessageView, SyncReport, conversation_id,
 };
 pub use error::{CoreError, Result};
+pub use group::{GROUP_INVITATION_CONTEXT, GroupChange, MemberView, UPDATE_INTERVAL};
 pub use link::InviteLink;

@@ -8,7 +8,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::{CoreError, Result};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_groups.sql"),
+];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
     let mut db = Connection::open(path)?;
@@ -78,6 +81,9 @@ pub(crate) struct ChannelRow {
     pub(crate) key: SigningKey,
     pub(crate) owner: bool,
     pub(crate) cursor: u64,
+    /// `conv`, `inbox` (a group link's), or `inbox-done` (no longer read).
+    pub(crate) role: String,
+    pub(crate) seal_key: Option<[u8; 32]>,
 }
 
 fn array32(row: &Row<'_>, i: usize) -> rusqlite::Result<[u8; 32]> {
@@ -91,8 +97,8 @@ fn array32(row: &Row<'_>, i: usize) -> rusqlite::Result<[u8; 32]> {
     })
 }
 
-pub(crate) const CHANNEL_COLUMNS: &str =
-    "id, conversation_id, relay_url, relay_id, write_id, read_id, key, owner, cursor";
+pub(crate) const CHANNEL_COLUMNS: &str = "id, conversation_id, relay_url, relay_id, write_id, read_id, key, owner, cursor, \
+     role, seal_key";
 
 pub(crate) fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRow> {
     Ok(ChannelRow {
@@ -105,6 +111,11 @@ pub(crate) fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRow> {
         key: SigningKey::from_bytes(&array32(r, 6)?),
         owner: r.get(7)?,
         cursor: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
+        role: r.get(9)?,
+        seal_key: match r.get::<_, Option<Vec<u8>>>(10)? {
+            Some(_) => Some(array32(r, 10)?),
+            None => None,
+        },
     })
 }
 
@@ -115,6 +126,19 @@ pub(crate) fn channels(db: &Connection, conversation: Option<&str>) -> Result<Ve
     );
     let mut stmt = db.prepare(&sql)?;
     let rows = stmt.query_map(params![conversation], channel_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The channels a sync reads: those of conversations not closed, except
+/// group-link inboxes already answered.
+pub(crate) fn readable_channels(db: &Connection) -> Result<Vec<ChannelRow>> {
+    let sql = format!(
+        "SELECT {CHANNEL_COLUMNS} FROM channels WHERE role != 'inbox-done' AND conversation_id IN \
+         (SELECT id FROM conversations WHERE state != 'closed') \
+         ORDER BY conversation_id, preferred DESC, id"
+    );
+    let mut stmt = db.prepare(&sql)?;
+    let rows = stmt.query_map([], channel_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -268,6 +268,24 @@ impl IdentityKey {
     }
 }
 
+/// The identity key a key package's holder would join with.
+pub fn key_package_identity(key_package: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let message =
+        MlsMessage::from_bytes(key_package).map_err(CryptoError::mls("decode key package"))?;
+    let kp = message
+        .into_key_package()
+        .ok_or(CryptoError::UnexpectedMessage {
+            expected: "key package",
+        })?;
+    Ok(kp.signing_identity().signature_key.as_bytes().to_vec())
+}
+
+/// The epoch an MLS group message was sent in (in the clear on the wire),
+/// or `None` for anything else.
+pub fn message_epoch(message: &[u8]) -> Option<u64> {
+    MlsMessage::from_bytes(message).ok()?.epoch()
+}
+
 /// A key package's private half, kept until its Welcome arrives.
 pub struct PendingKeyPackage {
     id: Vec<u8>,

@@ -277,13 +277,17 @@ impl Codec for PairFrame {
 ///
 /// ```text
 /// struct { u8 version = 1; opaque group_name<0..256>; ChannelGrant channel;
-///          opaque welcome<1..262144>; } GroupWelcome;
+///          opaque welcome<1..262144>; MemberEntry roster<0..100000>; } GroupWelcome;
 /// ```
+///
+/// `roster` is what the adder knows of the members (names and capability
+/// keys); MLS membership itself comes from the Welcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupWelcome {
     pub group_name: String,
     pub channel: ChannelGrant,
     pub welcome: Vec<u8>,
+    pub roster: Vec<MemberEntry>,
 }
 
 impl Codec for GroupWelcome {
@@ -292,6 +296,7 @@ impl Codec for GroupWelcome {
         w.string(&self.group_name);
         self.channel.encode(w);
         w.opaque(&self.welcome);
+        w.vec(&self.roster, |w, m| m.encode(w));
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         version(r, "group_welcome.version")?;
@@ -308,6 +313,7 @@ impl Codec for GroupWelcome {
             group_name,
             channel,
             welcome,
+            roster: r.vec(MAX_MEMBERS, "group_welcome.roster", MemberEntry::decode)?,
         })
     }
 }
@@ -375,48 +381,66 @@ impl Codec for JoinRequest {
     }
 }
 
-/// `MemberKey` (group-v1.md §7): which capability key on the group's
-/// channel belongs to which member (by MLS identity key).
+/// Most members a roster or a commit's key list may name.
+pub const MAX_MEMBERS: u32 = 100_000;
+
+/// `MemberEntry` (group-v1.md §7): a member by MLS identity key, the name
+/// it is known by, and its capability key on the group's channel.
 ///
 /// ```text
-/// struct { opaque identity_key<1..256>; opaque capability_key[32]; } MemberKey;
-/// struct { u8 version = 1; MemberKey keys<0..10000>; } CommitKeys;
+/// struct { opaque identity_key<1..256>; opaque display_name<0..256>;
+///          opaque capability_key[32]; } MemberEntry;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberKey {
+pub struct MemberEntry {
     pub identity_key: Vec<u8>,
+    pub display_name: String,
     pub capability_key: [u8; 32],
 }
 
-/// `CommitKeys`: sealed into a commit's authenticated data.
+impl Codec for MemberEntry {
+    fn encode(&self, w: &mut Writer) {
+        w.opaque(&self.identity_key);
+        w.string(&self.display_name);
+        w.raw(&self.capability_key);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let identity_key = r.opaque(256, "member_entry.identity_key")?.to_vec();
+        if identity_key.is_empty() {
+            return Err(DecodeError::Invalid {
+                what: "member_entry.identity_key",
+                reason: "empty",
+            });
+        }
+        Ok(Self {
+            identity_key,
+            display_name: r.string(MAX_NAME, "member_entry.display_name")?,
+            capability_key: r.array("member_entry.capability_key")?,
+        })
+    }
+}
+
+/// `CommitKeys` (group-v1.md §7): sealed into a commit's authenticated
+/// data — the entries of the members the commit adds, and the new
+/// capability rights of admins it names.
+///
+/// ```text
+/// struct { u8 version = 1; MemberEntry added<0..100000>; } CommitKeys;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CommitKeys {
-    pub keys: Vec<MemberKey>,
+    pub added: Vec<MemberEntry>,
 }
 
 impl Codec for CommitKeys {
     fn encode(&self, w: &mut Writer) {
         w.u8(VERSION);
-        w.vec(&self.keys, |w, k| {
-            w.opaque(&k.identity_key);
-            w.raw(&k.capability_key);
-        });
+        w.vec(&self.added, |w, m| m.encode(w));
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         version(r, "commit_keys.version")?;
-        let keys = r.vec(10_000, "commit_keys.keys", |r| {
-            let identity_key = r.opaque(256, "member_key.identity_key")?.to_vec();
-            if identity_key.is_empty() {
-                return Err(DecodeError::Invalid {
-                    what: "member_key.identity_key",
-                    reason: "empty",
-                });
-            }
-            Ok(MemberKey {
-                identity_key,
-                capability_key: r.array("member_key.capability_key")?,
-            })
-        })?;
-        Ok(Self { keys })
+        Ok(Self {
+            added: r.vec(MAX_MEMBERS, "commit_keys.added", MemberEntry::decode)?,
+        })
     }
 }

@@ -12,7 +12,7 @@
 use kith_wire::Codec;
 use kith_wire::conv::{
     ChannelGrant, CommitKeys, Envelope, GroupInvitation, GroupWelcome, Invitation, JoinRequest,
-    MemberKey, PairFrame,
+    MemberEntry, PairFrame,
 };
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;
@@ -367,11 +367,26 @@ fn pair_frame() -> impl Strategy<Value = PairFrame> {
 }
 
 fn group_welcome() -> impl Strategy<Value = GroupWelcome> {
-    (".{0,30}", channel_grant(), vec(any::<u8>(), 1..300)).prop_map(
-        |(group_name, channel, welcome)| GroupWelcome {
+    (
+        ".{0,30}",
+        channel_grant(),
+        vec(any::<u8>(), 1..300),
+        vec(member_entry(), 0..4),
+    )
+        .prop_map(|(group_name, channel, welcome, roster)| GroupWelcome {
             group_name,
             channel,
             welcome,
+            roster,
+        })
+}
+
+fn member_entry() -> impl Strategy<Value = MemberEntry> {
+    (vec(any::<u8>(), 1..64), ".{0,20}", arr32()).prop_map(
+        |(identity_key, display_name, capability_key)| MemberEntry {
+            identity_key,
+            display_name,
+            capability_key,
         },
     )
 }
@@ -395,14 +410,7 @@ fn join_request() -> impl Strategy<Value = JoinRequest> {
 }
 
 fn commit_keys() -> impl Strategy<Value = CommitKeys> {
-    vec(
-        (vec(any::<u8>(), 1..64), arr32()).prop_map(|(identity_key, capability_key)| MemberKey {
-            identity_key,
-            capability_key,
-        }),
-        0..5,
-    )
-    .prop_map(|keys| CommitKeys { keys })
+    vec(member_entry(), 0..5).prop_map(|added| CommitKeys { added })
 }
 
 proptest! {

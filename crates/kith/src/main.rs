@@ -6,8 +6,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use kith_core::{ConversationView, Engine, MessageView, SyncReport};
+use clap::{Parser, Subcommand, ValueEnum};
+use kith_core::{ConversationView, Engine, GroupChange, Invite, MessageView, SyncReport};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -66,6 +66,39 @@ enum Command {
     Rename { conv: String, name: String },
     /// Delete a conversation.
     Delete { conv: String },
+    /// Groups: one channel, any number of members.
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Create a group hosted on your relay, with you as its admin.
+    Create { name: String },
+    /// A one-time link to join the group (your next sync adds whoever opens it).
+    Invite { group: String },
+    /// Add a contact (one of your 1:1 conversations) to the group.
+    Add { group: String, conv: String },
+    /// Remove a member: their access to the channel is revoked at once.
+    Remove { group: String, member: String },
+    /// Leave the group.
+    Leave { group: String },
+    /// List the members.
+    Members { group: String },
+    /// List the admins, or make a member admin (`add`) or not (`remove`).
+    Admins {
+        group: String,
+        action: Option<AdminAction>,
+        member: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AdminAction {
+    Add,
+    Remove,
 }
 
 fn home(cli: &Cli) -> Result<PathBuf> {
@@ -146,6 +179,36 @@ fn show_message(m: &MessageView) {
     out(&format!("[{}] {}: {}", time(m.sent_at), m.from, m.text));
 }
 
+fn show_invite(invite: &Invite) {
+    if let Some(code) = qr(&invite.link) {
+        out(&code);
+    }
+    out(&invite.link);
+    out(&format!(
+        "(in a browser or another app: {})",
+        invite.web_link
+    ));
+    out(&format!(
+        "valid once, until {} UTC",
+        time(invite.expires_at)
+    ));
+}
+
+fn show_change(change: &GroupChange, what: &str, as_json: bool) -> Result<()> {
+    warn(&change.warnings);
+    if as_json {
+        return json(change);
+    }
+    if change.done {
+        out(&format!("{what}: done"));
+    } else {
+        out(&format!(
+            "{what}: queued; the relay has not confirmed it yet (the next `kith sync` goes on)"
+        ));
+    }
+    Ok(())
+}
+
 fn show_conversation(c: &ConversationView) {
     let unread = if c.unread > 0 {
         format!("  ({} unread)", c.unread)
@@ -160,8 +223,14 @@ fn show_conversation(c: &ConversationView) {
     } else {
         String::new()
     };
+    let kind = if c.kind == "group" { "  [group]" } else { "" };
+    let state = match c.state.as_str() {
+        "joining" => "  (waiting for an admin to add you)",
+        "closed" => "  (closed)",
+        _ => "",
+    };
     out(&format!(
-        "{}  {}{unread}{warn}",
+        "{}  {}{kind}{state}{unread}{warn}",
         c.id.get(..8).unwrap_or(&c.id),
         c.name
     ));
@@ -249,18 +318,7 @@ async fn run(cli: Cli) -> Result<()> {
             if as_json {
                 json(&invite)?;
             } else {
-                if let Some(code) = qr(&invite.link) {
-                    out(&code);
-                }
-                out(&invite.link);
-                out(&format!(
-                    "(in a browser or another app: {})",
-                    invite.web_link
-                ));
-                out(&format!(
-                    "valid once, until {} UTC",
-                    time(invite.expires_at)
-                ));
+                show_invite(&invite);
             }
         }
         Command::Accept { link, name } => {
@@ -268,6 +326,12 @@ async fn run(cli: Cli) -> Result<()> {
             warn(&accepted.warnings);
             if as_json {
                 json(&accepted.conversation)?;
+            } else if accepted.conversation.state == "joining" {
+                out(&format!(
+                    "asked to join {}; you are in once an admin syncs (then `kith sync`)",
+                    accepted.conversation.name
+                ));
+                show_conversation(&accepted.conversation);
             } else {
                 out(&format!("connected with {}", accepted.conversation.name));
                 show_conversation(&accepted.conversation);
@@ -338,6 +402,98 @@ async fn run(cli: Cli) -> Result<()> {
                 json(&serde_json::json!({"deleted": conv}))?;
             }
         }
+        Command::Group { command } => group(&home, command, as_json).await?,
+    }
+    Ok(())
+}
+
+async fn group(home: &std::path::Path, command: GroupCommand, as_json: bool) -> Result<()> {
+    let mut engine = Engine::open(home)?;
+    match command {
+        GroupCommand::Create { name } => {
+            let view = engine.group_create(&name).await?;
+            if as_json {
+                json(&view)?;
+            } else {
+                show_conversation(&view);
+            }
+        }
+        GroupCommand::Invite { group } => {
+            let invite = engine.group_invite(&group).await?;
+            if as_json {
+                json(&invite)?;
+            } else {
+                show_invite(&invite);
+            }
+        }
+        GroupCommand::Add { group, conv } => {
+            let change = engine.group_add(&group, &conv).await?;
+            show_change(
+                &change,
+                &format!("add {conv} to {}", change.group.name),
+                as_json,
+            )?;
+        }
+        GroupCommand::Remove { group, member } => {
+            let change = engine.group_remove(&group, &member).await?;
+            show_change(
+                &change,
+                &format!("remove {member} from {}", change.group.name),
+                as_json,
+            )?;
+        }
+        GroupCommand::Leave { group } => {
+            let view = engine.group_leave(&group).await?;
+            if as_json {
+                json(&view)?;
+            } else {
+                out(&format!("you left {}", view.name));
+            }
+        }
+        GroupCommand::Members { group } => {
+            let members = engine.group_members(&group)?;
+            if as_json {
+                json(&members)?;
+            } else {
+                for m in members {
+                    let admin = if m.admin { "  (admin)" } else { "" };
+                    out(&format!("{}  {}{admin}", m.id, m.name));
+                }
+            }
+        }
+        GroupCommand::Admins {
+            group,
+            action,
+            member,
+        } => match (action, member) {
+            (None, _) => {
+                let admins: Vec<_> = engine
+                    .group_members(&group)?
+                    .into_iter()
+                    .filter(|m| m.admin)
+                    .collect();
+                if as_json {
+                    json(&admins)?;
+                } else {
+                    for m in admins {
+                        out(&format!("{}  {}", m.id, m.name));
+                    }
+                }
+            }
+            (Some(_), None) => {
+                anyhow::bail!("name the member: kith group admins GROUP add|remove MEMBER")
+            }
+            (Some(action), Some(member)) => {
+                let admin = matches!(action, AdminAction::Add);
+                let change = engine.group_set_admin(&group, &member, admin).await?;
+                let what = if admin {
+                    "make admin"
+                } else {
+                    "no longer admin"
+                };
+                show_change(&change, &format!("{what}: {member}"), as_json)?;
+            }
+        },
     }
     Ok(())
 }

@@ -10,110 +10,14 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kith_testkit::{RelayOptions, RelayProcess};
+use kith_testkit::RelayProcess;
 use serde_json::Value;
 
-struct Person {
-    home: PathBuf,
-}
-
-impl Person {
-    fn new(dir: &Path, who: &str) -> Self {
-        Self {
-            home: dir.join(who),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_kith"));
-        c.arg("--home")
-            .arg(&self.home)
-            .args(args)
-            .env_remove("KITH_HOME");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kith {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(self.ok(&all).trim()).unwrap()
-    }
-
-    fn texts(&self, conv: &str) -> Vec<(String, String)> {
-        self.json(&["read", conv])
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                (
-                    m["from"].as_str().unwrap().to_string(),
-                    m["text"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-}
-
-fn relay() -> RelayProcess {
-    RelayProcess::start(RelayOptions::default().unlimited()).unwrap()
-}
-
-/// Alex (with a relay) invites Blair (without one); Blair accepts; Alex
-/// syncs and sees the connection.
-fn meet(dir: &Path, relay: &RelayProcess) -> (Person, Person) {
-    let alex = Person::new(dir, "alex");
-    let blair = Person::new(dir, "blair");
-    alex.ok(&["init", "--name", "Alex Example", "--relay", relay.url()]);
-    blair.ok(&["init", "--name", "Blair Sample"]);
-    let link = alex.json(&["invite"])["link"].as_str().unwrap().to_string();
-    assert!(link.starts_with("kith:http://"), "{link}");
-    let accepted = blair.json(&["accept", &link]);
-    assert_eq!(accepted["name"], "Alex Example");
-    let sync = alex.json(&["sync"]);
-    assert_eq!(sync["connected"][0]["name"], "Blair Sample", "{sync}");
-    (alex, blair)
-}
-
-/// Spawns `kith watch --json` and forwards its lines.
-fn watch(person: &Person) -> (Child, mpsc::Receiver<Value>) {
-    let mut child = person
-        .command(&["--json", "watch"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
+mod common;
+use common::{Person, meet, relay, watch};
 
 #[test]
 fn two_people_meet_and_talk_through_one_relay() {

@@ -1,0 +1,1511 @@
+//! GroupV1 (`docs/spec/group-v1.md`): one MLS group on one relay channel.
+//!
+//! ```text
+//!   admin: op (add/remove/admins/update) ──stage──▶ commit on the channel
+//!            ▲                                          │ (first of an epoch wins)
+//!            └── built again if another commit won ◀────┤
+//!   every member: process in channel order ─▶ keys, names, removals
+//!   the committer, when its commit comes back ─▶ Welcome delivered
+//! ```
+//!
+//! Changes wait in `group_ops` until a commit carrying them comes back from
+//! the channel; the Welcome for an added member is only sent then, so it
+//! never names an epoch the group did not take.
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use kith_crypto::mls::{
+    Changes, CommitSummary, IdentityKey, Incoming, PendingKeyPackage, Session, key_package,
+    key_package_identity, message_epoch,
+};
+use kith_crypto::padding::pad;
+use kith_crypto::seal::SealKey;
+use kith_relay::client::{ChannelOptions, public_key};
+use kith_relay::time::now_ms;
+use kith_wire::Codec;
+use kith_wire::conv::{
+    ChannelGrant, CommitKeys, Envelope, GroupInvitation, GroupWelcome, JoinRequest, MemberEntry,
+    PairFrame,
+};
+use kith_wire::relay::response::ErrorCode;
+use kith_wire::relay::{KeyGrant, PublicKey, Rights, SIZE_BUCKETS, to_hex};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::engine::{
+    ConversationView, Engine, IntegrityEvent, Invite, MessageView, QueueOptions, SyncReport,
+    conversation_id, envelope_payload, insert_channel, open_session, queue, queue_with, random,
+};
+use crate::error::{CoreError, Result};
+use crate::link::InviteLink;
+use crate::store::{self, ChannelRow, ms};
+
+/// Seal contexts (group-v1.md §6, §7).
+pub const GROUP_INVITATION_CONTEXT: &[u8] = b"kith group invitation v1";
+const JOIN_REQUEST_CONTEXT: &[u8] = b"kith group join request v1";
+const GROUP_WELCOME_CONTEXT: &[u8] = b"kith group welcome v1";
+const COMMIT_KEYS_LABEL: &str = "kith commit keys v1";
+const COMMIT_KEYS_CONTEXT: &[u8] = b"kith commit keys v1";
+/// How often a member refreshes its leaf when nothing else made it commit.
+pub const UPDATE_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Syncs a group command waits through for its commit to be taken.
+const DRIVE_ROUNDS: usize = 12;
+
+fn update_interval_ms() -> u64 {
+    std::env::var("KITH_GROUP_UPDATE_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(UPDATE_INTERVAL, Duration::from_secs)
+        .as_millis()
+        .try_into()
+        .unwrap_or(u64::MAX)
+}
+
+/// A member as `kith group members` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub name: String,
+    /// The first 8 bytes of the member's identity key in this group, hex.
+    pub id: String,
+    pub admin: bool,
+    pub me: bool,
+}
+
+/// What a group command did.
+#[derive(Debug, Serialize)]
+pub struct GroupChange {
+    pub group: ConversationView,
+    /// Whether the change is in the group now (its commit was taken by the
+    /// channel); if not, it is queued and the next sync goes on with it.
+    pub done: bool,
+    pub warnings: Vec<String>,
+}
+
+/// A change this member asked for (a `group_ops` row).
+#[derive(Debug)]
+struct Op {
+    id: i64,
+    kind: String,
+    key_package: Option<Vec<u8>>,
+    capability_seed: Option<[u8; 32]>,
+    member_name: Option<String>,
+    target: Option<Vec<u8>>,
+}
+
+/// What one message on a group's channel (or inbox) turned out to be.
+pub(crate) enum GroupOutcome {
+    /// A commit that lost its epoch's race, or a message for a past epoch
+    /// that no longer opens: dropped without an integrity event.
+    Stale,
+    Message {
+        snapshot: Zeroizing<Vec<u8>>,
+        sender_key: Vec<u8>,
+        frame: PairFrame,
+    },
+    Commit {
+        snapshot: Zeroizing<Vec<u8>>,
+        summary: CommitSummary,
+        epoch_before: u64,
+        keys: CommitKeys,
+        admin: bool,
+    },
+    Proposal {
+        snapshot: Zeroizing<Vec<u8>>,
+    },
+    JoinRequest(JoinRequest),
+    Joined {
+        snapshot: Zeroizing<Vec<u8>>,
+        welcome: GroupWelcome,
+    },
+}
+
+/// What applying a group outcome asks of the caller after its transaction.
+#[derive(Debug, Default)]
+pub(crate) struct GroupApplied {
+    pub(crate) joined: bool,
+    /// Capability keys of removed members, to revoke at the relay.
+    pub(crate) revoke: Vec<[u8; 32]>,
+}
+
+fn seal_keys(session: &Session, keys: &CommitKeys) -> Result<Vec<u8>> {
+    let secret = session.export(COMMIT_KEYS_LABEL)?;
+    Ok(SealKey::from_bytes(*secret).seal(COMMIT_KEYS_CONTEXT, &keys.to_bytes())?)
+}
+
+fn grant_for(channel: &ChannelRow, key: [u8; 32]) -> ChannelGrant {
+    ChannelGrant {
+        relay_url: channel.relay_url.clone(),
+        relay_id: channel.relay_id,
+        write_id: channel.write_id,
+        read_id: channel.read_id,
+        key,
+    }
+}
+
+fn group_channel(tx: &rusqlite::Connection, conv: &str) -> Result<ChannelRow> {
+    store::channels(tx, Some(conv))?
+        .into_iter()
+        .find(|c| c.role == "conv")
+        .ok_or_else(|| CoreError::Corrupt(format!("group {conv} has no channel")))
+}
+
+fn member_name(tx: &rusqlite::Connection, conv: &str, identity: &[u8]) -> Result<String> {
+    let name: Option<String> = tx
+        .query_row(
+            "SELECT display_name FROM group_members WHERE conversation_id = ?1 AND identity_key = ?2",
+            params![conv, identity],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("member {}", to_hex(identity.get(..4).unwrap_or(identity)))))
+}
+
+fn upsert_member(tx: &rusqlite::Connection, conv: &str, entry: &MemberEntry) -> Result<()> {
+    tx.execute(
+        "INSERT INTO group_members (conversation_id, identity_key, display_name, capability_key) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (conversation_id, identity_key) DO UPDATE SET \
+         display_name = excluded.display_name, capability_key = excluded.capability_key",
+        params![
+            conv,
+            entry.identity_key,
+            entry.display_name,
+            entry.capability_key
+        ],
+    )?;
+    Ok(())
+}
+
+impl Engine {
+    /// Creates a group hosted on this profile's relay, with this user as
+    /// its only member and admin.
+    pub async fn group_create(&mut self, name: &str) -> Result<ConversationView> {
+        let profile = self.profile()?;
+        let relay_url = profile.relay_url.ok_or(CoreError::NoRelay)?;
+        let client = self.relay(&relay_url)?;
+        let info = client.info().await?;
+        let owner = kith_relay::client::generate_key()?;
+        let created = client
+            .create_channel(&owner, ChannelOptions::default())
+            .await?;
+        let grant = ChannelGrant {
+            relay_url: crate::engine::base_url(&client),
+            relay_id: info.relay_id,
+            write_id: created.write_id,
+            read_id: created.read_id,
+            key: owner.to_bytes(),
+        };
+        let identity = IdentityKey::generate()?;
+        let mut session = Session::create_group(&identity)?;
+        let snapshot = session.snapshot()?;
+        let id = conversation_id(&grant.write_id);
+        let now = ms(now_ms());
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, last_commit) \
+             VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
+            params![id, name, profile.name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), now],
+        )?;
+        insert_channel(&tx, &id, &grant, &grant.key, true, true)?;
+        upsert_member(
+            &tx,
+            &id,
+            &MemberEntry {
+                identity_key: identity.public().to_vec(),
+                display_name: profile.name,
+                capability_key: public_key(&owner).0,
+            },
+        )?;
+        tx.commit()?;
+        self.view(&id)
+    }
+
+    fn group_id(&self, group: &str) -> Result<String> {
+        let id = self.resolve(group)?;
+        let (kind, state): (String, String) = self.db.query_row(
+            "SELECT kind, state FROM conversations WHERE id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if kind != "group" {
+            return Err(CoreError::NotAGroup(group.to_string()));
+        }
+        match state.as_str() {
+            "active" => Ok(id),
+            "joining" => Err(CoreError::NotYetConnected),
+            _ => Err(CoreError::GroupClosed(group.to_string())),
+        }
+    }
+
+    fn require_admin(&self, id: &str) -> Result<Session> {
+        let session = self.load(id)?;
+        let me = self.own_identity(id)?;
+        if !session.admins().unwrap_or_default().contains(&me) {
+            return Err(CoreError::NotAdmin);
+        }
+        Ok(session)
+    }
+
+    fn own_identity(&self, id: &str) -> Result<Vec<u8>> {
+        let bytes: Vec<u8> = self.db.query_row(
+            "SELECT identity FROM conversations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        Ok(IdentityKey::from_bytes(&Zeroizing::new(bytes))?
+            .public()
+            .to_vec())
+    }
+
+    /// The group's members, admins marked.
+    pub fn group_members(&self, group: &str) -> Result<Vec<MemberView>> {
+        let id = self.group_id(group)?;
+        let session = self.load(&id)?;
+        let admins = session.admins().unwrap_or_default();
+        let own = session.own_index();
+        session
+            .members()
+            .into_iter()
+            .map(|m| {
+                Ok(MemberView {
+                    name: if m.index == own {
+                        "me".to_string()
+                    } else {
+                        member_name(&self.db, &id, &m.identity_key)?
+                    },
+                    id: to_hex(m.identity_key.get(..8).unwrap_or(&m.identity_key)),
+                    admin: admins.contains(&m.identity_key),
+                    me: m.index == own,
+                })
+            })
+            .collect()
+    }
+
+    /// A member of the group by name (case-insensitive) or id prefix.
+    fn find_member(&self, id: &str, who: &str) -> Result<Vec<u8>> {
+        if who == "me" {
+            return self.own_identity(id);
+        }
+        let session = self.load(id)?;
+        let mut found = Vec::new();
+        for m in session.members() {
+            let name = member_name(&self.db, id, &m.identity_key)?;
+            if name.eq_ignore_ascii_case(who)
+                || to_hex(&m.identity_key).starts_with(&who.to_lowercase())
+            {
+                found.push((name, m.identity_key));
+            }
+        }
+        match found.len() {
+            1 => Ok(found.remove(0).1),
+            0 => Err(CoreError::NoSuchMember(who.to_string())),
+            _ => Err(CoreError::Ambiguous(
+                who.to_string(),
+                found
+                    .into_iter()
+                    .map(|(n, k)| format!("{n} ({})", to_hex(k.get(..8).unwrap_or(&k))))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
+    fn insert_op(&self, id: &str, kind: &str, fill: impl FnOnce(&mut OpInsert)) -> Result<i64> {
+        let mut op = OpInsert::default();
+        fill(&mut op);
+        self.db.execute(
+            "INSERT INTO group_ops (conversation_id, kind, key_package, capability_seed, member_name, deliver_to, inbox_channel, target, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![id, kind, op.key_package, op.capability_seed, op.member_name, op.deliver_to, op.inbox_channel, op.target, ms(now_ms())],
+        )?;
+        Ok(self.db.last_insert_rowid())
+    }
+
+    /// Adds a contact (a 1:1 conversation) to the group, with the spare key
+    /// package the contact gave for this (a fresh identity of theirs).
+    pub async fn group_add(&mut self, group: &str, contact: &str) -> Result<GroupChange> {
+        let id = self.group_id(group)?;
+        self.require_admin(&id)?;
+        let pair = self.resolve(contact)?;
+        let (kind, state, kp, name): (String, String, Option<Vec<u8>>, Option<String>) = self.db.query_row(
+            "SELECT kind, state, contact_kp, COALESCE(local_name, contact_name) FROM conversations WHERE id = ?1",
+            [&pair],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        if kind != "pair" || state != "active" {
+            return Err(CoreError::NotAContact(contact.to_string()));
+        }
+        let kp = kp.ok_or_else(|| CoreError::NoKeyPackage(contact.to_string()))?;
+        let seed: [u8; 32] = random()?;
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "UPDATE conversations SET contact_kp = NULL WHERE id = ?1",
+            [&pair],
+        )?;
+        tx.commit()?;
+        let op = self.insert_op(&id, "add", |o| {
+            o.key_package = Some(kp);
+            o.capability_seed = Some(seed.to_vec());
+            o.member_name = name;
+            o.deliver_to = Some(pair);
+        })?;
+        self.drive(&id, op).await
+    }
+
+    /// Removes a member: their capability key is revoked at the relay in
+    /// the same step, and the commit locks them out of what follows.
+    pub async fn group_remove(&mut self, group: &str, member: &str) -> Result<GroupChange> {
+        let id = self.group_id(group)?;
+        let session = self.require_admin(&id)?;
+        let target = self.find_member(&id, member)?;
+        if session
+            .members()
+            .iter()
+            .any(|m| m.index == session.own_index() && m.identity_key == target)
+        {
+            return Err(CoreError::RemoveSelf);
+        }
+        let op = self.insert_op(&id, "remove", |o| o.target = Some(target))?;
+        self.drive(&id, op).await
+    }
+
+    /// Makes a member an admin (`add`) or takes it back (`remove`).
+    pub async fn group_set_admin(
+        &mut self,
+        group: &str,
+        member: &str,
+        admin: bool,
+    ) -> Result<GroupChange> {
+        let id = self.group_id(group)?;
+        let session = self.require_admin(&id)?;
+        let target = self.find_member(&id, member)?;
+        let mut admins = session.admins().unwrap_or_default();
+        admins.retain(|a| *a != target);
+        if admin {
+            admins.push(target);
+        }
+        if admins.is_empty() {
+            return Err(CoreError::LastAdmin);
+        }
+        let mut w = kith_wire::Writer::new();
+        w.vec(&admins, |w, k| w.opaque(k));
+        let op = self.insert_op(&id, "admins", |o| o.target = Some(w.into_bytes()))?;
+        self.drive(&id, op).await
+    }
+
+    /// Leaves the group: a proposal to remove this member, which the next
+    /// member to commit carries out (and an admin revokes the key).
+    pub async fn group_leave(&mut self, group: &str) -> Result<ConversationView> {
+        let id = self.group_id(group)?;
+        let mut session = self.load(&id)?;
+        let me = self.own_identity(&id)?;
+        let admins = session.admins().unwrap_or_default();
+        let members = session.members();
+        let other_admins = admins
+            .iter()
+            .filter(|a| **a != me && members.iter().any(|m| m.identity_key == **a))
+            .count();
+        if members.len() > 1 && admins.contains(&me) && other_admins == 0 {
+            return Err(CoreError::LastAdmin);
+        }
+        let tx = self.db.transaction()?;
+        if members.len() > 1 {
+            let proposal = session.propose_leave()?;
+            let snapshot = session.snapshot()?;
+            tx.execute(
+                "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
+                params![id, snapshot.to_bytes().as_slice()],
+            )?;
+            queue(&tx, &id, &envelope_payload(&Envelope::Mls(proposal))?)?;
+        }
+        tx.execute(
+            "UPDATE conversations SET state = 'closed', closed_reason = 'you left' WHERE id = ?1",
+            [&id],
+        )?;
+        tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [&id])?;
+        tx.commit()?;
+        if members.len() > 1 {
+            self.flush_outbox(Some(&id))
+                .await
+                .map_err(|e| CoreError::Queued(e.to_string()))?;
+        } else {
+            let channel = group_channel(&self.db, &id)?;
+            let client = self.relay(&channel.relay_url)?;
+            let _ = client.delete_channel(&channel.key, channel.write_id).await;
+        }
+        self.view(&id)
+    }
+
+    /// A one-time link that lets whoever opens it ask to join; this admin's
+    /// next sync adds them.
+    pub async fn group_invite(&mut self, group: &str) -> Result<Invite> {
+        let id = self.group_id(group)?;
+        self.require_admin(&id)?;
+        let (group_name, my_name): (String, String) = self.db.query_row(
+            "SELECT COALESCE(contact_name, ''), my_name FROM conversations WHERE id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let host = group_channel(&self.db, &id)?;
+        let client = self.relay(&host.relay_url)?;
+        let info = client.info().await?;
+        let owner = kith_relay::client::generate_key()?;
+        let guest = kith_relay::client::generate_key()?;
+        let ttl = crate::engine::INVITATION_TTL;
+        let created = client
+            .create_channel(
+                &owner,
+                ChannelOptions {
+                    grants: vec![KeyGrant {
+                        key: public_key(&guest),
+                        rights: Rights::READ | Rights::WRITE,
+                    }],
+                    message_ttl: Some(ttl),
+                    channel_ttl: Some(ttl),
+                    ..ChannelOptions::default()
+                },
+            )
+            .await?;
+        let inbox = ChannelGrant {
+            relay_url: host.relay_url.clone(),
+            relay_id: info.relay_id,
+            write_id: created.write_id,
+            read_id: created.read_id,
+            key: guest.to_bytes(),
+        };
+        let seal_key = SealKey::generate()?;
+        let expires_at =
+            now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        insert_channel(&self.db, &id, &inbox, &owner.to_bytes(), true, false)?;
+        self.db.execute(
+            "UPDATE channels SET role = 'inbox', seal_key = ?2 WHERE id = ?1",
+            params![self.db.last_insert_rowid(), seal_key.as_bytes()],
+        )?;
+        let invitation = GroupInvitation {
+            inbox,
+            group_name,
+            inviter_name: my_name,
+            expires_at_ms: expires_at,
+        };
+        let blob = pad(
+            &seal_key.seal(
+                GROUP_INVITATION_CONTEXT,
+                &Zeroizing::new(invitation.to_bytes()),
+            )?,
+            &SIZE_BUCKETS,
+        )?;
+        let chunk_size =
+            u32::try_from(blob.len()).map_err(|_| CoreError::Corrupt("blob size".into()))?;
+        let created_blob = client
+            .blob_create(&owner, created.write_id, chunk_size, 1, Some(ttl), true)
+            .await?;
+        client
+            .blob_put(&owner, created.write_id, created_blob.blob_id, 0, &blob)
+            .await?;
+        let link = InviteLink {
+            relay_url: host.relay_url,
+            blob_id: created_blob.blob_id,
+            key: seal_key,
+        };
+        Ok(Invite {
+            link: link.kith(),
+            web_link: link.web(),
+            conversation: id,
+            expires_at,
+        })
+    }
+
+    /// Accepts a group link (called by `accept` once the blob opened as a
+    /// group invitation): asks to join on the link's inbox channel.
+    pub(crate) async fn accept_group(
+        &mut self,
+        invitation: GroupInvitation,
+        seal_key: &SealKey,
+        name: Option<&str>,
+    ) -> Result<ConversationView> {
+        let profile = self.profile()?;
+        if invitation.expires_at_ms < now_ms() {
+            return Err(CoreError::InvitationUnavailable);
+        }
+        let id = conversation_id(&invitation.inbox.write_id);
+        if self.find_by_id(&id)?.is_some() {
+            return Err(CoreError::OwnInvitation);
+        }
+        let inbox_client = self.relay(&invitation.inbox.relay_url)?;
+        if inbox_client.info().await?.relay_id != invitation.inbox.relay_id {
+            return Err(CoreError::BadInvitation(
+                "the relay is not the one the invitation names".into(),
+            ));
+        }
+        let my_name = name.map_or(profile.name, str::to_string);
+        let identity = IdentityKey::generate()?;
+        let (kp, pending) = key_package(&identity)?;
+        let request = JoinRequest {
+            key_package: kp,
+            display_name: my_name.clone(),
+        };
+        let sealed = seal_key.seal(JOIN_REQUEST_CONTEXT, &request.to_bytes())?;
+        let payload = envelope_payload(&Envelope::JoinRequest(sealed))?;
+        let now = ms(now_ms());
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, pending_kp, created_at, last_activity, expires_at) \
+             VALUES (?1, 'group', 'joining', ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+            params![id, invitation.group_name, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(invitation.expires_at_ms)],
+        )?;
+        insert_channel(
+            &tx,
+            &id,
+            &invitation.inbox,
+            &invitation.inbox.key,
+            false,
+            true,
+        )?;
+        let inbox_id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE channels SET role = 'inbox', seal_key = ?2 WHERE id = ?1",
+            params![inbox_id, seal_key.as_bytes()],
+        )?;
+        queue_with(
+            &tx,
+            &id,
+            &payload,
+            &QueueOptions {
+                channel: Some(inbox_id),
+                ..QueueOptions::default()
+            },
+        )?;
+        tx.commit()?;
+        if let Err(e) = self.flush_outbox(Some(&id)).await {
+            return Err(CoreError::Queued(e.to_string()));
+        }
+        self.view(&id)
+    }
+
+    /// Syncs until this user's change `op` is in the group, or a few rounds
+    /// have passed (then it stays queued for later syncs).
+    async fn drive(&mut self, id: &str, op: i64) -> Result<GroupChange> {
+        let mut warnings = Vec::new();
+        for round in 0..DRIVE_ROUNDS {
+            let report = self.sync().await?;
+            warnings.extend(report.errors);
+            let pending: bool = self.db.query_row(
+                "SELECT EXISTS (SELECT 1 FROM group_ops WHERE id = ?1)",
+                [op],
+                |r| r.get(0),
+            )?;
+            if !pending {
+                // One more round delivers the Welcome the commit unlocked.
+                self.flush_outbox(None).await.ok();
+                return Ok(GroupChange {
+                    group: self.view(id)?,
+                    done: true,
+                    warnings,
+                });
+            }
+            if round > 2 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        warnings.dedup();
+        Ok(GroupChange {
+            group: self.view(id)?,
+            done: false,
+            warnings,
+        })
+    }
+
+    /// Reads one group message without touching the store.
+    pub(crate) fn open_group_message(
+        &self,
+        channel: &ChannelRow,
+        envelope: Envelope,
+    ) -> std::result::Result<GroupOutcome, String> {
+        type Row = (String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+        let (state, identity, pending, mls_state): Row = self
+            .db
+            .query_row(
+                "SELECT state, identity, pending_kp, mls_state FROM conversations WHERE id = ?1",
+                [&channel.conversation_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .map_err(|e| e.to_string())?;
+        let identity =
+            IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(|e| e.to_string())?;
+        let seal = || {
+            channel
+                .seal_key
+                .map(SealKey::from_bytes)
+                .ok_or_else(|| "an inbox message on a channel without a seal key".to_string())
+        };
+        match envelope {
+            Envelope::JoinRequest(sealed) if channel.role == "inbox" && channel.owner => {
+                let plain = seal()?
+                    .open(JOIN_REQUEST_CONTEXT, &sealed)
+                    .map_err(|e| e.to_string())?;
+                Ok(GroupOutcome::JoinRequest(
+                    JoinRequest::from_bytes(&plain).map_err(|e| e.to_string())?,
+                ))
+            }
+            Envelope::GroupWelcome(sealed) if channel.role == "inbox" && state == "joining" => {
+                let plain = seal()?
+                    .open(GROUP_WELCOME_CONTEXT, &sealed)
+                    .map_err(|e| e.to_string())?;
+                let welcome = GroupWelcome::from_bytes(&plain).map_err(|e| e.to_string())?;
+                let pending = PendingKeyPackage::from_bytes(&Zeroizing::new(
+                    pending.ok_or("no key package waits for this Welcome")?,
+                ))
+                .map_err(|e| e.to_string())?;
+                let mut session = Session::join(&identity, &pending, &welcome.welcome)
+                    .map_err(|e| e.to_string())?;
+                Ok(GroupOutcome::Joined {
+                    snapshot: session.snapshot().map_err(|e| e.to_string())?.to_bytes(),
+                    welcome,
+                })
+            }
+            Envelope::Mls(message) if channel.role == "conv" && state == "active" => {
+                let mut session = open_session(&identity, mls_state).map_err(|e| e.to_string())?;
+                let epoch_before = session.epoch();
+                let secret = session
+                    .export(COMMIT_KEYS_LABEL)
+                    .map_err(|e| e.to_string())?;
+                let members = session.members();
+                let incoming = match session.process(&message) {
+                    Ok(incoming) => incoming,
+                    Err(_) if message_epoch(&message).is_some_and(|e| e < epoch_before) => {
+                        return Ok(GroupOutcome::Stale);
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
+                let admin = session
+                    .admins()
+                    .unwrap_or_default()
+                    .contains(&identity.public().to_vec());
+                let snapshot = session
+                    .snapshot()
+                    .map(|s| s.to_bytes())
+                    .map_err(|e| e.to_string())?;
+                match incoming {
+                    Incoming::Application { sender, plaintext } => {
+                        let frame = PairFrame::from_bytes(&plaintext).map_err(|e| e.to_string())?;
+                        if !matches!(frame, PairFrame::Text { .. } | PairFrame::Profile { .. }) {
+                            return Err("a frame a group does not carry".into());
+                        }
+                        let sender_key = members
+                            .into_iter()
+                            .find(|m| m.index == sender)
+                            .map(|m| m.identity_key)
+                            .unwrap_or_default();
+                        Ok(GroupOutcome::Message {
+                            snapshot,
+                            sender_key,
+                            frame,
+                        })
+                    }
+                    Incoming::Commit(summary) => {
+                        let keys = if summary.authenticated_data.is_empty() {
+                            CommitKeys::default()
+                        } else {
+                            let plain = SealKey::from_bytes(*secret)
+                                .open(COMMIT_KEYS_CONTEXT, &summary.authenticated_data)
+                                .map_err(|e| format!("commit keys: {e}"))?;
+                            CommitKeys::from_bytes(&plain).map_err(|e| e.to_string())?
+                        };
+                        Ok(GroupOutcome::Commit {
+                            snapshot,
+                            summary,
+                            epoch_before,
+                            keys,
+                            admin,
+                        })
+                    }
+                    Incoming::Proposal => Ok(GroupOutcome::Proposal { snapshot }),
+                    _ => Err("an MLS message a group does not use".into()),
+                }
+            }
+            _ => Err(format!(
+                "a message this {} channel does not carry",
+                channel.role
+            )),
+        }
+    }
+
+    /// After a sync: revokes the keys of removed members (admins), builds
+    /// the commit for this member's waiting changes, offers spare key
+    /// packages to contacts, and sends it all.
+    pub(crate) async fn settle(&mut self, report: &mut SyncReport) -> Result<()> {
+        for (conv, key) in std::mem::take(&mut self.revocations) {
+            if let Err(e) = self.revoke(&conv, key).await {
+                report
+                    .errors
+                    .push(format!("revoking a removed member's key: {e}"));
+            }
+        }
+        let groups: Vec<String> = {
+            let mut stmt = self.db.prepare(
+                "SELECT id FROM conversations WHERE kind = 'group' AND state = 'active'",
+            )?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for id in groups {
+            if let Err(e) = self.stage(&id, false).await {
+                report.errors.push(format!(
+                    "{}: {e}",
+                    crate::engine::contact_name(&self.db, &id)?
+                ));
+            }
+        }
+        self.offer_spares()?;
+        if let Err(e) = self.flush_outbox(None).await {
+            report.errors.push(format!("sending queued messages: {e}"));
+        }
+        Ok(())
+    }
+
+    async fn revoke(&mut self, conv: &str, key: [u8; 32]) -> Result<()> {
+        let channel = group_channel(&self.db, conv)?;
+        let client = self.relay(&channel.relay_url)?;
+        // Revoking a key already revoked (by the admin who removed them)
+        // succeeds (relay.md §5).
+        Ok(client
+            .revoke_key(&channel.key, channel.write_id, PublicKey(key))
+            .await?)
+    }
+
+    /// Builds one commit for this member's waiting changes (and a due leaf
+    /// update, and proposals an admin should carry out). `force` commits
+    /// pending proposals even for a non-admin (needed before sending).
+    pub(crate) async fn stage(&mut self, id: &str, force: bool) -> Result<()> {
+        let mut session = self.load(id)?;
+        if session.has_pending_commit() {
+            return Ok(());
+        }
+        let ops = self.unstaged_ops(id)?;
+        let last_commit: Option<i64> = self.db.query_row(
+            "SELECT last_commit FROM conversations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let me = self.own_identity(id)?;
+        let mut admins = session.admins().unwrap_or_default();
+        let admin = admins.contains(&me);
+        let due = last_commit
+            .and_then(|t| u64::try_from(t).ok())
+            .is_none_or(|t| now_ms().saturating_sub(t) >= update_interval_ms());
+        let proposals = session.commit_required() && (admin || force);
+        if ops.is_empty() && !due && !proposals {
+            return Ok(());
+        }
+        let channel = group_channel(&self.db, id)?;
+        let client = self.relay(&channel.relay_url)?;
+        let members = session.members();
+        let mut add: Vec<Vec<u8>> = Vec::new();
+        let mut remove = Vec::new();
+        let mut keys = CommitKeys::default();
+        let mut admins_changed = false;
+        let mut used = Vec::new();
+        for op in ops {
+            if op.kind != "update" && !admin {
+                self.db
+                    .execute("DELETE FROM group_ops WHERE id = ?1", [op.id])?;
+                return Err(CoreError::NotAdmin);
+            }
+            match op.kind.as_str() {
+                "add" => {
+                    let (Some(kp), Some(seed)) = (op.key_package, op.capability_seed) else {
+                        return Err(CoreError::Corrupt("an add without a key package".into()));
+                    };
+                    let capability = public_key(&SigningKey::from_bytes(&seed));
+                    // Registered before the commit exists: a Welcome must
+                    // never name a channel the new member cannot read.
+                    client
+                        .add_key(
+                            &channel.key,
+                            channel.write_id,
+                            KeyGrant {
+                                key: capability,
+                                rights: Rights::READ | Rights::WRITE,
+                            },
+                        )
+                        .await?;
+                    keys.added.push(MemberEntry {
+                        identity_key: key_package_identity(&kp)?,
+                        display_name: op.member_name.unwrap_or_default(),
+                        capability_key: capability.0,
+                    });
+                    add.push(kp);
+                }
+                "remove" => {
+                    let target = op.target.unwrap_or_default();
+                    let Some(member) = members.iter().find(|m| m.identity_key == target) else {
+                        // Gone already (left, or removed by another admin).
+                        self.db
+                            .execute("DELETE FROM group_ops WHERE id = ?1", [op.id])?;
+                        continue;
+                    };
+                    // Revoked first, so the removed member cannot read the
+                    // commit or anything after it.
+                    if let Some(cap) = self.capability_of(id, &target)? {
+                        client
+                            .revoke_key(&channel.key, channel.write_id, PublicKey(cap))
+                            .await?;
+                    }
+                    if admins.contains(&target) {
+                        admins.retain(|a| *a != target);
+                        admins_changed = true;
+                    }
+                    remove.push(member.index);
+                }
+                "admins" => {
+                    let mut r = kith_wire::Reader::new(op.target.as_deref().unwrap_or_default());
+                    let wanted = r.vec(10_000, "admins", |r| {
+                        r.opaque(256, "admin").map(<[u8]>::to_vec)
+                    })?;
+                    for member in &members {
+                        let Some(cap) = self.capability_of(id, &member.identity_key)? else {
+                            continue;
+                        };
+                        let was = admins.contains(&member.identity_key);
+                        let will = wanted.contains(&member.identity_key);
+                        if was != will {
+                            let rights = if will {
+                                Rights::ALL
+                            } else {
+                                Rights::READ | Rights::WRITE
+                            };
+                            client
+                                .add_key(
+                                    &channel.key,
+                                    channel.write_id,
+                                    KeyGrant {
+                                        key: PublicKey(cap),
+                                        rights,
+                                    },
+                                )
+                                .await?;
+                        }
+                    }
+                    admins = wanted;
+                    admins_changed = true;
+                }
+                _ => {}
+            }
+            used.push(op.id);
+        }
+        let add_refs: Vec<&[u8]> = add.iter().map(Vec::as_slice).collect();
+        let authenticated_data = seal_keys(&session, &keys)?;
+        let epoch = session.epoch();
+        let staged = session.commit_with(Changes {
+            add: &add_refs,
+            remove: &remove,
+            admins: admins_changed.then_some(admins.as_slice()),
+            authenticated_data,
+        })?;
+        let snapshot = session.snapshot()?;
+        let payload = envelope_payload(&Envelope::Mls(staged.commit))?;
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
+            params![id, snapshot.to_bytes().as_slice()],
+        )?;
+        for op in &used {
+            tx.execute(
+                "UPDATE group_ops SET epoch = ?2, welcome = ?3 WHERE id = ?1",
+                params![op, ms(epoch), staged.welcome],
+            )?;
+        }
+        if used.is_empty() {
+            // A bare update or carried-out proposals: tracked like any
+            // change, so a lost race builds it again.
+            tx.execute(
+                "INSERT INTO group_ops (conversation_id, kind, epoch, created_at) VALUES (?1, 'update', ?2, ?3)",
+                params![id, ms(epoch), ms(now_ms())],
+            )?;
+        }
+        queue_with(
+            &tx,
+            id,
+            &payload,
+            &QueueOptions {
+                commit_epoch: Some(epoch),
+                ..QueueOptions::default()
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn unstaged_ops(&self, id: &str) -> Result<Vec<Op>> {
+        let mut stmt = self.db.prepare(
+            "SELECT id, kind, key_package, capability_seed, member_name, target FROM group_ops \
+             WHERE conversation_id = ?1 AND epoch IS NULL ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            let seed: Option<Vec<u8>> = r.get(3)?;
+            Ok(Op {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                key_package: r.get(2)?,
+                capability_seed: seed.and_then(|s| <[u8; 32]>::try_from(s.as_slice()).ok()),
+                member_name: r.get(4)?,
+                target: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn capability_of(&self, id: &str, identity: &[u8]) -> Result<Option<[u8; 32]>> {
+        let key: Option<Vec<u8>> = self
+            .db
+            .query_row(
+                "SELECT capability_key FROM group_members WHERE conversation_id = ?1 AND identity_key = ?2",
+                params![id, identity],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(key.and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()))
+    }
+
+    /// Gives every contact without one a spare key package (a fresh
+    /// identity), so that they can add this user to a group at once.
+    fn offer_spares(&mut self) -> Result<()> {
+        let pairs: Vec<String> = {
+            let mut stmt = self.db.prepare(
+                "SELECT id FROM conversations WHERE kind = 'pair' AND state = 'active' AND spare_kp IS NULL",
+            )?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for id in pairs {
+            let mut session = self.load(&id)?;
+            let identity = IdentityKey::generate()?;
+            let (kp, pending) = key_package(&identity)?;
+            let ct = session.encrypt(&Zeroizing::new(PairFrame::KeyPackage(kp).to_bytes()))?;
+            let snapshot = session.snapshot()?;
+            let tx = self.db.transaction()?;
+            tx.execute(
+                "UPDATE conversations SET mls_state = ?2, spare_identity = ?3, spare_kp = ?4 WHERE id = ?1",
+                params![id, snapshot.to_bytes().as_slice(), identity.to_bytes().as_slice(), pending.to_bytes().as_slice()],
+            )?;
+            queue(&tx, &id, &envelope_payload(&Envelope::Mls(ct))?)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Whether `e`, reading `channel`, means this member lost the group's
+    /// channel; if so the group is closed here.
+    pub(crate) fn lost_group_channel(
+        &mut self,
+        channel: &ChannelRow,
+        e: &kith_relay::client::ClientError,
+    ) -> Result<bool> {
+        // `unauthorized` at this point means the channel is gone or our key
+        // was revoked: the relay answers both alike (relay.md §4).
+        if channel.role != "conv" || e.code() != Some(ErrorCode::UNAUTHORIZED) {
+            return Ok(false);
+        }
+        let changed = self.db.execute(
+            "UPDATE conversations SET state = 'closed', closed_reason = 'the relay no longer lets you read this group' \
+             WHERE id = ?1 AND kind = 'group'",
+            [&channel.conversation_id],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Sends a text to a group: proposals waiting for a commit are carried
+    /// out first (MLS allows no application message before).
+    pub(crate) async fn prepare_group_send(&mut self, id: &str) -> Result<()> {
+        if !self.load(id)?.commit_required() {
+            return Ok(());
+        }
+        self.stage(id, true).await?;
+        for _ in 0..DRIVE_ROUNDS {
+            self.sync().await?;
+            if !self.load(id)?.commit_required() {
+                return Ok(());
+            }
+        }
+        Err(CoreError::Queued(
+            "the group has a change waiting to be committed; try again".into(),
+        ))
+    }
+}
+
+/// Column values of a new `group_ops` row.
+#[derive(Default)]
+struct OpInsert {
+    key_package: Option<Vec<u8>>,
+    capability_seed: Option<Vec<u8>>,
+    member_name: Option<String>,
+    deliver_to: Option<String>,
+    inbox_channel: Option<i64>,
+    target: Option<Vec<u8>>,
+}
+
+/// Applies a group outcome inside the message's transaction.
+pub(crate) fn apply_group(
+    tx: &Transaction<'_>,
+    channel: &ChannelRow,
+    outcome: GroupOutcome,
+    now: u64,
+    report: &mut SyncReport,
+) -> Result<GroupApplied> {
+    let conv = channel.conversation_id.as_str();
+    let mut applied = GroupApplied::default();
+    let save = |snapshot: &[u8]| -> Result<()> {
+        tx.execute(
+            "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
+            params![conv, snapshot],
+        )?;
+        Ok(())
+    };
+    match outcome {
+        GroupOutcome::Stale => {}
+        GroupOutcome::Proposal { snapshot } => save(&snapshot)?,
+        GroupOutcome::Message {
+            snapshot,
+            sender_key,
+            frame,
+        } => {
+            save(&snapshot)?;
+            match frame {
+                PairFrame::Text {
+                    message_id,
+                    sent_at_ms,
+                    text,
+                } => {
+                    let from = member_name(tx, conv, &sender_key)?;
+                    let inserted = tx.execute(
+                        "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender) \
+                         VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6)",
+                        params![conv, message_id, ms(sent_at_ms), ms(now), text, from],
+                    )?;
+                    if inserted == 1 {
+                        tx.execute(
+                            "UPDATE conversations SET unread = unread + 1, last_activity = ?2 WHERE id = ?1",
+                            params![conv, ms(now)],
+                        )?;
+                        report.messages.push(MessageView {
+                            id: to_hex(&message_id),
+                            conversation: conv.to_string(),
+                            from,
+                            outgoing: false,
+                            sent_at: sent_at_ms,
+                            received_at: now,
+                            text,
+                        });
+                    }
+                }
+                PairFrame::Profile { display_name } => {
+                    tx.execute(
+                        "UPDATE group_members SET display_name = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
+                        params![conv, sender_key, display_name],
+                    )?;
+                }
+                _ => {}
+            }
+        }
+        GroupOutcome::Commit {
+            snapshot,
+            summary,
+            epoch_before,
+            keys,
+            admin,
+        } => {
+            save(&snapshot)?;
+            for entry in &keys.added {
+                if summary
+                    .added
+                    .iter()
+                    .any(|m| m.identity_key == entry.identity_key)
+                {
+                    upsert_member(tx, conv, entry)?;
+                }
+            }
+            for gone in &summary.removed {
+                let key: Option<Vec<u8>> = tx
+                    .query_row(
+                        "DELETE FROM group_members WHERE conversation_id = ?1 AND identity_key = ?2 RETURNING capability_key",
+                        params![conv, gone.identity_key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(key) = key.and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+                    && admin
+                    && !summary.removed_self
+                {
+                    applied.revoke.push(key);
+                }
+            }
+            if summary.removed_self {
+                tx.execute(
+                    "UPDATE conversations SET state = 'closed', closed_reason = 'an admin removed you' WHERE id = ?1",
+                    [conv],
+                )?;
+                tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [conv])?;
+                report.integrity_events.push(IntegrityEvent {
+                    conversation: conv.to_string(),
+                    at: now,
+                    detail: "you were removed from this group".into(),
+                });
+            } else if summary.own {
+                deliver_welcomes(tx, conv, epoch_before)?;
+                tx.execute(
+                    "DELETE FROM group_ops WHERE conversation_id = ?1 AND epoch = ?2",
+                    params![conv, ms(epoch_before)],
+                )?;
+                tx.execute(
+                    "UPDATE conversations SET last_commit = ?2 WHERE id = ?1",
+                    params![conv, ms(now)],
+                )?;
+            } else {
+                // Another commit took this epoch: ours (if any) is built again.
+                tx.execute(
+                    "UPDATE group_ops SET epoch = NULL, welcome = NULL WHERE conversation_id = ?1 AND epoch = ?2",
+                    params![conv, ms(epoch_before)],
+                )?;
+                tx.execute(
+                    "DELETE FROM group_ops WHERE conversation_id = ?1 AND kind = 'update' AND epoch IS NULL",
+                    [conv],
+                )?;
+                tx.execute(
+                    "DELETE FROM outbox WHERE conversation_id = ?1 AND commit_epoch = ?2",
+                    params![conv, ms(epoch_before)],
+                )?;
+                if !summary.removed.is_empty() {
+                    // After a removal every member refreshes its leaf
+                    // (post-compromise security).
+                    tx.execute(
+                        "UPDATE conversations SET last_commit = 0 WHERE id = ?1",
+                        [conv],
+                    )?;
+                }
+            }
+        }
+        GroupOutcome::JoinRequest(request) => {
+            let answered: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM group_ops WHERE inbox_channel = ?1)",
+                [channel.id],
+                |r| r.get(0),
+            )?;
+            if !answered {
+                let seed: [u8; 32] = random()?;
+                tx.execute(
+                    "INSERT INTO group_ops (conversation_id, kind, key_package, capability_seed, member_name, inbox_channel, created_at) \
+                     VALUES (?1, 'add', ?2, ?3, ?4, ?5, ?6)",
+                    params![conv, request.key_package, seed.as_slice(), request.display_name, channel.id, ms(now)],
+                )?;
+            }
+        }
+        GroupOutcome::Joined { snapshot, welcome } => {
+            tx.execute(
+                "UPDATE conversations SET state = 'active', mls_state = ?2, pending_kp = NULL, expires_at = NULL, \
+                 contact_name = ?3, last_activity = ?4, last_commit = ?4 WHERE id = ?1",
+                params![conv, snapshot.as_slice(), welcome.group_name, ms(now)],
+            )?;
+            insert_channel(
+                tx,
+                conv,
+                &welcome.channel,
+                &welcome.channel.key,
+                false,
+                true,
+            )?;
+            tx.execute(
+                "UPDATE channels SET role = 'inbox-done' WHERE id = ?1",
+                [channel.id],
+            )?;
+            for entry in &welcome.roster {
+                upsert_member(tx, conv, entry)?;
+            }
+            applied.joined = true;
+        }
+    }
+    Ok(applied)
+}
+
+/// Sends the Welcome of each member this member's commit at `epoch`
+/// added: through the 1:1 conversation it came from, or sealed on the
+/// group link's inbox.
+fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64) -> Result<()> {
+    type Row = (
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<String>,
+        Option<i64>,
+    );
+    let adds: Vec<Row> = {
+        let mut stmt = tx.prepare(
+            "SELECT welcome, capability_seed, deliver_to, inbox_channel FROM group_ops \
+             WHERE conversation_id = ?1 AND epoch = ?2 AND kind = 'add'",
+        )?;
+        let rows = stmt.query_map(params![conv, ms(epoch)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if adds.is_empty() {
+        return Ok(());
+    }
+    let channel = group_channel(tx, conv)?;
+    let group_name: String = tx.query_row(
+        "SELECT COALESCE(contact_name, '') FROM conversations WHERE id = ?1",
+        [conv],
+        |r| r.get(0),
+    )?;
+    let roster: Vec<MemberEntry> = {
+        let mut stmt = tx.prepare(
+            "SELECT identity_key, display_name, capability_key FROM group_members WHERE conversation_id = ?1",
+        )?;
+        let rows = stmt.query_map([conv], |r| {
+            let cap: Vec<u8> = r.get(2)?;
+            Ok(MemberEntry {
+                identity_key: r.get(0)?,
+                display_name: r.get(1)?,
+                capability_key: <[u8; 32]>::try_from(cap.as_slice()).unwrap_or([0; 32]),
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (welcome, seed, pair, inbox) in adds {
+        let (Some(welcome), Some(seed)) = (welcome, seed) else {
+            continue;
+        };
+        let seed = <[u8; 32]>::try_from(seed.as_slice())
+            .map_err(|_| CoreError::Corrupt("capability seed".into()))?;
+        let invite = GroupWelcome {
+            group_name: group_name.clone(),
+            channel: grant_for(&channel, seed),
+            welcome,
+            roster: roster.clone(),
+        };
+        if let Some(pair) = pair {
+            let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx.query_row(
+                "SELECT identity, mls_state FROM conversations WHERE id = ?1",
+                [&pair],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let mut session =
+                open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)?;
+            let ct = session.encrypt(&Zeroizing::new(PairFrame::GroupInvite(invite).to_bytes()))?;
+            tx.execute(
+                "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
+                params![pair, session.snapshot()?.to_bytes().as_slice()],
+            )?;
+            queue(tx, &pair, &envelope_payload(&Envelope::Mls(ct))?)?;
+        } else if let Some(inbox) = inbox {
+            let seal_key: Option<Vec<u8>> = tx.query_row(
+                "SELECT seal_key FROM channels WHERE id = ?1",
+                [inbox],
+                |r| r.get(0),
+            )?;
+            let seal_key = seal_key
+                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+                .map(SealKey::from_bytes)
+                .ok_or_else(|| CoreError::Corrupt("inbox without a seal key".into()))?;
+            let sealed =
+                seal_key.seal(GROUP_WELCOME_CONTEXT, &Zeroizing::new(invite.to_bytes()))?;
+            queue_with(
+                tx,
+                conv,
+                &envelope_payload(&Envelope::GroupWelcome(sealed))?,
+                &QueueOptions {
+                    channel: Some(inbox),
+                    ..QueueOptions::default()
+                },
+            )?;
+            tx.execute(
+                "UPDATE channels SET role = 'inbox-done' WHERE id = ?1",
+                [inbox],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Joins a group a contact added this user to, with the spare key package
+/// this user gave that contact (inside the 1:1 message's transaction).
+pub(crate) fn join_from_pair(
+    tx: &Transaction<'_>,
+    pair: &str,
+    invite: &GroupWelcome,
+    now: u64,
+) -> std::result::Result<String, String> {
+    let (identity, pending, my_name): (Option<Vec<u8>>, Option<Vec<u8>>, String) = tx
+        .query_row(
+            "SELECT spare_identity, spare_kp, my_name FROM conversations WHERE id = ?1",
+            [pair],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map_err(|e| e.to_string())?;
+    let (Some(identity), Some(pending)) = (identity, pending) else {
+        return Err("a group invitation without a spare key package to answer it".into());
+    };
+    let identity_bytes = Zeroizing::new(identity);
+    let identity = IdentityKey::from_bytes(&identity_bytes).map_err(|e| e.to_string())?;
+    let pending =
+        PendingKeyPackage::from_bytes(&Zeroizing::new(pending)).map_err(|e| e.to_string())?;
+    let mut session =
+        Session::join(&identity, &pending, &invite.welcome).map_err(|e| e.to_string())?;
+    if session.admins().is_none() {
+        return Err("a group Welcome without an admin list".into());
+    }
+    let snapshot = session.snapshot().map_err(|e| e.to_string())?;
+    let id = conversation_id(&invite.channel.write_id);
+    let run = || -> Result<()> {
+        tx.execute(
+            "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, last_commit) \
+             VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
+            params![id, invite.group_name, my_name, identity_bytes.as_slice(), snapshot.to_bytes().as_slice(), ms(now)],
+        )?;
+        insert_channel(tx, &id, &invite.channel, &invite.channel.key, false, true)?;
+        for entry in &invite.roster {
+            upsert_member(tx, &id, entry)?;
+        }
+        tx.execute(
+            "UPDATE conversations SET spare_identity = NULL, spare_kp = NULL WHERE id = ?1",
+            [pair],
+        )?;
+        Ok(())
+    };
+    run().map_err(|e| e.to_string())?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use kith_testkit::{RelayOptions, RelayProcess};
+
+    async fn person(dir: &std::path::Path, name: &str, relay: Option<&str>) -> Engine {
+        Engine::init(&dir.join(name), name, relay).await.unwrap()
+    }
+
+    async fn meet(a: &mut Engine, b: &mut Engine) -> (String, String) {
+        let invite = a.invite(None, None).await.unwrap();
+        let on_b = b.accept(&invite.link, None).await.unwrap().conversation.id;
+        a.sync().await.unwrap();
+        b.sync().await.unwrap();
+        a.sync().await.unwrap();
+        (invite.conversation, on_b)
+    }
+
+    fn epoch(e: &Engine, group: &str) -> u64 {
+        e.load(&e.resolve(group).unwrap()).unwrap().epoch()
+    }
+
+    /// Two admins build commits for the same epoch before either sees the
+    /// other's: the channel's order decides, the loser builds its change
+    /// again on the new epoch, and everyone ends in one state.
+    #[tokio::test]
+    async fn concurrent_commits_from_two_admins_converge() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
+        let mut alex = person(dir.path(), "Alex", Some(relay.url())).await;
+        let mut blair = person(dir.path(), "Blair", None).await;
+        let mut charlie = person(dir.path(), "Charlie", None).await;
+        let mut dani = person(dir.path(), "Dani", None).await;
+        let (ab, _) = meet(&mut alex, &mut blair).await;
+        let (ac, _) = meet(&mut alex, &mut charlie).await;
+        let (ad, _) = meet(&mut alex, &mut dani).await;
+        alex.group_create("Crew").await.unwrap();
+        assert!(alex.group_add("Crew", &ab).await.unwrap().done);
+        assert!(alex.group_add("Crew", &ad).await.unwrap().done);
+        blair.sync().await.unwrap();
+        dani.sync().await.unwrap();
+        assert!(
+            alex.group_set_admin("Crew", "Blair", true)
+                .await
+                .unwrap()
+                .done
+        );
+        blair.sync().await.unwrap();
+        dani.sync().await.unwrap();
+        let start = epoch(&alex, "Crew");
+        assert_eq!(epoch(&blair, "Crew"), start);
+
+        // Both stage at the same epoch; Blair's reaches the channel first.
+        let crew_a = alex.resolve("Crew").unwrap();
+        let crew_b = blair.resolve("Crew").unwrap();
+        let kp: Vec<u8> = alex
+            .db
+            .query_row(
+                "SELECT contact_kp FROM conversations WHERE id = ?1",
+                [&ac],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let seed: [u8; 32] = random().unwrap();
+        let add = alex
+            .insert_op(&crew_a, "add", |o| {
+                o.key_package = Some(kp);
+                o.capability_seed = Some(seed.to_vec());
+                o.member_name = Some("Charlie".into());
+                o.deliver_to = Some(ac.clone());
+            })
+            .unwrap();
+        let dani_key = blair.find_member(&crew_b, "Dani").unwrap();
+        let remove = blair
+            .insert_op(&crew_b, "remove", |o| o.target = Some(dani_key))
+            .unwrap();
+        blair.stage(&crew_b, false).await.unwrap();
+        alex.stage(&crew_a, false).await.unwrap();
+        blair.flush_outbox(Some(&crew_b)).await.unwrap();
+        alex.flush_outbox(Some(&crew_a)).await.unwrap();
+
+        // Alex processes Blair's commit first: his own is stale and his add
+        // goes back to waiting, then is built again and taken.
+        alex.sync().await.unwrap();
+        let waiting: Option<i64> = alex
+            .db
+            .query_row("SELECT epoch FROM group_ops WHERE id = ?1", [add], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            waiting,
+            Some(i64::try_from(start + 1).unwrap()),
+            "rebuilt on the new epoch"
+        );
+        for _ in 0..3 {
+            alex.sync().await.unwrap();
+            blair.sync().await.unwrap();
+            charlie.sync().await.unwrap();
+        }
+        let done = |e: &Engine, op: i64| -> bool {
+            e.db.query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM group_ops WHERE id = ?1)",
+                [op],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert!(done(&alex, add) && done(&blair, remove));
+        let ids = |e: &Engine| -> Vec<String> {
+            let mut v: Vec<String> = e
+                .group_members("Crew")
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(&alex).len(), 3);
+        assert_eq!(ids(&alex), ids(&blair));
+        assert_eq!(ids(&alex), ids(&charlie));
+        assert_eq!(epoch(&alex, "Crew"), epoch(&blair, "Crew"));
+        assert_eq!(epoch(&alex, "Crew"), epoch(&charlie, "Crew"));
+        // Nobody saw an integrity event: a lost commit is not an attack.
+        for e in [&alex, &blair, &charlie] {
+            assert!(e.integrity_events("Crew").unwrap().is_empty());
+        }
+    }
+}

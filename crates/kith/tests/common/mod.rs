@@ -1,0 +1,125 @@
+//! Helpers shared by the end-to-end tests: people are `kith` processes
+//! with their own home directory, relays are real `kith-relay` processes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    dead_code,
+    unreachable_pub
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+
+use kith_testkit::{RelayOptions, RelayProcess};
+use serde_json::Value;
+
+pub struct Person {
+    pub home: PathBuf,
+}
+
+impl Person {
+    pub fn new(dir: &Path, who: &str) -> Self {
+        Self {
+            home: dir.join(who),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kith"));
+        c.arg("--home")
+            .arg(&self.home)
+            .args(args)
+            .env_remove("KITH_HOME");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kith {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(self.ok(&all).trim()).unwrap()
+    }
+
+    pub fn texts(&self, conv: &str) -> Vec<(String, String)> {
+        self.json(&["read", conv])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["from"].as_str().unwrap().to_string(),
+                    m["text"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+pub fn relay() -> RelayProcess {
+    RelayProcess::start(RelayOptions::default().unlimited()).unwrap()
+}
+
+/// Alex (with a relay) invites Blair (without one); Blair accepts; Alex
+/// syncs and sees the connection.
+pub fn meet(dir: &Path, relay: &RelayProcess) -> (Person, Person) {
+    let alex = Person::new(dir, "alex");
+    let blair = Person::new(dir, "blair");
+    alex.ok(&["init", "--name", "Alex Example", "--relay", relay.url()]);
+    blair.ok(&["init", "--name", "Blair Sample"]);
+    let link = alex.json(&["invite"])["link"].as_str().unwrap().to_string();
+    assert!(link.starts_with("kith:http://"), "{link}");
+    let accepted = blair.json(&["accept", &link]);
+    assert_eq!(accepted["name"], "Alex Example");
+    let sync = alex.json(&["sync"]);
+    assert_eq!(sync["connected"][0]["name"], "Blair Sample", "{sync}");
+    (alex, blair)
+}
+
+/// Spawns `kith watch --json` and forwards its lines.
+pub fn watch(person: &Person) -> (Child, mpsc::Receiver<Value>) {
+    let mut child = person
+        .command(&["--json", "watch"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// `a` invites `b` (both have profiles); returns the conversation ids
+/// (as `a` sees it, as `b` sees it).
+pub fn connect(a: &Person, b: &Person) -> (String, String) {
+    let link = a.json(&["invite"])["link"].as_str().unwrap().to_string();
+    let accepted = b.json(&["accept", &link]);
+    let sync = a.json(&["sync"]);
+    let on_a = sync["connected"][0]["id"].as_str().unwrap().to_string();
+    (on_a, accepted["id"].as_str().unwrap().to_string())
+}

@@ -1,0 +1,221 @@
+//! Groups end to end through the `kith` binary against a real `kith-relay`:
+//! create, add a contact, invite by link, everyone talks, two admins commit
+//! at once, removal (enforced by the relay), leaving.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::{Person, connect, relay};
+use serde_json::Value;
+
+fn members(p: &Person, group: &str) -> Vec<(String, bool)> {
+    let mut list: Vec<(String, bool)> = p
+        .json(&["group", "members", group])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_string(),
+                m["admin"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+fn names(p: &Person, group: &str) -> Vec<String> {
+    let mut list: Vec<String> = p
+        .json(&["group", "members", group])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    list.sort();
+    list
+}
+
+fn sync_all(people: &[&Person]) {
+    for _ in 0..2 {
+        for p in people {
+            p.ok(&["sync"]);
+        }
+    }
+}
+
+fn texts_of(p: &Person, group: &str) -> Vec<String> {
+    p.texts(group)
+        .into_iter()
+        .map(|(from, text)| format!("{from}: {text}"))
+        .collect()
+}
+
+#[test]
+fn a_group_lives_on_one_channel_from_creation_to_leaving() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = Person::new(dir.path(), "alex");
+    let blair = Person::new(dir.path(), "blair");
+    let charlie = Person::new(dir.path(), "charlie");
+    let dani = Person::new(dir.path(), "dani");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
+    for (p, name) in [(&blair, "Blair"), (&charlie, "Charlie"), (&dani, "Dani")] {
+        p.ok(&["init", "--name", name]);
+    }
+    let (alex_blair, _) = connect(&alex, &blair);
+    let (alex_charlie, _) = connect(&alex, &charlie);
+    // Contacts hand each other a spare key package on sync.
+    sync_all(&[&blair, &charlie, &alex]);
+
+    let created = alex.json(&["group", "create", "Climbing"]);
+    assert_eq!(created["kind"], "group");
+    assert_eq!(members(&alex, "Climbing").len(), 1);
+
+    // Add a contact: done at once, and Blair is in after a sync.
+    let added = alex.json(&["group", "add", "Climbing", &alex_blair]);
+    assert_eq!(added["done"], true, "{added}");
+    let sync = blair.json(&["sync"]);
+    assert_eq!(sync["connected"][0]["name"], "Climbing", "{sync}");
+    assert_eq!(names(&blair, "Climbing"), ["Alex", "me"]);
+
+    // Invite by link: Dani (no contact of anyone) asks; Alex's syncs add her.
+    let link = alex.json(&["group", "invite", "Climbing"])["link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let joining = dani.json(&["accept", &link]);
+    assert_eq!(joining["state"], "joining", "{joining}");
+    let err = dani.run(&["send", "Climbing", "too early"]);
+    assert!(!err.status.success());
+    alex.ok(&["sync"]);
+    alex.ok(&["sync"]);
+    let sync = dani.json(&["sync"]);
+    assert_eq!(sync["connected"][0]["name"], "Climbing", "{sync}");
+    blair.ok(&["sync"]);
+    assert_eq!(names(&dani, "Climbing"), ["Alex", "Blair", "me"]);
+    assert_eq!(names(&blair, "Climbing"), ["Alex", "Dani", "me"]);
+    // The link was for one person.
+    let again = charlie.run(&["accept", &link]);
+    assert!(!again.status.success());
+
+    // Everyone reaches everyone.
+    alex.ok(&["send", "Climbing", "saturday at the crag?"]);
+    blair.ok(&["send", "Climbing", "yes!"]);
+    dani.ok(&["send", "Climbing", "count me in"]);
+    sync_all(&[&alex, &blair, &dani]);
+    let mut seen_by_alex = texts_of(&alex, "Climbing");
+    seen_by_alex.sort();
+    assert_eq!(
+        seen_by_alex,
+        [
+            "Blair: yes!",
+            "Dani: count me in",
+            "me: saturday at the crag?"
+        ]
+    );
+    let mut seen_by_dani = texts_of(&dani, "Climbing");
+    seen_by_dani.sort();
+    assert_eq!(
+        seen_by_dani,
+        [
+            "Alex: saturday at the crag?",
+            "Blair: yes!",
+            "me: count me in"
+        ]
+    );
+
+    // Two admins commit at once: Alex adds Charlie while Blair removes
+    // Dani. The channel orders them; the loser builds its change again.
+    let promoted = alex.json(&["group", "admins", "Climbing", "add", "Blair"]);
+    assert_eq!(promoted["done"], true, "{promoted}");
+    sync_all(&[&blair, &dani, &alex]);
+    let racers = [
+        alex.command(&["--json", "group", "add", "Climbing", &alex_charlie])
+            .spawn()
+            .unwrap(),
+        blair
+            .command(&["--json", "group", "remove", "Climbing", "Dani"])
+            .spawn()
+            .unwrap(),
+    ];
+    for mut r in racers {
+        assert!(r.wait().unwrap().success());
+    }
+    sync_all(&[&alex, &blair, &charlie]);
+    let view = members(&alex, "Climbing");
+    assert_eq!(view.len(), 3, "{view:?}");
+    assert_eq!(members(&blair, "Climbing"), view);
+    assert_eq!(members(&charlie, "Climbing"), view);
+    assert_eq!(names(&charlie, "Climbing"), ["Alex", "Blair", "me"]);
+
+    // Dani was removed: the relay refuses her reads and nothing new opens.
+    charlie.ok(&["send", "Climbing", "hello from charlie"]);
+    let sync = dani.run(&["--json", "sync"]);
+    assert!(
+        String::from_utf8_lossy(&sync.stderr).contains("no longer lets you read"),
+        "{}",
+        String::from_utf8_lossy(&sync.stderr)
+    );
+    assert!(
+        !texts_of(&dani, "Climbing")
+            .iter()
+            .any(|t| t.contains("hello from charlie"))
+    );
+    let send = dani.run(&["send", "Climbing", "still here?"]);
+    assert!(!send.status.success());
+    let list: Value = dani.json(&["list"]);
+    assert_eq!(list[0]["state"], "closed", "{list}");
+
+    sync_all(&[&alex, &blair, &charlie]);
+    assert!(texts_of(&alex, "Climbing").contains(&"Charlie: hello from charlie".to_string()));
+    assert!(texts_of(&blair, "Climbing").contains(&"Charlie: hello from charlie".to_string()));
+
+    // Charlie leaves; an admin's sync carries it out and revokes the key.
+    charlie.ok(&["group", "leave", "Climbing"]);
+    sync_all(&[&alex, &blair]);
+    assert_eq!(names(&alex, "Climbing"), ["Blair", "me"]);
+    assert_eq!(names(&blair, "Climbing"), ["Alex", "me"]);
+    let send = charlie.run(&["send", "Climbing", "bye"]);
+    assert!(!send.status.success());
+    alex.ok(&["send", "Climbing", "after charlie left"]);
+    sync_all(&[&blair]);
+    assert!(texts_of(&blair, "Climbing").contains(&"Alex: after charlie left".to_string()));
+
+    // A non-admin cannot remove; the last admin cannot simply leave.
+    let demoted = alex.json(&["group", "admins", "Climbing", "remove", "me"]);
+    assert_eq!(demoted["done"], true, "{demoted}");
+    let err = alex.run(&["group", "remove", "Climbing", "Blair"]);
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("only an admin"),
+        "{}{}",
+        String::from_utf8_lossy(&err.stdout),
+        String::from_utf8_lossy(&err.stderr)
+    );
+    blair.ok(&["sync"]);
+    let err = blair.run(&["group", "leave", "Climbing"]);
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("needs an admin"),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
+    );
+
+    // The relay holds the group's messages but no name and no text.
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(relay.db_path().parent().unwrap()).unwrap() {
+        files.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    for secret in ["Climbing", "Charlie", "Dani", "saturday at the crag"] {
+        assert!(
+            !files.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the relay stored {secret:?}"
+        );
+    }
+}

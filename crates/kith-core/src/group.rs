@@ -180,11 +180,18 @@ fn upsert_member(tx: &rusqlite::Connection, conv: &str, entry: &MemberEntry) -> 
 }
 
 impl Engine {
-    /// Creates a group hosted on this profile's relay, with this user as
-    /// its only member and admin.
-    pub async fn group_create(&mut self, name: &str) -> Result<ConversationView> {
+    /// Creates a group hosted on `relay` (default: this profile's relay),
+    /// with this user as its only member and admin.
+    pub async fn group_create(
+        &mut self,
+        name: &str,
+        relay: Option<&str>,
+    ) -> Result<ConversationView> {
         let profile = self.profile()?;
-        let relay_url = profile.relay_url.ok_or(CoreError::NoRelay)?;
+        let relay_url = relay
+            .map(str::to_string)
+            .or(profile.relay_url)
+            .ok_or(CoreError::NoRelay)?;
         let client = self.relay(&relay_url)?;
         let info = client.info().await?;
         let owner = kith_relay::client::generate_key()?;
@@ -1415,7 +1422,7 @@ mod tests {
         let (ab, _) = meet(&mut alex, &mut blair).await;
         let (ac, _) = meet(&mut alex, &mut charlie).await;
         let (ad, _) = meet(&mut alex, &mut dani).await;
-        alex.group_create("Crew").await.unwrap();
+        alex.group_create("Crew", None).await.unwrap();
         assert!(alex.group_add("Crew", &ab).await.unwrap().done);
         assert!(alex.group_add("Crew", &ad).await.unwrap().done);
         blair.sync().await.unwrap();

@@ -3,7 +3,10 @@
 //! member, both loaded fresh from their stored snapshots for every sample,
 //! so every sample sees the same epoch. The groups are created by one add
 //! commit, so parent nodes are blank: the tree every update commit must
-//! encrypt to is the widest it gets (a worst case for `update`).
+//! encrypt to is the widest it gets (a worst case for `update`). The
+//! `*_populated` variants first let one member under each node of the
+//! creator's copath commit (about log2 n commits), as members' own updates
+//! do over a group's life; then a commit encrypts to about log2 n nodes.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -25,23 +28,45 @@ struct Group {
 }
 
 impl Group {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, populate: bool) -> Self {
         let key = IdentityKey::generate().unwrap();
-        let member_key = IdentityKey::generate().unwrap();
-        let (member_kp, pending) = key_package(&member_key).unwrap();
-        let mut kps = vec![member_kp];
-        for _ in 2..n {
-            kps.push(key_package(&IdentityKey::generate().unwrap()).unwrap().0);
+        // Leaf 2^k is under the k-th node of leaf 0's copath; those members
+        // are the ones that join (leaf 1 is the measured member).
+        let mut joiners = Vec::new();
+        let mut kps = Vec::new();
+        for leaf in 1..n {
+            let member_key = IdentityKey::generate().unwrap();
+            let (kp, pending) = key_package(&member_key).unwrap();
+            if leaf.is_power_of_two() {
+                joiners.push((member_key, pending));
+            }
+            kps.push(kp);
         }
         let refs: Vec<&[u8]> = kps.iter().map(Vec::as_slice).collect();
         let (mut creator, welcome) = Session::create(&key, &refs).unwrap();
-        let mut member = Session::join(&member_key, &pending, &welcome).unwrap();
+        if !populate {
+            joiners.truncate(1);
+        }
+        let mut sessions: Vec<Session> = joiners
+            .iter()
+            .map(|(k, pending)| Session::join(k, pending, &welcome).unwrap())
+            .collect();
+        if populate {
+            for i in 0..sessions.len() {
+                let commit = sessions[i].commit(&[], &[]).unwrap().commit;
+                creator.process(&commit).unwrap();
+                for s in &mut sessions {
+                    s.process(&commit).unwrap();
+                }
+            }
+        }
+        let mut member = sessions.swap_remove(0);
         assert_eq!(member.members().len(), n);
         Self {
             creator: creator.snapshot().unwrap(),
             member: member.snapshot().unwrap(),
             key,
-            member_key,
+            member_key: joiners.swap_remove(0).0,
         }
     }
 
@@ -58,8 +83,30 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("group");
     g.sample_size(10);
     for n in [10usize, 100, 1000] {
-        let group = Group::new(n);
+        let group = Group::new(n, false);
+        let populated = Group::new(n, true);
         let last = u32::try_from(n - 1).unwrap();
+        for (name, remove) in [("update", &[][..]), ("remove", &[last][..])] {
+            g.bench_function(format!("{name}_commit_populated/{n}"), |b| {
+                b.iter_batched_ref(
+                    || populated.creator(),
+                    |s| s.commit(&[], remove).unwrap(),
+                    BatchSize::LargeInput,
+                )
+            });
+            g.bench_function(format!("{name}_process_populated/{n}"), |b| {
+                b.iter_batched_ref(
+                    || {
+                        (
+                            populated.member(),
+                            populated.creator().commit(&[], remove).unwrap().commit,
+                        )
+                    },
+                    |(m, commit)| m.process(commit).unwrap(),
+                    BatchSize::LargeInput,
+                )
+            });
+        }
         let add = |s: &mut Session| {
             s.commit(
                 &[&key_package(&IdentityKey::generate().unwrap()).unwrap().0],

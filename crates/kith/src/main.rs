@@ -75,8 +75,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum GroupCommand {
-    /// Create a group hosted on your relay, with you as its admin.
-    Create { name: String },
+    /// Create a group, with you as its admin.
+    Create {
+        name: String,
+        /// The relay that hosts the group's channel (default: yours).
+        #[arg(long)]
+        relay: Option<String>,
+    },
     /// A one-time link to join the group (your next sync adds whoever opens it).
     Invite { group: String },
     /// Add a contact (one of your 1:1 conversations) to the group.
@@ -410,8 +415,8 @@ async fn run(cli: Cli) -> Result<()> {
 async fn group(home: &std::path::Path, command: GroupCommand, as_json: bool) -> Result<()> {
     let mut engine = Engine::open(home)?;
     match command {
-        GroupCommand::Create { name } => {
-            let view = engine.group_create(&name).await?;
+        GroupCommand::Create { name, relay } => {
+            let view = engine.group_create(&name, relay.as_deref()).await?;
             if as_json {
                 json(&view)?;
             } else {

@@ -1,7 +1,8 @@
 //! # kith-core
 //!
 //! The client engine: a profile in one SQLite file, conversations of type
-//! `PairV1` started through `InboxV1` invitations, an outbox that retries
+//! `PairV1` started through `InboxV1` invitations and `GroupV1` groups on
+//! one channel, an outbox that retries
 //! the same bytes until a relay takes them, and inbox sync from cursors.
 //! It never prints: the `kith` binary presents what it returns.
 //!

@@ -174,9 +174,9 @@ impl MlsRules for KithRules {
         _: &GroupContext,
         _: &ProposalBundle,
     ) -> Result<CommitOptions, PolicyError> {
-        // Every commit refreshes the committer's path: each one is a
-        // post-compromise-security update.
-        Ok(CommitOptions::new().with_path_required(true))
+        // A path only where MLS requires one (removes, updates): an add
+        // without one stays cheap in a large group (docs/performance.md).
+        Ok(CommitOptions::new())
     }
 
     fn encryption_options(

@@ -18,16 +18,25 @@ pub const MAX_TEXT: u32 = 200_000;
 /// Longest MLS message carried by an envelope.
 pub const MAX_MLS: u32 = 262_144;
 
-/// `opaque key_package<1..65536>`.
-fn key_package(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<u8>, DecodeError> {
-    let kp = r.opaque(65_536, what)?.to_vec();
-    if kp.is_empty() {
+/// `opaque field<1..max>`: like `opaque<0..max>`, but empty is refused.
+fn nonempty_opaque(
+    r: &mut Reader<'_>,
+    max: u32,
+    what: &'static str,
+) -> Result<Vec<u8>, DecodeError> {
+    let bytes = r.opaque(max, what)?.to_vec();
+    if bytes.is_empty() {
         return Err(DecodeError::Invalid {
             what,
             reason: "empty",
         });
     }
-    Ok(kp)
+    Ok(bytes)
+}
+
+/// `opaque key_package<1..65536>`.
+fn key_package(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<u8>, DecodeError> {
+    nonempty_opaque(r, 65_536, what)
 }
 
 fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
@@ -302,13 +311,7 @@ impl Codec for GroupWelcome {
         version(r, "group_welcome.version")?;
         let group_name = r.string(MAX_NAME, "group_welcome.group_name")?;
         let channel = ChannelGrant::decode(r)?;
-        let welcome = r.opaque(MAX_MLS, "group_welcome.welcome")?.to_vec();
-        if welcome.is_empty() {
-            return Err(DecodeError::Invalid {
-                what: "group_welcome.welcome",
-                reason: "empty",
-            });
-        }
+        let welcome = nonempty_opaque(r, MAX_MLS, "group_welcome.welcome")?;
         Ok(Self {
             group_name,
             channel,
@@ -405,15 +408,8 @@ impl Codec for MemberEntry {
         w.raw(&self.capability_key);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let identity_key = r.opaque(256, "member_entry.identity_key")?.to_vec();
-        if identity_key.is_empty() {
-            return Err(DecodeError::Invalid {
-                what: "member_entry.identity_key",
-                reason: "empty",
-            });
-        }
         Ok(Self {
-            identity_key,
+            identity_key: nonempty_opaque(r, 256, "member_entry.identity_key")?,
             display_name: r.string(MAX_NAME, "member_entry.display_name")?,
             capability_key: r.array("member_entry.capability_key")?,
         })

@@ -702,15 +702,7 @@ impl Engine {
                     "message {} on {} refused: {detail}",
                     item.seq, channel.relay_url
                 );
-                tx.execute(
-                    "INSERT INTO integrity_events (conversation_id, at, detail) VALUES (?1, ?2, ?3)",
-                    params![conv, ms(now), detail],
-                )?;
-                report.integrity_events.push(IntegrityEvent {
-                    conversation: conv.clone(),
-                    at: now,
-                    detail,
-                });
+                record_integrity_event(&tx, &conv, now, detail, report)?;
                 false
             }
         };
@@ -742,13 +734,19 @@ impl Engine {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .map_err(|e| e.to_string())?;
-        if kind == "group" {
-            return self
-                .open_group_message(channel, envelope)
-                .map(Outcome::Group);
-        }
         let identity =
             IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(|e| e.to_string())?;
+        if kind == "group" {
+            let row = OpenRow {
+                state,
+                pending,
+                identity,
+                mls_state,
+            };
+            return self
+                .open_group_message(channel, envelope, row)
+                .map(Outcome::Group);
+        }
         match envelope {
             Envelope::Welcome(welcome) => {
                 let pending = match (state.as_str(), pending) {
@@ -1033,6 +1031,74 @@ pub(crate) fn queue_with(
     Ok(())
 }
 
+/// Records a message that was refused, and reports it (pair-v1.md §6).
+pub(crate) fn record_integrity_event(
+    tx: &Transaction<'_>,
+    conv: &str,
+    now: u64,
+    detail: String,
+    report: &mut SyncReport,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO integrity_events (conversation_id, at, detail) VALUES (?1, ?2, ?3)",
+        params![conv, ms(now), detail],
+    )?;
+    report.integrity_events.push(IntegrityEvent {
+        conversation: conv.to_string(),
+        at: now,
+        detail,
+    });
+    Ok(())
+}
+
+/// Stores an incoming text and reports it; a `message_id` already stored
+/// is not shown again. `sender` is a group member's name; `None` in a 1:1
+/// conversation, where the contact's current name is shown.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn receive_text(
+    tx: &Transaction<'_>,
+    conv: &str,
+    message_id: [u8; 16],
+    sent_at_ms: u64,
+    text: String,
+    sender: Option<String>,
+    now: u64,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender) \
+         VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6)",
+        params![conv, message_id, ms(sent_at_ms), ms(now), text, sender],
+    )?;
+    if inserted == 1 {
+        tx.execute(
+            "UPDATE conversations SET unread = unread + 1, last_activity = ?2 WHERE id = ?1",
+            params![conv, ms(now)],
+        )?;
+        report.messages.push(MessageView {
+            id: to_hex(&message_id),
+            conversation: conv.to_string(),
+            from: match sender {
+                Some(name) => name,
+                None => contact_name(tx, conv)?,
+            },
+            outgoing: false,
+            sent_at: sent_at_ms,
+            received_at: now,
+            text,
+        });
+    }
+    Ok(())
+}
+
+/// What opening a conversation's message needs from its row, read once.
+pub(crate) struct OpenRow {
+    pub(crate) state: String,
+    pub(crate) pending: Option<Vec<u8>>,
+    pub(crate) identity: IdentityKey,
+    pub(crate) mls_state: Option<Vec<u8>>,
+}
+
 /// What a message did, to be applied in its transaction.
 enum Outcome {
     Nothing,
@@ -1072,28 +1138,7 @@ fn apply(
                     message_id,
                     sent_at_ms,
                     text,
-                }) => {
-                    let inserted = tx.execute(
-                        "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text) \
-                         VALUES (?1, ?2, 0, ?3, ?4, ?5)",
-                        params![conv, message_id, ms(sent_at_ms), ms(now), text],
-                    )?;
-                    if inserted == 1 {
-                        tx.execute(
-                            "UPDATE conversations SET unread = unread + 1, last_activity = ?2 WHERE id = ?1",
-                            params![conv, ms(now)],
-                        )?;
-                        report.messages.push(MessageView {
-                            id: to_hex(&message_id),
-                            conversation: conv.to_string(),
-                            from: contact_name(tx, conv)?,
-                            outgoing: false,
-                            sent_at: sent_at_ms,
-                            received_at: now,
-                            text,
-                        });
-                    }
-                }
+                }) => receive_text(tx, conv, message_id, sent_at_ms, text, None, now, report)?,
                 Some(PairFrame::Profile { display_name }) => {
                     tx.execute(
                         "UPDATE conversations SET contact_name = ?2 WHERE id = ?1",
@@ -1118,18 +1163,13 @@ fn apply(
                         Ok(group) => {
                             report.joined_groups.push(group);
                         }
-                        Err(detail) => {
-                            let detail = format!("a group invitation could not be used: {detail}");
-                            tx.execute(
-                            "INSERT INTO integrity_events (conversation_id, at, detail) VALUES (?1, ?2, ?3)",
-                            params![conv, ms(now), detail],
-                        )?;
-                            report.integrity_events.push(IntegrityEvent {
-                                conversation: conv.to_string(),
-                                at: now,
-                                detail,
-                            });
-                        }
+                        Err(detail) => record_integrity_event(
+                            tx,
+                            conv,
+                            now,
+                            format!("a group invitation could not be used: {detail}"),
+                            report,
+                        )?,
                     }
                 }
                 None => {}

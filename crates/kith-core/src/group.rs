@@ -35,8 +35,9 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::engine::{
-    ConversationView, Engine, IntegrityEvent, Invite, MessageView, QueueOptions, SyncReport,
+    ConversationView, Engine, IntegrityEvent, Invite, OpenRow, QueueOptions, SyncReport,
     conversation_id, envelope_payload, insert_channel, open_session, queue, queue_with, random,
+    receive_text,
 };
 use crate::error::{CoreError, Result};
 use crate::link::InviteLink;
@@ -605,8 +606,8 @@ impl Engine {
                 |r| r.get(0),
             )?;
             if !pending {
-                // One more round delivers the Welcome the commit unlocked.
-                self.flush_outbox(None).await.ok();
+                // The sync that confirmed the change also sent the Welcome
+                // it unlocked (settle flushes the outbox).
                 return Ok(GroupChange {
                     group: self.view(id)?,
                     done: true,
@@ -630,18 +631,14 @@ impl Engine {
         &self,
         channel: &ChannelRow,
         envelope: Envelope,
+        row: OpenRow,
     ) -> std::result::Result<GroupOutcome, String> {
-        type Row = (String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
-        let (state, identity, pending, mls_state): Row = self
-            .db
-            .query_row(
-                "SELECT state, identity, pending_kp, mls_state FROM conversations WHERE id = ?1",
-                [&channel.conversation_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .map_err(|e| e.to_string())?;
-        let identity =
-            IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(|e| e.to_string())?;
+        let OpenRow {
+            state,
+            pending,
+            identity,
+            mls_state,
+        } = row;
         let seal = || {
             channel
                 .seal_key
@@ -751,14 +748,7 @@ impl Engine {
                     .push(format!("revoking a removed member's key: {e}"));
             }
         }
-        let groups: Vec<String> = {
-            let mut stmt = self.db.prepare(
-                "SELECT id FROM conversations WHERE kind = 'group' AND state = 'active'",
-            )?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        for id in groups {
+        for id in self.conversation_ids("kind = 'group' AND state = 'active'")? {
             if let Err(e) = self.stage(&id, false).await {
                 report.errors.push(format!(
                     "{}: {e}",
@@ -977,17 +967,22 @@ impl Engine {
         Ok(key.and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()))
     }
 
+    /// Ids of the conversations matching `condition` (a fixed SQL
+    /// expression over `conversations`).
+    fn conversation_ids(&self, condition: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .db
+            .prepare(&format!("SELECT id FROM conversations WHERE {condition}"))?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Gives every contact without one a spare key package (a fresh
     /// identity), so that they can add this user to a group at once.
     fn offer_spares(&mut self) -> Result<()> {
-        let pairs: Vec<String> = {
-            let mut stmt = self.db.prepare(
-                "SELECT id FROM conversations WHERE kind = 'pair' AND state = 'active' AND spare_kp IS NULL",
-            )?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        for id in pairs {
+        for id in
+            self.conversation_ids("kind = 'pair' AND state = 'active' AND spare_kp IS NULL")?
+        {
             let mut session = self.load(&id)?;
             let identity = IdentityKey::generate()?;
             let (kp, pending) = key_package(&identity)?;
@@ -1087,26 +1082,16 @@ pub(crate) fn apply_group(
                     text,
                 } => {
                     let from = member_name(tx, conv, &sender_key)?;
-                    let inserted = tx.execute(
-                        "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender) \
-                         VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6)",
-                        params![conv, message_id, ms(sent_at_ms), ms(now), text, from],
+                    receive_text(
+                        tx,
+                        conv,
+                        message_id,
+                        sent_at_ms,
+                        text,
+                        Some(from),
+                        now,
+                        report,
                     )?;
-                    if inserted == 1 {
-                        tx.execute(
-                            "UPDATE conversations SET unread = unread + 1, last_activity = ?2 WHERE id = ?1",
-                            params![conv, ms(now)],
-                        )?;
-                        report.messages.push(MessageView {
-                            id: to_hex(&message_id),
-                            conversation: conv.to_string(),
-                            from,
-                            outgoing: false,
-                            sent_at: sent_at_ms,
-                            received_at: now,
-                            text,
-                        });
-                    }
                 }
                 PairFrame::Profile { display_name } => {
                     tx.execute(

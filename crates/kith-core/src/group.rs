@@ -676,7 +676,6 @@ impl Engine {
                 let secret = session
                     .export(COMMIT_KEYS_LABEL)
                     .map_err(|e| e.to_string())?;
-                let members = session.members();
                 let incoming = match session.process(&message) {
                     Ok(incoming) => incoming,
                     Err(_) if message_epoch(&message).is_some_and(|e| e < epoch_before) => {
@@ -698,9 +697,8 @@ impl Engine {
                         if !matches!(frame, PairFrame::Text { .. } | PairFrame::Profile { .. }) {
                             return Err("a frame a group does not carry".into());
                         }
-                        let sender_key = members
-                            .into_iter()
-                            .find(|m| m.index == sender)
+                        let sender_key = session
+                            .member(sender)
                             .map(|m| m.identity_key)
                             .unwrap_or_default();
                         Ok(GroupOutcome::Message {

@@ -468,6 +468,13 @@ pub struct StagedCommit {
     pub welcome: Option<Vec<u8>>,
 }
 
+fn member_info(m: &mls_rs::group::Member) -> MemberInfo {
+    MemberInfo {
+        index: m.index,
+        identity_key: m.signing_identity.signature_key.as_bytes().to_vec(),
+    }
+}
+
 /// A member of one MLS group.
 pub struct Session {
     group: Group<Config>,
@@ -636,11 +643,13 @@ impl Session {
         self.group
             .roster()
             .members_iter()
-            .map(|m| MemberInfo {
-                index: m.index,
-                identity_key: m.signing_identity.signature_key.as_bytes().to_vec(),
-            })
+            .map(|m| member_info(&m))
             .collect()
+    }
+
+    /// The member at leaf `index`, if there is one.
+    pub fn member(&self, index: u32) -> Option<MemberInfo> {
+        self.group.member_at_index(index).map(|m| member_info(&m))
     }
 
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -655,7 +664,6 @@ impl Session {
     pub fn process(&mut self, message: &[u8]) -> Result<Incoming, CryptoError> {
         let message =
             MlsMessage::from_bytes(message).map_err(CryptoError::mls("decode message"))?;
-        let before = self.members();
         let own = self.own_index();
         let had_pending = self.group.has_pending_commit();
         match self
@@ -668,34 +676,44 @@ impl Session {
                 plaintext: Zeroizing::new(m.data().to_vec()),
             }),
             ReceivedMessage::Commit(c) => {
-                // A removed member's roster is not updated, so removals are
-                // read from the applied proposals rather than by comparison.
+                // Who changed is read from the applied proposals (removed
+                // members from the prior epoch's tree: a removed member's own
+                // roster is not updated), so an application message never
+                // pays for a roster walk.
                 let (new_epoch, removed_self) = match &c.effect {
                     CommitEffect::NewEpoch(e) => (Some(e), false),
                     CommitEffect::Removed { new_epoch, .. } => (Some(new_epoch), true),
                     CommitEffect::ReInit(_) => (None, false),
                 };
-                let gone: Vec<u32> = new_epoch
-                    .map(|e| {
-                        e.applied_proposals
-                            .iter()
-                            .filter_map(|p| match &p.proposal {
-                                Proposal::Remove(r) => Some(r.to_remove()),
-                                _ => None,
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let after = self.members();
+                let mut added_keys = Vec::new();
+                let mut removed = Vec::new();
+                for p in new_epoch.iter().flat_map(|e| &e.applied_proposals) {
+                    match &p.proposal {
+                        Proposal::Add(a) => {
+                            added_keys.push(a.signing_identity().signature_key.as_bytes().to_vec())
+                        }
+                        Proposal::Remove(r) => removed.extend(
+                            new_epoch
+                                .and_then(|e| e.prior_state.member_at_index(r.to_remove()))
+                                .map(|m| member_info(&m)),
+                        ),
+                        _ => {}
+                    }
+                }
+                let added = if added_keys.is_empty() {
+                    Vec::new()
+                } else {
+                    self.members()
+                        .into_iter()
+                        .filter(|m| added_keys.contains(&m.identity_key))
+                        .collect()
+                };
                 Ok(Incoming::Commit(CommitSummary {
                     committer: c.committer,
                     own: had_pending && c.committer == own,
                     authenticated_data: c.authenticated_data,
-                    added: after.into_iter().filter(|m| !before.contains(m)).collect(),
-                    removed: before
-                        .into_iter()
-                        .filter(|m| gone.contains(&m.index))
-                        .collect(),
+                    added,
+                    removed,
                     removed_self,
                 }))
             }

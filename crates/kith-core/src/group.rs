@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use kith_crypto::mls::{
-    Changes, CommitSummary, IdentityKey, Incoming, PendingKeyPackage, Session, key_package,
-    key_package_identity, message_epoch,
+    Changes, CommitSummary, IdentityKey, Incoming, PendingKeyPackage, Session, decode_admins,
+    encode_admins, key_package, key_package_identity, message_epoch,
 };
 use kith_crypto::padding::pad;
 use kith_crypto::seal::SealKey;
@@ -398,9 +398,7 @@ impl Engine {
         if admins.is_empty() {
             return Err(CoreError::LastAdmin);
         }
-        let mut w = kith_wire::Writer::new();
-        w.vec(&admins, |w, k| w.opaque(k));
-        let op = self.insert_op(&id, "admins", |o| o.target = Some(w.into_bytes()))?;
+        let op = self.insert_op(&id, "admins", |o| o.target = Some(encode_admins(&admins)))?;
         self.drive(&id, op).await
     }
 
@@ -856,10 +854,7 @@ impl Engine {
                     remove.push(member.index);
                 }
                 "admins" => {
-                    let mut r = kith_wire::Reader::new(op.target.as_deref().unwrap_or_default());
-                    let wanted = r.vec(10_000, "admins", |r| {
-                        r.opaque(256, "admin").map(<[u8]>::to_vec)
-                    })?;
+                    let wanted = decode_admins(op.target.as_deref().unwrap_or_default())?;
                     for member in &members {
                         let Some(cap) = self.capability_of(id, &member.identity_key)? else {
                             continue;

@@ -98,13 +98,14 @@ fn admins_in(context: &GroupContext) -> Option<Vec<Vec<u8>>> {
 }
 
 /// `opaque admins<0..10000>` of `opaque key<0..256>` (group-v1.md §4).
-fn encode_admins(admins: &[Vec<u8>]) -> Vec<u8> {
+pub fn encode_admins(admins: &[Vec<u8>]) -> Vec<u8> {
     let mut w = Writer::new();
     w.vec(admins, |w, key| w.opaque(key));
     w.into_bytes()
 }
 
-fn decode_admins(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
+/// The inverse of [`encode_admins`].
+pub fn decode_admins(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
     let mut r = Reader::new(bytes);
     let admins = r.vec(MAX_ADMINS, "admins", |r| {
         r.opaque(256, "admin key").map(<[u8]>::to_vec)

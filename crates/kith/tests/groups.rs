@@ -75,7 +75,7 @@ fn a_group_lives_on_one_channel_from_creation_to_leaving() {
     // Contacts hand each other a spare key package on sync.
     sync_all(&[&blair, &charlie, &alex]);
 
-    let created = alex.json(&["group", "create", "Climbing"]);
+    let created = alex.json(&["group", "create", "Climbing", "--relay", relay.url()]);
     assert_eq!(created["kind"], "group");
     assert_eq!(members(&alex, "Climbing").len(), 1);
 

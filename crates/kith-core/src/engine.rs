@@ -51,6 +51,10 @@ pub struct ConversationView {
     /// The name this user shows to the contact.
     pub my_name: String,
     pub integrity_events: u64,
+    /// The contact who introduced this one (the name they showed you).
+    pub introduced_by: Option<String>,
+    /// You blocked this contact.
+    pub blocked: bool,
 }
 
 /// One message as `kith read` shows it.
@@ -75,6 +79,36 @@ pub struct IntegrityEvent {
     pub detail: String,
 }
 
+/// `kith info`: what identifies a conversation, for checking it with the
+/// contact in person, and where it lives.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationInfo {
+    pub conversation: ConversationView,
+    /// This user's identity key in this conversation (hex).
+    pub my_identity: String,
+    /// The other members' identity keys (hex).
+    pub member_identities: Vec<String>,
+    /// The same for both members of a 1:1 conversation: compare it in
+    /// person to be sure nobody (an introducer included) stands between.
+    pub safety_number: Option<String>,
+    pub channels: Vec<ChannelInfo>,
+}
+
+/// One channel of a conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelInfo {
+    pub relay_url: String,
+    pub write_id: String,
+    pub read_id: String,
+    /// This user's capability key on it (public, hex).
+    pub my_key: String,
+    /// Hosted (created) by this user.
+    pub hosted: bool,
+    /// `conv`, `retiring` (being drained after a move), `inbox`, `inbox-done`.
+    pub role: String,
+    pub preferred: bool,
+}
+
 /// A new invitation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Invite {
@@ -93,6 +127,8 @@ pub struct SyncReport {
     /// Conversations whose invitation was accepted during this sync.
     pub connected: Vec<ConversationView>,
     pub integrity_events: Vec<IntegrityEvent>,
+    /// Introductions offered to this user, or answered, during this sync.
+    pub introductions: Vec<crate::intro::IntroductionView>,
     /// Relays or channels that could not be synced this time.
     pub errors: Vec<String>,
     /// Groups a contact added this user to (shown in `connected`).
@@ -132,9 +168,9 @@ pub(crate) fn base_url(client: &RelayClient) -> String {
 
 /// A channel this user created on its relay: the owner key it keeps, and
 /// the grant (channel and READ|WRITE key) it gives the contact.
-struct SharedChannel {
-    owner: SigningKey,
-    grant: ChannelGrant,
+pub(crate) struct SharedChannel {
+    pub(crate) owner: SigningKey,
+    pub(crate) grant: ChannelGrant,
 }
 
 pub(crate) fn insert_channel(
@@ -146,8 +182,8 @@ pub(crate) fn insert_channel(
     preferred: bool,
 ) -> Result<()> {
     db.execute(
-        "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             conv,
             channel.relay_url,
@@ -156,7 +192,8 @@ pub(crate) fn insert_channel(
             channel.read_id.0,
             key,
             owner,
-            preferred
+            preferred,
+            ms(now_ms())
         ],
     )?;
     Ok(())
@@ -436,7 +473,7 @@ impl Engine {
 
     /// A channel on the relay at `url` for a conversation, with a
     /// READ|WRITE capability key for the contact.
-    async fn create_shared_channel(&mut self, url: &str) -> Result<SharedChannel> {
+    pub(crate) async fn create_shared_channel(&mut self, url: &str) -> Result<SharedChannel> {
         let client = self.relay(url)?;
         let info = client.info().await?;
         let owner = generate_key()?;
@@ -476,18 +513,17 @@ impl Engine {
     /// cannot be reached loses nothing: the next send or sync retries.
     pub async fn send(&mut self, conv: &str, text: &str) -> Result<MessageView> {
         let id = self.resolve(conv)?;
-        let (kind, state): (String, String) = self.db.query_row(
-            "SELECT kind, state FROM conversations WHERE id = ?1",
+        let (state, blocked): (String, bool) = self.db.query_row(
+            "SELECT state, blocked FROM conversations WHERE id = ?1",
             [&id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        match (kind.as_str(), state.as_str()) {
-            (_, "closed") => return Err(CoreError::GroupClosed(conv.to_string())),
-            (_, "invited" | "joining") => return Err(CoreError::NotYetConnected),
-            ("group", _) => self.prepare_group_send(&id).await?,
+        match state.as_str() {
+            "closed" => return Err(CoreError::GroupClosed(conv.to_string())),
+            "invited" | "joining" => return Err(CoreError::NotYetConnected),
+            _ if blocked => return Err(CoreError::Blocked(conv.to_string())),
             _ => {}
         }
-        let mut session = self.load(&id)?;
         let message_id: [u8; 16] = random()?;
         let sent_at = now_ms();
         let frame = PairFrame::Text {
@@ -495,9 +531,7 @@ impl Engine {
             sent_at_ms: sent_at,
             text: text.to_string(),
         };
-        let ct = session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
-        let payload = envelope_payload(&Envelope::Mls(ct))?;
-        let snapshot = session.snapshot()?;
+        let (payload, snapshot) = self.encrypt_frame(&id, &frame).await?;
         let tx = self.db.transaction()?;
         tx.execute(
             "UPDATE conversations SET mls_state = ?2, last_activity = ?3 WHERE id = ?1",
@@ -510,9 +544,18 @@ impl Engine {
         )?;
         queue(&tx, &id, &payload)?;
         tx.commit()?;
-        self.flush_outbox(Some(&id))
-            .await
-            .map_err(|e| CoreError::Queued(e.to_string()))?;
+        match self.flush_outbox(Some(&id)).await {
+            Ok(()) => {}
+            Err(e @ CoreError::Refused(_)) => {
+                // Never delivered: not kept as if it had been.
+                self.db.execute(
+                    "DELETE FROM messages WHERE conversation_id = ?1 AND message_id = ?2",
+                    params![id, message_id],
+                )?;
+                return Err(e);
+            }
+            Err(e) => return Err(CoreError::Queued(e.to_string())),
+        }
         Ok(MessageView {
             id: to_hex(&message_id),
             conversation: id,
@@ -524,15 +567,40 @@ impl Engine {
         })
     }
 
+    /// Encrypts one frame in a conversation (a group first commits what
+    /// MLS requires): the padded payload and the state to store with it.
+    pub(crate) async fn encrypt_frame(
+        &mut self,
+        id: &str,
+        frame: &PairFrame,
+    ) -> Result<(Vec<u8>, GroupSnapshot)> {
+        let kind: String =
+            self.db
+                .query_row("SELECT kind FROM conversations WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+        if kind == "group" {
+            self.prepare_group_send(id).await?;
+        }
+        let mut session = self.load(id)?;
+        let ct = session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
+        Ok((envelope_payload(&Envelope::Mls(ct))?, session.snapshot()?))
+    }
+
     /// Sends what is queued, oldest first, each to the conversation's
     /// preferred channel and then the others. Stops a conversation at its
-    /// first message that no channel takes, to keep the order.
+    /// first message that no channel takes, to keep the order; an entry for
+    /// one channel only (an inbox, an address update) does not hold back
+    /// the rest. A message every channel refuses as unauthorized can never
+    /// be delivered (the contact blocked this user, or deleted the
+    /// conversation): it is dropped and reported as [`CoreError::Refused`].
     pub(crate) async fn flush_outbox(&mut self, conv: Option<&str>) -> Result<()> {
         type Entry = (i64, String, Vec<u8>, Option<i64>, Option<i64>);
         let entries: Vec<Entry> = {
             let mut stmt = self.db.prepare(
                 "SELECT id, conversation_id, payload, channel_id, commit_epoch FROM outbox \
-                 WHERE ?1 IS NULL OR conversation_id = ?1 ORDER BY id",
+                 WHERE (?1 IS NULL OR conversation_id = ?1) AND conversation_id IN \
+                 (SELECT id FROM conversations WHERE blocked = 0) ORDER BY id",
             )?;
             let rows = stmt.query_map(params![conv], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -563,20 +631,39 @@ impl Engine {
                 .collect();
             let mut last_error = None;
             let mut sent = false;
+            let mut refusals = 0;
             for channel in &channels {
                 let client = self.relay(&channel.relay_url)?;
                 match client
                     .append(&channel.key, channel.write_id, &payload)
                     .await
                 {
-                    Ok(_) => {
+                    Ok(appended) => {
+                        if channel.owner && channel.role == "retiring" {
+                            // The address update on a channel being drained:
+                            // the drain ends once every reader is past it.
+                            self.db.execute(
+                                "UPDATE channels SET retire_seq = MAX(COALESCE(retire_seq, 0), ?2) WHERE id = ?1",
+                                params![channel.id, ms(appended.seq)],
+                            )?;
+                        }
                         sent = true;
                         break;
                     }
-                    Err(e) => last_error = Some(e),
+                    Err(e) => {
+                        if e.code() == Some(ErrorCode::UNAUTHORIZED) {
+                            refusals += 1;
+                        }
+                        last_error = Some(e);
+                    }
                 }
             }
-            if sent {
+            let refused = !sent
+                && only_channel.is_none()
+                && refusals == channels.len()
+                && refusals > 0
+                && self.is_pair(&conversation)?;
+            if sent || refused {
                 self.db
                     .execute("DELETE FROM outbox WHERE id = ?1", [entry])?;
             } else {
@@ -584,13 +671,27 @@ impl Engine {
                     "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1",
                     [entry],
                 )?;
-                blocked.insert(conversation);
-                if first_error.is_none() {
-                    first_error = last_error.map(CoreError::from);
+                if only_channel.is_none() {
+                    blocked.insert(conversation.clone());
                 }
+            }
+            if !sent && first_error.is_none() {
+                first_error = if refused {
+                    Some(CoreError::Refused(contact_name(&self.db, &conversation)?))
+                } else {
+                    last_error.map(CoreError::from)
+                };
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    fn is_pair(&self, id: &str) -> Result<bool> {
+        Ok(self.db.query_row(
+            "SELECT kind = 'pair' FROM conversations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?)
     }
 
     /// Sends the outbox, then reads every channel from its cursor.
@@ -603,6 +704,14 @@ impl Engine {
         for channel in store::readable_channels(&self.db)? {
             match self.sync_channel(&channel, &mut report, &mut joined).await {
                 Ok(()) => {}
+                // A channel being retired: its host deletes it once drained,
+                // and a relay that is gone for good must not nag every sync.
+                Err(e) if channel.role == "retiring" => {
+                    if !channel.owner && crate::moving::gone(&e) {
+                        self.db
+                            .execute("DELETE FROM channels WHERE id = ?1", [channel.id])?;
+                    }
+                }
                 Err(CoreError::Relay(e)) if self.lost_group_channel(&channel, &e)? => {
                     report.errors.push(format!(
                         "{}: this group's relay no longer lets you read it (you were removed, or the group was deleted)",
@@ -626,7 +735,7 @@ impl Engine {
         Ok(report)
     }
 
-    async fn sync_channel(
+    pub(crate) async fn sync_channel(
         &mut self,
         channel: &ChannelRow,
         report: &mut SyncReport,
@@ -654,7 +763,11 @@ impl Engine {
                 break;
             };
             for item in &batch.items {
-                if self.handle(channel, item, report)? {
+                // Fresh each time: a move in this batch changes the row.
+                let Some(channel) = store::channel(&self.db, channel.id)? else {
+                    return Ok(());
+                };
+                if self.handle(&channel, item, report)? {
                     joined.push(channel.conversation_id.clone());
                 }
             }
@@ -685,18 +798,18 @@ impl Engine {
         let outcome = if seen {
             Ok(Outcome::Nothing)
         } else {
-            self.open_message(channel, &item.payload)
+            self.open_message(channel, item.seq, &item.payload)
         };
         let now = now_ms();
         let tx = self.db.transaction()?;
         let mut revoke = Vec::new();
         let joined = match outcome {
             Ok(Outcome::Group(outcome)) => {
-                let applied = apply_group(&tx, channel, outcome, now, report)?;
+                let applied = apply_group(&tx, channel, item.seq, outcome, now, report)?;
                 revoke = applied.revoke;
                 applied.joined
             }
-            Ok(outcome) => apply(&tx, &conv, outcome, now, report)?,
+            Ok(outcome) => apply(&tx, channel, item.seq, outcome, now, report)?,
             Err(detail) => {
                 let detail = format!(
                     "message {} on {} refused: {detail}",
@@ -721,7 +834,12 @@ impl Engine {
     }
 
     /// Decrypts without touching the store; an `Err` is an integrity event.
-    fn open_message(&self, channel: &ChannelRow, payload: &[u8]) -> Result<Outcome, String> {
+    fn open_message(
+        &self,
+        channel: &ChannelRow,
+        seq: u64,
+        payload: &[u8],
+    ) -> Result<Outcome, String> {
         let conv = channel.conversation_id.as_str();
         let bytes = unpad(payload).map_err(|e| e.to_string())?;
         let envelope = Envelope::from_bytes(bytes).map_err(|e| e.to_string())?;
@@ -744,7 +862,7 @@ impl Engine {
                 mls_state,
             };
             return self
-                .open_group_message(channel, envelope, row)
+                .open_group_message(channel, seq, envelope, row)
                 .map(Outcome::Group);
         }
         match envelope {
@@ -829,7 +947,8 @@ impl Engine {
             "SELECT c.id, COALESCE(c.local_name, c.contact_name, \
                       CASE c.state WHEN 'invited' THEN '(invitation not yet accepted)' ELSE 'contact' END), \
                     c.state, c.unread, c.last_activity, c.my_name, \
-                    (SELECT COUNT(*) FROM integrity_events e WHERE e.conversation_id = c.id), c.kind \
+                    (SELECT COUNT(*) FROM integrity_events e WHERE e.conversation_id = c.id), c.kind, \
+                    c.introduced_by, c.blocked \
              FROM conversations c ORDER BY c.last_activity DESC, c.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -842,6 +961,8 @@ impl Engine {
                 my_name: r.get(5)?,
                 integrity_events: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
                 kind: r.get(7)?,
+                introduced_by: r.get(8)?,
+                blocked: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -880,6 +1001,74 @@ impl Engine {
         self.db
             .execute("UPDATE conversations SET unread = 0 WHERE id = ?1", [&id])?;
         Ok(messages)
+    }
+
+    /// Identity keys, safety number and channels of a conversation.
+    pub fn info(&self, conv: &str) -> Result<ConversationInfo> {
+        let id = self.resolve(conv)?;
+        let conversation = self.view(&id)?;
+        let identity: Vec<u8> = self.db.query_row(
+            "SELECT identity FROM conversations WHERE id = ?1",
+            [&id],
+            |r| r.get(0),
+        )?;
+        let mine = IdentityKey::from_bytes(&Zeroizing::new(identity))?
+            .public()
+            .to_vec();
+        let members: Vec<Vec<u8>> = match self.load(&id) {
+            Ok(session) => session
+                .members()
+                .into_iter()
+                .map(|m| m.identity_key)
+                .filter(|k| *k != mine)
+                .collect(),
+            Err(CoreError::NotYetConnected) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let safety_number = (conversation.kind == "pair" && members.len() == 1).then(|| {
+            let mut keys = [mine.clone(), members.concat()];
+            keys.sort();
+            let digest = Sha256::new()
+                .chain_update(b"kith safety number v1\0")
+                .chain_update(keys.concat())
+                .finalize();
+            digest
+                .get(..15)
+                .unwrap_or_default()
+                .chunks(3)
+                .map(|c| {
+                    let n = c.iter().fold(0u32, |n, b| n << 8 | u32::from(*b));
+                    format!("{:07}", n % 10_000_000)
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        let preferred: Vec<(i64, bool)> = {
+            let mut stmt = self
+                .db
+                .prepare("SELECT id, preferred FROM channels WHERE conversation_id = ?1")?;
+            let rows = stmt.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let channels = store::channels(&self.db, Some(&id))?
+            .into_iter()
+            .map(|c| ChannelInfo {
+                relay_url: c.relay_url.clone(),
+                write_id: to_hex(&c.write_id.0),
+                read_id: to_hex(&c.read_id.0),
+                my_key: to_hex(&public_key(&c.key).0),
+                hosted: c.owner,
+                role: c.role.clone(),
+                preferred: preferred.iter().any(|p| p.0 == c.id && p.1),
+            })
+            .collect();
+        Ok(ConversationInfo {
+            conversation,
+            my_identity: to_hex(&mine),
+            member_identities: members.iter().map(|k| to_hex(k)).collect(),
+            safety_number,
+            channels,
+        })
     }
 
     /// Integrity events of a conversation, oldest first.
@@ -988,7 +1177,10 @@ impl Engine {
 }
 
 fn is_empty(r: &SyncReport) -> bool {
-    r.messages.is_empty() && r.connected.is_empty() && r.integrity_events.is_empty()
+    r.messages.is_empty()
+        && r.connected.is_empty()
+        && r.integrity_events.is_empty()
+        && r.introductions.is_empty()
 }
 
 pub(crate) fn queue(tx: &Transaction<'_>, conv: &str, payload: &[u8]) -> Result<()> {
@@ -1113,11 +1305,13 @@ enum Outcome {
 /// Returns whether the conversation became active.
 fn apply(
     tx: &Transaction<'_>,
-    conv: &str,
+    channel: &ChannelRow,
+    seq: u64,
     outcome: Outcome,
     now: u64,
     report: &mut SyncReport,
 ) -> Result<bool> {
+    let conv = channel.conversation_id.as_str();
     match outcome {
         Outcome::Nothing | Outcome::Group(_) => {}
         Outcome::Joined(snapshot) => {
@@ -1157,6 +1351,22 @@ fn apply(
                         "UPDATE conversations SET contact_kp = ?2 WHERE id = ?1",
                         params![conv, kp],
                     )?;
+                }
+                Some(PairFrame::Move(moved)) => {
+                    if moved.key.is_some() {
+                        crate::moving::receive_move(tx, conv, channel, seq, &moved, now)?;
+                    } else {
+                        record_integrity_event(
+                            tx,
+                            conv,
+                            now,
+                            "an address update without a key for you was ignored".into(),
+                            report,
+                        )?;
+                    }
+                }
+                Some(PairFrame::Introduction(intro)) => {
+                    crate::intro::receive(tx, conv, intro, now, report)?;
                 }
                 Some(PairFrame::GroupInvite(invite)) => {
                     match join_from_pair(tx, conv, &invite, now) {

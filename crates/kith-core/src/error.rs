@@ -46,6 +46,18 @@ pub enum CoreError {
         "a group needs an admin: make another member admin first (`kith group admins GROUP add MEMBER`)"
     )]
     LastAdmin,
+    #[error(
+        "not delivered: {0}'s relay refuses your messages (they blocked you, or deleted the conversation)"
+    )]
+    Refused(String),
+    #[error("you blocked {0:?}: `kith unblock` first")]
+    Blocked(String),
+    #[error("no introduction matches {0:?}")]
+    NoSuchIntroduction(String),
+    #[error("this introduction was already answered, or has expired")]
+    IntroductionClosed,
+    #[error("cannot introduce a conversation to itself, or a group")]
+    BadIntroduction,
     #[error("message saved and queued, but no relay accepted it yet: {0}")]
     Queued(String),
     #[error("relay: {0}")]

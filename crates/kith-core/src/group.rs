@@ -115,6 +115,12 @@ pub(crate) enum GroupOutcome {
     Proposal {
         snapshot: Zeroizing<Vec<u8>>,
     },
+    /// A commit on a retired channel after the move: not applied.
+    Void {
+        snapshot: Zeroizing<Vec<u8>>,
+        /// The epoch of this member's own commit, when it was ours.
+        own_epoch: Option<u64>,
+    },
     JoinRequest(JoinRequest),
     Joined {
         snapshot: Zeroizing<Vec<u8>>,
@@ -628,6 +634,7 @@ impl Engine {
     pub(crate) fn open_group_message(
         &self,
         channel: &ChannelRow,
+        seq: u64,
         envelope: Envelope,
         row: OpenRow,
     ) -> std::result::Result<GroupOutcome, String> {
@@ -668,7 +675,10 @@ impl Engine {
                     welcome,
                 })
             }
-            Envelope::Mls(message) if channel.role == "conv" && state == "active" => {
+            Envelope::Mls(message)
+                if matches!(channel.role.as_str(), "conv" | "retiring") && state == "active" =>
+            {
+                let stored = mls_state.clone();
                 let mut session = open_session(&identity, mls_state).map_err(|e| e.to_string())?;
                 let epoch_before = session.epoch();
                 let secret = session
@@ -681,6 +691,19 @@ impl Engine {
                     }
                     Err(e) => return Err(e.to_string()),
                 };
+                if let Incoming::Commit(summary) = &incoming
+                    && channel.retire_seq.is_some_and(|moved_at| seq > moved_at)
+                {
+                    // A commit sent to the old channel after the move is
+                    // void for every member (group-v1.md §11); its
+                    // committer builds the change again.
+                    let mut kept = open_session(&identity, stored).map_err(|e| e.to_string())?;
+                    kept.discard_pending();
+                    return Ok(GroupOutcome::Void {
+                        snapshot: kept.snapshot().map_err(|e| e.to_string())?.to_bytes(),
+                        own_epoch: summary.own.then_some(epoch_before),
+                    });
+                }
                 let admin = session
                     .admins()
                     .unwrap_or_default()
@@ -692,13 +715,23 @@ impl Engine {
                 match incoming {
                     Incoming::Application { sender, plaintext } => {
                         let frame = PairFrame::from_bytes(&plaintext).map_err(|e| e.to_string())?;
-                        if !matches!(frame, PairFrame::Text { .. } | PairFrame::Profile { .. }) {
-                            return Err("a frame a group does not carry".into());
-                        }
                         let sender_key = session
                             .member(sender)
                             .map(|m| m.identity_key)
                             .unwrap_or_default();
+                        match &frame {
+                            PairFrame::Text { .. } | PairFrame::Profile { .. } => {}
+                            PairFrame::Move(moved)
+                                if moved.key.is_none()
+                                    && session
+                                        .admins()
+                                        .unwrap_or_default()
+                                        .contains(&sender_key) => {}
+                            PairFrame::Move(_) => {
+                                return Err("a group move by a member who is not an admin".into());
+                            }
+                            _ => return Err("a frame a group does not carry".into()),
+                        }
                         Ok(GroupOutcome::Message {
                             snapshot,
                             sender_key,
@@ -753,6 +786,17 @@ impl Engine {
             }
         }
         self.offer_spares()?;
+        match self.create_introduced().await {
+            Ok(created) => {
+                for id in created {
+                    report.connected.push(self.view(&id)?);
+                }
+            }
+            Err(e) => report.errors.push(format!("introductions: {e}")),
+        }
+        if let Err(e) = self.maintain_channels(report).await {
+            report.errors.push(format!("moving channels: {e}"));
+        }
         if let Err(e) = self.flush_outbox(None).await {
             report.errors.push(format!("sending queued messages: {e}"));
         }
@@ -764,9 +808,21 @@ impl Engine {
         let client = self.relay(&channel.relay_url)?;
         // Revoking a key already revoked (by the admin who removed them)
         // succeeds (relay.md §5).
-        Ok(client
+        client
             .revoke_key(&channel.key, channel.write_id, PublicKey(key))
-            .await?)
+            .await?;
+        // And on a channel being retired after a move, best effort: it is
+        // deleted soon anyway.
+        for old in store::channels(&self.db, Some(conv))?
+            .into_iter()
+            .filter(|c| c.role == "retiring")
+        {
+            let client = self.relay(&old.relay_url)?;
+            let _ = client
+                .revoke_key(&old.key, old.write_id, PublicKey(key))
+                .await;
+        }
+        Ok(())
     }
 
     /// Builds one commit for this member's waiting changes (and a due leaf
@@ -962,7 +1018,7 @@ impl Engine {
 
     /// Ids of the conversations matching `condition` (a fixed SQL
     /// expression over `conversations`).
-    fn conversation_ids(&self, condition: &str) -> Result<Vec<String>> {
+    pub(crate) fn conversation_ids(&self, condition: &str) -> Result<Vec<String>> {
         let mut stmt = self
             .db
             .prepare(&format!("SELECT id FROM conversations WHERE {condition}"))?;
@@ -973,9 +1029,9 @@ impl Engine {
     /// Gives every contact without one a spare key package (a fresh
     /// identity), so that they can add this user to a group at once.
     fn offer_spares(&mut self) -> Result<()> {
-        for id in
-            self.conversation_ids("kind = 'pair' AND state = 'active' AND spare_kp IS NULL")?
-        {
+        for id in self.conversation_ids(
+            "kind = 'pair' AND state = 'active' AND blocked = 0 AND spare_kp IS NULL",
+        )? {
             let mut session = self.load(&id)?;
             let identity = IdentityKey::generate()?;
             let (kp, pending) = key_package(&identity)?;
@@ -1046,6 +1102,7 @@ struct OpInsert {
 pub(crate) fn apply_group(
     tx: &Transaction<'_>,
     channel: &ChannelRow,
+    seq: u64,
     outcome: GroupOutcome,
     now: u64,
     report: &mut SyncReport,
@@ -1062,6 +1119,18 @@ pub(crate) fn apply_group(
     match outcome {
         GroupOutcome::Stale => {}
         GroupOutcome::Proposal { snapshot } => save(&snapshot)?,
+        GroupOutcome::Void {
+            snapshot,
+            own_epoch,
+        } => {
+            save(&snapshot)?;
+            if let Some(epoch) = own_epoch {
+                tx.execute(
+                    "UPDATE group_ops SET epoch = NULL, welcome = NULL WHERE conversation_id = ?1 AND epoch = ?2",
+                    params![conv, ms(epoch)],
+                )?;
+            }
+        }
         GroupOutcome::Message {
             snapshot,
             sender_key,
@@ -1091,6 +1160,9 @@ pub(crate) fn apply_group(
                         "UPDATE group_members SET display_name = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
                         params![conv, sender_key, display_name],
                     )?;
+                }
+                PairFrame::Move(moved) => {
+                    crate::moving::receive_move(tx, conv, channel, seq, &moved, now)?;
                 }
                 _ => {}
             }

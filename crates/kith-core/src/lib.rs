@@ -21,13 +21,17 @@
 mod engine;
 mod error;
 mod group;
+mod intro;
 mod link;
+mod moving;
 mod store;
 
 pub use engine::{
-    Accepted, ConversationView, Engine, INVITATION_CONTEXT, INVITATION_TTL, IntegrityEvent, Invite,
-    MessageView, SyncReport, conversation_id,
+    Accepted, ChannelInfo, ConversationInfo, ConversationView, Engine, INVITATION_CONTEXT,
+    INVITATION_TTL, IntegrityEvent, Invite, MessageView, SyncReport, conversation_id,
 };
 pub use error::{CoreError, Result};
 pub use group::{GROUP_INVITATION_CONTEXT, GroupChange, MemberView, UPDATE_INTERVAL};
+pub use intro::{INTRODUCTION_TTL, IntroductionView};
 pub use link::InviteLink;
+pub use moving::{DRAIN_LIMIT, MoveReport, ROTATE_INTERVAL};

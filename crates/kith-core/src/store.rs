@@ -11,6 +11,7 @@ use crate::error::{CoreError, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_groups.sql"),
+    include_str!("../migrations/0003_relationships.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
@@ -18,6 +19,9 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "FULL")?;
     db.pragma_update(None, "foreign_keys", true)?;
+    // Deleted rows (used key packages, retired channels, deleted
+    // conversations) are overwritten, not left in free pages.
+    db.pragma_update(None, "secure_delete", true)?;
     db.busy_timeout(std::time::Duration::from_secs(10))?;
     migrate(&mut db)?;
     Ok(db)
@@ -84,6 +88,8 @@ pub(crate) struct ChannelRow {
     /// `conv`, `inbox` (a group link's), or `inbox-done` (no longer read).
     pub(crate) role: String,
     pub(crate) seal_key: Option<[u8; 32]>,
+    /// A channel being retired: the sequence number of the move frame on it.
+    pub(crate) retire_seq: Option<u64>,
 }
 
 fn array32(row: &Row<'_>, i: usize) -> rusqlite::Result<[u8; 32]> {
@@ -98,7 +104,7 @@ fn array32(row: &Row<'_>, i: usize) -> rusqlite::Result<[u8; 32]> {
 }
 
 pub(crate) const CHANNEL_COLUMNS: &str = "id, conversation_id, relay_url, relay_id, write_id, read_id, key, owner, cursor, \
-     role, seal_key";
+     role, seal_key, retire_seq";
 
 pub(crate) fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRow> {
     Ok(ChannelRow {
@@ -116,6 +122,9 @@ pub(crate) fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRow> {
             Some(_) => Some(array32(r, 10)?),
             None => None,
         },
+        retire_seq: r
+            .get::<_, Option<i64>>(11)?
+            .and_then(|s| u64::try_from(s).ok()),
     })
 }
 
@@ -129,12 +138,17 @@ pub(crate) fn channels(db: &Connection, conversation: Option<&str>) -> Result<Ve
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+pub(crate) fn channel(db: &Connection, id: i64) -> Result<Option<ChannelRow>> {
+    let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = ?1");
+    Ok(db.query_row(&sql, [id], channel_row).optional()?)
+}
+
 /// The channels a sync reads: those of conversations not closed, except
 /// group-link inboxes already answered.
 pub(crate) fn readable_channels(db: &Connection) -> Result<Vec<ChannelRow>> {
     let sql = format!(
         "SELECT {CHANNEL_COLUMNS} FROM channels WHERE role != 'inbox-done' AND conversation_id IN \
-         (SELECT id FROM conversations WHERE state != 'closed') \
+         (SELECT id FROM conversations WHERE state != 'closed' AND blocked = 0) \
          ORDER BY conversation_id, preferred DESC, id"
     );
     let mut stmt = db.prepare(&sql)?;

@@ -201,11 +201,12 @@ impl Codec for Invitation {
 ///   case 3 channel: ChannelGrant grant;
 ///   case 4 key_package: opaque key_package<1..65536>;
 ///   case 5 group_invite: GroupWelcome invite;
+///   case 6 channel_move: ChannelMove move;
+///   case 7 introduction: Introduction introduction;
 /// } } PairFrame;
 /// ```
 ///
-/// GroupV1 uses tags 1 and 2 only (group-v1.md §5).
-/// ```
+/// GroupV1 uses tags 1, 2 and 6 only (group-v1.md §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PairFrame {
     /// A text message; `message_id` is chosen by the sender and is what
@@ -224,6 +225,10 @@ pub enum PairFrame {
     KeyPackage(Vec<u8>),
     /// The receiver was added to a group with its spare key package.
     GroupInvite(GroupWelcome),
+    /// The sender moved a channel it hosts (a move, a rotation, an unblock).
+    Move(ChannelMove),
+    /// A step of a double opt-in introduction (introduction-v1.md).
+    Introduction(Introduction),
 }
 
 impl Codec for PairFrame {
@@ -256,6 +261,14 @@ impl Codec for PairFrame {
                 w.u8(5);
                 invite.encode(w);
             }
+            Self::Move(m) => {
+                w.u8(6);
+                m.encode(w);
+            }
+            Self::Introduction(i) => {
+                w.u8(7);
+                i.encode(w);
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -272,6 +285,8 @@ impl Codec for PairFrame {
             3 => Ok(Self::Channel(ChannelGrant::decode(r)?)),
             4 => Ok(Self::KeyPackage(key_package(r, "pair_frame.key_package")?)),
             5 => Ok(Self::GroupInvite(GroupWelcome::decode(r)?)),
+            6 => Ok(Self::Move(ChannelMove::decode(r)?)),
+            7 => Ok(Self::Introduction(Introduction::decode(r)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "pair_frame.tag",
                 tag,
@@ -438,5 +453,213 @@ impl Codec for CommitKeys {
         Ok(Self {
             added: r.vec(MAX_MEMBERS, "commit_keys.added", MemberEntry::decode)?,
         })
+    }
+}
+
+/// Most channels one move may retire.
+pub const MAX_RETIRED: u32 = 64;
+
+/// `ChannelMove` (pair-v1.md §7, group-v1.md §11): the sender now hosts the
+/// conversation on a new channel; the channels in `retire` will be deleted
+/// once drained. `key` is a fresh capability seed for the receiver (1:1);
+/// absent, the receiver keeps the key it has (groups, where the host
+/// registers every member's public key on the new channel).
+///
+/// ```text
+/// struct { opaque relay_url<1..2048>; RelayId relay_id; WriteId write_id;
+///          ReadId read_id; optional<opaque key[32]> key;
+///          WriteId retire<0..64>; } ChannelMove;
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChannelMove {
+    pub relay_url: String,
+    pub relay_id: RelayId,
+    pub write_id: WriteId,
+    pub read_id: ReadId,
+    pub key: Option<[u8; 32]>,
+    pub retire: Vec<WriteId>,
+}
+
+impl std::fmt::Debug for ChannelMove {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelMove")
+            .field("relay_url", &self.relay_url)
+            .field("write_id", &self.write_id)
+            .field("read_id", &self.read_id)
+            .field("key", &self.key.map(|_| "[redacted]"))
+            .field("retire", &self.retire)
+            .finish()
+    }
+}
+
+impl Drop for ChannelMove {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.as_mut() {
+            key.zeroize();
+        }
+    }
+}
+
+impl Codec for ChannelMove {
+    fn encode(&self, w: &mut Writer) {
+        w.string(&self.relay_url);
+        self.relay_id.encode(w);
+        self.write_id.encode(w);
+        self.read_id.encode(w);
+        w.optional(self.key.as_ref(), |w, k| w.raw(k));
+        w.vec(&self.retire, |w, id| id.encode(w));
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let relay_url = r.string(MAX_URL, "channel_move.relay_url")?;
+        if relay_url.is_empty() {
+            return Err(DecodeError::Invalid {
+                what: "channel_move.relay_url",
+                reason: "empty",
+            });
+        }
+        Ok(Self {
+            relay_url,
+            relay_id: RelayId::decode(r)?,
+            write_id: WriteId::decode(r)?,
+            read_id: ReadId::decode(r)?,
+            key: r.optional("channel_move.key", |r| r.array("channel_move.key"))?,
+            retire: r.vec(MAX_RETIRED, "channel_move.retire", WriteId::decode)?,
+        })
+    }
+}
+
+/// Longest note an introducer adds.
+pub const MAX_NOTE: u32 = 4096;
+/// Most recognition tags one answer carries.
+pub const MAX_TAGS: u32 = 4096;
+
+/// `Introduction` (introduction-v1.md §3): one step of a double opt-in
+/// introduction, all steps of one introduction sharing `intro_id`.
+///
+/// ```text
+/// struct {
+///     opaque intro_id[16];
+///     u8 step;
+///     select (step) {
+///         case 1 offer:   opaque peer_name<0..256>; opaque note<0..4096>;
+///                         bool creates; u64 expires_at_ms;
+///         case 2 answer:  opaque key_package<0..65536>;   /* empty: declined */
+///                         opaque tags[32]<0..4096>;
+///         case 3 matched: opaque peer_key_package<1..65536>;
+///                         opaque peer_tags[32]<0..4096>;
+///         case 4 welcome: opaque welcome<1..262144>; opaque sealed_channel<1..4096>;
+///         case 5 closed:  struct {};
+///     };
+/// } Introduction;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introduction {
+    pub intro_id: [u8; 16],
+    pub step: IntroStep,
+}
+
+/// The steps of an [`Introduction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntroStep {
+    /// Introducer → each side: would you like to meet `peer_name`?
+    Offer {
+        peer_name: String,
+        note: String,
+        /// This side creates the new conversation once both accept.
+        creates: bool,
+        expires_at_ms: u64,
+    },
+    /// Side → introducer: a key package for the new conversation and
+    /// recognition tags (accept), or nothing (decline).
+    Answer {
+        key_package: Vec<u8>,
+        tags: Vec<[u8; 32]>,
+    },
+    /// Introducer → each side, once both accepted: the other side's answer.
+    Matched {
+        peer_key_package: Vec<u8>,
+        peer_tags: Vec<[u8; 32]>,
+    },
+    /// Creator → introducer → joiner: the new conversation's MLS Welcome and
+    /// its channel, sealed with a secret of the new group.
+    Welcome {
+        welcome: Vec<u8>,
+        sealed_channel: Vec<u8>,
+    },
+    /// The introduction will not happen (declined, refused or expired).
+    Closed,
+}
+
+impl Codec for Introduction {
+    fn encode(&self, w: &mut Writer) {
+        w.raw(&self.intro_id);
+        match &self.step {
+            IntroStep::Offer {
+                peer_name,
+                note,
+                creates,
+                expires_at_ms,
+            } => {
+                w.u8(1);
+                w.string(peer_name);
+                w.string(note);
+                w.bool(*creates);
+                w.u64(*expires_at_ms);
+            }
+            IntroStep::Answer { key_package, tags } => {
+                w.u8(2);
+                w.opaque(key_package);
+                w.vec(tags, |w, t| w.raw(t));
+            }
+            IntroStep::Matched {
+                peer_key_package,
+                peer_tags,
+            } => {
+                w.u8(3);
+                w.opaque(peer_key_package);
+                w.vec(peer_tags, |w, t| w.raw(t));
+            }
+            IntroStep::Welcome {
+                welcome,
+                sealed_channel,
+            } => {
+                w.u8(4);
+                w.opaque(welcome);
+                w.opaque(sealed_channel);
+            }
+            IntroStep::Closed => w.u8(5),
+        }
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let intro_id = r.array("introduction.intro_id")?;
+        let tag = |r: &mut Reader<'_>| r.array("introduction.tag");
+        let step = match r.u8("introduction.step")? {
+            1 => IntroStep::Offer {
+                peer_name: r.string(MAX_NAME, "introduction.peer_name")?,
+                note: r.string(MAX_NOTE, "introduction.note")?,
+                creates: r.bool("introduction.creates")?,
+                expires_at_ms: r.u64("introduction.expires_at_ms")?,
+            },
+            2 => IntroStep::Answer {
+                key_package: r.opaque(65_536, "introduction.key_package")?.to_vec(),
+                tags: r.vec(MAX_TAGS, "introduction.tags", tag)?,
+            },
+            3 => IntroStep::Matched {
+                peer_key_package: key_package(r, "introduction.peer_key_package")?,
+                peer_tags: r.vec(MAX_TAGS, "introduction.peer_tags", tag)?,
+            },
+            4 => IntroStep::Welcome {
+                welcome: nonempty_opaque(r, MAX_MLS, "introduction.welcome")?,
+                sealed_channel: nonempty_opaque(r, 4096, "introduction.sealed_channel")?,
+            },
+            5 => IntroStep::Closed,
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "introduction.step",
+                    tag,
+                });
+            }
+        };
+        Ok(Self { intro_id, step })
     }
 }

@@ -11,8 +11,8 @@
 
 use kith_wire::Codec;
 use kith_wire::conv::{
-    ChannelGrant, CommitKeys, Envelope, GroupInvitation, GroupWelcome, Invitation, JoinRequest,
-    MemberEntry, PairFrame,
+    ChannelGrant, ChannelMove, CommitKeys, Envelope, GroupInvitation, GroupWelcome, IntroStep,
+    Introduction, Invitation, JoinRequest, MemberEntry, PairFrame,
 };
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;
@@ -363,7 +363,57 @@ fn pair_frame() -> impl Strategy<Value = PairFrame> {
         channel_grant().prop_map(PairFrame::Channel),
         vec(any::<u8>(), 1..300).prop_map(PairFrame::KeyPackage),
         group_welcome().prop_map(PairFrame::GroupInvite),
+        channel_move().prop_map(PairFrame::Move),
+        introduction().prop_map(PairFrame::Introduction),
     ]
+}
+
+fn channel_move() -> impl Strategy<Value = ChannelMove> {
+    (
+        "[a-z:/.0-9]{1,40}",
+        arr32(),
+        arr32(),
+        arr32(),
+        proptest::option::of(arr32()),
+        vec(arr32(), 0..4),
+    )
+        .prop_map(|(relay_url, r, w, rd, key, retire)| ChannelMove {
+            relay_url,
+            relay_id: RelayId(r),
+            write_id: WriteId(w),
+            read_id: ReadId(rd),
+            key,
+            retire: retire.into_iter().map(WriteId).collect(),
+        })
+}
+
+fn introduction() -> impl Strategy<Value = Introduction> {
+    let step = prop_oneof![
+        (".{0,30}", ".{0,100}", any::<bool>(), any::<u64>()).prop_map(
+            |(peer_name, note, creates, expires_at_ms)| IntroStep::Offer {
+                peer_name,
+                note,
+                creates,
+                expires_at_ms
+            }
+        ),
+        (vec(any::<u8>(), 0..300), vec(arr32(), 0..5))
+            .prop_map(|(key_package, tags)| IntroStep::Answer { key_package, tags }),
+        (vec(any::<u8>(), 1..300), vec(arr32(), 0..5)).prop_map(|(peer_key_package, peer_tags)| {
+            IntroStep::Matched {
+                peer_key_package,
+                peer_tags,
+            }
+        }),
+        (vec(any::<u8>(), 1..300), vec(any::<u8>(), 1..300)).prop_map(
+            |(welcome, sealed_channel)| IntroStep::Welcome {
+                welcome,
+                sealed_channel
+            }
+        ),
+        Just(IntroStep::Closed),
+    ];
+    (any::<[u8; 16]>(), step).prop_map(|(intro_id, step)| Introduction { intro_id, step })
 }
 
 fn group_welcome() -> impl Strategy<Value = GroupWelcome> {

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use kith_core::{ConversationView, Engine, GroupChange, Invite, MessageView, SyncReport};
+use kith_core::{
+    ConversationInfo, ConversationView, Engine, GroupChange, IntroductionView, Invite, MessageView,
+    SyncReport,
+};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -71,6 +74,48 @@ enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// Offer two of your contacts to each other; they are connected only
+    /// if both accept.
+    Introduce {
+        conv_a: String,
+        conv_b: String,
+        /// Why they should meet; both see it.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Introductions offered to you and made by you, or answer one.
+    Introductions {
+        action: Option<IntroAction>,
+        /// The introduction's id (a unique prefix is enough).
+        id: Option<String>,
+        /// Accepting: the name to show the new contact (default: the profile's).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Decline, without being asked, every introduction arriving through a
+    /// conversation (`--off` to see them again).
+    IgnoreIntroductions {
+        conv: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Block a contact: your relay refuses their messages, you no longer read theirs.
+    Block { conv: String },
+    /// Unblock a contact: the conversation continues on a fresh channel.
+    Unblock { conv: String },
+    /// Move every channel you host to another relay; contacts follow by themselves.
+    Move {
+        #[arg(long)]
+        to: String,
+    },
+    /// A conversation's identity keys, safety number and channels.
+    Info { conv: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IntroAction {
+    Accept,
+    Decline,
 }
 
 #[derive(Subcommand)]
@@ -232,6 +277,7 @@ fn show_conversation(c: &ConversationView) {
     let state = match c.state.as_str() {
         "joining" => "  (waiting for an admin to add you)",
         "closed" => "  (closed)",
+        _ if c.blocked => "  (blocked)",
         _ => "",
     };
     out(&format!(
@@ -254,7 +300,13 @@ fn show_report(report: &SyncReport, as_json: bool) -> Result<()> {
                 &serde_json::json!({"event": "integrity", "conversation": e.conversation, "detail": e.detail}),
             )?;
         }
+        for i in &report.introductions {
+            json(&serde_json::json!({"event": "introduction", "introduction": i}))?;
+        }
     } else {
+        for i in &report.introductions {
+            show_introduction(i);
+        }
         for c in &report.connected {
             out(&format!(
                 "connected: {} ({})",
@@ -273,6 +325,54 @@ fn show_report(report: &SyncReport, as_json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn show_introduction(i: &IntroductionView) {
+    let id = i.id.get(..8).unwrap_or(&i.id);
+    let note = if i.note.is_empty() {
+        String::new()
+    } else {
+        format!(": \"{}\"", i.note)
+    };
+    if i.role == "made" {
+        out(&format!(
+            "{id}  you introduced {}{note}  [{}]",
+            i.peer, i.state
+        ));
+    } else {
+        out(&format!(
+            "{id}  {} introduces {}{note}  [{}]",
+            i.introducer, i.peer, i.state
+        ));
+    }
+}
+
+fn show_info(info: &ConversationInfo) {
+    show_conversation(&info.conversation);
+    if let Some(by) = &info.conversation.introduced_by {
+        out(&format!("introduced by {by}"));
+    }
+    if let Some(n) = &info.safety_number {
+        out(&format!("safety number: {n}"));
+    }
+    out(&format!("your identity key: {}", info.my_identity));
+    for k in &info.member_identities {
+        out(&format!("their identity key: {k}"));
+    }
+    for c in &info.channels {
+        let host = if c.hosted {
+            "hosted by you"
+        } else {
+            "hosted by them"
+        };
+        let preferred = if c.preferred { ", preferred" } else { "" };
+        out(&format!(
+            "channel {}… on {} ({host}, {}{preferred})",
+            c.write_id.get(..8).unwrap_or(&c.write_id),
+            c.relay_url,
+            c.role
+        ));
+    }
 }
 
 fn qr(link: &str) -> Option<String> {
@@ -408,6 +508,94 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Group { command } => group(&home, command, as_json).await?,
+        Command::Introduce {
+            conv_a,
+            conv_b,
+            note,
+        } => {
+            let view = Engine::open(&home)?
+                .introduce(&conv_a, &conv_b, &note)
+                .await?;
+            if as_json {
+                json(&view)?;
+            } else {
+                show_introduction(&view);
+            }
+        }
+        Command::Introductions { action, id, name } => {
+            let mut engine = Engine::open(&home)?;
+            match (action, id) {
+                (None, _) => {
+                    let list = engine.introductions()?;
+                    if as_json {
+                        json(&list)?;
+                    } else {
+                        list.iter().for_each(show_introduction);
+                    }
+                }
+                (Some(_), None) => {
+                    anyhow::bail!("name the introduction: kith introductions accept|decline ID")
+                }
+                (Some(action), Some(id)) => {
+                    let accept = matches!(action, IntroAction::Accept);
+                    let view = engine
+                        .answer_introduction(&id, accept, name.as_deref())
+                        .await?;
+                    if as_json {
+                        json(&view)?;
+                    } else {
+                        show_introduction(&view);
+                    }
+                }
+            }
+        }
+        Command::IgnoreIntroductions { conv, off } => {
+            Engine::open(&home)?.ignore_introductions(&conv, !off)?;
+            if as_json {
+                json(&serde_json::json!({"conversation": conv, "ignore_introductions": !off}))?;
+            }
+        }
+        Command::Block { conv } => {
+            let warnings = Engine::open(&home)?.block(&conv).await?;
+            warn(&warnings);
+            if as_json {
+                json(&serde_json::json!({"blocked": conv}))?;
+            } else {
+                out(&format!("blocked {conv}"));
+            }
+        }
+        Command::Unblock { conv } => {
+            let warnings = Engine::open(&home)?.unblock(&conv).await?;
+            warn(&warnings);
+            if as_json {
+                json(&serde_json::json!({"unblocked": conv}))?;
+            } else {
+                out(&format!("unblocked {conv}"));
+            }
+        }
+        Command::Move { to } => {
+            let report = Engine::open(&home)?.move_to(&to).await?;
+            warn(&report.warnings);
+            if as_json {
+                json(&report)?;
+            } else {
+                out(&format!(
+                    "{} conversation(s) now on {to}; contacts follow at their next sync",
+                    report.moved.len()
+                ));
+            }
+            if !report.errors.is_empty() {
+                anyhow::bail!("not moved: {}", report.errors.join("; "));
+            }
+        }
+        Command::Info { conv } => {
+            let info = Engine::open(&home)?.info(&conv)?;
+            if as_json {
+                json(&info)?;
+            } else {
+                show_info(&info);
+            }
+        }
     }
     Ok(())
 }

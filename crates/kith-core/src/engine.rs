@@ -675,7 +675,10 @@ impl Engine {
                     blocked.insert(conversation.clone());
                 }
             }
-            if !sent && first_error.is_none() {
+            // An address update for a retired channel waits quietly for its
+            // relay to come back: the contacts had other paths.
+            let retiring = channels.iter().all(|c| c.role == "retiring");
+            if !sent && !retiring && first_error.is_none() {
                 first_error = if refused {
                     Some(CoreError::Refused(contact_name(&self.db, &conversation)?))
                 } else {

@@ -265,13 +265,23 @@ impl Engine {
             }
         }
         tx.commit()?;
-        Ok(match self.flush_outbox(Some(conv)).await {
-            Ok(()) => Vec::new(),
-            Err(e) => vec![format!(
-                "{}: the address update is queued and will be sent on the next sync: {e}",
+        let mut warnings = Vec::new();
+        if let Err(e) = self.flush_outbox(Some(conv)).await {
+            warnings.push(e.to_string());
+        }
+        let waiting: i64 = self.db.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE conversation_id = ?1",
+            [conv],
+            |r| r.get(0),
+        )?;
+        if waiting > 0 {
+            warnings.push(format!(
+                "{}: the address update is queued for a relay that could not be reached, and is sent \
+                 on a later sync (contacts that host a channel of their own were told through it)",
                 crate::engine::contact_name(&self.db, conv)?
-            )],
-        })
+            ));
+        }
+        Ok(warnings)
     }
 
     /// The keys a moved group channel registers: every member's but ours.

@@ -11,11 +11,13 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::{Person, connect, relay};
 use kith_testkit::RelayProcess;
 use serde_json::Value;
+use std::time::Duration;
 
 fn person(dir: &Path, who: &str, name: &str, relay: Option<&RelayProcess>) -> Person {
     let p = Person::new(dir, who);
@@ -262,4 +264,311 @@ fn ignored_introductions_are_declined_without_asking() {
         made["state"].as_str().unwrap().starts_with("closed"),
         "{made}"
     );
+}
+
+/// Direct access to a relay's store, as its operator has.
+fn relay_db(relay: &RelayProcess) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(relay.db_path()).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db
+}
+
+fn channel_count(relay: &RelayProcess) -> i64 {
+    relay_db(relay)
+        .query_row("SELECT COUNT(*) FROM channels", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Texts `p` received from `from` in the conversation `conv`.
+fn received(p: &Person, conv: &str, from: &str) -> Vec<String> {
+    p.texts(conv)
+        .into_iter()
+        .filter(|(who, _)| who == from)
+        .map(|(_, text)| text)
+        .collect()
+}
+
+/// A contact who keeps writing while the other side moves: sends `count`
+/// numbered messages; half-way it says so on `halfway` and waits for `go`
+/// (the move is made then); after that it also syncs every few messages,
+/// so that the messages right after the move are sent by a contact who has
+/// not yet seen the address update.
+fn keep_sending(
+    p: Person,
+    to: &'static str,
+    prefix: &'static str,
+    count: usize,
+    halfway: std::sync::mpsc::Sender<()>,
+    go: std::sync::mpsc::Receiver<()>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for i in 0..count {
+            p.ok(&["send", to, &format!("{prefix} {i}")]);
+            if i == count / 2 {
+                halfway.send(()).unwrap();
+                go.recv().unwrap();
+            } else if i > count / 2 && i % 4 == 3 {
+                p.ok(&["sync"]);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+}
+
+#[test]
+fn moving_relays_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_a = relay();
+    let relay_b = relay();
+    let relay_c = relay();
+    let emery = person(dir.path(), "emery", "Emery", Some(&relay_a));
+    let fay = person(dir.path(), "fay", "Fay", None);
+    let gus = person(dir.path(), "gus", "Gus", Some(&relay_c));
+    connect(&emery, &fay);
+    connect(&emery, &gus);
+    assert_eq!(channel_count(&relay_a), 2);
+
+    let count = 24;
+    let (halfway, at_halfway) = std::sync::mpsc::channel();
+    let mut go = Vec::new();
+    let mut senders = Vec::new();
+    for who in ["fay", "gus"] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        go.push(tx);
+        senders.push(keep_sending(
+            Person::new(dir.path(), who),
+            "Emery",
+            who,
+            count,
+            halfway.clone(),
+            rx,
+        ));
+    }
+    emery.ok(&["sync"]);
+    at_halfway.recv().unwrap();
+    at_halfway.recv().unwrap();
+    let moved = emery.json(&["move", "--to", relay_b.url()]);
+    assert_eq!(moved["moved"].as_array().unwrap().len(), 2, "{moved}");
+    go.iter().for_each(|g| g.send(()).unwrap());
+    for _ in 0..6 {
+        emery.ok(&["sync"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+    for _ in 0..2 {
+        sync_all(&[&fay, &gus, &emery]);
+    }
+
+    let expected = |prefix: &str| {
+        (0..count)
+            .map(|i| format!("{prefix} {i}"))
+            .collect::<Vec<_>>()
+    };
+    let mut from_fay = received(&emery, "Fay", "Fay");
+    from_fay.sort_by_key(|t| t[4..].parse::<usize>().unwrap());
+    assert_eq!(from_fay, expected("fay"), "every message once");
+    let mut from_gus = received(&emery, "Gus", "Gus");
+    from_gus.sort_by_key(|t| t[4..].parse::<usize>().unwrap());
+    assert_eq!(from_gus, expected("gus"), "every message once");
+    assert_eq!(
+        channel_count(&relay_a),
+        0,
+        "relay A holds none of Emery's channels"
+    );
+
+    // The contacts followed: they write to relay B now.
+    emery.ok(&["send", "Fay", "from B"]);
+    fay.ok(&["sync"]);
+    assert!(received(&fay, "Emery", "Emery").contains(&"from B".to_string()));
+    let info = fay.json(&["info", "Emery"]);
+    let relays: Vec<&str> = info["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["relay_url"].as_str().unwrap())
+        .collect();
+    assert_eq!(relays, [relay_b.url().trim_end_matches('/')]);
+    assert_eq!(
+        emery.json(&["info", "Gus"])["channels"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "Gus's channel on C, Emery's on B"
+    );
+}
+
+#[test]
+fn a_move_reaches_contacts_while_the_old_relay_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay_a = relay();
+    let relay_b = relay();
+    let relay_c = relay();
+    let emery = person(dir.path(), "emery", "Emery", Some(&relay_a));
+    let hana = person(dir.path(), "hana", "Hana", Some(&relay_c));
+    connect(&emery, &hana);
+    hana.ok(&["send", "Emery", "before"]);
+    emery.ok(&["sync"]);
+
+    relay_a.terminate(Duration::from_secs(10)).unwrap();
+    let moved = emery.run(&["move", "--to", relay_b.url()]);
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    assert!(String::from_utf8_lossy(&moved.stderr).contains("queued"));
+    hana.ok(&["sync"]); // learns the new address through her own relay
+    hana.ok(&["send", "Emery", "while A is down"]);
+    emery.ok(&["sync"]);
+    emery.ok(&["send", "Hana", "Emery from B"]);
+    hana.ok(&["sync"]);
+    assert_eq!(
+        received(&emery, "Hana", "Hana"),
+        ["before", "while A is down"]
+    );
+    assert_eq!(received(&hana, "Emery", "Emery"), ["Emery from B"]);
+
+    // A comes back: the old channel is drained and deleted.
+    relay_a.restart().unwrap();
+    sync_all(&[&emery, &hana, &emery]);
+    assert_eq!(channel_count(&relay_a), 0);
+    assert_eq!(
+        received(&emery, "Hana", "Hana"),
+        ["before", "while A is down"]
+    );
+}
+
+#[test]
+fn channels_rotate_on_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = person(dir.path(), "alex", "Alex", Some(&relay));
+    let blair = person(dir.path(), "blair", "Blair", None);
+    connect(&alex, &blair);
+    let before = alex.json(&["info", "Blair"])["channels"][0]["write_id"].clone();
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = alex
+        .command(&["sync"])
+        .env("KITH_ROTATE_SECS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let info = alex.json(&["info", "Blair"]);
+    let channels = info["channels"].as_array().unwrap();
+    assert_eq!(channels.len(), 2, "{info}");
+    assert!(
+        channels
+            .iter()
+            .any(|c| c["role"] == "retiring" && c["write_id"] == before)
+    );
+    blair.ok(&["sync"]);
+    blair.ok(&["send", "Alex", "after the rotation"]);
+    alex.ok(&["sync"]);
+    assert_eq!(received(&alex, "Blair", "Blair"), ["after the rotation"]);
+    let after = alex.json(&["info", "Blair"]);
+    assert_eq!(after["channels"].as_array().unwrap().len(), 1, "{after}");
+    assert_ne!(after["channels"][0]["write_id"], before);
+    assert_eq!(
+        channel_count(&relay),
+        1,
+        "the old ids are gone from the relay"
+    );
+}
+
+/// Everything that identifies Alex in one relationship, as the contact
+/// and the relay saw it: Alex's identity keys (the conversation's, and the
+/// spare one offered for groups), the channels' ids, every capability key
+/// registered on them, and the name Alex shows there.
+fn identifiers(contact: &Person, alex_conv: &str, relay: &RelayProcess) -> BTreeSet<Vec<u8>> {
+    let info = contact.json(&["info", alex_conv]);
+    let mut ids = BTreeSet::new();
+    for k in info["member_identities"].as_array().unwrap() {
+        ids.insert(unhex(k.as_str().unwrap()));
+    }
+    ids.insert(
+        info["conversation"]["name"]
+            .as_str()
+            .unwrap()
+            .as_bytes()
+            .to_vec(),
+    );
+    let db = relay_db(relay);
+    for c in info["channels"].as_array().unwrap() {
+        for field in ["write_id", "read_id", "my_key"] {
+            ids.insert(unhex(c[field].as_str().unwrap()));
+        }
+        let mut stmt = db
+            .prepare(
+                "SELECT k.key FROM channel_keys k JOIN channels c ON c.id = k.channel_id WHERE c.write_id = ?1",
+            )
+            .unwrap();
+        let keys = stmt
+            .query_map([unhex(c["write_id"].as_str().unwrap())], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .unwrap();
+        for key in keys {
+            ids.insert(key.unwrap());
+        }
+    }
+    let kp: Vec<u8> = rusqlite::Connection::open(contact.home.join("kith.db"))
+        .unwrap()
+        .query_row(
+            "SELECT contact_kp FROM conversations WHERE id = ?1",
+            [info["conversation"]["id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    ids.insert(kith_crypto::mls::key_package_identity(&kp).unwrap());
+    ids
+}
+
+#[test]
+fn two_contacts_pooling_everything_find_no_common_identifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = person(dir.path(), "alex", "Alex Example", Some(&relay));
+    let blair = person(dir.path(), "blair", "Blair", None);
+    let charlie = person(dir.path(), "charlie", "Charlie", None);
+    for (contact, shown) in [(&blair, "Alex B."), (&charlie, "Sasha")] {
+        let link = alex.json(&["invite", "--name", shown])["link"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        contact.ok(&["accept", &link]);
+    }
+    // Messages, spare key packages and a rotation: everything a
+    // relationship normally carries.
+    alex.ok(&["sync"]);
+    blair.ok(&["send", "Alex B.", "hi"]);
+    charlie.ok(&["send", "Sasha", "hello"]);
+    sync_all(&[&alex, &blair, &charlie, &alex]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = alex
+        .command(&["sync"])
+        .env("KITH_ROTATE_SECS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    sync_all(&[&blair, &charlie]);
+    alex.ok(&["send", "Blair", "after rotating"]);
+    alex.ok(&["send", "Charlie", "after rotating"]);
+    sync_all(&[&blair, &charlie, &alex]);
+
+    let with_blair = identifiers(&blair, "Alex B.", &relay);
+    let with_charlie = identifiers(&charlie, "Sasha", &relay);
+    assert!(with_blair.len() >= 8 && with_charlie.len() >= 8);
+    let common: Vec<_> = with_blair.intersection(&with_charlie).collect();
+    assert!(common.is_empty(), "common identifiers: {common:?}");
+    // Nor does anything one contact holds name Alex's other relationship.
+    let (blair_files, charlie_files) = (file_bytes(&blair.home), file_bytes(&charlie.home));
+    for id in &with_charlie {
+        assert!(!contains(&blair_files, id), "Blair's files hold {id:?}");
+    }
+    for id in &with_blair {
+        assert!(!contains(&charlie_files, id), "Charlie's files hold {id:?}");
+    }
 }

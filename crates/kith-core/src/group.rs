@@ -1565,4 +1565,80 @@ mod tests {
             assert!(e.integrity_events("Crew").unwrap().is_empty());
         }
     }
+
+    /// A member who has not seen a move commits on the old channel after
+    /// the move frame: every member voids that commit alike, the committer
+    /// builds it again on the new channel, and all end in one state.
+    #[tokio::test]
+    async fn a_commit_left_on_the_old_channel_after_a_move_is_void_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay_a = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
+        let relay_b = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
+        let mut alex = person(dir.path(), "Alex", Some(relay_a.url())).await;
+        let mut blair = person(dir.path(), "Blair", None).await;
+        let mut dani = person(dir.path(), "Dani", None).await;
+        let (ab, _) = meet(&mut alex, &mut blair).await;
+        let (ad, _) = meet(&mut alex, &mut dani).await;
+        alex.group_create("Crew", None).await.unwrap();
+        assert!(alex.group_add("Crew", &ab).await.unwrap().done);
+        assert!(alex.group_add("Crew", &ad).await.unwrap().done);
+        blair.sync().await.unwrap();
+        dani.sync().await.unwrap();
+        assert!(
+            alex.group_set_admin("Crew", "Blair", true)
+                .await
+                .unwrap()
+                .done
+        );
+        blair.sync().await.unwrap();
+        dani.sync().await.unwrap();
+
+        let moved = alex.move_to(relay_b.url()).await.unwrap();
+        assert_eq!(moved.moved.len(), 3, "{moved:?}");
+        // Blair, unaware, removes Dani with a commit sent to the old channel.
+        let crew_b = blair.resolve("Crew").unwrap();
+        let dani_key = blair.find_member(&crew_b, "Dani").unwrap();
+        let remove = blair
+            .insert_op(&crew_b, "remove", |o| o.target = Some(dani_key))
+            .unwrap();
+        let before = epoch(&blair, "Crew");
+        blair.stage(&crew_b, false).await.unwrap();
+        blair.flush_outbox(Some(&crew_b)).await.unwrap();
+
+        // Alex reads it after the move frame: void, nothing changes.
+        alex.sync().await.unwrap();
+        assert_eq!(epoch(&alex, "Crew"), before);
+        // Blair reads the move, finds its commit void, builds it again on
+        // the new channel; then everyone takes it from there.
+        for _ in 0..3 {
+            blair.sync().await.unwrap();
+            alex.sync().await.unwrap();
+            dani.sync().await.unwrap();
+        }
+        let done: bool = blair
+            .db
+            .query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM group_ops WHERE id = ?1)",
+                [remove],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(done, "the removal was carried out on the new channel");
+        assert_eq!(epoch(&alex, "Crew"), epoch(&blair, "Crew"));
+        assert!(epoch(&alex, "Crew") > before);
+        assert_eq!(alex.group_members("Crew").unwrap().len(), 2);
+        assert_eq!(
+            dani.view(&dani.resolve("Crew").unwrap()).unwrap().state,
+            "closed"
+        );
+        for e in [&alex, &blair] {
+            assert!(e.integrity_events("Crew").unwrap().is_empty());
+            let channels = store::channels(&e.db, Some(&e.resolve("Crew").unwrap())).unwrap();
+            assert!(
+                channels
+                    .iter()
+                    .all(|c| c.relay_url == relay_b.url().trim_end_matches('/'))
+            );
+        }
+    }
 }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Person, connect, relay};
+use common::{Person, channel_count, connect, relay};
 use serde_json::Value;
 
 fn members(p: &Person, group: &str) -> Vec<(String, bool)> {
@@ -218,4 +218,84 @@ fn a_group_lives_on_one_channel_from_creation_to_leaving() {
             "the relay stored {secret:?}"
         );
     }
+}
+
+#[test]
+fn a_group_moves_to_another_relay_with_its_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_a = relay();
+    let relay_b = relay();
+    let alex = Person::new(dir.path(), "alex");
+    let blair = Person::new(dir.path(), "blair");
+    let charlie = Person::new(dir.path(), "charlie");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay_a.url()]);
+    blair.ok(&["init", "--name", "Blair"]);
+    charlie.ok(&["init", "--name", "Charlie"]);
+    let (alex_blair, _) = connect(&alex, &blair);
+    let (alex_charlie, _) = connect(&alex, &charlie);
+    sync_all(&[&blair, &charlie, &alex]);
+    alex.ok(&["group", "create", "Band"]);
+    alex.ok(&["group", "add", "Band", &alex_blair]);
+    alex.ok(&["group", "add", "Band", &alex_charlie]);
+    sync_all(&[&blair, &charlie, &alex]);
+    alex.ok(&["send", "Band", "before the move"]);
+    sync_all(&[&blair, &charlie]);
+
+    let moved = alex.json(&["move", "--to", relay_b.url()]);
+    assert_eq!(moved["moved"].as_array().unwrap().len(), 3, "{moved}");
+    // Blair has not seen the move yet: this goes to the old channel.
+    blair.ok(&["send", "Band", "sent to the old channel"]);
+    sync_all(&[&alex, &blair, &charlie]);
+    charlie.ok(&["send", "Band", "on the new channel"]);
+    alex.ok(&["send", "Band", "also new"]);
+    sync_all(&[&alex, &blair, &charlie]);
+
+    let mut seen = texts_of(&charlie, "Band");
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "Alex: also new",
+            "Alex: before the move",
+            "Blair: sent to the old channel",
+            "me: on the new channel"
+        ]
+    );
+    let mut seen = texts_of(&alex, "Band");
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "Blair: sent to the old channel",
+            "Charlie: on the new channel",
+            "me: also new",
+            "me: before the move"
+        ]
+    );
+    assert_eq!(
+        channel_count(&relay_a),
+        0,
+        "the group and both 1:1 channels left relay A"
+    );
+    let info = blair.json(&["info", "Band"]);
+    assert_eq!(info["channels"].as_array().unwrap().len(), 1, "{info}");
+    assert_eq!(
+        info["channels"][0]["relay_url"],
+        relay_b.url().trim_end_matches('/')
+    );
+
+    // Membership still works on the new channel, relay included.
+    alex.ok(&["group", "remove", "Band", "Charlie"]);
+    let after = charlie.json(&["sync"]);
+    assert!(
+        after["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("no longer lets you read")),
+        "{after}"
+    );
+    alex.ok(&["send", "Band", "without Charlie"]);
+    blair.ok(&["sync"]);
+    assert!(texts_of(&blair, "Band").contains(&"Alex: without Charlie".to_string()));
 }

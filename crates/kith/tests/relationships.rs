@@ -14,7 +14,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{Person, connect, relay};
+use common::{Person, channel_count, connect, relay, relay_db};
 use kith_testkit::RelayProcess;
 use serde_json::Value;
 use std::time::Duration;
@@ -264,19 +264,6 @@ fn ignored_introductions_are_declined_without_asking() {
         made["state"].as_str().unwrap().starts_with("closed"),
         "{made}"
     );
-}
-
-/// Direct access to a relay's store, as its operator has.
-fn relay_db(relay: &RelayProcess) -> rusqlite::Connection {
-    let db = rusqlite::Connection::open(relay.db_path()).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    db
-}
-
-fn channel_count(relay: &RelayProcess) -> i64 {
-    relay_db(relay)
-        .query_row("SELECT COUNT(*) FROM channels", [], |r| r.get(0))
-        .unwrap()
 }
 
 /// Texts `p` received from `from` in the conversation `conv`.

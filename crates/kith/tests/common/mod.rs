@@ -123,3 +123,17 @@ pub fn connect(a: &Person, b: &Person) -> (String, String) {
     let on_a = sync["connected"][0]["id"].as_str().unwrap().to_string();
     (on_a, accepted["id"].as_str().unwrap().to_string())
 }
+
+/// Direct access to a relay's store, as its operator has.
+pub fn relay_db(relay: &RelayProcess) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(relay.db_path()).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db
+}
+
+/// How many channels a relay holds.
+pub fn channel_count(relay: &RelayProcess) -> i64 {
+    relay_db(relay)
+        .query_row("SELECT COUNT(*) FROM channels", [], |r| r.get(0))
+        .unwrap()
+}

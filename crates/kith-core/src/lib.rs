@@ -1,9 +1,10 @@
 //! # kith-core
 //!
 //! The client engine: a profile in one SQLite file, conversations of type
-//! `PairV1` started through `InboxV1` invitations and `GroupV1` groups on
-//! one channel, an outbox that retries
-//! the same bytes until a relay takes them, and inbox sync from cursors.
+//! `PairV1` started through `InboxV1` invitations or double opt-in
+//! introductions, `GroupV1` groups on one channel, channels that move,
+//! rotate and refuse blocked contacts, an outbox that retries the same
+//! bytes until a relay takes them, and inbox sync from cursors.
 //! It never prints: the `kith` binary presents what it returns.
 //!
 //! ```text

@@ -1,6 +1,6 @@
 //! Where a conversation lives: moving the channels this user hosts to
 //! another relay (`kith move`), rotating them on a schedule, draining and
-//! deleting the old ones, and blocking (pair-v1.md §7–§9).
+//! deleting the old ones, and blocking (pair-v1.md §8–§9).
 //!
 //! ```text
 //!  host                                   contact
@@ -25,10 +25,10 @@ use crate::engine::{Engine, QueueOptions, SyncReport, base_url, insert_channel, 
 use crate::error::{CoreError, Result};
 use crate::store::{self, ChannelRow, ms};
 
-/// How often the channels a user hosts get new ids (pair-v1.md §9).
+/// How often the channels a user hosts get new ids (pair-v1.md §8.3).
 pub const ROTATE_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The longest an old channel is kept after a move, for contacts that have
-/// not synced yet (pair-v1.md §7).
+/// not synced yet (pair-v1.md §8.3).
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Most keys registered with the channel's creation; the rest by `add_key`.
 const GRANTS_AT_CREATION: usize = 63;
@@ -316,7 +316,7 @@ impl Engine {
 
     /// After a sync: deletes the old channels every reader has drained,
     /// forgets those past the drain limit, and rotates channels that are
-    /// due (pair-v1.md §7, §9).
+    /// due (pair-v1.md §8.3).
     pub(crate) async fn maintain_channels(&mut self, report: &mut SyncReport) -> Result<()> {
         let now = now_ms();
         let retiring: Vec<ChannelRow> = store::channels(&self.db, None)?
@@ -421,7 +421,7 @@ impl Engine {
     /// Blocks a contact: on every channel this user hosts for the
     /// conversation the contact's key loses its write right, so the relay
     /// refuses what they send; nothing of theirs is read any more, nothing
-    /// is sent to them (pair-v1.md §8).
+    /// is sent to them (pair-v1.md §9).
     pub async fn block(&mut self, conv: &str) -> Result<Vec<String>> {
         let id = self.resolve(conv)?;
         self.require_pair(&id, conv)?;

@@ -191,7 +191,7 @@ impl Codec for Invitation {
     }
 }
 
-/// `PairFrame` (pair-v1.md §5): the plaintext of one MLS application
+/// `PairFrame` (pair-v1.md §4): the plaintext of one MLS application
 /// message in a 1:1 conversation.
 ///
 /// ```text
@@ -459,7 +459,7 @@ impl Codec for CommitKeys {
 /// Most channels one move may retire.
 pub const MAX_RETIRED: u32 = 64;
 
-/// `ChannelMove` (pair-v1.md §7, group-v1.md §11): the sender now hosts the
+/// `ChannelMove` (pair-v1.md §8, group-v1.md §11): the sender now hosts the
 /// conversation on a new channel; the channels in `retire` will be deleted
 /// once drained. `key` is a fresh capability seed for the receiver (1:1);
 /// absent, the receiver keeps the key it has (groups, where the host
@@ -533,7 +533,7 @@ pub const MAX_NOTE: u32 = 4096;
 /// Most recognition tags one answer carries.
 pub const MAX_TAGS: u32 = 4096;
 
-/// `Introduction` (introduction-v1.md §3): one step of a double opt-in
+/// `Introduction` (introduction-v1.md §2): one step of a double opt-in
 /// introduction, all steps of one introduction sharing `intro_id`.
 ///
 /// ```text

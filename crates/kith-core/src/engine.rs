@@ -213,6 +213,27 @@ pub(crate) fn open_session(identity: &IdentityKey, state: Option<Vec<u8>>) -> Re
     Ok(Session::load(identity, GroupSnapshot::from_bytes(&state)?)?)
 }
 
+/// The safety number of a 1:1 conversation (pair-v1.md §10): the same for
+/// both members, from their two identity keys.
+pub fn safety_number(a: &[u8], b: &[u8]) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    let digest = Sha256::new()
+        .chain_update(b"kith safety number v1\0")
+        .chain_update(first)
+        .chain_update(second)
+        .finalize();
+    digest
+        .get(..15)
+        .unwrap_or_default()
+        .chunks(3)
+        .map(|c| {
+            let n = c.iter().fold(0u32, |n, b| n << 8 | u32::from(*b));
+            format!("{:07}", n % 10_000_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `conversation_id` (pair-v1.md §2): from the first channel's write id,
 /// which both sides know from the invitation.
 pub fn conversation_id(first_write_id: &WriteId) -> String {
@@ -1028,24 +1049,10 @@ impl Engine {
             Err(CoreError::NotYetConnected) => Vec::new(),
             Err(e) => return Err(e),
         };
-        let safety_number = (conversation.kind == "pair" && members.len() == 1).then(|| {
-            let mut keys = [mine.clone(), members.concat()];
-            keys.sort();
-            let digest = Sha256::new()
-                .chain_update(b"kith safety number v1\0")
-                .chain_update(keys.concat())
-                .finalize();
-            digest
-                .get(..15)
-                .unwrap_or_default()
-                .chunks(3)
-                .map(|c| {
-                    let n = c.iter().fold(0u32, |n, b| n << 8 | u32::from(*b));
-                    format!("{:07}", n % 10_000_000)
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
+        let safety_number = match members.as_slice() {
+            [theirs] if conversation.kind == "pair" => Some(safety_number(&mine, theirs)),
+            _ => None,
+        };
         let preferred: Vec<(i64, bool)> = {
             let mut stmt = self
                 .db

@@ -66,9 +66,10 @@ pub struct IntroductionView {
     pub conversation: Option<String>,
 }
 
-/// A conversation's recognition tag for one introduction: both members of
-/// a conversation compute the same one, nobody else can.
-fn tag(secret: &[u8; 32], intro_id: &[u8; 16]) -> Result<[u8; 32]> {
+/// A conversation's recognition tag for one introduction
+/// (introduction-v1.md §5): both members of a conversation compute the
+/// same one, nobody else can.
+pub fn recognition_tag(secret: &[u8; 32], intro_id: &[u8; 16]) -> Result<[u8; 32]> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
         .map_err(|_| CoreError::Corrupt("recognition secret".into()))?;
     mac.update(TAG_CONTEXT);
@@ -97,7 +98,7 @@ fn own_tags(
     for (id, identity, state, blocked) in rows {
         let session = open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)?;
         tags.push((
-            tag(&*session.export(RECOGNITION_LABEL)?, intro_id)?,
+            recognition_tag(&*session.export(RECOGNITION_LABEL)?, intro_id)?,
             id,
             blocked,
         ));

@@ -30,9 +30,10 @@ mod store;
 pub use engine::{
     Accepted, ChannelInfo, ConversationInfo, ConversationView, Engine, INVITATION_CONTEXT,
     INVITATION_TTL, IntegrityEvent, Invite, MessageView, SyncReport, conversation_id,
+    safety_number,
 };
 pub use error::{CoreError, Result};
 pub use group::{GROUP_INVITATION_CONTEXT, GroupChange, MemberView, UPDATE_INTERVAL};
-pub use intro::{INTRODUCTION_TTL, IntroductionView};
+pub use intro::{INTRODUCTION_TTL, IntroductionView, recognition_tag};
 pub use link::InviteLink;
 pub use moving::{DRAIN_LIMIT, MoveReport, ROTATE_INTERVAL};

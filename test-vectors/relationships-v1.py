@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Generates test-vectors/relationships-v1.json from the specs alone
+(pair-v1.md §4, §8, §10; introduction-v1.md §2, §5), independently of the
+Rust code that the vectors check. Run: python3 test-vectors/relationships-v1.py"""
+import hashlib, hmac, json, struct, pathlib
+
+def opaque(b): return struct.pack(">I", len(b)) + b
+def string(s): return opaque(s.encode())
+def vec32(items): return struct.pack(">I", len(items)) + b"".join(items)
+def b(n, seed): return bytes((seed + i) % 256 for i in range(n))
+
+def channel_move(url, relay_id, write_id, read_id, key, retire):
+    out = string(url) + relay_id + write_id + read_id
+    out += (b"\x01" + key) if key is not None else b"\x00"
+    return out + vec32(retire)
+
+def pair_frame(tag, body): return bytes([1, tag]) + body
+
+def intro(intro_id, step, body): return intro_id + bytes([step]) + body
+
+intro_id = b(16, 0x40)
+frames = [
+    {"name": "channel_move with key",
+     "hex": pair_frame(6, channel_move("https://relay.example", b(32, 1), b(32, 2), b(32, 3), b(32, 4), [b(32, 5)])).hex()},
+    {"name": "channel_move without key (group)",
+     "hex": pair_frame(6, channel_move("http://127.0.0.1:7070", b(32, 9), b(32, 10), b(32, 11), None, [])).hex()},
+    {"name": "introduction offer",
+     "hex": pair_frame(7, intro(intro_id, 1, string("Charlie") + string("you both climb") + b"\x01" + struct.pack(">Q", 1_795_000_000_000))).hex()},
+    {"name": "introduction answer (accept)",
+     "hex": pair_frame(7, intro(intro_id, 2, opaque(b(40, 7)) + vec32([b(32, 100), b(32, 200)]))).hex()},
+    {"name": "introduction answer (decline)",
+     "hex": pair_frame(7, intro(intro_id, 2, opaque(b"") + vec32([]))).hex()},
+    {"name": "introduction matched",
+     "hex": pair_frame(7, intro(intro_id, 3, opaque(b(40, 8)) + vec32([b(32, 50)]))).hex()},
+    {"name": "introduction welcome",
+     "hex": pair_frame(7, intro(intro_id, 4, opaque(b(64, 20)) + opaque(b(48, 30)))).hex()},
+    {"name": "introduction closed",
+     "hex": pair_frame(7, intro(intro_id, 5, b"")).hex()},
+]
+
+secret = b(32, 0xA0)
+tag = hmac.new(secret, b"kith introduction tag v1" + intro_id, hashlib.sha256).digest()
+
+def safety(k1, k2):
+    d = hashlib.sha256(b"kith safety number v1\x00" + b"".join(sorted([k1, k2]))).digest()[:15]
+    return " ".join("%07d" % (int.from_bytes(d[i:i + 3], "big") % 10_000_000) for i in range(0, 15, 3))
+
+k1, k2 = b(32, 0x11), b(32, 0xEE)
+out = {
+    "frames": frames,
+    "recognition_tags": [{"secret": secret.hex(), "intro_id": intro_id.hex(), "tag": tag.hex()}],
+    "safety_numbers": [{"a": k1.hex(), "b": k2.hex(), "safety_number": safety(k1, k2)}],
+}
+path = pathlib.Path(__file__).with_suffix(".json")
+path.write_text(json.dumps(out, indent=2) + "\n")

@@ -109,6 +109,13 @@ pub struct ChannelInfo {
     pub preferred: bool,
 }
 
+/// Something that happened to a conversation, worth a line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notice {
+    pub conversation: String,
+    pub text: String,
+}
+
 /// A new invitation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Invite {
@@ -127,6 +134,9 @@ pub struct SyncReport {
     /// Conversations whose invitation was accepted during this sync.
     pub connected: Vec<ConversationView>,
     pub integrity_events: Vec<IntegrityEvent>,
+    /// Things to tell the user that are neither messages nor attacks (such
+    /// as being removed from a group).
+    pub notices: Vec<Notice>,
     /// Introductions offered to this user, or answered, during this sync.
     pub introductions: Vec<crate::intro::IntroductionView>,
     /// Relays or channels that could not be synced this time.
@@ -1191,6 +1201,7 @@ fn is_empty(r: &SyncReport) -> bool {
         && r.connected.is_empty()
         && r.integrity_events.is_empty()
         && r.introductions.is_empty()
+        && r.notices.is_empty()
 }
 
 pub(crate) fn queue(tx: &Transaction<'_>, conv: &str, payload: &[u8]) -> Result<()> {

@@ -35,9 +35,8 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::engine::{
-    ConversationView, Engine, IntegrityEvent, Invite, OpenRow, QueueOptions, SyncReport,
-    conversation_id, envelope_payload, insert_channel, open_session, queue, queue_with, random,
-    receive_text,
+    ConversationView, Engine, Invite, Notice, OpenRow, QueueOptions, SyncReport, conversation_id,
+    envelope_payload, insert_channel, open_session, queue, queue_with, random, receive_text,
 };
 use crate::error::{CoreError, Result};
 use crate::link::InviteLink;
@@ -1205,10 +1204,12 @@ pub(crate) fn apply_group(
                     [conv],
                 )?;
                 tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [conv])?;
-                report.integrity_events.push(IntegrityEvent {
+                report.notices.push(Notice {
                     conversation: conv.to_string(),
-                    at: now,
-                    detail: "you were removed from this group".into(),
+                    text: format!(
+                        "you were removed from {}",
+                        crate::engine::contact_name(tx, conv)?
+                    ),
                 });
             } else if summary.own {
                 deliver_welcomes(tx, conv, epoch_before)?;

@@ -29,7 +29,7 @@ mod store;
 
 pub use engine::{
     Accepted, ChannelInfo, ConversationInfo, ConversationView, Engine, INVITATION_CONTEXT,
-    INVITATION_TTL, IntegrityEvent, Invite, MessageView, SyncReport, conversation_id,
+    INVITATION_TTL, IntegrityEvent, Invite, MessageView, Notice, SyncReport, conversation_id,
     safety_number,
 };
 pub use error::{CoreError, Result};

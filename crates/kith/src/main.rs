@@ -303,7 +303,15 @@ fn show_report(report: &SyncReport, as_json: bool) -> Result<()> {
         for i in &report.introductions {
             json(&serde_json::json!({"event": "introduction", "introduction": i}))?;
         }
+        for n in &report.notices {
+            json(
+                &serde_json::json!({"event": "notice", "conversation": n.conversation, "text": n.text}),
+            )?;
+        }
     } else {
+        for n in &report.notices {
+            out(&n.text);
+        }
         for i in &report.introductions {
             show_introduction(i);
         }

@@ -46,7 +46,8 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:7070].
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// SQLite database file [default: <data dir>/kith-relay/relay.db].
+    /// SQLite database file, or postgres://USER@HOST/DB for the shared
+    /// PostgreSQL store [default: <data dir>/kith-relay/relay.db].
     #[arg(long)]
     db: Option<PathBuf>,
     /// A name shown to clients.
@@ -107,7 +108,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let config = config.finish()?;
     init_logging(config.log_format);
-    tracing::info!(db = %config.db.display(), "opening store");
+    match config.postgres_url() {
+        Some(_) => tracing::info!(schema = %config.postgres_schema, "opening the PostgreSQL store"),
+        None => tracing::info!(db = %config.db.display(), "opening store"),
+    }
     let relay = server::start(config).await?;
 
     // The first line on stdout is the URL, for scripts and tests.

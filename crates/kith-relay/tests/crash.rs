@@ -11,6 +11,8 @@
 
 mod common;
 
+const STORE: common::Store = common::Store::Sqlite;
+
 use common::*;
 use kith_relay::client::{ChannelOptions, RelayClient};
 use std::collections::{HashMap, HashSet};

@@ -10,8 +10,8 @@
 )]
 
 use kith_relay::store::{
-    EventSink, NewBlob, NewChannel, Quotas, SqliteOptions, SqliteStore, Store, StoreError,
-    StoreEvent,
+    EventSink, NewBlob, NewChannel, PostgresOptions, PostgresStore, Quotas, SqliteOptions,
+    SqliteStore, Store, StoreError, StoreEvent,
 };
 use kith_wire::relay::request::BlobCreate;
 use kith_wire::relay::{ChannelRef, KeyGrant, PublicKey, Rights};
@@ -376,9 +376,12 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
                 let events = Arc::new(Recorder::default());
-                let (store, _guard) = $open(events.clone());
+                let Some((store, guard)) = $open(events.clone()).await else {
+                    return;
+                };
                 super::$check(store.clone(), &events).await;
                 store.close().await;
+                guard.release().await;
             }
         )*
     };
@@ -401,7 +404,28 @@ macro_rules! stores {
     };
 }
 
-fn open_sqlite(events: Arc<Recorder>) -> (Arc<dyn Store>, tempfile::TempDir) {
+/// What a test's store leaves behind, removed after the test.
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema { url: String, schema: String },
+}
+
+impl Guard {
+    async fn release(self) {
+        if let Guard::Schema { url, schema } = self {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn open_sqlite(events: Arc<Recorder>) -> Option<(Arc<dyn Store>, Guard)> {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(
         SqliteOptions {
@@ -414,7 +438,27 @@ fn open_sqlite(events: Arc<Recorder>) -> (Arc<dyn Store>, tempfile::TempDir) {
         events,
     )
     .unwrap();
-    (Arc::new(store), dir)
+    Some((Arc::new(store), Guard::Dir(dir)))
+}
+
+/// A PostgreSQL store in a schema of its own, on the server named by
+/// `KITH_TEST_POSTGRES_URL`; without it the test says it is skipped.
+async fn open_postgres(events: Arc<Recorder>) -> Option<(Arc<dyn Store>, Guard)> {
+    let url = kith_testkit::postgres_url()?;
+    let schema = kith_testkit::unique_schema();
+    let store = PostgresStore::open(
+        PostgresOptions {
+            url: url.clone(),
+            schema: Some(schema.clone()),
+            quotas: quotas(),
+            pool_size: 4,
+        },
+        events,
+    )
+    .await
+    .unwrap();
+    Some((Arc::new(store), Guard::Schema { url, schema }))
 }
 
 stores!(sqlite, open_sqlite);
+stores!(postgres, open_postgres);

@@ -39,6 +39,8 @@ pub struct RelayOptions {
     pub env: Vec<(String, String)>,
     /// Contents of a `relay.toml` to pass with `--config`.
     pub config: Option<String>,
+    /// The store: `--db` (default: a SQLite file in the relay's directory).
+    pub db: Option<String>,
 }
 
 impl RelayOptions {
@@ -52,6 +54,12 @@ impl RelayOptions {
     pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
         self.binary = Some(path.into());
         self
+    }
+
+    /// Uses the PostgreSQL store at `url`, in `schema`.
+    pub fn postgres(mut self, url: &str, schema: &str) -> Self {
+        self.db = Some(url.to_owned());
+        self.env("KITH_RELAY_POSTGRES_SCHEMA", schema)
     }
 
     /// Turns rate limiting off (for tests that send many requests).
@@ -120,7 +128,12 @@ impl RelayProcess {
             .arg("--listen")
             .arg(listen)
             .arg("--db")
-            .arg(self.db_path())
+            .arg(
+                self.options
+                    .db
+                    .clone()
+                    .unwrap_or_else(|| self.db_path().display().to_string()),
+            )
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -234,4 +247,40 @@ impl Drop for RelayProcess {
         }
         let _ = self.kill();
     }
+}
+
+/// The PostgreSQL server for tests, from `KITH_TEST_POSTGRES_URL`. Without
+/// it, says on the terminal (past the test harness's capture) which test is
+/// skipped, and returns `None`.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("KITH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            use std::io::Write as _;
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("a PostgreSQL test")
+                .to_owned();
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: set KITH_TEST_POSTGRES_URL=postgres://USER@HOST/DB to run it"
+            );
+            None
+        }
+    }
+}
+
+/// A schema name no other test run uses.
+pub fn unique_schema() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "kith_test_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }

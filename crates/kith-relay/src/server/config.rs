@@ -177,8 +177,14 @@ impl Default for RateLimitConfig {
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// The SQLite database file. Empty means `<data dir>/kith-relay/relay.db`.
+    /// The SQLite database file, or a `postgres://` URL for the shared
+    /// PostgreSQL store. Empty means `<data dir>/kith-relay/relay.db`.
     pub db: PathBuf,
+    /// PostgreSQL: the schema to use (created if missing); empty: the
+    /// connection's default `search_path`.
+    pub postgres_schema: String,
+    /// PostgreSQL: most connections of this process.
+    pub postgres_pool: usize,
     /// A name shown to clients.
     pub name: String,
     /// Most simultaneous TCP connections (WebSockets included).
@@ -210,6 +216,8 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             db: PathBuf::new(),
+            postgres_schema: String::new(),
+            postgres_pool: 16,
             name: String::new(),
             max_connections: 10_000,
             create_tokens: Vec::new(),
@@ -244,6 +252,13 @@ impl Config {
         fig = fig.merge(Env::prefixed("KITH_RELAY_").ignore(&["config"]).split("__"));
         let config: Config = fig.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
         Ok(config)
+    }
+
+    /// The PostgreSQL URL, when `db` names one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.db
+            .to_str()
+            .filter(|db| db.starts_with("postgres://") || db.starts_with("postgresql://"))
     }
 
     /// Fills in the default database path and checks every value.
@@ -295,6 +310,9 @@ impl Config {
                 || r.per_key_burst == 0)
         {
             return bad("rate limits must be positive (or set rate_limit.enabled = false)");
+        }
+        if self.postgres_pool == 0 {
+            return bad("postgres_pool must be positive");
         }
         if self.name.len() > 256 {
             return bad("name is longer than 256 bytes");

@@ -130,6 +130,21 @@ impl Hub {
         }
     }
 
+    /// Events may have been missed: every subscription re-reads from the
+    /// store, every long-poll looks again.
+    pub(crate) fn resync(&self) {
+        let Ok(topics) = self.topics.lock() else {
+            return;
+        };
+        for topic in topics.values() {
+            topic.waiters.notify_waiters();
+            for s in &topic.subscribers {
+                s.flags.lagged.store(true, Ordering::Release);
+                s.wake.notify_one();
+            }
+        }
+    }
+
     /// Channels with a subscriber or waiter (for tests and metrics).
     #[cfg(test)]
     pub(crate) fn topic_count(&self) -> usize {

@@ -25,7 +25,7 @@ mod replay;
 mod verifier;
 mod ws;
 
-use crate::store::{SqliteOptions, SqliteStore, Store, StoreError};
+use crate::store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError};
 use crate::time::now_ms;
 use axum::extract::ConnectInfo;
 use config::Config;
@@ -181,6 +181,10 @@ impl crate::store::EventSink for Sink {
         self.hub.publish(events);
     }
 
+    fn resync(&self) {
+        self.hub.resync();
+    }
+
     fn committed(&self, writes: usize, took: Duration) {
         self.commit_seconds.observe(took.as_secs_f64());
         self.commit_writes.observe(writes as f64);
@@ -196,21 +200,42 @@ pub async fn start(config: Config) -> Result<RelayHandle, ServerError> {
         commit_seconds: metrics.commit_seconds.clone(),
         commit_writes: metrics.commit_writes.clone(),
     });
-    let store = SqliteStore::open(
-        SqliteOptions {
-            path: config.db.clone(),
-            quotas: config.limits.quotas(),
-            read_connections: config.read_connections,
-            write_queue: config.write_queue,
-            max_batch: config.max_batch,
-        },
-        sink,
-    )
-    .map_err(|source| ServerError::Store {
-        path: config.db.display().to_string(),
-        source,
-    })?;
-    start_with_store(config, Arc::new(store), hub, metrics).await
+    let store: Arc<dyn Store> = match config.postgres_url() {
+        Some(url) => Arc::new(
+            PostgresStore::open(
+                PostgresOptions {
+                    url: url.to_owned(),
+                    schema: Some(config.postgres_schema.clone()).filter(|s| !s.is_empty()),
+                    quotas: config.limits.quotas(),
+                    pool_size: config.postgres_pool,
+                },
+                sink,
+            )
+            .await
+            .map_err(|source| ServerError::Store {
+                // Never the URL itself: it may hold a password.
+                path: "the PostgreSQL database".into(),
+                source,
+            })?,
+        ),
+        None => Arc::new(
+            SqliteStore::open(
+                SqliteOptions {
+                    path: config.db.clone(),
+                    quotas: config.limits.quotas(),
+                    read_connections: config.read_connections,
+                    write_queue: config.write_queue,
+                    max_batch: config.max_batch,
+                },
+                sink,
+            )
+            .map_err(|source| ServerError::Store {
+                path: config.db.display().to_string(),
+                source,
+            })?,
+        ),
+    };
+    start_with_store(config, store, hub, metrics).await
 }
 
 async fn start_with_store(

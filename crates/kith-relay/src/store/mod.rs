@@ -14,10 +14,13 @@
 //!   [`EventSink`] what changed (new messages, revoked keys, closed
 //!   channels), in the order the changes were committed.
 //!
-//! `SqliteStore` is the embedded default.
+//! `SqliteStore` is the embedded default; `PostgresStore` lets several
+//! relay processes share one database.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 use async_trait::async_trait;
@@ -25,7 +28,8 @@ use kith_wire::relay::request::BlobCreate;
 use kith_wire::relay::response::{
     Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, Messages, StoredMessage,
 };
-use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, ReadId, RelayId, WriteId};
+use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, ReadId, RelayId, Rights, WriteId};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -111,6 +115,11 @@ pub enum StoreEvent {
 pub trait EventSink: Send + Sync + 'static {
     /// Called with the events of one commit, in order. Must not block.
     fn publish(&self, events: &[StoreEvent]);
+
+    /// Events may have been missed (a store shared with other processes
+    /// lost its notification connection): every subscriber should re-read
+    /// from the store.
+    fn resync(&self) {}
 
     /// Called after each commit with the number of writes it carried and
     /// how long the transaction took, sync included (for metrics).
@@ -296,4 +305,60 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Finishes pending writes and releases the engine.
     async fn close(&self);
+}
+
+/// Domain separation for the stored hash of a blob id.
+const BLOB_ID_HASH_CONTEXT: &[u8] = b"kith relay blob id v1\0";
+
+pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::InvalidArgument("value out of range"))
+}
+
+pub(crate) fn to_u64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt("negative counter"))
+}
+
+pub(crate) fn random_32() -> Result<[u8; 32], StoreError> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Engine(format!("randomness: {e}")))?;
+    Ok(b)
+}
+
+/// What a store keeps instead of a blob id: finding a blob needs the id,
+/// and the database alone does not give it away.
+pub(crate) fn blob_hash(id: &BlobId) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(BLOB_ID_HASH_CONTEXT);
+    h.update(id.0);
+    h.finalize().into()
+}
+
+/// A new channel's keys: the owner with every right, then the grants
+/// (rights of repeated keys OR-ed), within the key quota.
+pub(crate) fn channel_grants(
+    new: &NewChannel,
+    quotas: &Quotas,
+) -> Result<Vec<KeyGrant>, StoreError> {
+    let mut grants: Vec<KeyGrant> = Vec::with_capacity(new.grants.len() + 1);
+    grants.push(KeyGrant {
+        key: new.owner,
+        rights: Rights::ALL,
+    });
+    for g in &new.grants {
+        match grants.iter_mut().find(|e| e.key == g.key) {
+            Some(existing) => existing.rights = existing.rights | g.rights,
+            None => grants.push(*g),
+        }
+    }
+    if grants.len() > quotas.max_channel_keys as usize {
+        return Err(StoreError::QuotaExceeded("keys"));
+    }
+    Ok(grants)
+}
+
+/// Whether a used channel's expiry should be pushed forward: only once half
+/// its idle TTL has passed, so that a busy channel does not rewrite its row
+/// on every request.
+pub(crate) fn touch_due(expires_at: u64, channel_ttl_ms: u64, now_ms: u64) -> bool {
+    expires_at.saturating_sub(now_ms) < channel_ttl_ms / 2
 }

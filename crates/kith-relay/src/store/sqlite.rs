@@ -16,7 +16,7 @@
 
 use super::{
     ChannelKey, EventSink, NewBlob, NewChannel, Quotas, ReadPage, Store, StoreError, StoreEvent,
-    StoreStats, SweepStats,
+    StoreStats, SweepStats, blob_hash, channel_grants, random_32, to_i64, to_u64,
 };
 use async_trait::async_trait;
 use kith_wire::relay::response::{
@@ -25,7 +25,6 @@ use kith_wire::relay::response::{
 };
 use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, ReadId, RelayId, Rights, WriteId};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -38,9 +37,6 @@ const WAL_CHECKPOINT_PAGES: i64 = 4_096;
 
 /// Rows deleted per sweep job, so that a large expiry never stalls writers.
 const SWEEP_BATCH: i64 = 5_000;
-
-/// Domain separation for the stored hash of a blob id.
-const BLOB_ID_HASH_CONTEXT: &[u8] = b"kith relay blob id v1\0";
 
 /// How to open a [`SqliteStore`].
 #[derive(Debug, Clone)]
@@ -133,27 +129,6 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         engine(e)
     }
-}
-
-fn to_i64(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::InvalidArgument("value out of range"))
-}
-
-fn to_u64(v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt("negative counter"))
-}
-
-fn random_32() -> Result<[u8; 32], StoreError> {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Engine(format!("randomness: {e}")))?;
-    Ok(b)
-}
-
-fn blob_hash(id: &BlobId) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(BLOB_ID_HASH_CONTEXT);
-    h.update(id.0);
-    h.finalize().into()
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -338,7 +313,7 @@ fn touch(conn: &Connection, channel_id: i64, now_ms: u64) -> Result<(), StoreErr
 /// its idle TTL has passed, so that a busy channel does not rewrite its row
 /// and its expiry-index entry on every request.
 fn touch_due(a: &Authorized, now_ms: u64) -> bool {
-    a.expires_at.saturating_sub(now_ms) < a.channel_ttl_ms / 2
+    super::touch_due(a.expires_at, a.channel_ttl_ms, now_ms)
 }
 
 fn touch_if_due(conn: &Connection, a: &Authorized, now_ms: u64) -> Result<(), StoreError> {
@@ -639,20 +614,7 @@ impl Store for SqliteStore {
     async fn create_channel(&self, new: NewChannel) -> Result<ChannelCreated, StoreError> {
         let quotas = self.inner.quotas;
         self.write(move |conn, _| {
-            let mut grants: Vec<KeyGrant> = Vec::with_capacity(new.grants.len() + 1);
-            grants.push(KeyGrant {
-                key: new.owner,
-                rights: Rights::ALL,
-            });
-            for g in &new.grants {
-                match grants.iter_mut().find(|e| e.key == g.key) {
-                    Some(existing) => existing.rights = existing.rights | g.rights,
-                    None => grants.push(*g),
-                }
-            }
-            if grants.len() > quotas.max_channel_keys as usize {
-                return Err(StoreError::QuotaExceeded("keys"));
-            }
+            let grants = channel_grants(&new, &quotas)?;
             let now = to_i64(new.now_ms)?;
             let expires_at = new.now_ms.saturating_add(new.channel_ttl_ms);
             let write_id = random_32()?;

@@ -14,8 +14,26 @@ use kith_testkit::{RelayOptions, RelayProcess};
 use kith_wire::relay::response::{ChannelCreated, ErrorCode};
 use kith_wire::relay::{KeyGrant, Rights};
 
-/// A relay from this crate's binary, rate limits off unless the test sets them.
+/// Which store a test binary's relays use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    /// `KITH_TEST_POSTGRES_URL`, a schema per relay.
+    Postgres,
+}
+
+/// A relay from this crate's binary on the test binary's store
+/// (`crate::STORE`), rate limits off unless the test sets them.
 pub fn relay(options: RelayOptions) -> RelayProcess {
+    let options = match crate::STORE {
+        Store::Sqlite => options,
+        Store::Postgres => {
+            let url = kith_testkit::postgres_url().expect("KITH_TEST_POSTGRES_URL is set");
+            static CLEAN: std::sync::Once = std::sync::Once::new();
+            CLEAN.call_once(|| drop_stale_schemas(&url));
+            options.postgres(&url, &kith_testkit::unique_schema())
+        }
+    };
     RelayProcess::start(options.binary(env!("CARGO_BIN_EXE_kith-relay"))).expect("relay starts")
 }
 
@@ -68,4 +86,40 @@ pub fn code<T: std::fmt::Debug>(result: Result<T, ClientError>) -> ErrorCode {
         Err(e) => e.code().unwrap_or_else(|| panic!("not a relay error: {e}")),
         Ok(v) => panic!("expected an error, got {v:?}"),
     }
+}
+
+/// Drops the schemas of earlier test runs (named `kith_test_<pid>_…` by
+/// `kith_testkit::unique_schema`) whose process is gone.
+fn drop_stale_schemas(url: &str) {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let rows = client
+                .query(
+                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'kith\\_test\\_%'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            for row in rows {
+                let name: String = row.get(0);
+                let pid = name.split('_').nth(2).unwrap_or_default();
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .await;
+                }
+            }
+        });
+    })
+    .join()
+    .unwrap();
 }

@@ -30,6 +30,37 @@ enum Command {
     /// Measure a running relay: accepted messages/s, send→push latency, idle
     /// subscriber memory.
     Bench(bench::BenchArgs),
+    /// Operator commands on a relay's store.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Copy the SQLite store to a file, consistently, while the relay runs.
+    /// (PostgreSQL: use pg_dump.)
+    Backup {
+        /// The relay's database [default: as `serve` would use].
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The backup file to create.
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Totals: channels, retained messages and bytes, blobs.
+    Stats {
+        /// The relay's database or postgres:// URL [default: as `serve` would use].
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// TOML configuration file (for the database and PostgreSQL schema).
+        #[arg(long, env = "KITH_RELAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -67,6 +98,23 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Admin {
+            command: AdminCommand::Stats { db, config, json },
+        } => runtime.block_on(stats(db, config, json)),
+        Command::Backup { db, to } => {
+            let mut config = Config::load(default_config_file().as_deref())?;
+            if let Some(db) = db {
+                config.db = db;
+            }
+            let config = config.finish()?;
+            if config.postgres_url().is_some() {
+                anyhow::bail!("a PostgreSQL store is backed up with pg_dump (docs/hosting.md)");
+            }
+            kith_relay::store::backup_sqlite(&config.db, &to)
+                .with_context(|| format!("backing up {}", config.db.display()))?;
+            println!("backed up {} to {}", config.db.display(), to.display());
+            Ok(())
+        }
     }
 }
 
@@ -127,6 +175,86 @@ async fn serve(args: ServeArgs) -> Result<()> {
     shutdown_signal().await?;
     tracing::info!("shutting down");
     relay.shutdown().await;
+    Ok(())
+}
+
+/// Receives nothing: `admin` reads the store, it serves no subscribers.
+struct NoSubscribers;
+
+impl kith_relay::store::EventSink for NoSubscribers {
+    fn publish(&self, _: &[kith_relay::store::StoreEvent]) {}
+}
+
+async fn stats(db: Option<PathBuf>, file: Option<PathBuf>, json: bool) -> Result<()> {
+    use kith_relay::store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
+    let mut config = Config::load(file.or_else(default_config_file).as_deref())?;
+    if let Some(db) = db {
+        config.db = db;
+    }
+    let config = config.finish()?;
+    let sink = std::sync::Arc::new(NoSubscribers);
+    let store: Box<dyn Store> = match config.postgres_url() {
+        Some(url) => Box::new(
+            PostgresStore::open(
+                PostgresOptions {
+                    url: url.to_owned(),
+                    schema: Some(config.postgres_schema.clone()).filter(|s| !s.is_empty()),
+                    quotas: config.limits.quotas(),
+                    pool_size: 1,
+                },
+                sink,
+            )
+            .await
+            .context("opening the PostgreSQL store")?,
+        ),
+        None => {
+            anyhow::ensure!(
+                config.db.exists(),
+                "no relay database at {}",
+                config.db.display()
+            );
+            Box::new(
+                SqliteStore::open(
+                    SqliteOptions {
+                        path: config.db.clone(),
+                        quotas: config.limits.quotas(),
+                        read_connections: 1,
+                        write_queue: 1,
+                        max_batch: 1,
+                    },
+                    sink,
+                )
+                .with_context(|| format!("opening {}", config.db.display()))?,
+            )
+        }
+    };
+    let stats = store.stats().await?;
+    let relay_id = store.relay_id().to_hex();
+    store.close().await;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "relay_id": relay_id,
+                "channels": stats.channels,
+                "messages": stats.messages,
+                "message_bytes": stats.message_bytes,
+                "blobs": stats.blobs,
+                "blob_bytes": stats.blob_bytes,
+            })
+        );
+    } else {
+        println!("relay id       {relay_id}");
+        println!("channels       {}", stats.channels);
+        println!(
+            "messages       {} ({} bytes)",
+            stats.messages, stats.message_bytes
+        );
+        println!(
+            "blobs          {} ({} bytes reserved)",
+            stats.blobs, stats.blob_bytes
+        );
+    }
     Ok(())
 }
 

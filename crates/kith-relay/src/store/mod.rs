@@ -21,7 +21,7 @@ mod postgres;
 mod sqlite;
 
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{SqliteOptions, SqliteStore, backup_sqlite};
 
 use async_trait::async_trait;
 use kith_wire::relay::request::BlobCreate;

@@ -414,6 +414,27 @@ fn delete_blob(conn: &Connection, blob: &BlobRow) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Copies a SQLite store, consistently, while a relay may be writing to it
+/// (`VACUUM INTO`: one read transaction, so the copy is the database as of
+/// one commit). `to` must not exist.
+pub fn backup_sqlite(db: &Path, to: &Path) -> Result<(), StoreError> {
+    if to.exists() {
+        return Err(StoreError::InvalidArgument(
+            "the backup file already exists",
+        ));
+    }
+    if !db.exists() {
+        return Err(StoreError::InvalidArgument("no database at that path"));
+    }
+    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let target = to
+        .to_str()
+        .ok_or(StoreError::InvalidArgument("the backup path is not UTF-8"))?;
+    conn.execute("VACUUM INTO ?1", params![target])?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the store and starts its
     /// writer thread. `sink` receives events after each commit.

@@ -30,6 +30,9 @@ enum Command {
     /// Measure a running relay: accepted messages/s, send→push latency, idle
     /// subscriber memory.
     Bench(bench::BenchArgs),
+    /// Serve one request from the CGI environment (RFC 3875), for shared
+    /// hosting; a binary started by a web server without arguments does this.
+    Cgi,
     /// Operator commands on a relay's store.
     Admin {
         #[command(subcommand)]
@@ -90,7 +93,14 @@ struct ServeArgs {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    // Started by a web server as a CGI program: no arguments, but a gateway.
+    let cli = if std::env::args_os().len() == 1 && std::env::var_os("GATEWAY_INTERFACE").is_some() {
+        Cli {
+            command: Command::Cgi,
+        }
+    } else {
+        Cli::parse()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -98,6 +108,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Cgi => runtime.block_on(cgi()),
         Command::Admin {
             command: AdminCommand::Stats { db, config, json },
         } => runtime.block_on(stats(db, config, json)),
@@ -175,6 +186,28 @@ async fn serve(args: ServeArgs) -> Result<()> {
     shutdown_signal().await?;
     tracing::info!("shutting down");
     relay.shutdown().await;
+    Ok(())
+}
+
+/// CGI: configuration from `kith-relay.toml` beside the program (shared
+/// hosting often cannot set environment variables), or `KITH_RELAY_CONFIG`,
+/// then `KITH_RELAY_*`; logs go to the web server's error log (stderr).
+async fn cgi() -> Result<()> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("kith-relay.toml")))
+        .filter(|f| f.exists());
+    let file = std::env::var_os("KITH_RELAY_CONFIG")
+        .map(PathBuf::from)
+        .or(beside);
+    let config = Config::load(file.as_deref())?.finish()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    server::cgi::serve(config).await?;
     Ok(())
 }
 

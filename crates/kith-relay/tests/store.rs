@@ -370,6 +370,20 @@ async fn sweeps_delete_what_expired(store: Arc<dyn Store>, events: &Recorder) {
     assert_eq!(stats.channels, 0);
 }
 
+async fn nonces_are_remembered_once_until_they_expire(store: Arc<dyn Store>, _: &Recorder) {
+    assert!(store.remember_nonce([1; 16], NOW + 1_000).await.unwrap());
+    assert!(
+        !store.remember_nonce([1; 16], NOW + 1_000).await.unwrap(),
+        "a replay"
+    );
+    assert!(store.remember_nonce([2; 16], NOW + 1_000).await.unwrap());
+    store.sweep(NOW + 2_000).await.unwrap();
+    assert!(
+        store.remember_nonce([1; 16], NOW + 3_000).await.unwrap(),
+        "forgotten once expired"
+    );
+}
+
 macro_rules! contract {
     ($open:expr; $($check:ident),* $(,)?) => {
         $(
@@ -399,6 +413,7 @@ macro_rules! stores {
                 removing_a_reader_is_published_and_the_last_admin_stays,
                 read_once_blobs_are_taken_exactly_once,
                 sweeps_delete_what_expired,
+                nonces_are_remembered_once_until_they_expire,
             );
         }
     };

@@ -111,7 +111,23 @@ pub(crate) async fn verify(
         .rate
         .check_key(&body.signer)
         .map_err(ApiError::rate_limited)?;
-    match state.replay.check_nonce(&body.nonce, now_ms) {
+    let freshness = if state.shared_nonces {
+        let limits = &state.config.limits;
+        let forget_at = now_ms
+            .saturating_add(u64::from(limits.timestamp_max_age_ms))
+            .saturating_add(u64::from(limits.timestamp_max_future_ms));
+        match state.store.remember_nonce(body.nonce.0, forget_at).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Freshness::Replayed),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record a nonce");
+                Err(Freshness::Full)
+            }
+        }
+    } else {
+        state.replay.check_nonce(&body.nonce, now_ms)
+    };
+    match freshness {
         Ok(()) => {}
         Err(Freshness::Replayed) => {
             return Err(ApiError::new(

@@ -16,6 +16,7 @@
 
 mod api;
 mod auth;
+pub mod cgi;
 pub mod config;
 mod error;
 mod hub;
@@ -74,6 +75,9 @@ pub enum ServerError {
     /// A thread could not be started.
     #[error("cannot start the verifier threads: {0}")]
     Threads(io::Error),
+    /// Reading the request or writing the answer failed (CGI).
+    #[error("{0}")]
+    Io(io::Error),
     /// The store could not be opened.
     #[error("cannot open the store at {path}: {source}")]
     Store {
@@ -92,6 +96,9 @@ pub(crate) struct AppState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) replay: ReplayGuard,
+    /// Nonces are remembered in the store, not in this process: other
+    /// processes serve this relay too (PostgreSQL, CGI).
+    pub(crate) shared_nonces: bool,
     pub(crate) rate: RateLimits,
     pub(crate) verifier: Verifier,
     pub(crate) keys: auth::KeyCache,
@@ -191,16 +198,18 @@ impl crate::store::EventSink for Sink {
     }
 }
 
-/// Opens the store named by `config.db` and starts serving.
-pub async fn start(config: Config) -> Result<RelayHandle, ServerError> {
-    let hub = Arc::new(Hub::default());
-    let metrics = Metrics::new();
-    let sink = Arc::new(Sink {
+/// The sink a relay's store reports to.
+fn sink(hub: &Arc<Hub>, metrics: &Metrics) -> Arc<Sink> {
+    Arc::new(Sink {
         hub: hub.clone(),
         commit_seconds: metrics.commit_seconds.clone(),
         commit_writes: metrics.commit_writes.clone(),
-    });
-    let store: Arc<dyn Store> = match config.postgres_url() {
+    })
+}
+
+/// Opens the store `config.db` names: a `postgres://` URL or a SQLite file.
+async fn open_store(config: &Config, sink: Arc<Sink>) -> Result<Arc<dyn Store>, ServerError> {
+    Ok(match config.postgres_url() {
         Some(url) => Arc::new(
             PostgresStore::open(
                 PostgresOptions {
@@ -234,16 +243,16 @@ pub async fn start(config: Config) -> Result<RelayHandle, ServerError> {
                 source,
             })?,
         ),
-    };
-    start_with_store(config, store, hub, metrics).await
+    })
 }
 
-async fn start_with_store(
-    config: Config,
-    store: Arc<dyn Store>,
-    hub: Arc<Hub>,
-    metrics: Metrics,
-) -> Result<RelayHandle, ServerError> {
+/// Opens the store named by `config.db` and starts serving.
+pub async fn start(config: Config) -> Result<RelayHandle, ServerError> {
+    let hub = Arc::new(Hub::default());
+    let metrics = Metrics::new();
+    let store = open_store(&config, sink(&hub, &metrics)).await?;
+    // PostgreSQL may have other relay processes on it.
+    let shared_nonces = config.postgres_url().is_some();
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -254,15 +263,39 @@ async fn start_with_store(
         addr: config.listen,
         source,
     })?;
+    let state = build_state(config, store, hub, metrics, shared_nonces)?;
+    let router = api::router(state.clone());
+    let accept = tokio::spawn(accept_loop(listener, router, state.clone()));
+    let sweeper = tokio::spawn(sweep_loop(state.clone()));
+    tracing::info!(%local_addr, relay_id = %state.relay_id.to_hex(), "relay listening");
+    Ok(RelayHandle {
+        local_addr,
+        state,
+        accept,
+        sweeper,
+    })
+}
+
+/// The state every request handler shares.
+fn build_state(
+    config: Config,
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    metrics: Metrics,
+    shared_nonces: bool,
+) -> Result<Arc<AppState>, ServerError> {
     let limits = config.limits;
-    let state = Arc::new(AppState {
+    Ok(Arc::new(AppState {
         relay_id: store.relay_id(),
+        // With nonces in the store there is no memory to lose on restart,
+        // so no request needs refusing for having been signed before it.
         replay: ReplayGuard::new(
-            now_ms(),
+            if shared_nonces { 0 } else { now_ms() },
             u64::from(limits.timestamp_max_age_ms),
             u64::from(limits.timestamp_max_future_ms),
             MAX_REPLAY_NONCES,
         ),
+        shared_nonces,
         rate: RateLimits::new(&config.rate_limit),
         // Half the cores: one thread gathers bigger batches (measured: 11.0k vs
         // 10.1k msg/s on two cores), and the rest serve connections and the store.
@@ -284,17 +317,7 @@ async fn start_with_store(
         store,
         hub,
         config,
-    });
-    let router = api::router(state.clone());
-    let accept = tokio::spawn(accept_loop(listener, router, state.clone()));
-    let sweeper = tokio::spawn(sweep_loop(state.clone()));
-    tracing::info!(%local_addr, relay_id = %state.relay_id.to_hex(), "relay listening");
-    Ok(RelayHandle {
-        local_addr,
-        state,
-        accept,
-        sweeper,
-    })
+    }))
 }
 
 /// A TCP stream that holds a connection permit for as long as it lives,

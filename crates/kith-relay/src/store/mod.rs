@@ -297,6 +297,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now_ms: u64,
     ) -> Result<(), StoreError>;
 
+    /// Records a request nonce until `expires_at_ms`; `false` if it is
+    /// already recorded (a replay). Used where several processes serve one
+    /// relay (PostgreSQL, CGI), so that a replay is refused whichever
+    /// process receives it; a single process remembers nonces in memory.
+    async fn remember_nonce(&self, nonce: [u8; 16], expires_at_ms: u64)
+    -> Result<bool, StoreError>;
+
     /// Deletes what has expired.
     async fn sweep(&self, now_ms: u64) -> Result<SweepStats, StoreError>;
 

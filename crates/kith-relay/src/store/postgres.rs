@@ -38,7 +38,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, GenericClient, NoTls, Transaction};
 
 /// Numbered migrations, recorded in `kith_schema`.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../migrations/postgres/0002_nonces.sql")),
+];
 /// The notification channel every relay process listens on.
 const NOTIFY_CHANNEL: &str = "kith_relay";
 /// Rows deleted per sweep transaction.
@@ -1182,6 +1185,21 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn remember_nonce(
+        &self,
+        nonce: [u8; 16],
+        expires_at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let client = self.inner.pool.get().await?;
+        let added = client
+            .execute(
+                "INSERT INTO nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&&nonce[..], &to_i64(expires_at_ms)?],
+            )
+            .await?;
+        Ok(added == 1)
+    }
+
     async fn sweep(&self, now_ms: u64) -> Result<SweepStats, StoreError> {
         let now = to_i64(now_ms)?;
         let mut total = SweepStats::default();
@@ -1288,5 +1306,10 @@ async fn sweep_pass(
         .await?;
         stats.messages += to_u64(count)?;
     }
+    tx.execute(
+        "DELETE FROM nonces WHERE nonce IN (SELECT nonce FROM nonces WHERE expires_at <= $1 LIMIT $2)",
+        &[&now, &SWEEP_BATCH],
+    )
+    .await?;
     Ok(stats)
 }

@@ -30,7 +30,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Numbered migrations; `PRAGMA user_version` records the last one applied.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_nonces.sql")),
+];
 
 /// WAL pages after which a commit also checkpoints (16 MiB).
 const WAL_CHECKPOINT_PAGES: i64 = 4_096;
@@ -1163,6 +1166,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn remember_nonce(
+        &self,
+        nonce: [u8; 16],
+        expires_at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn, _| {
+            let added = conn
+                .prepare_cached(
+                    "INSERT INTO nonces (nonce, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![&nonce[..], to_i64(expires_at_ms)?])?;
+            Ok(added == 1)
+        })
+        .await
+    }
+
     async fn sweep(&self, now_ms: u64) -> Result<SweepStats, StoreError> {
         let mut total = SweepStats::default();
         loop {
@@ -1281,5 +1300,9 @@ fn sweep_pass(
         .execute(params![channel, count, bytes])?;
     }
     stats.messages = expired.len() as u64;
+    conn.prepare_cached(
+        "DELETE FROM nonces WHERE nonce IN (SELECT nonce FROM nonces WHERE expires_at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![now, SWEEP_BATCH])?;
     Ok(stats)
 }

@@ -1081,6 +1081,30 @@ async fn health_metrics_restart_and_graceful_shutdown() {
         .await
         .unwrap();
     assert_eq!(read.items.len(), 1);
-    // Requests signed before the restart can never be replayed after it.
-    assert!(client.info().await.unwrap().min_timestamp_ms > now_ms());
+    // Requests signed before the restart can never be replayed after it:
+    // a single process refuses their timestamps (it forgot their nonces); a
+    // store shared by several processes remembers the nonces themselves.
+    match STORE {
+        Store::Sqlite => assert!(client.info().await.unwrap().min_timestamp_ms > now_ms()),
+        Store::Postgres => {
+            let op = Operation::Read(Read {
+                read_id: ch.created.read_id,
+                after_seq: 0,
+                max_messages: 1,
+                wait_ms: 0,
+            });
+            let request = signed_at(&client, &ch.reader, op, now_ms()).await;
+            let url = relay.url().to_owned();
+            let first = reqwest::Client::new()
+                .post(format!("{url}/v1/channel/read"))
+                .body(request.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(first.status().as_u16(), 200);
+            relay.restart().unwrap();
+            let (_, refused) = raw(relay.url(), "/v1/channel/read", request).await;
+            assert_eq!(refused.code, ErrorCode::REPLAYED);
+        }
+    }
 }

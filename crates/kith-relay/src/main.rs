@@ -87,6 +87,12 @@ struct ServeArgs {
     /// A name shown to clients.
     #[arg(long)]
     name: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM) ...
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// ... and this private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormatArg>,
@@ -159,6 +165,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(name) = args.name {
         config.name = name;
     }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls_cert = cert;
+        config.tls_key = key;
+    }
     if let Some(format) = args.log_format {
         config.log_format = match format {
             LogFormatArg::Text => LogFormat::Text,
@@ -175,11 +185,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
     // The first line on stdout is the URL, for scripts and tests.
     let mut stdout = std::io::stdout().lock();
-    writeln!(
-        stdout,
-        "kith-relay listening on http://{}",
-        relay.local_addr()
-    )?;
+    writeln!(stdout, "kith-relay listening on {}", relay.url())?;
     stdout.flush()?;
     drop(stdout);
 

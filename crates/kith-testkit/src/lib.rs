@@ -121,8 +121,8 @@ impl RelayProcess {
         // remember it.
         let listen = self
             .url
-            .strip_prefix("http://")
-            .map_or_else(|| "127.0.0.1:0".to_owned(), str::to_owned);
+            .split_once("://")
+            .map_or_else(|| "127.0.0.1:0".to_owned(), |(_, addr)| addr.to_owned());
         let mut cmd = Command::new(&self.binary);
         cmd.arg("serve")
             .arg("--listen")
@@ -170,14 +170,14 @@ impl RelayProcess {
         self.url = line
             .rsplit(' ')
             .next()
-            .filter(|u| u.starts_with("http://"))
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
             .ok_or_else(|| std::io::Error::other(format!("unexpected first line: {line}")))?
             .to_owned();
         self.child = Some(child);
         Ok(())
     }
 
-    /// The relay's base URL (`http://127.0.0.1:PORT`).
+    /// The relay's base URL (`http://127.0.0.1:PORT`, or `https://` with TLS).
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -7,6 +7,9 @@
 //! carries subscriptions and requests.
 
 mod session;
+mod tls;
+
+pub use tls::CA_FILE_VAR;
 
 pub use session::{Requester, Session};
 
@@ -81,6 +84,9 @@ pub enum ClientError {
     /// The system's random number generator failed.
     #[error("randomness unavailable: {0}")]
     Randomness(String),
+    /// The TLS configuration could not be built (a bad `KITH_CA_FILE`).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ClientError {
@@ -190,6 +196,7 @@ impl RelayClient {
             base.set_path(&path);
         }
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured((*tls::config()?).clone())
             .timeout(REQUEST_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()

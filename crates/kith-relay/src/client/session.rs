@@ -66,9 +66,14 @@ impl Session {
         // Requests are signed for the relay's id: learn it before connecting.
         client.cached_info().await?;
         let url = client.websocket_url()?;
-        let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .map_err(ws_error)?;
+        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            None,
+            true,
+            Some(tokio_tungstenite::Connector::Rustls(super::tls::config()?)),
+        )
+        .await
+        .map_err(ws_error)?;
         let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
         let (pushes_tx, pushes) = mpsc::channel(PUSH_QUEUE);
         let pending: Pending = Arc::default();

@@ -185,6 +185,10 @@ pub struct Config {
     pub postgres_schema: String,
     /// PostgreSQL: most connections of this process.
     pub postgres_pool: usize,
+    /// TLS certificate chain (PEM); with `tls_key`, the relay serves HTTPS.
+    pub tls_cert: PathBuf,
+    /// TLS private key (PEM).
+    pub tls_key: PathBuf,
     /// A name shown to clients.
     pub name: String,
     /// Most simultaneous TCP connections (WebSockets included).
@@ -218,6 +222,8 @@ impl Default for Config {
             db: PathBuf::new(),
             postgres_schema: String::new(),
             postgres_pool: 16,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
             name: String::new(),
             max_connections: 10_000,
             create_tokens: Vec::new(),

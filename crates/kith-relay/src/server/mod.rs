@@ -41,6 +41,7 @@ use replay::ReplayGuard;
 use sha2::{Digest, Sha256};
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,10 +53,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use verifier::Verifier;
+
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most nonces remembered at once (about 20 bytes each).
 const MAX_REPLAY_NONCES: usize = 8_000_000;
@@ -78,6 +83,9 @@ pub enum ServerError {
     /// Reading the request or writing the answer failed (CGI).
     #[error("{0}")]
     Io(io::Error),
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The store could not be opened.
     #[error("cannot open the store at {path}: {source}")]
     Store {
@@ -137,6 +145,7 @@ impl AppState {
 #[derive(Debug)]
 pub struct RelayHandle {
     local_addr: SocketAddr,
+    scheme: &'static str,
     state: Arc<AppState>,
     accept: JoinHandle<()>,
     sweeper: JoinHandle<()>,
@@ -146,6 +155,11 @@ impl RelayHandle {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The relay's base URL as bound: `http://` or, with TLS, `https://`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.local_addr)
     }
 
     /// The relay's identity.
@@ -263,17 +277,53 @@ pub async fn start(config: Config) -> Result<RelayHandle, ServerError> {
         addr: config.listen,
         source,
     })?;
+    let tls = tls_acceptor(&config)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let state = build_state(config, store, hub, metrics, shared_nonces)?;
     let router = api::router(state.clone());
-    let accept = tokio::spawn(accept_loop(listener, router, state.clone()));
+    let accept = tokio::spawn(accept_loop(listener, router, state.clone(), tls));
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
     tracing::info!(%local_addr, relay_id = %state.relay_id.to_hex(), "relay listening");
     Ok(RelayHandle {
         local_addr,
+        scheme,
         state,
         accept,
         sweeper,
     })
+}
+
+/// The TLS acceptor for `tls_cert`/`tls_key` (PEM), if both are set.
+fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, ServerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = (&config.tls_cert, &config.tls_key);
+    match (cert.as_os_str().is_empty(), key.as_os_str().is_empty()) {
+        (true, true) => return Ok(None),
+        (false, false) => {}
+        _ => {
+            return Err(ServerError::Tls(
+                "give both tls_cert and tls_key, or neither".into(),
+            ));
+        }
+    }
+    let bad = |what: &Path, e: &dyn std::fmt::Display| {
+        ServerError::Tls(format!("{}: {e}", what.display()))
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(cert, &e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| bad(cert, &e))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))))
 }
 
 /// The state every request handler shares.
@@ -323,7 +373,7 @@ fn build_state(
 /// A TCP stream that holds a connection permit for as long as it lives,
 /// including after an upgrade to WebSocket.
 struct CountedStream {
-    inner: TcpStream,
+    inner: Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>,
     state: Arc<AppState>,
     _permit: OwnedSemaphorePermit,
 }
@@ -370,7 +420,12 @@ impl AsyncWrite for CountedStream {
     }
 }
 
-async fn accept_loop(listener: TcpListener, router: axum::Router, state: Arc<AppState>) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    state: Arc<AppState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let permits = Arc::new(Semaphore::new(state.config.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -397,20 +452,36 @@ async fn accept_loop(listener: TcpListener, router: axum::Router, state: Arc<App
         };
         let _ = stream.set_nodelay(true);
         state.metrics.connections.inc();
-        let io = TokioIo::new(CountedStream {
-            inner: stream,
-            state: state.clone(),
-            _permit: permit,
-        });
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req
             },
         ));
-        let connection = http.serve_connection(io, service).with_upgrades();
         let shutdown = state.shutdown.clone();
+        let (http, tls, state_for_io) = (http.clone(), tls.clone(), state.clone());
         state.tasks.spawn(async move {
+            let inner = match tls {
+                None => Either::Left(stream),
+                Some(acceptor) => {
+                    // The handshake runs in the connection's task: a slow
+                    // client never holds up the accept loop.
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls)) => Either::Right(tls),
+                        _ => {
+                            state_for_io.metrics.connections.dec();
+                            return;
+                        }
+                    }
+                }
+            };
+            let io = TokioIo::new(CountedStream {
+                inner,
+                state: state_for_io,
+                _permit: permit,
+            });
+            let connection = http.serve_connection(io, service).with_upgrades();
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}

@@ -20,12 +20,15 @@ use serde_json::Value;
 
 pub struct Person {
     pub home: PathBuf,
+    /// Environment for every command (e.g. `KITH_CA_FILE`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Person {
     pub fn new(dir: &Path, who: &str) -> Self {
         Self {
             home: dir.join(who),
+            env: Vec::new(),
         }
     }
 
@@ -34,7 +37,8 @@ impl Person {
         c.arg("--home")
             .arg(&self.home)
             .args(args)
-            .env_remove("KITH_HOME");
+            .env_remove("KITH_HOME")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 

@@ -185,6 +185,7 @@ async fn create_channels(
 }
 
 pub(crate) async fn run(args: BenchArgs) -> Result<()> {
+    kith_relay::client::install_crypto_provider();
     if !is_bucket_size(args.size) || args.size < 16 {
         bail!("--size must be a size bucket (256, 1024, 4096, 16384, 65536, 262144)");
     }

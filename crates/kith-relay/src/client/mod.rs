@@ -9,7 +9,7 @@
 mod session;
 mod tls;
 
-pub use tls::CA_FILE_VAR;
+pub use tls::{CA_FILE_VAR, install_crypto_provider};
 
 pub use session::{Requester, Session};
 

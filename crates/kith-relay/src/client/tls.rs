@@ -11,7 +11,15 @@ use std::sync::{Arc, OnceLock};
 /// The environment variable naming extra trusted certificates (PEM).
 pub const CA_FILE_VAR: &str = "KITH_CA_FILE";
 
+/// Makes ring this process's default rustls provider, for other HTTPS
+/// clients in the same program (a `reqwest::Client::new()`); the relay
+/// client itself never needs it. Calling it again changes nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn build() -> Result<rustls::ClientConfig, String> {
+    install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(file) = std::env::var_os(CA_FILE_VAR).filter(|f| !f.is_empty()) {

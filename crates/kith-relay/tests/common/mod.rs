@@ -25,6 +25,8 @@ pub enum Store {
 /// A relay from this crate's binary on the test binary's store
 /// (`crate::STORE`), rate limits off unless the test sets them.
 pub fn relay(options: RelayOptions) -> RelayProcess {
+    // Tests also make raw requests with reqwest's own client.
+    kith_relay::client::install_crypto_provider();
     let options = match crate::STORE {
         Store::Sqlite => options,
         Store::Postgres => {

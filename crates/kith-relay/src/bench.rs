@@ -34,6 +34,10 @@ pub(crate) struct BenchArgs {
     /// Concurrent writers, each appending to its own channel.
     #[arg(long, default_value_t = 64)]
     writers: usize,
+    /// Readers connect here instead (another process of the same relay,
+    /// sharing its PostgreSQL database): pushes then cross processes.
+    #[arg(long)]
+    read_url: Option<String>,
     /// WebSocket readers (reader i subscribes to channel i mod writers).
     #[arg(long, default_value_t = 64)]
     readers: usize,
@@ -290,9 +294,13 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
     let append_latency = Arc::new(Mutex::new(histogram()?));
     let stop_readers = Arc::new(AtomicBool::new(false));
 
+    let read_client = match &args.read_url {
+        Some(url) => RelayClient::new(url)?,
+        None => client.clone(),
+    };
     let mut readers = tokio::task::JoinSet::new();
     for ch in channels.iter().cycle().take(args.readers) {
-        let mut sub = client.session().await?;
+        let mut sub = read_client.session().await?;
         sub.subscribe(&ch.key, ch.read_id, 0).await?;
         match sub.next().await {
             Some(ServerFrame::Subscribed { .. }) => {}

@@ -62,6 +62,11 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Parses hex (either case) into exactly `N` bytes.
 pub fn from_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    from_hex_vec(s)?.try_into().ok()
+}
+
+/// Parses hex (either case) of any even length.
+pub fn from_hex_vec(s: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -71,15 +76,16 @@ pub fn from_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
         }
     }
     let bytes = s.as_bytes();
-    if bytes.len() != N * 2 {
+    if bytes.len() % 2 != 0 {
         return None;
     }
-    let mut out = [0u8; N];
-    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let [hi, lo] = pair else { return None };
-        *o = (nibble(*hi)? << 4) | nibble(*lo)?;
-    }
-    Some(out)
+    bytes
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some((nibble(*hi)? << 4) | nibble(*lo)?),
+            _ => None,
+        })
+        .collect()
 }
 
 macro_rules! fixed_bytes {

@@ -12,11 +12,14 @@
 //!  │ RelayClient  │ ─────────────────▶ │ api: verify ▸ authorize ▸ store │
 //!  │  signs with  │ ◀───────────────── │        │                        │
 //!  │  channel keys│   GET /v1/ws       │        ▼ commit (group, fsync)  │
-//!  │ Session      │ ◀═══════════════▶  │ hub ◀─ events ── Store (SQLite) │
-//!  └──────────────┘   pushes           └─────────────────────────────────┘
+//!  │ Session      │ ◀═══════════════▶  │ hub ◀─ events ── Store (SQLite  │
+//!  └──────────────┘   pushes           │   or PostgreSQL, NOTIFY across  │
+//!                   (HTTPS/WSS: rustls)│   processes)                    │
+//!                                      └─────────────────────────────────┘
 //! ```
 //!
-//! Run one with `kith-relay serve`; embed one with [`server::start`]:
+//! Run one with `kith-relay serve` (or as a CGI program, `kith-relay cgi`);
+//! embed one with [`server::start`]:
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,7 +29,7 @@
 //! let config = Config { listen: "127.0.0.1:0".parse()?, db: "relay.db".into(), ..Config::default() };
 //! let relay = server::start(config.finish()?).await?;
 //!
-//! let client = RelayClient::new(&format!("http://{}", relay.local_addr()))?;
+//! let client = RelayClient::new(&relay.url())?;
 //! let owner = generate_key()?;
 //! let channel = client.create_channel(&owner, Default::default()).await?;
 //! let sent = client.append(&owner, channel.write_id, &[0u8; 256]).await?;

@@ -1,4 +1,6 @@
-//! The `kith-relay` binary: `serve` runs a relay, `bench` load-tests one.
+//! The `kith-relay` binary: `serve` runs a relay, `cgi` serves one request
+//! from a web server, `bench` load-tests a relay, `admin stats` and `backup`
+//! are for its operator.
 
 // A terminal program: printing is its interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]

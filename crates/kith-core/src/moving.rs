@@ -323,23 +323,10 @@ impl Engine {
             .into_iter()
             .filter(|c| c.role == "retiring")
             .collect();
-        let limits: Vec<(i64, Option<i64>, Option<i64>)> = {
-            let mut stmt = self.db.prepare(
-                "SELECT id, retire_seq, retire_after FROM channels WHERE role = 'retiring'",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
         for channel in retiring {
-            let Some(&(_, retire_seq, retire_after)) = limits.iter().find(|l| l.0 == channel.id)
-            else {
-                continue;
-            };
-            let expired = retire_after
-                .and_then(|t| u64::try_from(t).ok())
-                .is_some_and(|t| now >= t);
+            let expired = channel.retire_after.is_some_and(|t| now >= t);
             let drained = channel.owner
-                && match retire_seq.and_then(|s| u64::try_from(s).ok()) {
+                && match channel.retire_seq {
                     Some(seq) => self.drained(&channel, seq).await.unwrap_or(false),
                     None => false,
                 };

@@ -90,6 +90,8 @@ pub(crate) struct ChannelRow {
     pub(crate) seal_key: Option<[u8; 32]>,
     /// A channel being retired: the sequence number of the move frame on it.
     pub(crate) retire_seq: Option<u64>,
+    /// A channel being retired: deleted (or forgotten) at this time at the latest.
+    pub(crate) retire_after: Option<u64>,
 }
 
 fn array32(row: &Row<'_>, i: usize) -> rusqlite::Result<[u8; 32]> {
@@ -104,7 +106,7 @@ fn array32(row: &Row<'_>, i: usize) -> rusqlite::Result<[u8; 32]> {
 }
 
 pub(crate) const CHANNEL_COLUMNS: &str = "id, conversation_id, relay_url, relay_id, write_id, read_id, key, owner, cursor, \
-     role, seal_key, retire_seq";
+     role, seal_key, retire_seq, retire_after";
 
 pub(crate) fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRow> {
     Ok(ChannelRow {
@@ -124,6 +126,9 @@ pub(crate) fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRow> {
         },
         retire_seq: r
             .get::<_, Option<i64>>(11)?
+            .and_then(|s| u64::try_from(s).ok()),
+        retire_after: r
+            .get::<_, Option<i64>>(12)?
             .and_then(|s| u64::try_from(s).ok()),
     })
 }

@@ -14,10 +14,7 @@ use kith_wire::conv::PairFrame;
 use serde_json::Value;
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    kith_wire::relay::from_hex_vec(s).unwrap()
 }
 
 fn vectors() -> Value {

@@ -68,10 +68,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    kith_wire::relay::from_hex_vec(s).unwrap()
 }
 
 #[test]

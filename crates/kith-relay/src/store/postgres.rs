@@ -343,6 +343,11 @@ async fn find_blob(
         )
         .await?
         .ok_or(StoreError::NotFound)?;
+    blob_row(&row)
+}
+
+/// A `BlobRow` from `SELECT id, channel_id, chunk_size, chunk_count, read_once`.
+fn blob_row(row: &tokio_postgres::Row) -> Result<BlobRow, StoreError> {
     let int = |i: usize| -> Result<u32, StoreError> {
         u32::try_from(row.try_get::<_, i32>(i)?).map_err(|_| StoreError::Corrupt("blob size"))
     };
@@ -1425,17 +1430,7 @@ async fn sweep_pass(
         )
         .await?;
     for row in blobs {
-        let int = |i: usize| -> Result<u32, StoreError> {
-            u32::try_from(row.try_get::<_, i32>(i)?).map_err(|_| StoreError::Corrupt("blob size"))
-        };
-        let blob = BlobRow {
-            id: row.try_get(0)?,
-            channel_id: row.try_get(1)?,
-            chunk_size: int(2)?,
-            chunk_count: int(3)?,
-            read_once: row.try_get(4)?,
-        };
-        delete_blob(tx, &blob).await?;
+        delete_blob(tx, &blob_row(&row)?).await?;
         stats.blobs += 1;
     }
     let gone = tx

@@ -26,7 +26,8 @@ pub use sqlite::{SqliteOptions, SqliteStore, backup_sqlite};
 use async_trait::async_trait;
 use kith_wire::relay::request::BlobCreate;
 use kith_wire::relay::response::{
-    Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, Messages, StoredMessage,
+    Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, KeyStatus, Messages,
+    StoredMessage,
 };
 use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, ReadId, RelayId, Rights, WriteId};
 use sha2::{Digest, Sha256};
@@ -368,4 +369,163 @@ pub(crate) fn channel_grants(
 /// on every request.
 pub(crate) fn touch_due(expires_at: u64, channel_ttl_ms: u64, now_ms: u64) -> bool {
     expires_at.saturating_sub(now_ms) < channel_ttl_ms / 2
+}
+
+/// What both stores select to authorize a request: the channel row joined
+/// with the signer's key row (aliases `c` and `k`).
+pub(crate) const AUTH_COLUMNS: &str = "c.id, k.rights, k.acked_seq, c.last_seq, c.message_count, \
+    c.message_bytes, c.blob_bytes, c.key_count, c.message_ttl_ms, c.channel_ttl_ms, c.expires_at";
+
+/// A channel row joined with the signer's key row ([`AUTH_COLUMNS`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Authorized {
+    pub(crate) id: i64,
+    pub(crate) rights: Rights,
+    pub(crate) acked_seq: u64,
+    pub(crate) last_seq: u64,
+    pub(crate) message_count: u64,
+    pub(crate) message_bytes: u64,
+    pub(crate) blob_bytes: u64,
+    pub(crate) key_count: u64,
+    pub(crate) message_ttl_ms: u64,
+    pub(crate) channel_ttl_ms: u64,
+    pub(crate) expires_at: u64,
+}
+
+impl Authorized {
+    /// From the [`AUTH_COLUMNS`] of a row: the channel id, the key's rights
+    /// and the nine counters in order. A missing right is
+    /// [`StoreError::Unauthorized`], like an unknown channel or key.
+    pub(crate) fn from_columns(
+        id: i64,
+        rights_bits: i64,
+        counters: [i64; 9],
+        need: Rights,
+    ) -> Result<Self, StoreError> {
+        let rights = rights_from(rights_bits)?;
+        if !rights.contains(need) {
+            return Err(StoreError::Unauthorized);
+        }
+        let [acked, last, count, bytes, blob, keys, mttl, cttl, exp] = counters.map(to_u64);
+        Ok(Self {
+            id,
+            rights,
+            acked_seq: acked?,
+            last_seq: last?,
+            message_count: count?,
+            message_bytes: bytes?,
+            blob_bytes: blob?,
+            key_count: keys?,
+            message_ttl_ms: mttl?,
+            channel_ttl_ms: cttl?,
+            expires_at: exp?,
+        })
+    }
+
+    /// Whether this use should push the channel's expiry forward.
+    pub(crate) fn touch_due(&self, now_ms: u64) -> bool {
+        touch_due(self.expires_at, self.channel_ttl_ms, now_ms)
+    }
+
+    /// The channel's status, given its lowest retained sequence number and
+    /// (for an admin) its keys.
+    pub(crate) fn status(
+        &self,
+        first_seq: Option<i64>,
+        keys: Option<Vec<KeyStatus>>,
+    ) -> Result<ChannelStatus, StoreError> {
+        Ok(ChannelStatus {
+            last_seq: self.last_seq,
+            first_seq: first_seq.map(to_u64).transpose()?.unwrap_or(0),
+            message_count: u32::try_from(self.message_count).unwrap_or(u32::MAX),
+            message_bytes: self.message_bytes,
+            blob_bytes: self.blob_bytes,
+            rights: self.rights,
+            acked_seq: self.acked_seq,
+            expires_at_ms: self.expires_at,
+            message_ttl_secs: secs(self.message_ttl_ms),
+            channel_ttl_secs: secs(self.channel_ttl_ms),
+            keys,
+        })
+    }
+}
+
+/// Rights as stored (bit 0 read, 1 write, 2 admin).
+pub(crate) fn rights_from(bits: i64) -> Result<Rights, StoreError> {
+    u8::try_from(bits)
+        .ok()
+        .and_then(Rights::from_bits)
+        .ok_or(StoreError::Corrupt("rights"))
+}
+
+fn secs(ms: u64) -> u32 {
+    u32::try_from(ms / 1000).unwrap_or(u32::MAX)
+}
+
+/// The answer to `create_channel` once the row is in.
+pub(crate) fn channel_created(
+    new: &NewChannel,
+    write_id: [u8; 32],
+    read_id: [u8; 32],
+) -> ChannelCreated {
+    ChannelCreated {
+        write_id: WriteId(write_id),
+        read_id: ReadId(read_id),
+        message_ttl_secs: secs(new.message_ttl_ms),
+        channel_ttl_secs: secs(new.channel_ttl_ms),
+        expires_at_ms: new.now_ms.saturating_add(new.channel_ttl_ms),
+    }
+}
+
+/// A read's page: messages in order, at most `max_bytes` of payload after
+/// the first.
+pub(crate) fn page(
+    rows: impl IntoIterator<Item = Result<StoredMessage, StoreError>>,
+    max_bytes: u32,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut items = Vec::new();
+    let mut total = 0u64;
+    for row in rows {
+        let message = row?;
+        total += message.payload.len() as u64;
+        if !items.is_empty() && total > u64::from(max_bytes) {
+            break;
+        }
+        items.push(message);
+    }
+    Ok(items)
+}
+
+/// A blob as both stores keep it.
+pub(crate) struct BlobRow {
+    pub(crate) id: i64,
+    pub(crate) channel_id: i64,
+    pub(crate) chunk_size: u32,
+    pub(crate) chunk_count: u32,
+    pub(crate) read_once: bool,
+}
+
+impl BlobRow {
+    /// The bytes the blob reserves on its channel.
+    pub(crate) fn reserved_bytes(&self) -> i64 {
+        i64::from(self.chunk_size) * i64::from(self.chunk_count)
+    }
+}
+
+/// One row of a channel's key list, as stored.
+pub(crate) fn key_status(
+    key: &[u8],
+    rights_bits: i64,
+    acked_seq: i64,
+) -> Result<KeyStatus, StoreError> {
+    Ok(KeyStatus {
+        grant: KeyGrant {
+            key: PublicKey(
+                key.try_into()
+                    .map_err(|_| StoreError::Corrupt("key length"))?,
+            ),
+            rights: rights_from(rights_bits)?,
+        },
+        acked_seq: to_u64(acked_seq)?,
+    })
 }

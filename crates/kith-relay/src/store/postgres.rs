@@ -21,16 +21,16 @@
 //! to re-read from the store.
 
 use super::{
-    ChannelKey, EventSink, NewBlob, NewChannel, Quotas, ReadPage, Store, StoreError, StoreEvent,
-    StoreStats, SweepStats, blob_hash, channel_grants, random_32, to_i64, to_u64, touch_due,
+    AUTH_COLUMNS, Authorized, BlobRow, ChannelKey, EventSink, NewBlob, NewChannel, Quotas,
+    ReadPage, Store, StoreError, StoreEvent, StoreStats, SweepStats, blob_hash, channel_created,
+    channel_grants, key_status, page, random_32, rights_from, to_i64, to_u64,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::StreamExt;
 use kith_wire::relay::response::{
-    Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, KeyStatus, Messages,
-    StoredMessage,
+    Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, Messages, StoredMessage,
 };
 use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, ReadId, RelayId, Rights, WriteId};
 use std::sync::{Arc, Mutex};
@@ -138,39 +138,10 @@ fn pg_config(options: &PostgresOptions) -> Result<tokio_postgres::Config, StoreE
     Ok(config)
 }
 
-fn key32(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt("key length"))
-}
-
-fn rights(bits: i16) -> Result<Rights, StoreError> {
-    u8::try_from(bits)
-        .ok()
-        .and_then(Rights::from_bits)
-        .ok_or(StoreError::Corrupt("rights"))
-}
-
 /// The statement for `sql`, prepared once per connection (deadpool's
 /// cache): the server parses and plans each query once, not per request.
 async fn stmt(db: &impl GenericClient, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
     Ok(db.prepare_cached(sql).await?)
-}
-
-/// A channel row joined with the signer's key row.
-#[derive(Debug, Clone, Copy)]
-struct Authorized {
-    id: i64,
-    rights: Rights,
-    acked_seq: u64,
-    last_seq: u64,
-    message_count: u64,
-    message_bytes: u64,
-    blob_bytes: u64,
-    key_count: u64,
-    message_ttl_ms: u64,
-    channel_ttl_ms: u64,
-    expires_at: u64,
 }
 
 /// Looks up the channel and the signer's rights in one query (unknown
@@ -189,9 +160,8 @@ async fn authorize(
         ChannelRef::Read(r) => ("read_id", &r.0),
     };
     let sql = format!(
-        "SELECT c.id, k.rights, k.acked_seq, c.last_seq, c.message_count, c.message_bytes, \
-         c.blob_bytes, c.key_count, c.message_ttl_ms, c.channel_ttl_ms, c.expires_at \
-         FROM channels c JOIN channel_keys k ON k.channel_id = c.id AND k.key = $2 \
+        "SELECT {AUTH_COLUMNS} FROM channels c \
+         JOIN channel_keys k ON k.channel_id = c.id AND k.key = $2 \
          WHERE c.{column} = $1 AND c.expires_at > $3{}",
         if lock { " FOR UPDATE OF c" } else { "" }
     );
@@ -202,31 +172,28 @@ async fn authorize(
         )
         .await?
         .ok_or(StoreError::Unauthorized)?;
-    let rights = rights(row.try_get(1)?)?;
-    if !rights.contains(need) {
-        return Err(StoreError::Unauthorized);
+    let mut counters = [0i64; 9];
+    for (i, c) in counters.iter_mut().enumerate() {
+        *c = row.try_get(i + 2)?;
     }
-    let n = |i: usize| -> Result<u64, StoreError> { to_u64(row.try_get(i)?) };
-    Ok(Authorized {
-        id: row.try_get(0)?,
-        rights,
-        acked_seq: n(2)?,
-        last_seq: n(3)?,
-        message_count: n(4)?,
-        message_bytes: n(5)?,
-        blob_bytes: n(6)?,
-        key_count: n(7)?,
-        message_ttl_ms: n(8)?,
-        channel_ttl_ms: n(9)?,
-        expires_at: n(10)?,
-    })
+    Authorized::from_columns(
+        row.try_get(0)?,
+        i64::from(row.try_get::<_, i16>(1)?),
+        counters,
+        need,
+    )
 }
 
 /// Deletes messages every current reader has acknowledged.
 async fn drop_acknowledged(tx: &Transaction<'_>, channel_id: i64) -> Result<(), StoreError> {
     let min: Option<i64> = tx
-.query_one(
-&stmt(tx, "SELECT MIN(acked_seq) FROM channel_keys WHERE channel_id = $1 AND (rights & 1) <> 0").await?,
+        .query_one(
+            &stmt(
+                tx,
+                "SELECT MIN(acked_seq) FROM channel_keys \
+                 WHERE channel_id = $1 AND (rights & 1) <> 0",
+            )
+            .await?,
             &[&channel_id],
         )
         .await?
@@ -260,12 +227,27 @@ async fn drop_acknowledged(tx: &Transaction<'_>, channel_id: i64) -> Result<(), 
     Ok(())
 }
 
+/// A key lost the read right: its subscriptions end, and what only it
+/// still had to acknowledge can go.
+async fn reader_removed(
+    tx: &Transaction<'_>,
+    events: &mut Vec<StoreEvent>,
+    channel_id: i64,
+    key: PublicKey,
+) -> Result<(), StoreError> {
+    events.push(StoreEvent::ReaderRemoved {
+        channel: ChannelKey(channel_id),
+        key,
+    });
+    drop_acknowledged(tx, channel_id).await
+}
+
 async fn touch_if_due(
     db: &impl GenericClient,
     a: &Authorized,
     now_ms: u64,
 ) -> Result<(), StoreError> {
-    if touch_due(a.expires_at, a.channel_ttl_ms, now_ms) {
+    if a.touch_due(now_ms) {
         db.execute(
             &stmt(
                 db,
@@ -313,16 +295,8 @@ async fn key_rights(
         &[&channel_id, &&key.0[..]],
     )
     .await?
-    .map(|r| rights(r.try_get(0)?))
+    .map(|r| rights_from(i64::from(r.try_get::<_, i16>(0)?)))
     .transpose()
-}
-
-struct BlobRow {
-    id: i64,
-    channel_id: i64,
-    chunk_size: u32,
-    chunk_count: u32,
-    read_once: bool,
 }
 
 async fn find_blob(
@@ -390,14 +364,13 @@ async fn delete_blob(tx: &Transaction<'_>, blob: &BlobRow) -> Result<(), StoreEr
         &[&blob.id],
     )
     .await?;
-    let bytes = i64::from(blob.chunk_size) * i64::from(blob.chunk_count);
     tx.execute(
         &stmt(
             tx,
             "UPDATE channels SET blob_bytes = blob_bytes - $2 WHERE id = $1",
         )
         .await?,
-        &[&blob.channel_id, &bytes],
+        &[&blob.channel_id, &blob.reserved_bytes()],
     )
     .await?;
     Ok(())
@@ -507,7 +480,8 @@ impl PostgresStore {
                     .await?;
             }
             tx.execute(
-                "INSERT INTO relay_meta (name, value) VALUES ('relay_id', $1) ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO relay_meta (name, value) VALUES ('relay_id', $1) \
+                 ON CONFLICT (name) DO NOTHING",
                 &[&&random_32()?[..]],
             )
             .await?;
@@ -516,7 +490,10 @@ impl PostgresStore {
                 .await?
                 .try_get(0)?;
             tx.commit().await?;
-            RelayId(key32(&id).map_err(|_| StoreError::Corrupt("relay_id is not 32 bytes"))?)
+            RelayId(
+                id.try_into()
+                    .map_err(|_| StoreError::Corrupt("relay_id is not 32 bytes"))?,
+            )
         };
         let origin = u64::from_be_bytes(
             random_32()?
@@ -568,7 +545,7 @@ impl PostgresStore {
     /// Pushes a channel's expiry forward after a read, without holding up
     /// the answer.
     fn touch_later(&self, a: Authorized, now_ms: u64) {
-        if !touch_due(a.expires_at, a.channel_ttl_ms, now_ms) {
+        if !a.touch_due(now_ms) {
             return;
         }
         let pool = self.inner.pool.clone();
@@ -622,7 +599,10 @@ async fn listen(config: tokio_postgres::Config, inner: std::sync::Weak<Inner>) {
                     return;
                 };
                 if let Err(e) = relay_notification(&inner, n.payload()).await {
-                    tracing::warn!(error = %e, "a notification from another relay process was lost");
+                    tracing::warn!(
+                        error = %e,
+                        "a notification from another relay process was lost"
+                    );
                     inner.sink.resync();
                 }
             }
@@ -707,39 +687,41 @@ impl Store for PostgresStore {
         let quotas = self.inner.quotas;
         in_transaction!(self, |tx, _| {
             let grants = channel_grants(&new, &quotas)?;
-            let expires_at = new.now_ms.saturating_add(new.channel_ttl_ms);
-            let (write_id, read_id) = (random_32()?, random_32()?);
+            let created = channel_created(&new, random_32()?, random_32()?);
             let id: i64 = tx
-.query_one(
-&stmt(tx, "INSERT INTO channels (write_id, read_id, created_at, expires_at, channel_ttl_ms, \
-                         message_ttl_ms, key_count) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id").await?,
-                        &[
-                            &&write_id[..],
-                            &&read_id[..],
-                            &to_i64(new.now_ms)?,
-                            &to_i64(expires_at)?,
-                            &to_i64(new.channel_ttl_ms)?,
-                            &to_i64(new.message_ttl_ms)?,
-                            &(grants.len() as i64),
-                        ],
+                .query_one(
+                    &stmt(
+                        tx,
+                        "INSERT INTO channels (write_id, read_id, created_at, expires_at, \
+                         channel_ttl_ms, message_ttl_ms, key_count) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                     )
-                    .await?
-                    .try_get(0)?;
+                    .await?,
+                    &[
+                        &&created.write_id.0[..],
+                        &&created.read_id.0[..],
+                        &to_i64(new.now_ms)?,
+                        &to_i64(created.expires_at_ms)?,
+                        &to_i64(new.channel_ttl_ms)?,
+                        &to_i64(new.message_ttl_ms)?,
+                        &(grants.len() as i64),
+                    ],
+                )
+                .await?
+                .try_get(0)?;
             for g in &grants {
-                tx
-.execute(
-&stmt(tx, "INSERT INTO channel_keys (channel_id, key, rights, acked_seq) VALUES ($1, $2, $3, 0)").await?,
-                        &[&id, &&g.key.0[..], &i16::from(g.rights.bits())],
+                tx.execute(
+                    &stmt(
+                        tx,
+                        "INSERT INTO channel_keys (channel_id, key, rights, acked_seq) \
+                 VALUES ($1, $2, $3, 0)",
                     )
-                    .await?;
+                    .await?,
+                    &[&id, &&g.key.0[..], &i16::from(g.rights.bits())],
+                )
+                .await?;
             }
-            Ok(ChannelCreated {
-                write_id: WriteId(write_id),
-                read_id: ReadId(read_id),
-                message_ttl_secs: u32::try_from(new.message_ttl_ms / 1000).unwrap_or(u32::MAX),
-                channel_ttl_secs: u32::try_from(new.channel_ttl_ms / 1000).unwrap_or(u32::MAX),
-                expires_at_ms: expires_at,
-            })
+            Ok(created)
         })
     }
 
@@ -786,7 +768,7 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
-            let touch = touch_due(a.expires_at, a.channel_ttl_ms, now_ms);
+            let touch = a.touch_due(now_ms);
             tx.execute(
                 &stmt(
                     tx,
@@ -855,20 +837,16 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
-        let mut items = Vec::new();
-        let mut total = 0u64;
-        for row in rows {
-            let payload: Vec<u8> = row.try_get(2)?;
-            total += payload.len() as u64;
-            if !items.is_empty() && total > u64::from(max_bytes) {
-                break;
-            }
-            items.push(StoredMessage {
-                seq: to_u64(row.try_get(0)?)?,
-                received_at_ms: to_u64(row.try_get(1)?)?,
-                payload,
-            });
-        }
+        let items = page(
+            rows.iter().map(|row| {
+                Ok(StoredMessage {
+                    seq: to_u64(row.try_get(0)?)?,
+                    received_at_ms: to_u64(row.try_get(1)?)?,
+                    payload: row.try_get(2)?,
+                })
+            }),
+            max_bytes,
+        )?;
         drop(client);
         self.touch_later(a, now_ms);
         Ok(ReadPage {
@@ -946,12 +924,16 @@ impl Store for PostgresStore {
                     if a.key_count >= u64::from(quotas.max_channel_keys) {
                         return Err(StoreError::QuotaExceeded("keys"));
                     }
-                    tx
-.execute(
-&stmt(tx, "INSERT INTO channel_keys (channel_id, key, rights, acked_seq) VALUES ($1, $2, $3, $4)").await?,
-                            &[&a.id, &&grant.key.0[..], &bits, &new_reader_cursor],
+                    tx.execute(
+                        &stmt(
+                            tx,
+                            "INSERT INTO channel_keys (channel_id, key, rights, acked_seq) \
+                 VALUES ($1, $2, $3, $4)",
                         )
-                        .await?;
+                        .await?,
+                        &[&a.id, &&grant.key.0[..], &bits, &new_reader_cursor],
+                    )
+                    .await?;
                     tx.execute(
                         &stmt(
                             tx,
@@ -969,19 +951,18 @@ impl Store for PostgresStore {
                     // A key that gains the read right starts at the
                     // current end, like a new reader.
                     let cursor = (!old.contains(Rights::READ)).then_some(new_reader_cursor);
-                    tx
-.execute(
-&stmt(tx, "UPDATE channel_keys SET rights = $3, acked_seq = COALESCE($4, acked_seq) \
-                             WHERE channel_id = $1 AND key = $2").await?,
+                    tx.execute(
+                        &stmt(
+                            tx,
+                            "UPDATE channel_keys SET rights = $3, \
+                             acked_seq = COALESCE($4, acked_seq) WHERE channel_id = $1 AND key = $2",
+                        )
+                        .await?,
                         &[&a.id, &&grant.key.0[..], &bits, &cursor],
                     )
                     .await?;
                     if old.contains(Rights::READ) && !grant.rights.contains(Rights::READ) {
-                        events.push(StoreEvent::ReaderRemoved {
-                            channel: ChannelKey(a.id),
-                            key: grant.key,
-                        });
-                        drop_acknowledged(tx, a.id).await?;
+                        reader_removed(tx, events, a.id, grant.key).await?;
                     }
                 }
             }
@@ -1031,11 +1012,7 @@ impl Store for PostgresStore {
             )
             .await?;
             if old.contains(Rights::READ) {
-                events.push(StoreEvent::ReaderRemoved {
-                    channel: ChannelKey(a.id),
-                    key,
-                });
-                drop_acknowledged(tx, a.id).await?;
+                reader_removed(tx, events, a.id, key).await?;
             }
             touch_if_due(tx, &a, now_ms).await
         })
@@ -1090,20 +1067,23 @@ impl Store for PostgresStore {
             .try_get(0)?;
         let keys = if a.rights.contains(Rights::ADMIN) {
             let rows = client
-.query(
-&stmt(&client, "SELECT key, rights, acked_seq FROM channel_keys WHERE channel_id = $1 ORDER BY key").await?,
+                .query(
+                    &stmt(
+                        &client,
+                        "SELECT key, rights, acked_seq FROM channel_keys \
+                 WHERE channel_id = $1 ORDER BY key",
+                    )
+                    .await?,
                     &[&a.id],
                 )
                 .await?;
             let mut keys = Vec::with_capacity(rows.len());
             for row in rows {
-                keys.push(KeyStatus {
-                    grant: KeyGrant {
-                        key: PublicKey(key32(row.try_get::<_, &[u8]>(0)?)?),
-                        rights: rights(row.try_get(1)?)?,
-                    },
-                    acked_seq: to_u64(row.try_get(2)?)?,
-                });
+                keys.push(key_status(
+                    row.try_get(0)?,
+                    i64::from(row.try_get::<_, i16>(1)?),
+                    row.try_get(2)?,
+                )?);
             }
             Some(keys)
         } else {
@@ -1111,19 +1091,7 @@ impl Store for PostgresStore {
         };
         drop(client);
         self.touch_later(a, now_ms);
-        Ok(ChannelStatus {
-            last_seq: a.last_seq,
-            first_seq: first.map(to_u64).transpose()?.unwrap_or(0),
-            message_count: u32::try_from(a.message_count).unwrap_or(u32::MAX),
-            message_bytes: a.message_bytes,
-            blob_bytes: a.blob_bytes,
-            rights: a.rights,
-            acked_seq: a.acked_seq,
-            expires_at_ms: a.expires_at,
-            message_ttl_secs: u32::try_from(a.message_ttl_ms / 1000).unwrap_or(u32::MAX),
-            channel_ttl_secs: u32::try_from(a.channel_ttl_ms / 1000).unwrap_or(u32::MAX),
-            keys,
-        })
+        a.status(first, keys)
     }
 
     async fn authorize_reader(
@@ -1461,9 +1429,13 @@ async fn sweep_pass(
         .await?;
         stats.messages += to_u64(count)?;
     }
-    tx
-.execute(
-&stmt(tx, "DELETE FROM nonces WHERE nonce IN (SELECT nonce FROM nonces WHERE expires_at <= $1 LIMIT $2)").await?,
+    tx.execute(
+        &stmt(
+            tx,
+            "DELETE FROM nonces WHERE nonce IN \
+         (SELECT nonce FROM nonces WHERE expires_at <= $1 LIMIT $2)",
+        )
+        .await?,
         &[&now, &SWEEP_BATCH],
     )
     .await?;

@@ -15,13 +15,13 @@
 //! arrived meanwhile. A job that fails rolls back only its own savepoint.
 
 use super::{
-    ChannelKey, EventSink, NewBlob, NewChannel, Quotas, ReadPage, Store, StoreError, StoreEvent,
-    StoreStats, SweepStats, blob_hash, channel_grants, random_32, to_i64, to_u64,
+    AUTH_COLUMNS, Authorized, BlobRow, ChannelKey, EventSink, NewBlob, NewChannel, Quotas,
+    ReadPage, Store, StoreError, StoreEvent, StoreStats, SweepStats, blob_hash, channel_created,
+    channel_grants, key_status, page, random_32, rights_from, to_i64, to_u64,
 };
 use async_trait::async_trait;
 use kith_wire::relay::response::{
-    Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, KeyStatus, Messages,
-    StoredMessage,
+    Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, Messages, StoredMessage,
 };
 use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, ReadId, RelayId, Rights, WriteId};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -197,25 +197,6 @@ fn load_or_create_relay_id(conn: &Connection) -> Result<RelayId, StoreError> {
     Ok(RelayId(id))
 }
 
-/// A channel row joined with the signer's key row.
-#[derive(Debug, Clone, Copy)]
-struct Authorized {
-    id: i64,
-    rights: Rights,
-    acked_seq: u64,
-    last_seq: u64,
-    message_count: u64,
-    message_bytes: u64,
-    blob_bytes: u64,
-    key_count: u64,
-    message_ttl_ms: u64,
-    channel_ttl_ms: u64,
-    expires_at: u64,
-}
-
-const AUTH_COLUMNS: &str = "c.id, k.rights, k.acked_seq, c.last_seq, c.message_count, \
-    c.message_bytes, c.blob_bytes, c.key_count, c.message_ttl_ms, c.channel_ttl_ms, c.expires_at";
-
 /// Looks up the channel and the signer's rights in one query, so that an
 /// unknown channel, an unknown key and a missing right cost the same and
 /// answer the same.
@@ -255,27 +236,10 @@ fn authorize(
             ))
         })
         .optional()?;
-    let Some((id, rights, n)) = row else {
+    let Some((id, rights, counters)) = row else {
         return Err(StoreError::Unauthorized);
     };
-    let rights = Rights::from_bits(rights).ok_or(StoreError::Corrupt("rights"))?;
-    if !rights.contains(need) {
-        return Err(StoreError::Unauthorized);
-    }
-    let [acked, last, count, bytes, blob, keys, mttl, cttl, exp] = n;
-    Ok(Authorized {
-        id,
-        rights,
-        acked_seq: to_u64(acked)?,
-        last_seq: to_u64(last)?,
-        message_count: to_u64(count)?,
-        message_bytes: to_u64(bytes)?,
-        blob_bytes: to_u64(blob)?,
-        key_count: to_u64(keys)?,
-        message_ttl_ms: to_u64(mttl)?,
-        channel_ttl_ms: to_u64(cttl)?,
-        expires_at: to_u64(exp)?,
-    })
+    Authorized::from_columns(id, i64::from(rights), counters, need)
 }
 
 /// Deletes messages that every current reader has acknowledged. A channel
@@ -312,15 +276,8 @@ fn touch(conn: &Connection, channel_id: i64, now_ms: u64) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Whether a used channel's expiry should be pushed forward: only once half
-/// its idle TTL has passed, so that a busy channel does not rewrite its row
-/// and its expiry-index entry on every request.
-fn touch_due(a: &Authorized, now_ms: u64) -> bool {
-    super::touch_due(a.expires_at, a.channel_ttl_ms, now_ms)
-}
-
 fn touch_if_due(conn: &Connection, a: &Authorized, now_ms: u64) -> Result<(), StoreError> {
-    if touch_due(a, now_ms) {
+    if a.touch_due(now_ms) {
         touch(conn, a.id, now_ms)?;
     }
     Ok(())
@@ -365,19 +322,10 @@ fn key_rights(
         .prepare_cached("SELECT rights FROM channel_keys WHERE channel_id = ?1 AND key = ?2")?
         .query_row(params![channel_id, &key.0[..]], |r| r.get(0))
         .optional()?;
-    bits.map(|b| Rights::from_bits(b).ok_or(StoreError::Corrupt("rights")))
-        .transpose()
+    bits.map(|b| rights_from(i64::from(b))).transpose()
 }
 
 /// The blob row for an id, if it exists and has not expired.
-struct BlobRow {
-    id: i64,
-    channel_id: i64,
-    chunk_size: u32,
-    chunk_count: u32,
-    read_once: bool,
-}
-
 fn find_blob(conn: &Connection, blob_id: &BlobId, now_ms: u64) -> Result<BlobRow, StoreError> {
     conn.prepare_cached(
         "SELECT id, channel_id, chunk_size, chunk_count, read_once FROM blobs \
@@ -411,9 +359,8 @@ fn chunk(conn: &Connection, blob: &BlobRow, index: u32) -> Result<BlobChunk, Sto
 fn delete_blob(conn: &Connection, blob: &BlobRow) -> Result<(), StoreError> {
     conn.prepare_cached("DELETE FROM blobs WHERE id = ?1")?
         .execute(params![blob.id])?;
-    let bytes = i64::from(blob.chunk_size) * i64::from(blob.chunk_count);
     conn.prepare_cached("UPDATE channels SET blob_bytes = blob_bytes - ?2 WHERE id = ?1")?
-        .execute(params![blob.channel_id, bytes])?;
+        .execute(params![blob.channel_id, blob.reserved_bytes()])?;
     Ok(())
 }
 
@@ -559,10 +506,10 @@ impl SqliteStore {
         .map_err(|e| StoreError::Engine(format!("reader task: {e}")))?
     }
 
-    /// Keeps a channel that is only read from alive (see [`touch_due`]);
+    /// Keeps a channel that is only read from alive (see [`Authorized::touch_due`]);
     /// reads run on read-only connections, so this queues a write.
     fn touch_if_due(&self, auth: &Authorized, now_ms: u64) {
-        if touch_due(auth, now_ms) {
+        if auth.touch_due(now_ms) {
             let id = auth.id;
             self.write_detached(move |conn| touch(conn, id, now_ms));
         }
@@ -640,18 +587,16 @@ impl Store for SqliteStore {
         self.write(move |conn, _| {
             let grants = channel_grants(&new, &quotas)?;
             let now = to_i64(new.now_ms)?;
-            let expires_at = new.now_ms.saturating_add(new.channel_ttl_ms);
-            let write_id = random_32()?;
-            let read_id = random_32()?;
+            let created = channel_created(&new, random_32()?, random_32()?);
             conn.prepare_cached(
                 "INSERT INTO channels (write_id, read_id, created_at, expires_at, channel_ttl_ms, \
                  message_ttl_ms, key_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
-                &write_id[..],
-                &read_id[..],
+                &created.write_id.0[..],
+                &created.read_id.0[..],
                 now,
-                to_i64(expires_at)?,
+                to_i64(created.expires_at_ms)?,
                 to_i64(new.channel_ttl_ms)?,
                 to_i64(new.message_ttl_ms)?,
                 grants.len() as i64,
@@ -663,13 +608,7 @@ impl Store for SqliteStore {
             for g in &grants {
                 insert.execute(params![channel_id, &g.key.0[..], g.rights.bits()])?;
             }
-            Ok(ChannelCreated {
-                write_id: WriteId(write_id),
-                read_id: ReadId(read_id),
-                message_ttl_secs: u32::try_from(new.message_ttl_ms / 1000).unwrap_or(u32::MAX),
-                channel_ttl_secs: u32::try_from(new.channel_ttl_ms / 1000).unwrap_or(u32::MAX),
-                expires_at_ms: expires_at,
-            })
+            Ok(created)
         })
         .await
     }
@@ -749,26 +688,26 @@ impl Store for SqliteStore {
                      WHERE channel_id = ?1 AND seq > ?2 AND expires_at > ?3 \
                      ORDER BY seq LIMIT ?4",
                 )?;
-                let mut rows = stmt.query(params![
-                    a.id,
-                    to_i64(after_seq)?,
-                    to_i64(now_ms)?,
-                    i64::from(max_messages.max(1))
-                ])?;
-                let mut items = Vec::new();
-                let mut total = 0u64;
-                while let Some(row) = rows.next()? {
-                    let payload: Vec<u8> = row.get(2)?;
-                    total += payload.len() as u64;
-                    if !items.is_empty() && total > u64::from(max_bytes) {
-                        break;
-                    }
-                    items.push(StoredMessage {
-                        seq: to_u64(row.get(0)?)?,
-                        received_at_ms: to_u64(row.get(1)?)?,
-                        payload,
-                    });
-                }
+                let rows = stmt.query_map(
+                    params![
+                        a.id,
+                        to_i64(after_seq)?,
+                        to_i64(now_ms)?,
+                        i64::from(max_messages.max(1))
+                    ],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )?;
+                let items = page(
+                    rows.map(|row| {
+                        let (seq, received_at, payload): (i64, i64, Vec<u8>) = row?;
+                        Ok(StoredMessage {
+                            seq: to_u64(seq)?,
+                            received_at_ms: to_u64(received_at)?,
+                            payload,
+                        })
+                    }),
+                    max_bytes,
+                )?;
                 Ok((
                     a,
                     ReadPage {
@@ -960,41 +899,13 @@ impl Store for SqliteStore {
                     let mut keys = Vec::new();
                     while let Some(row) = rows.next()? {
                         let k: Vec<u8> = row.get(0)?;
-                        let rights =
-                            Rights::from_bits(row.get(1)?).ok_or(StoreError::Corrupt("rights"))?;
-                        keys.push(KeyStatus {
-                            grant: KeyGrant {
-                                key: PublicKey(
-                                    k.try_into()
-                                        .map_err(|_| StoreError::Corrupt("key length"))?,
-                                ),
-                                rights,
-                            },
-                            acked_seq: to_u64(row.get(2)?)?,
-                        });
+                        keys.push(key_status(&k, row.get(1)?, row.get(2)?)?);
                     }
                     Some(keys)
                 } else {
                     None
                 };
-                Ok((
-                    a,
-                    ChannelStatus {
-                        last_seq: a.last_seq,
-                        first_seq: first.map(to_u64).transpose()?.unwrap_or(0),
-                        message_count: u32::try_from(a.message_count).unwrap_or(u32::MAX),
-                        message_bytes: a.message_bytes,
-                        blob_bytes: a.blob_bytes,
-                        rights: a.rights,
-                        acked_seq: a.acked_seq,
-                        expires_at_ms: a.expires_at,
-                        message_ttl_secs: u32::try_from(a.message_ttl_ms / 1000)
-                            .unwrap_or(u32::MAX),
-                        channel_ttl_secs: u32::try_from(a.channel_ttl_ms / 1000)
-                            .unwrap_or(u32::MAX),
-                        keys,
-                    },
-                ))
+                Ok((a, a.status(first, keys)?))
             })
             .await?;
         self.touch_if_due(&auth, now_ms);

@@ -34,6 +34,18 @@ fn nonempty_opaque(
     Ok(bytes)
 }
 
+/// `opaque relay_url<1..2048>`, UTF-8.
+fn relay_url(r: &mut Reader<'_>, what: &'static str) -> Result<String, DecodeError> {
+    let url = r.string(MAX_URL, what)?;
+    if url.is_empty() {
+        return Err(DecodeError::Invalid {
+            what,
+            reason: "empty",
+        });
+    }
+    Ok(url)
+}
+
 /// `opaque key_package<1..65536>`.
 fn key_package(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<u8>, DecodeError> {
     nonempty_opaque(r, 65_536, what)
@@ -139,13 +151,7 @@ impl Codec for ChannelGrant {
         w.raw(&self.key);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let relay_url = r.string(MAX_URL, "channel_grant.relay_url")?;
-        if relay_url.is_empty() {
-            return Err(DecodeError::Invalid {
-                what: "channel_grant.relay_url",
-                reason: "empty",
-            });
-        }
+        let relay_url = relay_url(r, "channel_grant.relay_url")?;
         Ok(Self {
             relay_url,
             relay_id: RelayId::decode(r)?,
@@ -510,13 +516,7 @@ impl Codec for ChannelMove {
         w.vec(&self.retire, |w, id| id.encode(w));
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let relay_url = r.string(MAX_URL, "channel_move.relay_url")?;
-        if relay_url.is_empty() {
-            return Err(DecodeError::Invalid {
-                what: "channel_move.relay_url",
-                reason: "empty",
-            });
-        }
+        let relay_url = relay_url(r, "channel_move.relay_url")?;
         Ok(Self {
             relay_url,
             relay_id: RelayId::decode(r)?,

@@ -1455,6 +1455,24 @@ mod tests {
         (invite.conversation, on_b)
     }
 
+    /// Alex's group "Crew" with Blair (made admin) and Dani, added from
+    /// the 1:1 conversations `ab` and `ad`; everyone synced.
+    async fn crew(alex: &mut Engine, blair: &mut Engine, dani: &mut Engine, ab: &str, ad: &str) {
+        alex.group_create("Crew", None).await.unwrap();
+        assert!(alex.group_add("Crew", ab).await.unwrap().done);
+        assert!(alex.group_add("Crew", ad).await.unwrap().done);
+        blair.sync().await.unwrap();
+        dani.sync().await.unwrap();
+        assert!(
+            alex.group_set_admin("Crew", "Blair", true)
+                .await
+                .unwrap()
+                .done
+        );
+        blair.sync().await.unwrap();
+        dani.sync().await.unwrap();
+    }
+
     fn epoch(e: &Engine, group: &str) -> u64 {
         e.load(&e.resolve(group).unwrap()).unwrap().epoch()
     }
@@ -1473,19 +1491,7 @@ mod tests {
         let (ab, _) = meet(&mut alex, &mut blair).await;
         let (ac, _) = meet(&mut alex, &mut charlie).await;
         let (ad, _) = meet(&mut alex, &mut dani).await;
-        alex.group_create("Crew", None).await.unwrap();
-        assert!(alex.group_add("Crew", &ab).await.unwrap().done);
-        assert!(alex.group_add("Crew", &ad).await.unwrap().done);
-        blair.sync().await.unwrap();
-        dani.sync().await.unwrap();
-        assert!(
-            alex.group_set_admin("Crew", "Blair", true)
-                .await
-                .unwrap()
-                .done
-        );
-        blair.sync().await.unwrap();
-        dani.sync().await.unwrap();
+        crew(&mut alex, &mut blair, &mut dani, &ab, &ad).await;
         let start = epoch(&alex, "Crew");
         assert_eq!(epoch(&blair, "Crew"), start);
 
@@ -1580,19 +1586,7 @@ mod tests {
         let mut dani = person(dir.path(), "Dani", None).await;
         let (ab, _) = meet(&mut alex, &mut blair).await;
         let (ad, _) = meet(&mut alex, &mut dani).await;
-        alex.group_create("Crew", None).await.unwrap();
-        assert!(alex.group_add("Crew", &ab).await.unwrap().done);
-        assert!(alex.group_add("Crew", &ad).await.unwrap().done);
-        blair.sync().await.unwrap();
-        dani.sync().await.unwrap();
-        assert!(
-            alex.group_set_admin("Crew", "Blair", true)
-                .await
-                .unwrap()
-                .done
-        );
-        blair.sync().await.unwrap();
-        dani.sync().await.unwrap();
+        crew(&mut alex, &mut blair, &mut dani, &ab, &ad).await;
 
         let moved = alex.move_to(relay_b.url()).await.unwrap();
         assert_eq!(moved.moved.len(), 3, "{moved:?}");

@@ -25,7 +25,6 @@ const STORE: common::Store = common::Store::Postgres;
 async fn the_relay_recovers_when_postgresql_restarts() {
     use common::*;
     use kith_relay::client::ChannelOptions;
-    use kith_testkit::RelayProcess;
     use kith_wire::relay::push::ServerFrame;
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,17 +43,7 @@ async fn the_relay_recovers_when_postgresql_restarts() {
         );
         return;
     };
-    let url = kith_testkit::postgres_url().unwrap();
-    let schema = kith_testkit::unique_schema();
-    let start = || {
-        RelayProcess::start(
-            unlimited()
-                .postgres(&url, &schema)
-                .binary(env!("CARGO_BIN_EXE_kith-relay")),
-        )
-        .unwrap()
-    };
-    let (a, b) = (start(), start());
+    let (a, b) = two_processes_on_postgres();
     let (via_a, via_b) = (client(&a), client(&b));
     let ch = channel(&via_a, ChannelOptions::default()).await;
     let (w, r) = (ch.created.write_id, ch.created.read_id);

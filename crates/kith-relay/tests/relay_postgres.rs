@@ -32,18 +32,7 @@ fn relay_suite_on_postgresql() {
 #[cfg(kith_postgres_tests)]
 #[tokio::test]
 async fn two_processes_share_one_database_and_push_across() {
-    use kith_testkit::RelayProcess;
-    let url = kith_testkit::postgres_url().unwrap();
-    let schema = kith_testkit::unique_schema();
-    let start = || {
-        RelayProcess::start(
-            unlimited()
-                .postgres(&url, &schema)
-                .binary(env!("CARGO_BIN_EXE_kith-relay")),
-        )
-        .unwrap()
-    };
-    let (a, b) = (start(), start());
+    let (a, b) = two_processes_on_postgres();
     let (via_a, via_b) = (client(&a), client(&b));
     assert_eq!(
         via_a.info().await.unwrap().relay_id,

@@ -29,14 +29,29 @@ pub fn relay(options: RelayOptions) -> RelayProcess {
     kith_relay::client::install_crypto_provider();
     let options = match crate::STORE {
         Store::Sqlite => options,
-        Store::Postgres => {
-            let url = kith_testkit::postgres_url().expect("KITH_TEST_POSTGRES_URL is set");
-            static CLEAN: std::sync::Once = std::sync::Once::new();
-            CLEAN.call_once(|| drop_stale_schemas(&url));
-            options.postgres(&url, &kith_testkit::unique_schema())
-        }
+        Store::Postgres => on_postgres(options, &kith_testkit::unique_schema()),
     };
     RelayProcess::start(options.binary(env!("CARGO_BIN_EXE_kith-relay"))).expect("relay starts")
+}
+
+/// Two processes of one relay: one PostgreSQL schema, rate limits off.
+pub fn two_processes_on_postgres() -> (RelayProcess, RelayProcess) {
+    let schema = kith_testkit::unique_schema();
+    let start = || {
+        RelayProcess::start(
+            on_postgres(unlimited(), &schema).binary(env!("CARGO_BIN_EXE_kith-relay")),
+        )
+        .expect("relay starts")
+    };
+    (start(), start())
+}
+
+/// `options` on the test server's PostgreSQL, in `schema`.
+fn on_postgres(options: RelayOptions, schema: &str) -> RelayOptions {
+    let url = kith_testkit::postgres_url().expect("KITH_TEST_POSTGRES_URL is set");
+    static CLEAN: std::sync::Once = std::sync::Once::new();
+    CLEAN.call_once(|| drop_stale_schemas(&url));
+    options.postgres(&url, schema)
 }
 
 pub fn unlimited() -> RelayOptions {

@@ -173,11 +173,13 @@ impl Engine {
             [conv],
             |r| r.get(0),
         )?;
-        let client = self.relay(to)?;
-        let info = client.info().await?;
-        let (my_key, guest) = if kind == "group" {
+        // `grant`: the new channel with this user's key on it; `guest_seed`:
+        // the contact's new key (1:1 only).
+        let (grant, guest_seed) = if kind == "group" {
             // Every member keeps its capability key: the new channel
             // registers them all, admins with every right (group-v1.md §11).
+            let client = self.relay(to)?;
+            let info = client.info().await?;
             let my_key = first.key.clone();
             let mut grants = self.group_grants(conv, &public_key(&my_key))?;
             let later = grants.split_off(grants.len().min(GRANTS_AT_CREATION));
@@ -193,31 +195,24 @@ impl Engine {
             for grant in later {
                 client.add_key(&my_key, created.write_id, grant).await?;
             }
-            (my_key, (created, None))
+            let grant = ChannelGrant {
+                relay_url: base_url(&client),
+                relay_id: info.relay_id,
+                write_id: created.write_id,
+                read_id: created.read_id,
+                key: my_key.to_bytes(),
+            };
+            (grant, None)
         } else {
-            let owner = kith_relay::client::generate_key()?;
-            let guest = kith_relay::client::generate_key()?;
-            let created = client
-                .create_channel(
-                    &owner,
-                    ChannelOptions {
-                        grants: vec![KeyGrant {
-                            key: public_key(&guest),
-                            rights: Rights::READ | Rights::WRITE,
-                        }],
-                        ..ChannelOptions::default()
-                    },
-                )
-                .await?;
-            (owner, (created, Some(guest.to_bytes())))
-        };
-        let (created, guest_seed) = guest;
-        let grant = ChannelGrant {
-            relay_url: base_url(&client),
-            relay_id: info.relay_id,
-            write_id: created.write_id,
-            read_id: created.read_id,
-            key: my_key.to_bytes(),
+            let shared = self.create_shared_channel(to).await?;
+            let grant = ChannelGrant {
+                relay_url: shared.grant.relay_url.clone(),
+                relay_id: shared.grant.relay_id,
+                write_id: shared.grant.write_id,
+                read_id: shared.grant.read_id,
+                key: shared.owner.to_bytes(),
+            };
+            (grant, Some(shared.grant.key))
         };
         let frame = PairFrame::Move(ChannelMove {
             relay_url: grant.relay_url.clone(),

@@ -209,6 +209,37 @@ pub(crate) fn insert_channel(
     Ok(())
 }
 
+/// A connected 1:1 conversation about to be stored.
+pub(crate) struct NewPair<'a> {
+    pub(crate) id: &'a str,
+    /// The name the contact shows (from the invitation, or the introducer).
+    pub(crate) contact_name: &'a str,
+    pub(crate) my_name: &'a str,
+    pub(crate) identity: &'a IdentityKey,
+    pub(crate) snapshot: &'a GroupSnapshot,
+    pub(crate) now: i64,
+    pub(crate) introduced_by: Option<&'a str>,
+}
+
+/// Stores a 1:1 conversation whose MLS group exists (accepted, or made by
+/// an introduction).
+pub(crate) fn insert_active_pair(db: &Connection, pair: &NewPair<'_>) -> Result<()> {
+    db.execute(
+        "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, introduced_by) \
+         VALUES (?1, 'pair', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+        params![
+            pair.id,
+            pair.contact_name,
+            pair.my_name,
+            pair.identity.to_bytes().as_slice(),
+            pair.snapshot.to_bytes().as_slice(),
+            pair.now,
+            pair.introduced_by
+        ],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn contact_name(db: &Connection, id: &str) -> Result<String> {
     Ok(db.query_row(
         "SELECT COALESCE(local_name, contact_name, 'contact') FROM conversations WHERE id = ?1",
@@ -470,10 +501,17 @@ impl Engine {
         let snapshot = session.snapshot()?;
         let now = ms(now_ms());
         let tx = self.db.transaction()?;
-        tx.execute(
-            "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity) \
-             VALUES (?1, 'pair', 'active', ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![id, invitation.display_name, my_name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), now],
+        insert_active_pair(
+            &tx,
+            &NewPair {
+                id: &id,
+                contact_name: &invitation.display_name,
+                my_name: &my_name,
+                identity: &identity,
+                snapshot: &snapshot,
+                now,
+                introduced_by: None,
+            },
         )?;
         insert_channel(&tx, &id, grant, &grant.key, false, true)?;
         if let Some(shared) = &own_channel {

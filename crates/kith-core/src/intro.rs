@@ -28,8 +28,8 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::engine::{
-    Engine, SyncReport, contact_name, conversation_id, envelope_payload, insert_channel,
-    open_session, queue, random, record_integrity_event,
+    Engine, NewPair, SyncReport, contact_name, conversation_id, envelope_payload,
+    insert_active_pair, insert_channel, open_session, queue, random, record_integrity_event,
 };
 use crate::error::{CoreError, Result};
 use crate::store::{self, ms};
@@ -482,12 +482,19 @@ fn join(
         .encrypt(&Zeroizing::new(profile.to_bytes()))
         .map_err(|e| e.to_string())?;
     let snapshot = session.snapshot().map_err(|e| e.to_string())?;
-    tx.execute(
-        "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, introduced_by) \
-         VALUES (?1, 'pair', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
-        params![conv, peer_name, my_name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), ms(now), introducer],
+    insert_active_pair(
+        tx,
+        &NewPair {
+            id: &conv,
+            contact_name: &peer_name,
+            my_name: &my_name,
+            identity: &identity,
+            snapshot: &snapshot,
+            now: ms(now),
+            introduced_by: Some(&introducer),
+        },
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(e)?;
     insert_channel(tx, &conv, &grant, &grant.key, false, true).map_err(e)?;
     queue(tx, &conv, &envelope_payload(&Envelope::Mls(ct)).map_err(e)?).map_err(e)?;
     tx.execute(
@@ -779,10 +786,17 @@ impl Engine {
             let introducer = shown_name(&self.db, &via)?;
             let now = ms(now_ms());
             let tx = self.db.transaction()?;
-            tx.execute(
-                "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, introduced_by) \
-                 VALUES (?1, 'pair', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
-                params![conv, peer_name, my_name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), now, introducer],
+            insert_active_pair(
+                &tx,
+                &NewPair {
+                    id: &conv,
+                    contact_name: &peer_name,
+                    my_name: &my_name,
+                    identity: &identity,
+                    snapshot: &snapshot,
+                    now,
+                    introduced_by: Some(&introducer),
+                },
             )?;
             insert_channel(
                 &tx,

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use kith_core::Engine;
+use kith_core::{Config, Engine};
 use kith_testkit::{RelayOptions, RelayProcess};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -27,10 +27,12 @@ fn benches(c: &mut Criterion) {
     let (alex_home, blair_home) = (dir.path().join("alex"), dir.path().join("blair"));
     let rt = runtime();
     let (mut blair, conv) = rt.block_on(async {
-        let mut alex = Engine::init(&alex_home, "Alex", Some(relay.url()))
+        let mut alex = Engine::init(&alex_home, "Alex", Some(relay.url()), Config::default())
             .await
             .unwrap();
-        let mut blair = Engine::init(&blair_home, "Blair", None).await.unwrap();
+        let mut blair = Engine::init(&blair_home, "Blair", None, Config::default())
+            .await
+            .unwrap();
         let invite = alex.invite(None, None).await.unwrap();
         let accepted = blair.accept(&invite.link, None).await.unwrap();
         alex.sync().await.unwrap();
@@ -39,7 +41,7 @@ fn benches(c: &mut Criterion) {
     let (tx, rx) = mpsc::channel::<Instant>();
     std::thread::spawn(move || {
         runtime().block_on(async {
-            let mut alex = Engine::open(&alex_home).unwrap();
+            let mut alex = Engine::open(&alex_home, Config::default()).await.unwrap();
             let _ = alex
                 .watch(|report| {
                     for _ in &report.messages {

@@ -11,8 +11,9 @@ use kith_crypto::mls::{
 };
 use kith_crypto::padding::{pad, unpad};
 use kith_crypto::seal::SealKey;
-use kith_relay::client::{ChannelOptions, ClientError, RelayClient, generate_key, public_key};
-use kith_relay::time::now_ms;
+use kith_relay_client::{
+    ChannelOptions, ClientError, RelayClient, Trust, generate_key, public_key,
+};
 use kith_wire::Codec;
 use kith_wire::conv::{ChannelGrant, Envelope, GroupInvitation, Invitation, PairFrame};
 use kith_wire::relay::response::{ErrorCode, StoredMessage};
@@ -23,8 +24,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
-use crate::error::{CoreError, Result};
+use crate::config::{Config, millis};
+use crate::error::{CoreError, Result, check_len};
 use crate::group::{GROUP_INVITATION_CONTEXT, GroupOutcome, apply_group, join_from_pair};
+use crate::home::{self, ProfileLock};
 use crate::link::InviteLink;
 use crate::store::{self, ChannelRow, ms};
 
@@ -33,7 +36,8 @@ pub const INVITATION_CONTEXT: &[u8] = b"kith invitation v1";
 /// How long an invitation can be accepted.
 pub const INVITATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const READ_BATCH: u16 = 100;
-const DB_FILE: &str = "kith.db";
+/// How long `watch` waits for a command in another process to finish.
+const WATCH_RELOCK_WAIT: Duration = Duration::from_secs(300);
 
 /// A conversation as `kith list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -159,10 +163,22 @@ pub struct Accepted {
 pub struct Engine {
     home: PathBuf,
     pub(crate) db: Connection,
+    lock: ProfileLock,
+    pub(crate) config: Config,
+    /// Built on the first connection: a bad CA file must not stop `list`.
+    trust: Option<Trust>,
     relays: HashMap<String, RelayClient>,
     /// Capability keys of removed group members, revoked after the sync
     /// that processed their removal: (group, key).
     pub(crate) revocations: Vec<(String, [u8; 32])>,
+}
+
+/// A name shown to others (a profile's, a conversation's, a group's).
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(CoreError::Empty("name"));
+    }
+    check_len("name", name, kith_wire::conv::MAX_NAME)
 }
 
 pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
@@ -190,6 +206,7 @@ pub(crate) fn insert_channel(
     key: &[u8; 32],
     owner: bool,
     preferred: bool,
+    now: u64,
 ) -> Result<()> {
     db.execute(
         "INSERT INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred, created_at) \
@@ -203,7 +220,7 @@ pub(crate) fn insert_channel(
             key,
             owner,
             preferred,
-            ms(now_ms())
+            ms(now)
         ],
     )?;
     Ok(())
@@ -297,25 +314,23 @@ fn not_found(e: &ClientError) -> bool {
 }
 
 impl Engine {
-    fn db_path(home: &Path) -> PathBuf {
-        home.join(DB_FILE)
-    }
-
     /// Creates a profile in `home`. With a relay, the relay is checked and
     /// becomes where this user's invitations and channels live.
-    pub async fn init(home: &Path, name: &str, relay: Option<&str>) -> Result<Self> {
-        std::fs::create_dir_all(home)?;
-        let path = Self::db_path(home);
-        let db = store::open(&path)?;
+    pub async fn init(
+        home: &Path,
+        name: &str,
+        relay: Option<&str>,
+        config: Config,
+    ) -> Result<Self> {
+        check_name(name)?;
+        home::create(home)?;
+        let lock = ProfileLock::acquire(home, config.lock_wait).await?;
+        home::create_db_file(home)?;
+        let db = store::open(&home::db_path(home))?;
         if store::profile(&db)?.is_some() {
             return Err(CoreError::ProfileExists(home.display().to_string()));
         }
-        let mut engine = Self {
-            home: home.to_path_buf(),
-            db,
-            relays: HashMap::new(),
-            revocations: Vec::new(),
-        };
+        let mut engine = Self::with(home, db, lock, config);
         let relay = match relay {
             Some(url) => {
                 let client = engine.relay(url)?;
@@ -326,27 +341,43 @@ impl Engine {
         };
         engine.db.execute(
             "INSERT INTO profile (id, name, relay_url, created_at) VALUES (1, ?1, ?2, ?3)",
-            params![name, relay, ms(now_ms())],
+            params![name, relay, ms(engine.now())],
         )?;
         Ok(engine)
     }
 
-    /// Opens the profile in `home`.
-    pub fn open(home: &Path) -> Result<Self> {
-        let path = Self::db_path(home);
+    /// Opens the profile in `home`, waiting up to `config.lock_wait` for
+    /// another process that has it open.
+    pub async fn open(home: &Path, config: Config) -> Result<Self> {
+        let path = home::db_path(home);
         if !path.exists() {
             return Err(CoreError::NoProfile(home.display().to_string()));
         }
+        let lock = ProfileLock::acquire(home, config.lock_wait).await?;
+        // Profiles made before files were private become private now.
+        home::make_private(home)?;
         let db = store::open(&path)?;
         if store::profile(&db)?.is_none() {
             return Err(CoreError::NoProfile(home.display().to_string()));
         }
-        Ok(Self {
+        Ok(Self::with(home, db, lock, config))
+    }
+
+    fn with(home: &Path, db: Connection, lock: ProfileLock, config: Config) -> Self {
+        Self {
             home: home.to_path_buf(),
             db,
+            lock,
+            config,
+            trust: None,
             relays: HashMap::new(),
             revocations: Vec::new(),
-        })
+        }
+    }
+
+    /// The time now, by the engine's clock.
+    pub(crate) fn now(&self) -> u64 {
+        self.config.now_ms()
     }
 
     pub fn home(&self) -> &Path {
@@ -363,7 +394,15 @@ impl Engine {
         if let Some(c) = self.relays.get(&key) {
             return Ok(c.clone());
         }
-        let client = RelayClient::new(&key)?;
+        let trust = match &self.trust {
+            Some(trust) => trust.clone(),
+            None => {
+                let trust = Trust::with_ca_file(self.config.ca_file.as_deref())?;
+                self.trust = Some(trust.clone());
+                trust
+            }
+        };
+        let client = RelayClient::with_trust(&key, trust)?;
         self.relays.insert(key, client.clone());
         Ok(client)
     }
@@ -371,6 +410,7 @@ impl Engine {
     /// Creates a one-time invitation on `relay` (or the profile's relay),
     /// showing `name` (or the profile's name) to whoever accepts it.
     pub async fn invite(&mut self, relay: Option<&str>, name: Option<&str>) -> Result<Invite> {
+        name.map(check_name).transpose()?;
         let profile = self.profile()?;
         let my_name = name.map_or_else(|| profile.name.clone(), str::to_string);
         let relay_url = relay
@@ -381,19 +421,19 @@ impl Engine {
         let SharedChannel { owner, grant } = self.create_shared_channel(&relay_url).await?;
         let identity = IdentityKey::generate()?;
         let (kp, pending) = key_package(&identity)?;
-        let expires_at =
-            now_ms().saturating_add(u64::try_from(INVITATION_TTL.as_millis()).unwrap_or(u64::MAX));
+        let expires_at = self.now().saturating_add(millis(INVITATION_TTL));
         let id = conversation_id(&grant.write_id);
-        let now = ms(now_ms());
+        let now = ms(self.now());
         // Stored before the blob exists: a Welcome can only arrive once the
         // link is out, and then the channel must already be ours to read.
+        let at = self.now();
         let tx = self.db.transaction()?;
         tx.execute(
             "INSERT INTO conversations (id, kind, state, my_name, identity, pending_kp, created_at, last_activity, expires_at) \
              VALUES (?1, 'pair', 'invited', ?2, ?3, ?4, ?5, ?5, ?6)",
             params![id, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(expires_at)],
         )?;
-        insert_channel(&tx, &id, &grant, &owner.to_bytes(), true, true)?;
+        insert_channel(&tx, &id, &grant, &owner.to_bytes(), true, true, at)?;
         tx.commit()?;
 
         let (relay_url, write_id) = (grant.relay_url.clone(), grant.write_id);
@@ -433,6 +473,7 @@ impl Engine {
     /// Accepts an invitation link: fetches (and so consumes) its blob,
     /// creates the conversation's MLS group and sends the Welcome.
     pub async fn accept(&mut self, link: &str, name: Option<&str>) -> Result<Accepted> {
+        name.map(check_name).transpose()?;
         let profile = self.profile()?;
         let link = InviteLink::parse(link)?;
         let client = self.relay(&link.relay_url)?;
@@ -459,7 +500,7 @@ impl Engine {
         };
         let invitation = Invitation::from_bytes(&plaintext)
             .map_err(|e| CoreError::BadInvitation(e.to_string()))?;
-        if invitation.expires_at_ms < now_ms() {
+        if invitation.expires_at_ms < self.now() {
             return Err(CoreError::InvitationUnavailable);
         }
         let id = conversation_id(&invitation.channel.write_id);
@@ -499,7 +540,8 @@ impl Engine {
             payloads.push(envelope_payload(&Envelope::Mls(ct))?);
         }
         let snapshot = session.snapshot()?;
-        let now = ms(now_ms());
+        let now = ms(self.now());
+        let at = self.now();
         let tx = self.db.transaction()?;
         insert_active_pair(
             &tx,
@@ -513,7 +555,7 @@ impl Engine {
                 introduced_by: None,
             },
         )?;
-        insert_channel(&tx, &id, grant, &grant.key, false, true)?;
+        insert_channel(&tx, &id, grant, &grant.key, false, true, at)?;
         if let Some(shared) = &own_channel {
             insert_channel(
                 &tx,
@@ -522,10 +564,11 @@ impl Engine {
                 &shared.owner.to_bytes(),
                 true,
                 false,
+                at,
             )?;
         }
         for payload in &payloads {
-            queue(&tx, &id, payload)?;
+            queue(&tx, &id, payload, at)?;
         }
         tx.commit()?;
         if let Err(e) = self.flush_outbox(Some(&id)).await {
@@ -581,6 +624,10 @@ impl Engine {
     /// Sends a text message. It is stored and queued first, so a relay that
     /// cannot be reached loses nothing: the next send or sync retries.
     pub async fn send(&mut self, conv: &str, text: &str) -> Result<MessageView> {
+        if text.is_empty() {
+            return Err(CoreError::Empty("message"));
+        }
+        check_len("message", text, kith_wire::conv::MAX_TEXT)?;
         let id = self.resolve(conv)?;
         let (state, blocked): (String, bool) = self.db.query_row(
             "SELECT state, blocked FROM conversations WHERE id = ?1",
@@ -594,13 +641,14 @@ impl Engine {
             _ => {}
         }
         let message_id: [u8; 16] = random()?;
-        let sent_at = now_ms();
+        let sent_at = self.now();
         let frame = PairFrame::Text {
             message_id,
             sent_at_ms: sent_at,
             text: text.to_string(),
         };
         let (payload, snapshot) = self.encrypt_frame(&id, &frame).await?;
+        let at = self.now();
         let tx = self.db.transaction()?;
         tx.execute(
             "UPDATE conversations SET mls_state = ?2, last_activity = ?3 WHERE id = ?1",
@@ -611,7 +659,7 @@ impl Engine {
              VALUES (?1, ?2, 1, ?3, ?3, ?4)",
             params![id, message_id, ms(sent_at), text],
         )?;
-        queue(&tx, &id, &payload)?;
+        queue(&tx, &id, &payload, at)?;
         tx.commit()?;
         match self.flush_outbox(Some(&id)).await {
             Ok(()) => {}
@@ -872,16 +920,17 @@ impl Engine {
         } else {
             self.open_message(channel, item.seq, &item.payload)
         };
-        let now = now_ms();
+        let now = self.now();
+        let drain = millis(self.config.drain_limit);
         let tx = self.db.transaction()?;
         let mut revoke = Vec::new();
         let joined = match outcome {
             Ok(Outcome::Group(outcome)) => {
-                let applied = apply_group(&tx, channel, item.seq, outcome, now, report)?;
+                let applied = apply_group(&tx, channel, item.seq, outcome, (now, drain), report)?;
                 revoke = applied.revoke;
                 applied.joined
             }
-            Ok(outcome) => apply(&tx, channel, item.seq, outcome, now, report)?,
+            Ok(outcome) => apply(&tx, channel, item.seq, outcome, (now, drain), report)?,
             Err(detail) => {
                 let detail = format!(
                     "message {} on {} refused: {detail}",
@@ -1147,6 +1196,7 @@ impl Engine {
 
     /// Renames a conversation locally; the contact never learns it.
     pub fn rename(&mut self, conv: &str, name: &str) -> Result<ConversationView> {
+        check_name(name)?;
         let id = self.resolve(conv)?;
         self.db.execute(
             "UPDATE conversations SET local_name = ?2 WHERE id = ?1",
@@ -1219,7 +1269,11 @@ impl Engine {
             // are picked up by re-subscribing.
             let mut wake = true;
             while wake {
+                // Another process may use the profile meanwhile (a `send` in
+                // another terminal).
+                self.lock.release();
                 let pushed = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+                self.lock.relock(WATCH_RELOCK_WAIT).await?;
                 while rx.try_recv().is_ok() {}
                 let report = self.sync().await?;
                 if !is_empty(&report) && !on_report(&report) {
@@ -1242,8 +1296,8 @@ fn is_empty(r: &SyncReport) -> bool {
         && r.notices.is_empty()
 }
 
-pub(crate) fn queue(tx: &Transaction<'_>, conv: &str, payload: &[u8]) -> Result<()> {
-    queue_with(tx, conv, payload, &QueueOptions::default())
+pub(crate) fn queue(tx: &Transaction<'_>, conv: &str, payload: &[u8], now: u64) -> Result<()> {
+    queue_with(tx, conv, payload, &QueueOptions::default(), now)
 }
 
 /// How an outbox entry is sent.
@@ -1260,6 +1314,7 @@ pub(crate) fn queue_with(
     conv: &str,
     payload: &[u8],
     options: &QueueOptions,
+    now: u64,
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO outbox (conversation_id, payload, created_at, channel_id, commit_epoch) \
@@ -1267,7 +1322,7 @@ pub(crate) fn queue_with(
         params![
             conv,
             payload,
-            ms(now_ms()),
+            ms(now),
             options.channel,
             options.commit_epoch.map(ms)
         ],
@@ -1367,7 +1422,7 @@ fn apply(
     channel: &ChannelRow,
     seq: u64,
     outcome: Outcome,
-    now: u64,
+    (now, drain): (u64, u64),
     report: &mut SyncReport,
 ) -> Result<bool> {
     let conv = channel.conversation_id.as_str();
@@ -1413,7 +1468,7 @@ fn apply(
                 }
                 Some(PairFrame::Move(moved)) => {
                     if moved.key.is_some() {
-                        crate::moving::receive_move(tx, conv, channel, seq, &moved, now)?;
+                        crate::moving::receive_move(tx, conv, channel, seq, &moved, now, drain)?;
                     } else {
                         record_integrity_event(
                             tx,

@@ -1,4 +1,4 @@
-use kith_relay::client::ClientError;
+use kith_relay_client::ClientError;
 use thiserror::Error;
 
 /// What the engine reports. Messages are written for the person using
@@ -68,10 +68,83 @@ pub enum CoreError {
     Store(#[from] rusqlite::Error),
     #[error("local store is damaged: {0}")]
     Corrupt(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is a file, not a profile directory")]
+    NotADirectory(String),
+    #[error(
+        "another kith process is using the profile in {0}; try again when it is done (or stop it)"
+    )]
+    ProfileBusy(String),
+    #[error("the {what} is {len} bytes; the most kith carries is {max} bytes")]
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("the {0} is empty")]
+    Empty(&'static str),
     #[error("randomness unavailable: {0}")]
     Randomness(String),
+}
+
+impl CoreError {
+    /// A stable, machine-readable name for the error (`--json` output and
+    /// the local API; docs/cli-json.md lists them).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoProfile(_) => "no_profile",
+            Self::ProfileExists(_) => "profile_exists",
+            Self::NotADirectory(_) => "not_a_directory",
+            Self::ProfileBusy(_) => "profile_busy",
+            Self::NoRelay => "no_relay",
+            Self::BadLink(_) => "bad_link",
+            Self::InvitationUnavailable => "invitation_unavailable",
+            Self::BadInvitation(_) => "bad_invitation",
+            Self::OwnInvitation => "own_invitation",
+            Self::NoSuchConversation(_) => "no_such_conversation",
+            Self::Ambiguous(..) => "ambiguous",
+            Self::NotYetConnected => "not_yet_connected",
+            Self::NotAGroup(_) => "not_a_group",
+            Self::GroupClosed(_) => "group_closed",
+            Self::NotAdmin => "not_admin",
+            Self::NoSuchMember(_) => "no_such_member",
+            Self::NotAContact(_) => "not_a_contact",
+            Self::NoKeyPackage(_) => "no_key_package",
+            Self::RemoveSelf => "remove_self",
+            Self::LastAdmin => "last_admin",
+            Self::Refused(_) => "refused",
+            Self::Blocked(_) => "blocked",
+            Self::NoSuchIntroduction(_) => "no_such_introduction",
+            Self::IntroductionClosed => "introduction_closed",
+            Self::BadIntroduction => "bad_introduction",
+            Self::Queued(_) => "queued",
+            Self::TooLong { .. } => "too_long",
+            Self::Empty(_) => "empty",
+            Self::Relay(_) => "relay",
+            Self::Crypto(_) => "crypto",
+            Self::Store(_) | Self::Corrupt(_) => "store",
+            Self::Io { .. } => "io",
+            Self::Randomness(_) => "randomness",
+        }
+    }
+}
+
+/// Refuses text (a message, a name, a note) that a peer's decoder would
+/// refuse, before anything is encrypted or stored.
+pub(crate) fn check_len(what: &'static str, text: &str, max: u32) -> Result<()> {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    if text.len() > max {
+        return Err(CoreError::TooLong {
+            what,
+            len: text.len(),
+            max,
+        });
+    }
+    Ok(())
 }
 
 impl From<kith_wire::DecodeError> for CoreError {

@@ -21,8 +21,7 @@ use kith_crypto::mls::{
 };
 use kith_crypto::padding::pad;
 use kith_crypto::seal::SealKey;
-use kith_relay::client::{ChannelOptions, public_key};
-use kith_relay::time::now_ms;
+use kith_relay_client::{ChannelOptions, public_key};
 use kith_wire::Codec;
 use kith_wire::conv::{
     ChannelGrant, CommitKeys, Envelope, GroupInvitation, GroupWelcome, JoinRequest, MemberEntry,
@@ -34,6 +33,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::config::millis;
 use crate::engine::{
     ConversationView, Engine, Invite, Notice, OpenRow, QueueOptions, SyncReport, conversation_id,
     envelope_payload, insert_channel, open_session, queue, queue_with, random, receive_text,
@@ -48,20 +48,8 @@ const JOIN_REQUEST_CONTEXT: &[u8] = b"kith group join request v1";
 const GROUP_WELCOME_CONTEXT: &[u8] = b"kith group welcome v1";
 const COMMIT_KEYS_LABEL: &str = "kith commit keys v1";
 const COMMIT_KEYS_CONTEXT: &[u8] = b"kith commit keys v1";
-/// How often a member refreshes its leaf when nothing else made it commit.
-pub const UPDATE_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Syncs a group command waits through for its commit to be taken.
 const DRIVE_ROUNDS: usize = 12;
-
-fn update_interval_ms() -> u64 {
-    std::env::var("KITH_GROUP_UPDATE_SECS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(UPDATE_INTERVAL, Duration::from_secs)
-        .as_millis()
-        .try_into()
-        .unwrap_or(u64::MAX)
-}
 
 /// A member as `kith group members` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -193,6 +181,7 @@ impl Engine {
         name: &str,
         relay: Option<&str>,
     ) -> Result<ConversationView> {
+        crate::engine::check_name(name)?;
         let profile = self.profile()?;
         let relay_url = relay
             .map(str::to_string)
@@ -200,7 +189,7 @@ impl Engine {
             .ok_or(CoreError::NoRelay)?;
         let client = self.relay(&relay_url)?;
         let info = client.info().await?;
-        let owner = kith_relay::client::generate_key()?;
+        let owner = kith_relay_client::generate_key()?;
         let created = client
             .create_channel(&owner, ChannelOptions::default())
             .await?;
@@ -215,14 +204,15 @@ impl Engine {
         let mut session = Session::create_group(&identity)?;
         let snapshot = session.snapshot()?;
         let id = conversation_id(&grant.write_id);
-        let now = ms(now_ms());
+        let now = ms(self.now());
+        let at = self.now();
         let tx = self.db.transaction()?;
         tx.execute(
             "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, last_commit) \
              VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
             params![id, name, profile.name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), now],
         )?;
-        insert_channel(&tx, &id, &grant, &grant.key, true, true)?;
+        insert_channel(&tx, &id, &grant, &grant.key, true, true, at)?;
         upsert_member(
             &tx,
             &id,
@@ -332,7 +322,7 @@ impl Engine {
         self.db.execute(
             "INSERT INTO group_ops (conversation_id, kind, key_package, capability_seed, member_name, deliver_to, inbox_channel, target, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![id, kind, op.key_package, op.capability_seed, op.member_name, op.deliver_to, op.inbox_channel, op.target, ms(now_ms())],
+            params![id, kind, op.key_package, op.capability_seed, op.member_name, op.deliver_to, op.inbox_channel, op.target, ms(self.now())],
         )?;
         Ok(self.db.last_insert_rowid())
     }
@@ -422,6 +412,7 @@ impl Engine {
         if members.len() > 1 && admins.contains(&me) && other_admins == 0 {
             return Err(CoreError::LastAdmin);
         }
+        let at = self.now();
         let tx = self.db.transaction()?;
         if members.len() > 1 {
             let proposal = session.propose_leave()?;
@@ -430,7 +421,7 @@ impl Engine {
                 "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
                 params![id, snapshot.to_bytes().as_slice()],
             )?;
-            queue(&tx, &id, &envelope_payload(&Envelope::Mls(proposal))?)?;
+            queue(&tx, &id, &envelope_payload(&Envelope::Mls(proposal))?, at)?;
         }
         tx.execute(
             "UPDATE conversations SET state = 'closed', closed_reason = 'you left' WHERE id = ?1",
@@ -463,8 +454,8 @@ impl Engine {
         let host = group_channel(&self.db, &id)?;
         let client = self.relay(&host.relay_url)?;
         let info = client.info().await?;
-        let owner = kith_relay::client::generate_key()?;
-        let guest = kith_relay::client::generate_key()?;
+        let owner = kith_relay_client::generate_key()?;
+        let guest = kith_relay_client::generate_key()?;
         let ttl = crate::engine::INVITATION_TTL;
         let created = client
             .create_channel(
@@ -488,9 +479,16 @@ impl Engine {
             key: guest.to_bytes(),
         };
         let seal_key = SealKey::generate()?;
-        let expires_at =
-            now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        insert_channel(&self.db, &id, &inbox, &owner.to_bytes(), true, false)?;
+        let expires_at = self.now().saturating_add(millis(ttl));
+        insert_channel(
+            &self.db,
+            &id,
+            &inbox,
+            &owner.to_bytes(),
+            true,
+            false,
+            self.now(),
+        )?;
         self.db.execute(
             "UPDATE channels SET role = 'inbox', seal_key = ?2 WHERE id = ?1",
             params![self.db.last_insert_rowid(), seal_key.as_bytes()],
@@ -538,7 +536,7 @@ impl Engine {
         name: Option<&str>,
     ) -> Result<ConversationView> {
         let profile = self.profile()?;
-        if invitation.expires_at_ms < now_ms() {
+        if invitation.expires_at_ms < self.now() {
             return Err(CoreError::InvitationUnavailable);
         }
         let id = conversation_id(&invitation.inbox.write_id);
@@ -560,7 +558,8 @@ impl Engine {
         };
         let sealed = seal_key.seal(JOIN_REQUEST_CONTEXT, &request.to_bytes())?;
         let payload = envelope_payload(&Envelope::JoinRequest(sealed))?;
-        let now = ms(now_ms());
+        let now = ms(self.now());
+        let at = self.now();
         let tx = self.db.transaction()?;
         tx.execute(
             "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, pending_kp, created_at, last_activity, expires_at) \
@@ -574,6 +573,7 @@ impl Engine {
             &invitation.inbox.key,
             false,
             true,
+            at,
         )?;
         let inbox_id = tx.last_insert_rowid();
         tx.execute(
@@ -588,6 +588,7 @@ impl Engine {
                 channel: Some(inbox_id),
                 ..QueueOptions::default()
             },
+            at,
         )?;
         tx.commit()?;
         if let Err(e) = self.flush_outbox(Some(&id)).await {
@@ -843,7 +844,9 @@ impl Engine {
         let admin = admins.contains(&me);
         let due = last_commit
             .and_then(|t| u64::try_from(t).ok())
-            .is_none_or(|t| now_ms().saturating_sub(t) >= update_interval_ms());
+            .is_none_or(|t| {
+                self.now().saturating_sub(t) >= millis(self.config.group_update_interval)
+            });
         let proposals = session.commit_required() && (admin || force);
         if ops.is_empty() && !due && !proposals {
             return Ok(());
@@ -952,6 +955,7 @@ impl Engine {
         })?;
         let snapshot = session.snapshot()?;
         let payload = envelope_payload(&Envelope::Mls(staged.commit))?;
+        let at = self.now();
         let tx = self.db.transaction()?;
         tx.execute(
             "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
@@ -968,7 +972,7 @@ impl Engine {
             // change, so a lost race builds it again.
             tx.execute(
                 "INSERT INTO group_ops (conversation_id, kind, epoch, created_at) VALUES (?1, 'update', ?2, ?3)",
-                params![id, ms(epoch), ms(now_ms())],
+                params![id, ms(epoch), ms(at)],
             )?;
         }
         queue_with(
@@ -979,6 +983,7 @@ impl Engine {
                 commit_epoch: Some(epoch),
                 ..QueueOptions::default()
             },
+            at,
         )?;
         tx.commit()?;
         Ok(())
@@ -1036,12 +1041,13 @@ impl Engine {
             let (kp, pending) = key_package(&identity)?;
             let ct = session.encrypt(&Zeroizing::new(PairFrame::KeyPackage(kp).to_bytes()))?;
             let snapshot = session.snapshot()?;
+            let at = self.now();
             let tx = self.db.transaction()?;
             tx.execute(
                 "UPDATE conversations SET mls_state = ?2, spare_identity = ?3, spare_kp = ?4 WHERE id = ?1",
                 params![id, snapshot.to_bytes().as_slice(), identity.to_bytes().as_slice(), pending.to_bytes().as_slice()],
             )?;
-            queue(&tx, &id, &envelope_payload(&Envelope::Mls(ct))?)?;
+            queue(&tx, &id, &envelope_payload(&Envelope::Mls(ct))?, at)?;
             tx.commit()?;
         }
         Ok(())
@@ -1052,7 +1058,7 @@ impl Engine {
     pub(crate) fn lost_group_channel(
         &mut self,
         channel: &ChannelRow,
-        e: &kith_relay::client::ClientError,
+        e: &kith_relay_client::ClientError,
     ) -> Result<bool> {
         // `unauthorized` at this point means the channel is gone or our key
         // was revoked: the relay answers both alike (relay.md §4).
@@ -1103,7 +1109,7 @@ pub(crate) fn apply_group(
     channel: &ChannelRow,
     seq: u64,
     outcome: GroupOutcome,
-    now: u64,
+    (now, drain): (u64, u64),
     report: &mut SyncReport,
 ) -> Result<GroupApplied> {
     let conv = channel.conversation_id.as_str();
@@ -1161,7 +1167,7 @@ pub(crate) fn apply_group(
                     )?;
                 }
                 PairFrame::Move(moved) => {
-                    crate::moving::receive_move(tx, conv, channel, seq, &moved, now)?;
+                    crate::moving::receive_move(tx, conv, channel, seq, &moved, now, drain)?;
                 }
                 _ => {}
             }
@@ -1212,7 +1218,7 @@ pub(crate) fn apply_group(
                     ),
                 });
             } else if summary.own {
-                deliver_welcomes(tx, conv, epoch_before)?;
+                deliver_welcomes(tx, conv, epoch_before, now)?;
                 tx.execute(
                     "DELETE FROM group_ops WHERE conversation_id = ?1 AND epoch = ?2",
                     params![conv, ms(epoch_before)],
@@ -1273,6 +1279,7 @@ pub(crate) fn apply_group(
                 &welcome.channel.key,
                 false,
                 true,
+                now,
             )?;
             tx.execute(
                 "UPDATE channels SET role = 'inbox-done' WHERE id = ?1",
@@ -1290,7 +1297,7 @@ pub(crate) fn apply_group(
 /// Sends the Welcome of each member this member's commit at `epoch`
 /// added: through the 1:1 conversation it came from, or sealed on the
 /// group link's inbox.
-fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64) -> Result<()> {
+fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> Result<()> {
     type Row = (
         Option<Vec<u8>>,
         Option<Vec<u8>>,
@@ -1355,7 +1362,7 @@ fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64) -> Result<()> 
                 "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
                 params![pair, session.snapshot()?.to_bytes().as_slice()],
             )?;
-            queue(tx, &pair, &envelope_payload(&Envelope::Mls(ct))?)?;
+            queue(tx, &pair, &envelope_payload(&Envelope::Mls(ct))?, now)?;
         } else if let Some(inbox) = inbox {
             let seal_key: Option<Vec<u8>> = tx.query_row(
                 "SELECT seal_key FROM channels WHERE id = ?1",
@@ -1376,6 +1383,7 @@ fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64) -> Result<()> 
                     channel: Some(inbox),
                     ..QueueOptions::default()
                 },
+                now,
             )?;
             tx.execute(
                 "UPDATE channels SET role = 'inbox-done' WHERE id = ?1",
@@ -1421,7 +1429,15 @@ pub(crate) fn join_from_pair(
              VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
             params![id, invite.group_name, my_name, identity_bytes.as_slice(), snapshot.to_bytes().as_slice(), ms(now)],
         )?;
-        insert_channel(tx, &id, &invite.channel, &invite.channel.key, false, true)?;
+        insert_channel(
+            tx,
+            &id,
+            &invite.channel,
+            &invite.channel.key,
+            false,
+            true,
+            now,
+        )?;
         for entry in &invite.roster {
             upsert_member(tx, &id, entry)?;
         }
@@ -1443,7 +1459,9 @@ mod tests {
     use kith_testkit::{RelayOptions, RelayProcess};
 
     async fn person(dir: &std::path::Path, name: &str, relay: Option<&str>) -> Engine {
-        Engine::init(&dir.join(name), name, relay).await.unwrap()
+        Engine::init(&dir.join(name), name, relay, crate::Config::default())
+            .await
+            .unwrap()
     }
 
     async fn meet(a: &mut Engine, b: &mut Engine) -> (String, String) {

@@ -18,7 +18,6 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use kith_crypto::mls::{IdentityKey, PendingKeyPackage, Session, key_package};
 use kith_crypto::seal::SealKey;
-use kith_relay::time::now_ms;
 use kith_wire::Codec;
 use kith_wire::conv::{ChannelGrant, Envelope, IntroStep, Introduction, PairFrame};
 use kith_wire::relay::to_hex;
@@ -27,6 +26,7 @@ use serde::Serialize;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::config::millis;
 use crate::engine::{
     Engine, NewPair, SyncReport, contact_name, conversation_id, envelope_payload,
     insert_active_pair, insert_channel, open_session, queue, random, record_integrity_event,
@@ -132,7 +132,12 @@ fn decode_tags(bytes: &[u8]) -> Vec<[u8; 32]> {
 }
 
 /// Encrypts a frame in a 1:1 conversation and queues it, in `tx`.
-pub(crate) fn queue_frame(tx: &Transaction<'_>, conv: &str, frame: &PairFrame) -> Result<()> {
+pub(crate) fn queue_frame(
+    tx: &Transaction<'_>,
+    conv: &str,
+    frame: &PairFrame,
+    now: u64,
+) -> Result<()> {
     let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx.query_row(
         "SELECT identity, mls_state FROM conversations WHERE id = ?1",
         [conv],
@@ -144,14 +149,21 @@ pub(crate) fn queue_frame(tx: &Transaction<'_>, conv: &str, frame: &PairFrame) -
         "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
         params![conv, session.snapshot()?.to_bytes().as_slice()],
     )?;
-    queue(tx, conv, &envelope_payload(&Envelope::Mls(ct))?)
+    queue(tx, conv, &envelope_payload(&Envelope::Mls(ct))?, now)
 }
 
-fn step(tx: &Transaction<'_>, conv: &str, intro_id: [u8; 16], step: IntroStep) -> Result<()> {
+fn step(
+    tx: &Transaction<'_>,
+    conv: &str,
+    intro_id: [u8; 16],
+    step: IntroStep,
+    now: u64,
+) -> Result<()> {
     queue_frame(
         tx,
         conv,
         &PairFrame::Introduction(Introduction { intro_id, step }),
+        now,
     )
 }
 
@@ -195,14 +207,14 @@ pub(crate) fn receive(
             )?;
             if inserted == 1 {
                 if ignored {
-                    decline(tx, via, id)?;
-                } else if let Some(view) = received_view(tx, &id)? {
+                    decline(tx, via, id, now)?;
+                } else if let Some(view) = received_view(tx, &id, now)? {
                     report.introductions.push(view);
                 }
             }
         }
         IntroStep::Answer { key_package, tags } => {
-            answered(tx, via, id, key_package, &tags, report)?;
+            answered(tx, via, id, key_package, &tags, now, report)?;
         }
         IntroStep::Matched {
             peer_key_package,
@@ -228,14 +240,14 @@ pub(crate) fn receive(
                     "UPDATE introductions SET state = 'refused', identity = NULL, pending_kp = NULL WHERE id = ?1",
                     [id],
                 )?;
-                decline(tx, via, id)?;
+                decline(tx, via, id, now)?;
             } else {
                 tx.execute(
                     "UPDATE introductions SET state = 'matched', peer_kp = ?2 WHERE id = ?1",
                     params![id, peer_key_package],
                 )?;
             }
-            if let Some(view) = received_view(tx, &id)? {
+            if let Some(view) = received_view(tx, &id, now)? {
                 report.introductions.push(view);
             }
         }
@@ -260,6 +272,7 @@ pub(crate) fn receive(
                         welcome,
                         sealed_channel,
                     },
+                    now,
                 )?;
                 tx.execute(
                     "UPDATE introductions_made SET state = 'connected' WHERE id = ?1",
@@ -311,7 +324,7 @@ pub(crate) fn receive(
                  WHERE id = ?1",
                 [id],
             )?;
-            if let Some(view) = received_view(tx, &id)? {
+            if let Some(view) = received_view(tx, &id, now)? {
                 report.introductions.push(view);
             }
         }
@@ -320,10 +333,10 @@ pub(crate) fn receive(
 }
 
 fn ttl_ms() -> u64 {
-    u64::try_from(INTRODUCTION_TTL.as_millis()).unwrap_or(u64::MAX)
+    millis(INTRODUCTION_TTL)
 }
 
-fn decline(tx: &Transaction<'_>, via: &str, id: [u8; 16]) -> Result<()> {
+fn decline(tx: &Transaction<'_>, via: &str, id: [u8; 16], now: u64) -> Result<()> {
     step(
         tx,
         via,
@@ -332,6 +345,7 @@ fn decline(tx: &Transaction<'_>, via: &str, id: [u8; 16]) -> Result<()> {
             key_package: Vec::new(),
             tags: Vec::new(),
         },
+        now,
     )
 }
 
@@ -343,6 +357,7 @@ fn answered(
     id: [u8; 16],
     key_package: Vec<u8>,
     tags: &[[u8; 32]],
+    now: u64,
     report: &mut SyncReport,
 ) -> Result<()> {
     type Row = (String, String, String, String, String);
@@ -374,7 +389,7 @@ fn answered(
             [id],
         )?;
         if other_state != "declined" {
-            step(tx, other, id, IntroStep::Closed)?;
+            step(tx, other, id, IntroStep::Closed, now)?;
         }
     } else if state == "open" {
         tx.execute(
@@ -407,6 +422,7 @@ fn answered(
                     peer_key_package: b_kp,
                     peer_tags: decode_tags(&b_tags.unwrap_or_default()),
                 },
+                now,
             )?;
             step(
                 tx,
@@ -416,6 +432,7 @@ fn answered(
                     peer_key_package: a_kp,
                     peer_tags: decode_tags(&a_tags.unwrap_or_default()),
                 },
+                now,
             )?;
             tx.execute(
                 "UPDATE introductions_made SET state = 'matched', a_kp = NULL, b_kp = NULL, a_tags = NULL, b_tags = NULL \
@@ -495,8 +512,14 @@ fn join(
         },
     )
     .map_err(e)?;
-    insert_channel(tx, &conv, &grant, &grant.key, false, true).map_err(e)?;
-    queue(tx, &conv, &envelope_payload(&Envelope::Mls(ct)).map_err(e)?).map_err(e)?;
+    insert_channel(tx, &conv, &grant, &grant.key, false, true, now).map_err(e)?;
+    queue(
+        tx,
+        &conv,
+        &envelope_payload(&Envelope::Mls(ct)).map_err(e)?,
+        now,
+    )
+    .map_err(e)?;
     tx.execute(
         "UPDATE introductions SET state = 'connected', conversation = ?2, identity = NULL, pending_kp = NULL \
          WHERE id = ?1",
@@ -506,7 +529,7 @@ fn join(
     Ok(Some(conv))
 }
 
-fn received_view(db: &Connection, id: &[u8; 16]) -> Result<Option<IntroductionView>> {
+fn received_view(db: &Connection, id: &[u8; 16], now: u64) -> Result<Option<IntroductionView>> {
     Ok(db
         .query_row(
             "SELECT i.via, i.peer_name, i.note, i.state, i.conversation, i.expires_at FROM introductions i WHERE i.id = ?1",
@@ -524,7 +547,7 @@ fn received_view(db: &Connection, id: &[u8; 16]) -> Result<Option<IntroductionVi
         )
         .optional()?
         .map(|(via, peer, note, state, conversation, expires_at)| {
-            let expired = u64::try_from(expires_at).unwrap_or(0) < now_ms();
+            let expired = u64::try_from(expires_at).unwrap_or(0) < now;
             IntroductionView {
                 id: to_hex(id),
                 role: "received".into(),
@@ -569,6 +592,7 @@ impl Engine {
     /// Offers `a` and `b` (1:1 conversations) to each other. They are
     /// connected, on keys this user never holds, only if both accept.
     pub async fn introduce(&mut self, a: &str, b: &str, note: &str) -> Result<IntroductionView> {
+        crate::error::check_len("note", note, kith_wire::conv::MAX_NOTE)?;
         let conv_a = self.resolve(a)?;
         let conv_b = self.resolve(b)?;
         if conv_a == conv_b {
@@ -591,7 +615,7 @@ impl Engine {
             }
         }
         let id: [u8; 16] = random()?;
-        let now = now_ms();
+        let now = self.now();
         let expires_at = now.saturating_add(ttl_ms());
         let (name_a, name_b) = (
             shown_name(&self.db, &conv_a)?,
@@ -614,6 +638,7 @@ impl Engine {
                     creates,
                     expires_at_ms: expires_at,
                 },
+                now,
             )?;
         }
         tx.commit()?;
@@ -640,7 +665,7 @@ impl Engine {
                 continue;
             };
             let view = if received {
-                received_view(&self.db, &id)?
+                received_view(&self.db, &id, self.now())?
             } else {
                 made_view(&self.db, &id)?
             };
@@ -657,13 +682,15 @@ impl Engine {
         accept: bool,
         name: Option<&str>,
     ) -> Result<IntroductionView> {
+        name.map(crate::engine::check_name).transpose()?;
         let id = self.find_introduction(prefix)?;
         let (via, state, expires_at): (String, String, i64) = self.db.query_row(
             "SELECT via, state, expires_at FROM introductions WHERE id = ?1",
             [id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        if state != "pending" || u64::try_from(expires_at).unwrap_or(0) < now_ms() {
+        let now = self.now();
+        if state != "pending" || u64::try_from(expires_at).unwrap_or(0) < now {
             return Err(CoreError::IntroductionClosed);
         }
         let tx = self.db.transaction()?;
@@ -687,19 +714,21 @@ impl Engine {
                     key_package: kp,
                     tags,
                 },
+                now,
             )?;
         } else {
             tx.execute(
                 "UPDATE introductions SET state = 'declined' WHERE id = ?1",
                 [id],
             )?;
-            decline(&tx, &via, id)?;
+            decline(&tx, &via, id, now)?;
         }
         tx.commit()?;
         self.flush_outbox(Some(&via))
             .await
             .map_err(|e| CoreError::Queued(e.to_string()))?;
-        received_view(&self.db, &id)?.ok_or_else(|| CoreError::NoSuchIntroduction(prefix.into()))
+        received_view(&self.db, &id, self.now())?
+            .ok_or_else(|| CoreError::NoSuchIntroduction(prefix.into()))
     }
 
     fn find_introduction(&self, prefix: &str) -> Result<[u8; 16]> {
@@ -784,7 +813,8 @@ impl Engine {
             let snapshot = session.snapshot()?;
             let conv = conversation_id(&shared.grant.write_id);
             let introducer = shown_name(&self.db, &via)?;
-            let now = ms(now_ms());
+            let now = ms(self.now());
+            let at = self.now();
             let tx = self.db.transaction()?;
             insert_active_pair(
                 &tx,
@@ -805,8 +835,9 @@ impl Engine {
                 &shared.owner.to_bytes(),
                 true,
                 true,
+                at,
             )?;
-            queue(&tx, &conv, &envelope_payload(&Envelope::Mls(ct))?)?;
+            queue(&tx, &conv, &envelope_payload(&Envelope::Mls(ct))?, at)?;
             step(
                 &tx,
                 &via,
@@ -815,6 +846,7 @@ impl Engine {
                     welcome,
                     sealed_channel,
                 },
+                at,
             )?;
             tx.execute(
                 "UPDATE introductions SET state = 'connected', conversation = ?2, identity = NULL, peer_kp = NULL \

@@ -19,21 +19,26 @@
 //! assert_eq!(id.len(), 32); // 16 bytes, hex
 //! ```
 
+mod config;
 mod engine;
 mod error;
 mod group;
+mod home;
 mod intro;
 mod link;
 mod moving;
 mod store;
 
+pub use config::{
+    Clock, Config, DRAIN_LIMIT, ManualClock, ROTATE_INTERVAL, SystemClock, UPDATE_INTERVAL,
+};
 pub use engine::{
     Accepted, ChannelInfo, ConversationInfo, ConversationView, Engine, INVITATION_CONTEXT,
     INVITATION_TTL, IntegrityEvent, Invite, MessageView, Notice, SyncReport, conversation_id,
     safety_number,
 };
 pub use error::{CoreError, Result};
-pub use group::{GROUP_INVITATION_CONTEXT, GroupChange, MemberView, UPDATE_INTERVAL};
+pub use group::{GROUP_INVITATION_CONTEXT, GroupChange, MemberView};
 pub use intro::{INTRODUCTION_TTL, IntroductionView, recognition_tag};
 pub use link::InviteLink;
-pub use moving::{DRAIN_LIMIT, MoveReport, ROTATE_INTERVAL};
+pub use moving::MoveReport;

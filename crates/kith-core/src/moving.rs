@@ -12,46 +12,19 @@
 //!   │ status: every reader acked past it ──▶ read the rest, delete the old
 //! ```
 
-use std::time::Duration;
-
-use kith_relay::client::{ChannelOptions, public_key};
-use kith_relay::time::now_ms;
+use kith_relay_client::{ChannelOptions, public_key};
 use kith_wire::conv::{ChannelGrant, ChannelMove, PairFrame};
 use kith_wire::relay::response::ErrorCode;
 use kith_wire::relay::{ChannelRef, KeyGrant, PublicKey, Rights};
 use rusqlite::{Transaction, params};
 
+use crate::config::millis;
 use crate::engine::{Engine, QueueOptions, SyncReport, base_url, insert_channel, queue_with};
 use crate::error::{CoreError, Result};
 use crate::store::{self, ChannelRow, ms};
 
-/// How often the channels a user hosts get new ids (pair-v1.md §8.3).
-pub const ROTATE_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The longest an old channel is kept after a move, for contacts that have
-/// not synced yet (pair-v1.md §8.3).
-pub const DRAIN_LIMIT: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Most keys registered with the channel's creation; the rest by `add_key`.
 const GRANTS_AT_CREATION: usize = 63;
-
-fn env_ms(var: &str, default: Duration) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .map_or(default, Duration::from_secs)
-        .as_millis()
-        .try_into()
-        .unwrap_or(u64::MAX)
-}
-
-/// `KITH_ROTATE_SECS` overrides [`ROTATE_INTERVAL`].
-fn rotate_interval_ms() -> u64 {
-    env_ms("KITH_ROTATE_SECS", ROTATE_INTERVAL)
-}
-
-/// `KITH_DRAIN_SECS` overrides [`DRAIN_LIMIT`].
-pub(crate) fn drain_limit_ms() -> u64 {
-    env_ms("KITH_DRAIN_SECS", DRAIN_LIMIT)
-}
 
 /// What `kith move` did.
 #[derive(Debug, Default, serde::Serialize)]
@@ -80,6 +53,7 @@ pub(crate) fn receive_move(
     seq: u64,
     moved: &ChannelMove,
     now: u64,
+    drain_limit_ms: u64,
 ) -> Result<()> {
     let key = match moved.key {
         Some(seed) => seed,
@@ -109,7 +83,7 @@ pub(crate) fn receive_move(
         "UPDATE channels SET preferred = 0 WHERE conversation_id = ?1 AND id != ?2",
         params![conv, new_id],
     )?;
-    let retire_after = ms(now.saturating_add(drain_limit_ms()));
+    let retire_after = ms(now.saturating_add(drain_limit_ms));
     for write_id in &moved.retire {
         tx.execute(
             "UPDATE channels SET role = 'retiring', retire_after = ?3, \
@@ -223,19 +197,19 @@ impl Engine {
             retire: old.iter().map(|c| c.write_id).collect(),
         });
         let (payload, snapshot) = self.encrypt_frame(conv, &frame).await?;
-        let now = now_ms();
+        let now = self.now();
         let tx = self.db.transaction()?;
         tx.execute(
             "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
             params![conv, snapshot.to_bytes().as_slice()],
         )?;
-        insert_channel(&tx, conv, &grant, &grant.key, true, true)?;
+        insert_channel(&tx, conv, &grant, &grant.key, true, true, now)?;
         let new_id = tx.last_insert_rowid();
         tx.execute(
             "UPDATE channels SET preferred = 0 WHERE conversation_id = ?1 AND id != ?2",
             params![conv, new_id],
         )?;
-        let retire_after = ms(now.saturating_add(drain_limit_ms()));
+        let retire_after = ms(now.saturating_add(millis(self.config.drain_limit)));
         for channel in &old {
             tx.execute(
                 "UPDATE channels SET role = 'retiring', retire_after = ?2 WHERE id = ?1",
@@ -256,6 +230,7 @@ impl Engine {
                         channel: Some(channel.id),
                         ..QueueOptions::default()
                     },
+                    now,
                 )?;
             }
         }
@@ -313,7 +288,7 @@ impl Engine {
     /// forgets those past the drain limit, and rotates channels that are
     /// due (pair-v1.md §8.3).
     pub(crate) async fn maintain_channels(&mut self, report: &mut SyncReport) -> Result<()> {
-        let now = now_ms();
+        let now = self.now();
         let retiring: Vec<ChannelRow> = store::channels(&self.db, None)?
             .into_iter()
             .filter(|c| c.role == "retiring")
@@ -388,7 +363,9 @@ impl Engine {
     }
 
     fn rotation_due(&self) -> Result<Vec<(String, String)>> {
-        let before = ms(now_ms().saturating_sub(rotate_interval_ms()));
+        let before = ms(self
+            .now()
+            .saturating_sub(millis(self.config.rotate_interval)));
         let mut stmt = self.db.prepare(
             "SELECT ch.conversation_id, ch.relay_url FROM channels ch JOIN conversations c ON c.id = ch.conversation_id \
              WHERE ch.owner = 1 AND ch.role = 'conv' AND ch.created_at <= ?1 AND c.state = 'active' AND c.blocked = 0 \

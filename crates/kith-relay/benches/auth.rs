@@ -11,7 +11,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use kith_relay::client::{public_key, sign_request};
+use kith_relay_client::{public_key, sign_request};
 use kith_wire::relay::request::{Append, Operation, RequestBody, SignedRequest};
 use kith_wire::relay::{Nonce, PROTOCOL_VERSION, RelayId, WriteId};
 use std::hint::black_box;

@@ -13,7 +13,7 @@
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
 use hdrhistogram::Histogram;
-use kith_relay::client::{ChannelOptions, RelayClient, generate_key};
+use kith_relay_client::{ChannelOptions, RelayClient, generate_key};
 use kith_wire::Codec;
 use kith_wire::relay::push::ServerFrame;
 use kith_wire::relay::request::{Ack, Append, Operation};
@@ -189,7 +189,7 @@ async fn create_channels(
 }
 
 pub(crate) async fn run(args: BenchArgs) -> Result<()> {
-    kith_relay::client::install_crypto_provider();
+    kith_relay_client::install_crypto_provider();
     if !is_bucket_size(args.size) || args.size < 16 {
         bail!("--size must be a size bucket (256, 1024, 4096, 16384, 65536, 262144)");
     }

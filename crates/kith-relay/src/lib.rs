@@ -7,7 +7,7 @@
 //! `docs/spec/relay.md`; the wire types are in `kith-wire`.
 //!
 //! ```text
-//!  client (feature "client")            relay (feature "server")
+//!  kith-relay-client                     relay (feature "server")
 //!  ┌──────────────┐  HTTP POST /v1/…   ┌─────────────────────────────────┐
 //!  │ RelayClient  │ ─────────────────▶ │ api: verify ▸ authorize ▸ store │
 //!  │  signs with  │ ◀───────────────── │        │                        │
@@ -23,7 +23,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use kith_relay::client::{RelayClient, generate_key};
+//! use kith_relay_client::{RelayClient, generate_key};
 //! use kith_relay::server::{self, config::Config};
 //!
 //! let config = Config { listen: "127.0.0.1:0".parse()?, db: "relay.db".into(), ..Config::default() };
@@ -39,8 +39,6 @@
 //! # Ok(()) }
 //! ```
 
-#[cfg(feature = "client")]
-pub mod client;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -15,7 +15,7 @@ mod common;
 const STORE: common::Store = common::Store::Sqlite;
 
 use common::*;
-use kith_relay::client::ChannelOptions;
+use kith_relay_client::ChannelOptions;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -104,7 +104,7 @@ async fn a_backup_taken_under_load_is_a_working_relay() {
         ..unlimited().binary(env!("CARGO_BIN_EXE_kith-relay"))
     })
     .unwrap();
-    let on_copy = kith_relay::client::RelayClient::new(restored.url()).unwrap();
+    let on_copy = kith_relay_client::RelayClient::new(restored.url()).unwrap();
     assert_eq!(
         on_copy.info().await.unwrap().relay_id,
         client.info().await.unwrap().relay_id

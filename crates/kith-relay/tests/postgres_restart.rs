@@ -24,7 +24,7 @@ const STORE: common::Store = common::Store::Postgres;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_recovers_when_postgresql_restarts() {
     use common::*;
-    use kith_relay::client::ChannelOptions;
+    use kith_relay_client::ChannelOptions;
     use kith_wire::relay::push::ServerFrame;
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicBool, Ordering};

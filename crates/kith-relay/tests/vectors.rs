@@ -12,7 +12,7 @@
 )]
 
 use ed25519_dalek::SigningKey;
-use kith_relay::client::{public_key, sign_request};
+use kith_relay_client::{public_key, sign_request};
 use kith_wire::Codec;
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;

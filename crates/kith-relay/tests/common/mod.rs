@@ -9,7 +9,7 @@
 )]
 
 use ed25519_dalek::SigningKey;
-use kith_relay::client::{ChannelOptions, ClientError, RelayClient, generate_key, public_key};
+use kith_relay_client::{ChannelOptions, ClientError, RelayClient, generate_key, public_key};
 use kith_testkit::{RelayOptions, RelayProcess};
 use kith_wire::relay::response::{ChannelCreated, ErrorCode};
 use kith_wire::relay::{KeyGrant, Rights};
@@ -26,7 +26,7 @@ pub enum Store {
 /// (`crate::STORE`), rate limits off unless the test sets them.
 pub fn relay(options: RelayOptions) -> RelayProcess {
     // Tests also make raw requests with reqwest's own client.
-    kith_relay::client::install_crypto_provider();
+    kith_relay_client::install_crypto_provider();
     let options = match crate::STORE {
         Store::Sqlite => options,
         Store::Postgres => on_postgres(options, &kith_testkit::unique_schema()),

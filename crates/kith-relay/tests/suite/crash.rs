@@ -2,7 +2,7 @@
 // `crash_postgres.rs` (PostgreSQL); `STORE` names the store.
 
 use common::*;
-use kith_relay::client::{ChannelOptions, RelayClient};
+use kith_relay_client::{ChannelOptions, RelayClient};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

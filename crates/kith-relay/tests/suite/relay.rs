@@ -2,7 +2,7 @@
 // `relay_postgres.rs` (PostgreSQL); `STORE` names the store.
 
 use common::*;
-use kith_relay::client::{ChannelOptions, RelayClient, generate_key, public_key, sign_request};
+use kith_relay_client::{ChannelOptions, RelayClient, generate_key, public_key, sign_request};
 use kith_relay::time::now_ms;
 use kith_wire::Codec;
 use kith_wire::relay::push::ServerFrame;
@@ -332,7 +332,7 @@ async fn replays_stale_and_misdirected_requests_are_refused() {
     assert_eq!(e.code(), Some(ErrorCode::STALE_TIMESTAMP));
 
     // The same request signed for another relay.
-    let other = kith_relay::client::sign_request(
+    let other = kith_relay_client::sign_request(
         &RequestBody {
             version: PROTOCOL_VERSION,
             relay_id: RelayId([9; 32]),
@@ -482,7 +482,7 @@ async fn unknown_and_forbidden_are_indistinguishable() {
 }
 
 /// The next push, or a test failure after five seconds.
-async fn next(session: &mut kith_relay::client::Session) -> ServerFrame {
+async fn next(session: &mut kith_relay_client::Session) -> ServerFrame {
     tokio::time::timeout(Duration::from_secs(5), session.next())
         .await
         .expect("a frame within 5 s")

@@ -9,11 +9,10 @@
 mod session;
 mod tls;
 
-pub use tls::{CA_FILE_VAR, install_crypto_provider};
+pub use tls::{Trust, install_crypto_provider};
 
 pub use session::{Requester, Session};
 
-use crate::time::now_ms;
 use ed25519_dalek::{Signer, SigningKey};
 use kith_wire::relay::request::{
     Ack, AddKey, Append, BlobCreate, BlobDelete, BlobGet, BlobPut, CreateChannel, DeleteChannel,
@@ -52,12 +51,14 @@ pub enum ClientError {
         retry_after: Option<Duration>,
     },
     /// The relay could not be reached or the connection broke.
-    #[error("cannot reach the relay at {url}: {source}")]
+    #[error("cannot reach the relay at {url}: {}", root_cause(error))]
     Transport {
         /// The URL.
         url: String,
         /// Why.
-        source: reqwest::Error,
+        /// Why. Not a `source`: its chain is summed up in the message,
+        /// which would otherwise repeat it (error sending request …).
+        error: reqwest::Error,
     },
     /// The relay's answer could not be decoded.
     #[error("the relay sent an answer that cannot be decoded: {0}")]
@@ -84,9 +85,22 @@ pub enum ClientError {
     /// The system's random number generator failed.
     #[error("randomness unavailable: {0}")]
     Randomness(String),
-    /// The TLS configuration could not be built (a bad `KITH_CA_FILE`).
+    /// The TLS configuration could not be built (a bad CA file).
     #[error("TLS: {0}")]
     Tls(String),
+}
+
+/// The innermost cause of an HTTP failure ("Connection refused (os error
+/// 111)", "operation timed out"), which is what a person can act on.
+fn root_cause(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "no answer in time".into();
+    }
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 impl ClientError {
@@ -151,6 +165,13 @@ struct Clock {
     min_timestamp_ms: AtomicU64,
 }
 
+/// Milliseconds since the Unix epoch on this machine's clock.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 impl Clock {
     fn learn(&self, server_time_ms: u64, min_timestamp_ms: u64) {
         let offset = i64::try_from(server_time_ms)
@@ -174,12 +195,19 @@ pub struct RelayClient {
     http: reqwest::Client,
     base: Url,
     clock: Arc<Clock>,
+    trust: Trust,
 }
 
 impl RelayClient {
     /// A client for the relay at `url` (`http://host:port`, optionally with a
-    /// path prefix). Nothing is sent until the first request.
+    /// path prefix) that trusts Mozilla's roots. Nothing is sent until the
+    /// first request.
     pub fn new(url: &str) -> Result<Self, ClientError> {
+        Self::with_trust(url, Trust::mozilla_roots()?)
+    }
+
+    /// The same, trusting what `trust` says (a private authority).
+    pub fn with_trust(url: &str, trust: Trust) -> Result<Self, ClientError> {
         let invalid = |reason: &str| ClientError::InvalidUrl {
             url: url.to_owned(),
             reason: reason.to_owned(),
@@ -196,18 +224,19 @@ impl RelayClient {
             base.set_path(&path);
         }
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured((*tls::config()?).clone())
+            .tls_backend_preconfigured((*trust.config()).clone())
             .timeout(REQUEST_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| ClientError::Transport {
                 url: url.to_owned(),
-                source: e,
+                error: e,
             })?;
         Ok(Self {
             http,
             base,
             clock: Arc::default(),
+            trust,
         })
     }
 
@@ -225,10 +254,10 @@ impl RelayClient {
             })
     }
 
-    fn transport(&self, url: &Url, source: reqwest::Error) -> ClientError {
+    fn transport(&self, url: &Url, error: reqwest::Error) -> ClientError {
         ClientError::Transport {
             url: url.to_string(),
-            source,
+            error,
         }
     }
 

@@ -70,7 +70,7 @@ impl Session {
             url.as_str(),
             None,
             true,
-            Some(tokio_tungstenite::Connector::Rustls(super::tls::config()?)),
+            Some(tokio_tungstenite::Connector::Rustls(client.trust.config())),
         )
         .await
         .map_err(ws_error)?;

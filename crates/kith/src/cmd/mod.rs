@@ -1,0 +1,53 @@
+//! One module per command group; each turns a parsed command into engine
+//! calls and hands the results to `render`.
+
+mod conversations;
+mod groups;
+mod relationships;
+
+use std::path::Path;
+
+use anyhow::Result;
+use kith_core::{Config, Engine};
+
+use crate::cli::Command;
+
+pub(crate) async fn run(home: &Path, config: Config, command: Command, json: bool) -> Result<()> {
+    if let Command::Init { name, relay } = &command {
+        return conversations::init(home, config, name, relay.as_deref(), json).await;
+    }
+    let mut engine = Engine::open(home, config).await?;
+    let engine = &mut engine;
+    match command {
+        Command::Init { .. } => Ok(()),
+        Command::Invite { relay, name } => {
+            conversations::invite(engine, relay.as_deref(), name.as_deref(), json).await
+        }
+        Command::Accept { link, name } => {
+            conversations::accept(engine, &link, name.as_deref(), json).await
+        }
+        Command::List => conversations::list(engine, json),
+        Command::Send { conv, text } => conversations::send(engine, &conv, &text, json).await,
+        Command::Sync => conversations::sync(engine, json).await,
+        Command::Read { conv } => conversations::read(engine, &conv, json),
+        Command::Watch => conversations::watch(engine, json).await,
+        Command::Rename { conv, name } => conversations::rename(engine, &conv, &name, json),
+        Command::Delete { conv } => conversations::delete(engine, &conv, json).await,
+        Command::Info { conv } => conversations::info(engine, &conv, json),
+        Command::Group { command } => groups::run(engine, command, json).await,
+        Command::Introduce {
+            conv_a,
+            conv_b,
+            note,
+        } => relationships::introduce(engine, &conv_a, &conv_b, &note, json).await,
+        Command::Introductions { action, id, name } => {
+            relationships::introductions(engine, action, id.as_deref(), name.as_deref(), json).await
+        }
+        Command::IgnoreIntroductions { conv, off } => {
+            relationships::ignore_introductions(engine, &conv, !off, json)
+        }
+        Command::Block { conv } => relationships::block(engine, &conv, json).await,
+        Command::Unblock { conv } => relationships::unblock(engine, &conv, json).await,
+        Command::Move { to } => relationships::move_to(engine, &to, json).await,
+    }
+}

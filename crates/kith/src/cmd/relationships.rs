@@ -1,0 +1,103 @@
+//! Introductions, blocking and moving.
+
+use anyhow::Result;
+use kith_core::Engine;
+
+use crate::cli::IntroAction;
+use crate::render::{self, json, out, text::line, warn};
+
+pub(crate) async fn introduce(
+    engine: &mut Engine,
+    a: &str,
+    b: &str,
+    note: &str,
+    as_json: bool,
+) -> Result<()> {
+    let view = engine.introduce(a, b, note).await?;
+    if as_json {
+        return json(&view);
+    }
+    render::introduction(&view);
+    Ok(())
+}
+
+pub(crate) async fn introductions(
+    engine: &mut Engine,
+    action: Option<IntroAction>,
+    id: Option<&str>,
+    name: Option<&str>,
+    as_json: bool,
+) -> Result<()> {
+    match (action, id) {
+        (None, _) => {
+            let list = engine.introductions()?;
+            if as_json {
+                return json(&list);
+            }
+            list.iter().for_each(render::introduction);
+        }
+        (Some(_), None) => {
+            anyhow::bail!("name the introduction: kith introductions accept|decline ID")
+        }
+        (Some(action), Some(id)) => {
+            let accept = matches!(action, IntroAction::Accept);
+            let view = engine.answer_introduction(id, accept, name).await?;
+            if as_json {
+                return json(&view);
+            }
+            render::introduction(&view);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn ignore_introductions(
+    engine: &mut Engine,
+    conv: &str,
+    ignore: bool,
+    as_json: bool,
+) -> Result<()> {
+    engine.ignore_introductions(conv, ignore)?;
+    if as_json {
+        json(&serde_json::json!({"conversation": conv, "ignore_introductions": ignore}))?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn block(engine: &mut Engine, conv: &str, as_json: bool) -> Result<()> {
+    let warnings = engine.block(conv).await?;
+    warn(&warnings);
+    if as_json {
+        return json(&serde_json::json!({"blocked": conv}));
+    }
+    out(&format!("blocked {}", line(conv)));
+    Ok(())
+}
+
+pub(crate) async fn unblock(engine: &mut Engine, conv: &str, as_json: bool) -> Result<()> {
+    let warnings = engine.unblock(conv).await?;
+    warn(&warnings);
+    if as_json {
+        return json(&serde_json::json!({"unblocked": conv}));
+    }
+    out(&format!("unblocked {}", line(conv)));
+    Ok(())
+}
+
+pub(crate) async fn move_to(engine: &mut Engine, to: &str, as_json: bool) -> Result<()> {
+    let report = engine.move_to(to).await?;
+    warn(&report.warnings);
+    if as_json {
+        json(&report)?;
+    } else {
+        out(&format!(
+            "{} conversation(s) now on {}; contacts follow at their next sync",
+            report.moved.len(),
+            line(to)
+        ));
+    }
+    if !report.errors.is_empty() {
+        anyhow::bail!("not moved: {}", report.errors.join("; "));
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! Everything `kith` writes. Text for people (every peer-controlled string
+//! through [`text`]), or with `--json` one JSON value per line
+//! (docs/cli-json.md). Errors are one line on standard error.
+
+pub(crate) mod text;
+
+use std::io::Write as _;
+
+use kith_core::{
+    ConversationInfo, ConversationView, GroupChange, IntroductionView, Invite, MemberView,
+    MessageView, SyncReport,
+};
+use serde::Serialize;
+
+use text::{block, line};
+
+/// Writes a line to stdout; a closed pipe ends the program quietly.
+pub(crate) fn out(s: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{s}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
+}
+
+pub(crate) fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    out(&serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// Warnings go to stderr, one line each.
+pub(crate) fn warn(lines: &[String]) {
+    let mut stderr = std::io::stderr().lock();
+    for l in lines {
+        let _ = writeln!(stderr, "kith: warning: {}", line(l));
+    }
+}
+
+/// An error: one line of text, or one JSON object with a stable code.
+pub(crate) fn error(code: &str, message: &str, as_json: bool) {
+    let mut stderr = std::io::stderr().lock();
+    let message = line(message);
+    let _ = if as_json {
+        writeln!(
+            stderr,
+            "{}",
+            serde_json::json!({"error": {"code": code, "message": message}})
+        )
+    } else {
+        writeln!(stderr, "kith: {message}")
+    };
+}
+
+/// `2026-12-01 08:47` (UTC) from milliseconds since the epoch.
+pub(crate) fn time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Lines after a message's first are indented this far, so no line of a
+/// message can pass for the header of another.
+const CONTINUATION: &str = "    ";
+
+pub(crate) fn message(m: &MessageView) {
+    out(&format!(
+        "[{}] {}: {}",
+        time(m.sent_at),
+        line(&m.from),
+        block(&m.text, CONTINUATION)
+    ));
+}
+
+pub(crate) fn invite(invite: &Invite) {
+    if let Some(code) = qr(&invite.link) {
+        out(&code);
+    }
+    out(&invite.link);
+    out(&format!(
+        "(in a browser or another app: {})",
+        invite.web_link
+    ));
+    out(&format!(
+        "valid once, until {} UTC",
+        time(invite.expires_at)
+    ));
+}
+
+pub(crate) fn change(change: &GroupChange, what: &str, as_json: bool) -> anyhow::Result<()> {
+    warn(&change.warnings);
+    if as_json {
+        return json(change);
+    }
+    if change.done {
+        out(&format!("{}: done", line(what)));
+    } else {
+        out(&format!(
+            "{}: queued; the relay has not confirmed it yet (the next `kith sync` goes on)",
+            line(what)
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn conversation(c: &ConversationView) {
+    let unread = if c.unread > 0 {
+        format!("  ({} unread)", c.unread)
+    } else {
+        String::new()
+    };
+    let warn = if c.integrity_events > 0 {
+        format!(
+            "  [{} message(s) refused: failed integrity]",
+            c.integrity_events
+        )
+    } else {
+        String::new()
+    };
+    let kind = if c.kind == "group" { "  [group]" } else { "" };
+    let state = match c.state.as_str() {
+        "joining" => "  (waiting for an admin to add you)",
+        "closed" => "  (closed)",
+        _ if c.blocked => "  (blocked)",
+        _ => "",
+    };
+    out(&format!(
+        "{}  {}{kind}{state}{unread}{warn}",
+        short(&c.id),
+        line(&c.name)
+    ));
+}
+
+pub(crate) fn report(report: &SyncReport, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        for c in &report.connected {
+            json(&serde_json::json!({"event": "connected", "conversation": c.id, "name": c.name}))?;
+        }
+        for m in &report.messages {
+            json(m)?;
+        }
+        for e in &report.integrity_events {
+            json(
+                &serde_json::json!({"event": "integrity", "conversation": e.conversation, "detail": e.detail}),
+            )?;
+        }
+        for i in &report.introductions {
+            json(&serde_json::json!({"event": "introduction", "introduction": i}))?;
+        }
+        for n in &report.notices {
+            json(
+                &serde_json::json!({"event": "notice", "conversation": n.conversation, "text": n.text}),
+            )?;
+        }
+        return Ok(());
+    }
+    for n in &report.notices {
+        out(&line(&n.text));
+    }
+    for i in &report.introductions {
+        introduction(i);
+    }
+    for c in &report.connected {
+        out(&format!("connected: {} ({})", line(&c.name), short(&c.id)));
+    }
+    for m in &report.messages {
+        message(m);
+    }
+    for e in &report.integrity_events {
+        integrity(&e.detail);
+    }
+    Ok(())
+}
+
+pub(crate) fn integrity(detail: &str) {
+    out(&format!(
+        "warning: a message was refused (integrity): {}",
+        line(detail)
+    ));
+}
+
+pub(crate) fn introduction(i: &IntroductionView) {
+    let id = short(&i.id);
+    let note = if i.note.is_empty() {
+        String::new()
+    } else {
+        format!(": \"{}\"", line(&i.note))
+    };
+    if i.role == "made" {
+        out(&format!(
+            "{id}  you introduced {}{note}  [{}]",
+            line(&i.peer),
+            i.state
+        ));
+    } else {
+        out(&format!(
+            "{id}  {} introduces {}{note}  [{}]",
+            line(&i.introducer),
+            line(&i.peer),
+            i.state
+        ));
+    }
+}
+
+pub(crate) fn info(info: &ConversationInfo) {
+    conversation(&info.conversation);
+    if let Some(by) = &info.conversation.introduced_by {
+        out(&format!("introduced by {}", line(by)));
+    }
+    if let Some(n) = &info.safety_number {
+        out(&format!("safety number: {n}"));
+    }
+    out(&format!("your identity key: {}", info.my_identity));
+    for k in &info.member_identities {
+        out(&format!("their identity key: {k}"));
+    }
+    for c in &info.channels {
+        let host = if c.hosted {
+            "hosted by you"
+        } else {
+            "hosted by them"
+        };
+        let preferred = if c.preferred { ", preferred" } else { "" };
+        out(&format!(
+            "channel {}… on {} ({host}, {}{preferred})",
+            short(&c.write_id),
+            line(&c.relay_url),
+            c.role
+        ));
+    }
+}
+
+pub(crate) fn member(m: &MemberView) {
+    let admin = if m.admin { "  (admin)" } else { "" };
+    out(&format!("{}  {}{admin}", m.id, line(&m.name)));
+}
+
+fn qr(link: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(link.as_bytes()).ok()?;
+    let width = code.width();
+    let dark = |x: usize, y: usize| x < width && y < width && code[(x, y)] == qrcode::Color::Dark;
+    // Two rows per line with half blocks, and a quiet zone of 2.
+    let mut s = String::new();
+    let (lo, hi) = (-2i64, i64::try_from(width).unwrap_or(0) + 2);
+    let mut y = lo;
+    while y < hi {
+        for x in lo..hi {
+            let at = |x: i64, y: i64| {
+                usize::try_from(x)
+                    .ok()
+                    .zip(usize::try_from(y).ok())
+                    .is_some_and(|(x, y)| dark(x, y))
+            };
+            s.push(match (at(x, y), at(x, y + 1)) {
+                (true, true) => ' ',
+                (true, false) => '▄',
+                (false, true) => '▀',
+                (false, false) => '█',
+            });
+        }
+        s.push('\n');
+        y += 2;
+    }
+    Some(s)
+}

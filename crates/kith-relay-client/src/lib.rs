@@ -90,6 +90,30 @@ pub enum ClientError {
     Tls(String),
 }
 
+/// One line from an error and its causes, each said once: wrapped errors
+/// often repeat their source in their own message ("cannot reach the relay
+/// …: connection refused", then "connection refused" again). Programs use
+/// it for what they print.
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        let part = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !part.is_empty() && !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        cause = e.source();
+    }
+    text
+}
+
 /// The innermost cause of an HTTP failure ("Connection refused (os error
 /// 111)", "operation timed out"), which is what a person can act on.
 fn root_cause(error: &reqwest::Error) -> String {

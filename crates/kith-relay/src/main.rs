@@ -46,6 +46,9 @@ enum Command {
         /// The relay's database [default: as `serve` would use].
         #[arg(long)]
         db: Option<PathBuf>,
+        /// TOML configuration file, as for `serve`.
+        #[arg(long, env = "KITH_RELAY_CONFIG")]
+        config: Option<PathBuf>,
         /// The backup file to create.
         #[arg(long)]
         to: PathBuf,
@@ -100,7 +103,16 @@ struct ServeArgs {
     log_format: Option<LogFormatArg>,
 }
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        // One line: no `Caused by:` block, no backtrace (RUST_BACKTRACE is
+        // for panics, which a relay must not have).
+        eprintln!("kith-relay: {}", kith_relay_client::one_line(e.as_ref()));
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     // Started by a web server as a CGI program: no arguments, but a gateway.
     let cli = if std::env::args_os().len() == 1 && std::env::var_os("GATEWAY_INTERFACE").is_some() {
         Cli {
@@ -120,12 +132,8 @@ fn main() -> Result<()> {
         Command::Admin {
             command: AdminCommand::Stats { db, config, json },
         } => runtime.block_on(stats(db, config, json)),
-        Command::Backup { db, to } => {
-            let mut config = Config::load(default_config_file().as_deref())?;
-            if let Some(db) = db {
-                config.db = db;
-            }
-            let config = config.finish()?;
+        Command::Backup { db, config, to } => {
+            let config = resolve(config, db)?.finish()?;
             if config.postgres_url().is_some() {
                 anyhow::bail!("a PostgreSQL store is backed up with pg_dump (docs/hosting.md)");
             }
@@ -143,6 +151,18 @@ fn default_config_file() -> Option<PathBuf> {
     file.exists().then_some(file)
 }
 
+/// The configuration every command resolves alike, so that `admin stats`
+/// and `backup` act on the store `serve` uses: defaults, the TOML file
+/// (`--config`, `KITH_RELAY_CONFIG`, or the default file), `KITH_RELAY_*`,
+/// then `--db`.
+fn resolve(file: Option<PathBuf>, db: Option<PathBuf>) -> Result<Config> {
+    let mut config = Config::load(file.or_else(default_config_file).as_deref())?;
+    if let Some(db) = db {
+        config.db = db;
+    }
+    Ok(config)
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -156,13 +176,9 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let file = args.config.or_else(default_config_file);
-    let mut config = Config::load(file.as_deref())?;
+    let mut config = resolve(args.config, args.db)?;
     if let Some(listen) = args.listen {
         config.listen = listen;
-    }
-    if let Some(db) = args.db {
-        config.db = db;
     }
     if let Some(name) = args.name {
         config.name = name;
@@ -228,11 +244,7 @@ impl kith_relay::store::EventSink for NoSubscribers {
 
 async fn stats(db: Option<PathBuf>, file: Option<PathBuf>, json: bool) -> Result<()> {
     use kith_relay::store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
-    let mut config = Config::load(file.or_else(default_config_file).as_deref())?;
-    if let Some(db) = db {
-        config.db = db;
-    }
-    let config = config.finish()?;
+    let config = resolve(file, db)?.finish()?;
     let sink = std::sync::Arc::new(NoSubscribers);
     let store: Box<dyn Store> = match config.postgres_url() {
         Some(url) => Box::new(

@@ -66,28 +66,18 @@ fn config() -> Result<Config> {
     if let Some(d) = secs("KITH_DRAIN_SECS")? {
         config.drain_limit = d;
     }
+    if let Some(d) = secs("KITH_LOCK_WAIT_SECS")? {
+        config.lock_wait = d;
+    }
     config.ca_file = std::env::var_os("KITH_CA_FILE")
         .filter(|f| !f.is_empty())
         .map(PathBuf::from);
     Ok(config)
 }
 
-/// One line, whatever the error: each cause is added only if the text so
-/// far does not already say it (wrapped errors often repeat their source).
+/// One line, whatever the error.
 fn one_line(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let part = cause.to_string();
-        let part = part.split_whitespace().collect::<Vec<_>>().join(" ");
-        if part.is_empty() || text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
+    kith_relay_client::one_line(e.as_ref())
 }
 
 fn code(e: &anyhow::Error) -> &'static str {

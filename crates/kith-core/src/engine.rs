@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::config::{Config, millis};
-use crate::error::{CoreError, Result, check_len};
+use crate::error::{CoreError, OpenError, Result, check_len, refused};
 use crate::group::{GROUP_INVITATION_CONTEXT, GroupOutcome, apply_group, join_from_pair};
 use crate::home::{self, ProfileLock};
 use crate::link::InviteLink;
@@ -36,6 +36,11 @@ pub const INVITATION_CONTEXT: &[u8] = b"kith invitation v1";
 /// How long an invitation can be accepted.
 pub const INVITATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const READ_BATCH: u16 = 100;
+/// Times a group entry is tried at a channel's head before it waits for
+/// the next sync (others kept getting there first).
+const HEAD_ATTEMPTS: usize = 8;
+/// Rounds of a sync that read channels which appeared in the round before.
+const SYNC_ROUNDS: usize = 4;
 /// How long `watch` waits for a command in another process to finish.
 const WATCH_RELOCK_WAIT: Duration = Duration::from_secs(300);
 
@@ -47,8 +52,9 @@ pub struct ConversationView {
     pub kind: String,
     pub name: String,
     /// `invited` (waiting for the link to be accepted), `joining` (a group
-    /// link accepted, waiting for an admin), `active`, or `closed` (left or
-    /// removed from a group).
+    /// link accepted, waiting for an admin), `active`, `leaving` (left a
+    /// group; waiting for a commit that takes this member out), or `closed`
+    /// (left or removed from a group).
     pub state: String,
     pub unread: u64,
     pub last_activity: u64,
@@ -171,6 +177,9 @@ pub struct Engine {
     /// Capability keys of removed group members, revoked after the sync
     /// that processed their removal: (group, key).
     pub(crate) revocations: Vec<(String, [u8; 32])>,
+    /// What channels read outside a sync brought (catching up before a
+    /// send): stored already, and reported by the next sync.
+    carry: SyncReport,
 }
 
 /// A name shown to others (a profile's, a conversation's, a group's).
@@ -263,6 +272,35 @@ pub(crate) fn contact_name(db: &Connection, id: &str) -> Result<String> {
         [id],
         |r| r.get(0),
     )?)
+}
+
+/// A frame encrypted in a conversation.
+pub(crate) struct Sealed {
+    /// The padded envelope, as the relay stores it.
+    pub(crate) payload: Vec<u8>,
+    /// The MLS epoch it was encrypted in.
+    pub(crate) epoch: u64,
+}
+
+/// Encrypts `frame` in `conv` inside `tx`: the MLS state is loaded,
+/// advanced and stored in the same transaction as whatever the caller
+/// writes with the payload, so no other write can come between.
+pub(crate) fn encrypt_in(tx: &Transaction<'_>, conv: &str, frame: &PairFrame) -> Result<Sealed> {
+    let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx.query_row(
+        "SELECT identity, mls_state FROM conversations WHERE id = ?1",
+        [conv],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut session = open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)?;
+    let ct = session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
+    tx.execute(
+        "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
+        params![conv, session.snapshot()?.to_bytes().as_slice()],
+    )?;
+    Ok(Sealed {
+        payload: envelope_payload(&Envelope::Mls(ct))?,
+        epoch: session.epoch(),
+    })
 }
 
 /// The conversation's MLS session from its stored identity and state.
@@ -372,6 +410,7 @@ impl Engine {
             trust: None,
             relays: HashMap::new(),
             revocations: Vec::new(),
+            carry: SyncReport::default(),
         }
     }
 
@@ -635,7 +674,7 @@ impl Engine {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         match state.as_str() {
-            "closed" => return Err(CoreError::GroupClosed(conv.to_string())),
+            "closed" | "leaving" => return Err(CoreError::GroupClosed(conv.to_string())),
             "invited" | "joining" => return Err(CoreError::NotYetConnected),
             _ if blocked => return Err(CoreError::Blocked(conv.to_string())),
             _ => {}
@@ -647,19 +686,26 @@ impl Engine {
             sent_at_ms: sent_at,
             text: text.to_string(),
         };
-        let (payload, snapshot) = self.encrypt_frame(&id, &frame).await?;
+        let group = self.prepare_send(&id).await?;
         let at = self.now();
         let tx = self.db.transaction()?;
+        // Loaded, encrypted and stored in one transaction (pair-v1.md §12).
+        let sealed = encrypt_in(&tx, &id, &frame)?;
         tx.execute(
-            "UPDATE conversations SET mls_state = ?2, last_activity = ?3 WHERE id = ?1",
-            params![id, snapshot.to_bytes().as_slice(), ms(sent_at)],
+            "UPDATE conversations SET last_activity = ?2 WHERE id = ?1",
+            params![id, ms(sent_at)],
         )?;
         tx.execute(
             "INSERT INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text) \
              VALUES (?1, ?2, 1, ?3, ?3, ?4)",
             params![id, message_id, ms(sent_at), text],
         )?;
-        queue(&tx, &id, &payload, at)?;
+        let options = QueueOptions {
+            epoch: group.then_some(sealed.epoch),
+            frame: group.then(|| frame.to_bytes()),
+            ..QueueOptions::default()
+        };
+        queue_with(&tx, &id, &sealed.payload, &options, at)?;
         tx.commit()?;
         match self.flush_outbox(Some(&id)).await {
             Ok(()) => {}
@@ -684,24 +730,42 @@ impl Engine {
         })
     }
 
-    /// Encrypts one frame in a conversation (a group first commits what
-    /// MLS requires): the padded payload and the state to store with it.
-    pub(crate) async fn encrypt_frame(
-        &mut self,
-        id: &str,
-        frame: &PairFrame,
-    ) -> Result<(Vec<u8>, GroupSnapshot)> {
+    /// Makes a conversation ready to encrypt in: a group is read to its
+    /// channel's head first (a member never sends in an epoch the channel
+    /// has left, group-v1.md §8), and commits what MLS requires before
+    /// application data. Returns whether it is a group.
+    pub(crate) async fn prepare_send(&mut self, id: &str) -> Result<bool> {
         let kind: String =
             self.db
                 .query_row("SELECT kind FROM conversations WHERE id = ?1", [id], |r| {
                     r.get(0)
                 })?;
-        if kind == "group" {
-            self.prepare_group_send(id).await?;
+        if kind != "group" {
+            return Ok(false);
         }
-        let mut session = self.load(id)?;
-        let ct = session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
-        Ok((envelope_payload(&Envelope::Mls(ct))?, session.snapshot()?))
+        self.catch_up(id).await?;
+        self.prepare_group_send(id).await?;
+        Ok(true)
+    }
+
+    /// Reads a conversation's channels to their heads. What arrives is
+    /// stored, and reported by the next sync.
+    pub(crate) async fn catch_up(&mut self, id: &str) -> Result<()> {
+        let mut carry = std::mem::take(&mut self.carry);
+        let mut result = Ok(());
+        for channel in store::readable_channels(&self.db)?
+            .into_iter()
+            .filter(|c| c.conversation_id == id)
+        {
+            let mut joined = Vec::new();
+            result = self.sync_channel(&channel, &mut carry, &mut joined).await;
+            carry.joined_groups.append(&mut joined);
+            if result.is_err() {
+                break;
+            }
+        }
+        self.carry = carry;
+        result
     }
 
     /// Sends what is queued, oldest first, each to the conversation's
@@ -711,37 +775,52 @@ impl Engine {
     /// the rest. A message every channel refuses as unauthorized can never
     /// be delivered (the contact blocked this user, or deleted the
     /// conversation): it is dropped and reported as [`CoreError::Refused`].
+    /// A group's entries go to its channel's head only ([`Self::send_at_head`]).
     pub(crate) async fn flush_outbox(&mut self, conv: Option<&str>) -> Result<()> {
-        type Entry = (i64, String, Vec<u8>, Option<i64>, Option<i64>);
-        let entries: Vec<Entry> = {
+        let entries: Vec<OutboxEntry> = {
             let mut stmt = self.db.prepare(
-                "SELECT id, conversation_id, payload, channel_id, commit_epoch FROM outbox \
-                 WHERE (?1 IS NULL OR conversation_id = ?1) AND conversation_id IN \
-                 (SELECT id FROM conversations WHERE blocked = 0) ORDER BY id",
+                "SELECT o.id, o.conversation_id, o.payload, o.channel_id, o.commit_epoch, o.epoch, \
+                        o.frame, c.kind = 'group' FROM outbox o JOIN conversations c ON c.id = o.conversation_id \
+                 WHERE (?1 IS NULL OR o.conversation_id = ?1) AND c.blocked = 0 ORDER BY o.id",
             )?;
             let rows = stmt.query_map(params![conv], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok(OutboxEntry {
+                    id: r.get(0)?,
+                    conversation: r.get(1)?,
+                    payload: r.get(2)?,
+                    only_channel: r.get(3)?,
+                    commit_epoch: r
+                        .get::<_, Option<i64>>(4)?
+                        .and_then(|e| u64::try_from(e).ok()),
+                    epoch: r
+                        .get::<_, Option<i64>>(5)?
+                        .and_then(|e| u64::try_from(e).ok()),
+                    frame: r.get(6)?,
+                    group: r.get(7)?,
+                })
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut blocked = BTreeSet::new();
         let mut first_error = None;
-        for (entry, conversation, payload, only_channel, commit_epoch) in entries {
-            if blocked.contains(&conversation) {
+        for entry in entries {
+            if blocked.contains(&entry.conversation) {
                 continue;
             }
-            if let Some(epoch) = commit_epoch {
-                // A commit for an epoch that has passed lost its race: the
-                // changes it carried are built again (group-v1.md §8).
-                if u64::try_from(epoch).ok() != Some(self.load(&conversation)?.epoch()) {
-                    self.db
-                        .execute("DELETE FROM outbox WHERE id = ?1", [entry])?;
-                    continue;
+            if entry.group && entry.only_channel.is_none() {
+                if let Err(e) = self.send_at_head(&entry).await {
+                    self.db.execute(
+                        "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1",
+                        [entry.id],
+                    )?;
+                    blocked.insert(entry.conversation.clone());
+                    first_error.get_or_insert(e);
                 }
+                continue;
             }
-            let channels: Vec<ChannelRow> = store::channels(&self.db, Some(&conversation))?
+            let channels: Vec<ChannelRow> = store::channels(&self.db, Some(&entry.conversation))?
                 .into_iter()
-                .filter(|c| match only_channel {
+                .filter(|c| match entry.only_channel {
                     Some(id) => c.id == id,
                     None => c.role == "conv",
                 })
@@ -752,7 +831,7 @@ impl Engine {
             for channel in &channels {
                 let client = self.relay(&channel.relay_url)?;
                 match client
-                    .append(&channel.key, channel.write_id, &payload)
+                    .append(&channel.key, channel.write_id, &entry.payload)
                     .await
                 {
                     Ok(appended) => {
@@ -776,20 +855,20 @@ impl Engine {
                 }
             }
             let refused = !sent
-                && only_channel.is_none()
+                && entry.only_channel.is_none()
                 && refusals == channels.len()
                 && refusals > 0
-                && self.is_pair(&conversation)?;
+                && !entry.group;
             if sent || refused {
                 self.db
-                    .execute("DELETE FROM outbox WHERE id = ?1", [entry])?;
+                    .execute("DELETE FROM outbox WHERE id = ?1", [entry.id])?;
             } else {
                 self.db.execute(
                     "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1",
-                    [entry],
+                    [entry.id],
                 )?;
-                if only_channel.is_none() {
-                    blocked.insert(conversation.clone());
+                if entry.only_channel.is_none() {
+                    blocked.insert(entry.conversation.clone());
                 }
             }
             // An address update for a retired channel waits quietly for its
@@ -797,7 +876,10 @@ impl Engine {
             let retiring = channels.iter().all(|c| c.role == "retiring");
             if !sent && !retiring && first_error.is_none() {
                 first_error = if refused {
-                    Some(CoreError::Refused(contact_name(&self.db, &conversation)?))
+                    Some(CoreError::Refused(contact_name(
+                        &self.db,
+                        &entry.conversation,
+                    )?))
                 } else {
                     last_error.map(CoreError::from)
                 };
@@ -806,41 +888,122 @@ impl Engine {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn is_pair(&self, id: &str) -> Result<bool> {
-        Ok(self.db.query_row(
-            "SELECT kind = 'pair' FROM conversations WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )?)
+    /// Appends a group's queued message, proposal or commit at the head of
+    /// its channel (relay.md §5.2a, group-v1.md §8): while another message
+    /// got there first, the channel is read, and an entry made in an epoch
+    /// the group has since left is made again (a message, from its frame)
+    /// or dropped (a commit or proposal: what it carried is built again).
+    async fn send_at_head(&mut self, entry: &OutboxEntry) -> Result<()> {
+        let mut payload = entry.payload.clone();
+        let mut epoch = entry.epoch;
+        for _ in 0..HEAD_ATTEMPTS {
+            let queued: bool = self.db.query_row(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE id = ?1)",
+                [entry.id],
+                |r| r.get(0),
+            )?;
+            if !queued {
+                // What was read meanwhile made it void (a commit that lost).
+                return Ok(());
+            }
+            let session = self.load(&entry.conversation)?;
+            let now_epoch = session.epoch();
+            if entry.commit_epoch.is_some_and(|e| e != now_epoch)
+                || (entry.frame.is_none() && epoch.is_some_and(|e| e != now_epoch))
+            {
+                // A commit that lost its epoch's race (its changes are
+                // built again), or a proposal for an epoch gone.
+                self.db
+                    .execute("DELETE FROM outbox WHERE id = ?1", [entry.id])?;
+                return Ok(());
+            }
+            if let (Some(frame), Some(made_in)) = (&entry.frame, epoch)
+                && made_in != now_epoch
+            {
+                if session.commit_required() {
+                    return Err(CoreError::Queued(
+                        "the group has a change waiting to be committed first".into(),
+                    ));
+                }
+                let frame = PairFrame::from_bytes(frame)?;
+                let tx = self.db.transaction()?;
+                let sealed = encrypt_in(&tx, &entry.conversation, &frame)?;
+                tx.execute(
+                    "UPDATE outbox SET payload = ?2, epoch = ?3 WHERE id = ?1",
+                    params![entry.id, sealed.payload, ms(sealed.epoch)],
+                )?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO seen (conversation_id, digest) VALUES (?1, ?2)",
+                    params![entry.conversation, digest(&sealed.payload)],
+                )?;
+                tx.commit()?;
+                payload = sealed.payload;
+                epoch = Some(sealed.epoch);
+            }
+            let Some(channel) = store::channels(&self.db, Some(&entry.conversation))?
+                .into_iter()
+                .find(|c| c.role == "conv")
+            else {
+                return Err(CoreError::Corrupt("a group without a channel".into()));
+            };
+            let client = self.relay(&channel.relay_url)?;
+            match client
+                .append_after(&channel.key, channel.write_id, channel.cursor, &payload)
+                .await
+            {
+                Ok(appended) => {
+                    let tx = self.db.transaction()?;
+                    tx.execute("DELETE FROM outbox WHERE id = ?1", [entry.id])?;
+                    if entry.commit_epoch.is_none() && appended.seq == channel.cursor + 1 {
+                        // Nothing came between: the channel's head is our own
+                        // message, already seen. A commit is not skipped: it
+                        // takes effect when read back.
+                        tx.execute(
+                            "UPDATE channels SET cursor = MAX(cursor, ?2) WHERE id = ?1",
+                            params![channel.id, ms(appended.seq)],
+                        )?;
+                    }
+                    tx.commit()?;
+                    return Ok(());
+                }
+                Err(e) if e.code() == Some(ErrorCode::CONFLICT) => {
+                    // Someone got there first: read what they sent.
+                    let mut carry = std::mem::take(&mut self.carry);
+                    let mut joined = Vec::new();
+                    let read = self.sync_channel(&channel, &mut carry, &mut joined).await;
+                    carry.joined_groups.append(&mut joined);
+                    self.carry = carry;
+                    read?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CoreError::Queued(
+            "the group's channel kept moving; the message is sent on the next sync".into(),
+        ))
     }
 
     /// Sends the outbox, then reads every channel from its cursor.
     pub async fn sync(&mut self) -> Result<SyncReport> {
-        let mut report = SyncReport::default();
+        let mut report = std::mem::take(&mut self.carry);
         if let Err(e) = self.flush_outbox(None).await {
             report.errors.push(format!("sending queued messages: {e}"));
         }
         let mut joined = Vec::new();
-        for channel in store::readable_channels(&self.db)? {
-            match self.sync_channel(&channel, &mut report, &mut joined).await {
-                Ok(()) => {}
-                // A channel being retired: its host deletes it once drained,
-                // and a relay that is gone for good must not nag every sync.
-                Err(e) if channel.role == "retiring" => {
-                    if !channel.owner && crate::moving::gone(&e) {
-                        self.db
-                            .execute("DELETE FROM channels WHERE id = ?1", [channel.id])?;
-                    }
-                }
-                Err(CoreError::Relay(e)) if self.lost_group_channel(&channel, &e)? => {
-                    report.errors.push(format!(
-                        "{}: this group's relay no longer lets you read it (you were removed, or the group was deleted)",
-                        contact_name(&self.db, &channel.conversation_id)?
-                    ));
-                }
-                Err(e) => report
-                    .errors
-                    .push(format!("reading {}: {e}", channel.relay_url)),
+        // Channels that appear while reading (a group joined, a contact's
+        // relay, a move) are read in the same sync, a few rounds at most.
+        let mut done = BTreeSet::new();
+        for _ in 0..SYNC_ROUNDS {
+            let fresh: Vec<ChannelRow> = store::readable_channels(&self.db)?
+                .into_iter()
+                .filter(|c| !done.contains(&c.id))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for channel in fresh {
+                done.insert(channel.id);
+                self.sync_one(&channel, &mut report, &mut joined).await?;
             }
         }
         // Views are made last: the contact's name arrives after the Welcome.
@@ -853,6 +1016,40 @@ impl Engine {
             report.errors.push(e.to_string());
         }
         Ok(report)
+    }
+
+    /// Reads one channel for a sync; what goes wrong is reported.
+    async fn sync_one(
+        &mut self,
+        channel: &ChannelRow,
+        report: &mut SyncReport,
+        joined: &mut Vec<String>,
+    ) -> Result<()> {
+        {
+            match self.sync_channel(channel, report, joined).await {
+                Ok(()) => {}
+                // A channel being retired: its host deletes it once drained,
+                // and a relay that is gone for good must not nag every sync.
+                Err(e) if channel.role == "retiring" => {
+                    if !channel.owner && crate::moving::gone(&e) {
+                        self.db
+                            .execute("DELETE FROM channels WHERE id = ?1", [channel.id])?;
+                    }
+                }
+                Err(CoreError::Relay(e)) if self.lost_group_channel(channel, &e)? => {
+                    report.errors.push(format!(
+                        "{}: this group's relay no longer lets you read it (you were removed, or the group was deleted)",
+                        contact_name(&self.db, &channel.conversation_id)?
+                    ));
+                }
+                // A local failure stops this channel where it is, with
+                // nothing acknowledged; the others go on.
+                Err(e) => report
+                    .errors
+                    .push(format!("reading {}: {e}", channel.relay_url)),
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn sync_channel(
@@ -918,7 +1115,12 @@ impl Engine {
         let outcome = if seen {
             Ok(Outcome::Nothing)
         } else {
-            self.open_message(channel, item.seq, &item.payload)
+            match self.open_message(channel, item.seq, &item.payload) {
+                Ok(outcome) => Ok(outcome),
+                Err(OpenError::Refused(refusal)) => Err(refusal),
+                // Nothing recorded, nothing acknowledged: read again later.
+                Err(OpenError::Local(e)) => return Err(e),
+            }
         };
         let now = self.now();
         let drain = millis(self.config.drain_limit);
@@ -954,27 +1156,25 @@ impl Engine {
         Ok(joined)
     }
 
-    /// Decrypts without touching the store; an `Err` is an integrity event.
+    /// Decrypts without touching the store: an outcome to apply, a refusal
+    /// to record, or a local failure that stops the sync.
     fn open_message(
         &self,
         channel: &ChannelRow,
         seq: u64,
         payload: &[u8],
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, OpenError> {
         let conv = channel.conversation_id.as_str();
-        let bytes = unpad(payload).map_err(|e| e.to_string())?;
-        let envelope = Envelope::from_bytes(bytes).map_err(|e| e.to_string())?;
+        let bytes = unpad(payload).map_err(refused)?;
+        let envelope = Envelope::from_bytes(bytes).map_err(refused)?;
         type Row = (String, String, Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
-        let (kind, state, pending, identity, mls_state): Row = self
-            .db
-            .query_row(
-                "SELECT kind, state, pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
-                [conv],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .map_err(|e| e.to_string())?;
+        let (kind, state, pending, identity, mls_state): Row = self.db.query_row(
+            "SELECT kind, state, pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
+            [conv],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
         let identity =
-            IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(|e| e.to_string())?;
+            IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(CoreError::from)?;
         if kind == "group" {
             let row = OpenRow {
                 state,
@@ -990,36 +1190,50 @@ impl Engine {
             Envelope::Welcome(welcome) => {
                 let pending = match (state.as_str(), pending) {
                     ("invited", Some(p)) => PendingKeyPackage::from_bytes(&Zeroizing::new(p))
-                        .map_err(|e| e.to_string())?,
-                    _ => return Err("a second Welcome for a conversation already joined".into()),
+                        .map_err(CoreError::from)?,
+                    _ => {
+                        return Err(
+                            refused("a second Welcome for a conversation already joined").into(),
+                        );
+                    }
                 };
-                let mut session =
-                    Session::join(&identity, &pending, &welcome).map_err(|e| e.to_string())?;
+                let mut session = Session::join(&identity, &pending, &welcome).map_err(refused)?;
                 if session.members().len() != 2 {
-                    return Err("a 1:1 Welcome must make a group of two".into());
+                    return Err(refused("a 1:1 Welcome must make a group of two").into());
                 }
                 Ok(Outcome::Joined(
-                    session.snapshot().map_err(|e| e.to_string())?,
+                    session.snapshot().map_err(CoreError::from)?,
                 ))
             }
             Envelope::Mls(message) => {
                 if state != "active" {
-                    return Err("an MLS message before the Welcome".into());
+                    return Err(refused("an MLS message before the Welcome").into());
                 }
-                let mut session = open_session(&identity, mls_state).map_err(|e| e.to_string())?;
-                let incoming = session.process(&message).map_err(|e| e.to_string())?;
-                let frame = match incoming {
+                let mut session = open_session(&identity, mls_state)?;
+                // A 1:1 conversation has exactly two members, for good
+                // (pair-v1.md §7): no proposal or commit is ever applied.
+                let frame = match session.process(&message).map_err(refused)? {
                     Incoming::Application { plaintext, .. } => {
-                        Some(PairFrame::from_bytes(&plaintext).map_err(|e| e.to_string())?)
+                        PairFrame::from_bytes(&plaintext).map_err(refused)?
                     }
-                    _ => None,
+                    Incoming::Commit(_) | Incoming::Proposal => {
+                        return Err(refused(
+                            "a change of members in a 1:1 conversation (it has exactly two)",
+                        )
+                        .into());
+                    }
+                    _ => {
+                        return Err(
+                            refused("an MLS message a 1:1 conversation does not use").into()
+                        );
+                    }
                 };
                 Ok(Outcome::Processed {
-                    snapshot: session.snapshot().map_err(|e| e.to_string())?,
-                    frame,
+                    snapshot: session.snapshot().map_err(CoreError::from)?,
+                    frame: Some(frame),
                 })
             }
-            _ => Err("a group message in a 1:1 conversation".into()),
+            _ => Err(refused("a group message in a 1:1 conversation").into()),
         }
     }
 
@@ -1300,6 +1514,19 @@ pub(crate) fn queue(tx: &Transaction<'_>, conv: &str, payload: &[u8], now: u64) 
     queue_with(tx, conv, payload, &QueueOptions::default(), now)
 }
 
+/// One queued payload (an `outbox` row).
+#[derive(Debug)]
+struct OutboxEntry {
+    id: i64,
+    conversation: String,
+    payload: Vec<u8>,
+    only_channel: Option<i64>,
+    commit_epoch: Option<u64>,
+    epoch: Option<u64>,
+    frame: Option<Vec<u8>>,
+    group: bool,
+}
+
 /// How an outbox entry is sent.
 #[derive(Debug, Default)]
 pub(crate) struct QueueOptions {
@@ -1307,6 +1534,10 @@ pub(crate) struct QueueOptions {
     pub(crate) commit_epoch: Option<u64>,
     /// Send to this channel only (a group link's inbox).
     pub(crate) channel: Option<i64>,
+    /// A group's message or proposal: the epoch it was made in.
+    pub(crate) epoch: Option<u64>,
+    /// A group's message: its frame, to encrypt again in a later epoch.
+    pub(crate) frame: Option<Vec<u8>>,
 }
 
 pub(crate) fn queue_with(
@@ -1317,14 +1548,16 @@ pub(crate) fn queue_with(
     now: u64,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO outbox (conversation_id, payload, created_at, channel_id, commit_epoch) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO outbox (conversation_id, payload, created_at, channel_id, commit_epoch, epoch, frame) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             conv,
             payload,
             ms(now),
             options.channel,
-            options.commit_epoch.map(ms)
+            options.commit_epoch.map(ms),
+            options.epoch.map(ms),
+            options.frame
         ],
     )?;
     if options.commit_epoch.is_none() {

@@ -154,3 +154,33 @@ impl From<kith_wire::DecodeError> for CoreError {
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// A peer's message that the protocol refuses: it is recorded as an
+/// integrity event and skipped, never shown.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub(crate) struct Refusal(pub(crate) String);
+
+/// Marks a peer-caused failure as a refusal.
+pub(crate) fn refused(e: impl std::fmt::Display) -> Refusal {
+    Refusal(e.to_string())
+}
+
+/// Why a message from a channel could not be opened. Only a refusal is
+/// recorded and skipped; a local failure (the store, our own stored state)
+/// aborts the sync with nothing recorded, acknowledged or dropped, and the
+/// message is read again next time (pair-v1.md §6). There is no `From` for
+/// other error types: each failure says which it is.
+#[derive(Debug, Error)]
+pub(crate) enum OpenError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Local(#[from] CoreError),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Local(e.into())
+    }
+}

@@ -38,7 +38,7 @@ use crate::engine::{
     ConversationView, Engine, Invite, Notice, OpenRow, QueueOptions, SyncReport, conversation_id,
     envelope_payload, insert_channel, open_session, queue, queue_with, random, receive_text,
 };
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, OpenError, Result, refused};
 use crate::link::InviteLink;
 use crate::store::{self, ChannelRow, ms};
 
@@ -401,7 +401,9 @@ impl Engine {
     /// member to commit carries out (and an admin revokes the key).
     pub async fn group_leave(&mut self, group: &str) -> Result<ConversationView> {
         let id = self.group_id(group)?;
-        let mut session = self.load(&id)?;
+        // The proposal must be for the epoch the channel is in.
+        self.catch_up(&id).await?;
+        let session = self.load(&id)?;
         let me = self.own_identity(&id)?;
         let admins = session.admins().unwrap_or_default();
         let members = session.members();
@@ -412,28 +414,20 @@ impl Engine {
         if members.len() > 1 && admins.contains(&me) && other_admins == 0 {
             return Err(CoreError::LastAdmin);
         }
-        let at = self.now();
-        let tx = self.db.transaction()?;
         if members.len() > 1 {
-            let proposal = session.propose_leave()?;
-            let snapshot = session.snapshot()?;
-            tx.execute(
-                "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
-                params![id, snapshot.to_bytes().as_slice()],
-            )?;
-            queue(&tx, &id, &envelope_payload(&Envelope::Mls(proposal))?, at)?;
-        }
-        tx.execute(
-            "UPDATE conversations SET state = 'closed', closed_reason = 'you left' WHERE id = ?1",
-            [&id],
-        )?;
-        tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [&id])?;
-        tx.commit()?;
-        if members.len() > 1 {
+            let at = self.now();
+            let tx = self.db.transaction()?;
+            propose_leave(&tx, &id, at)?;
+            tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [&id])?;
+            tx.commit()?;
             self.flush_outbox(Some(&id))
                 .await
                 .map_err(|e| CoreError::Queued(e.to_string()))?;
         } else {
+            self.db.execute(
+                "UPDATE conversations SET state = 'closed', closed_reason = 'you left' WHERE id = ?1",
+                [&id],
+            )?;
             let channel = group_channel(&self.db, &id)?;
             let client = self.relay(&channel.relay_url)?;
             let _ = client.delete_channel(&channel.key, channel.write_id).await;
@@ -637,7 +631,7 @@ impl Engine {
         seq: u64,
         envelope: Envelope,
         row: OpenRow,
-    ) -> std::result::Result<GroupOutcome, String> {
+    ) -> std::result::Result<GroupOutcome, OpenError> {
         let OpenRow {
             state,
             pending,
@@ -648,48 +642,47 @@ impl Engine {
             channel
                 .seal_key
                 .map(SealKey::from_bytes)
-                .ok_or_else(|| "an inbox message on a channel without a seal key".to_string())
+                .ok_or_else(|| CoreError::Corrupt("an inbox channel without a seal key".into()))
         };
         match envelope {
             Envelope::JoinRequest(sealed) if channel.role == "inbox" && channel.owner => {
                 let plain = seal()?
                     .open(JOIN_REQUEST_CONTEXT, &sealed)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(refused)?;
                 Ok(GroupOutcome::JoinRequest(
-                    JoinRequest::from_bytes(&plain).map_err(|e| e.to_string())?,
+                    JoinRequest::from_bytes(&plain).map_err(refused)?,
                 ))
             }
             Envelope::GroupWelcome(sealed) if channel.role == "inbox" && state == "joining" => {
                 let plain = seal()?
                     .open(GROUP_WELCOME_CONTEXT, &sealed)
-                    .map_err(|e| e.to_string())?;
-                let welcome = GroupWelcome::from_bytes(&plain).map_err(|e| e.to_string())?;
-                let pending = PendingKeyPackage::from_bytes(&Zeroizing::new(
-                    pending.ok_or("no key package waits for this Welcome")?,
-                ))
-                .map_err(|e| e.to_string())?;
-                let mut session = Session::join(&identity, &pending, &welcome.welcome)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(refused)?;
+                let welcome = GroupWelcome::from_bytes(&plain).map_err(refused)?;
+                let pending =
+                    pending.ok_or_else(|| refused("no key package waits for this Welcome"))?;
+                let pending = PendingKeyPackage::from_bytes(&Zeroizing::new(pending))
+                    .map_err(CoreError::from)?;
+                let mut session =
+                    Session::join(&identity, &pending, &welcome.welcome).map_err(refused)?;
                 Ok(GroupOutcome::Joined {
-                    snapshot: session.snapshot().map_err(|e| e.to_string())?.to_bytes(),
+                    snapshot: session.snapshot().map_err(CoreError::from)?.to_bytes(),
                     welcome,
                 })
             }
             Envelope::Mls(message)
-                if matches!(channel.role.as_str(), "conv" | "retiring") && state == "active" =>
+                if matches!(channel.role.as_str(), "conv" | "retiring")
+                    && matches!(state.as_str(), "active" | "leaving") =>
             {
                 let stored = mls_state.clone();
-                let mut session = open_session(&identity, mls_state).map_err(|e| e.to_string())?;
+                let mut session = open_session(&identity, mls_state)?;
                 let epoch_before = session.epoch();
-                let secret = session
-                    .export(COMMIT_KEYS_LABEL)
-                    .map_err(|e| e.to_string())?;
+                let secret = session.export(COMMIT_KEYS_LABEL).map_err(CoreError::from)?;
                 let incoming = match session.process(&message) {
                     Ok(incoming) => incoming,
                     Err(_) if message_epoch(&message).is_some_and(|e| e < epoch_before) => {
                         return Ok(GroupOutcome::Stale);
                     }
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(refused(e).into()),
                 };
                 if let Incoming::Commit(summary) = &incoming
                     && channel.retire_seq.is_some_and(|moved_at| seq > moved_at)
@@ -697,10 +690,10 @@ impl Engine {
                     // A commit sent to the old channel after the move is
                     // void for every member (group-v1.md §11); its
                     // committer builds the change again.
-                    let mut kept = open_session(&identity, stored).map_err(|e| e.to_string())?;
+                    let mut kept = open_session(&identity, stored)?;
                     kept.discard_pending();
                     return Ok(GroupOutcome::Void {
-                        snapshot: kept.snapshot().map_err(|e| e.to_string())?.to_bytes(),
+                        snapshot: kept.snapshot().map_err(CoreError::from)?.to_bytes(),
                         own_epoch: summary.own.then_some(epoch_before),
                     });
                 }
@@ -711,10 +704,15 @@ impl Engine {
                 let snapshot = session
                     .snapshot()
                     .map(|s| s.to_bytes())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(CoreError::from)?;
                 match incoming {
+                    // A member on its way out reads only for the commit
+                    // that removes it.
+                    Incoming::Application { .. } if state == "leaving" => {
+                        Ok(GroupOutcome::Proposal { snapshot })
+                    }
                     Incoming::Application { sender, plaintext } => {
-                        let frame = PairFrame::from_bytes(&plaintext).map_err(|e| e.to_string())?;
+                        let frame = PairFrame::from_bytes(&plaintext).map_err(refused)?;
                         let sender_key = session
                             .member(sender)
                             .map(|m| m.identity_key)
@@ -728,9 +726,12 @@ impl Engine {
                                         .unwrap_or_default()
                                         .contains(&sender_key) => {}
                             PairFrame::Move(_) => {
-                                return Err("a group move by a member who is not an admin".into());
+                                return Err(refused(
+                                    "a group move by a member who is not an admin",
+                                )
+                                .into());
                             }
-                            _ => return Err("a frame a group does not carry".into()),
+                            _ => return Err(refused("a frame a group does not carry").into()),
                         }
                         Ok(GroupOutcome::Message {
                             snapshot,
@@ -744,8 +745,8 @@ impl Engine {
                         } else {
                             let plain = SealKey::from_bytes(*secret)
                                 .open(COMMIT_KEYS_CONTEXT, &summary.authenticated_data)
-                                .map_err(|e| format!("commit keys: {e}"))?;
-                            CommitKeys::from_bytes(&plain).map_err(|e| e.to_string())?
+                                .map_err(|e| refused(format!("commit keys: {e}")))?;
+                            CommitKeys::from_bytes(&plain).map_err(refused)?
                         };
                         Ok(GroupOutcome::Commit {
                             snapshot,
@@ -756,13 +757,14 @@ impl Engine {
                         })
                     }
                     Incoming::Proposal => Ok(GroupOutcome::Proposal { snapshot }),
-                    _ => Err("an MLS message a group does not use".into()),
+                    _ => Err(refused("an MLS message a group does not use").into()),
                 }
             }
-            _ => Err(format!(
+            _ => Err(refused(format!(
                 "a message this {} channel does not carry",
                 channel.role
-            )),
+            ))
+            .into()),
         }
     }
 
@@ -785,6 +787,7 @@ impl Engine {
                 ));
             }
         }
+        self.propose_leaves_again()?;
         self.offer_spares()?;
         match self.create_introduced().await {
             Ok(created) => {
@@ -1030,6 +1033,27 @@ impl Engine {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// A leave proposal is void once its epoch has passed without a commit
+    /// carrying it: a member still leaving proposes again in the epoch the
+    /// group is in now (group-v1.md §9).
+    fn propose_leaves_again(&mut self) -> Result<()> {
+        for id in self.conversation_ids("kind = 'group' AND state = 'leaving'")? {
+            let leave_epoch: Option<i64> = self.db.query_row(
+                "SELECT leave_epoch FROM conversations WHERE id = ?1",
+                [&id],
+                |r| r.get(0),
+            )?;
+            if leave_epoch.and_then(|e| u64::try_from(e).ok()) == Some(self.load(&id)?.epoch()) {
+                continue;
+            }
+            let at = self.now();
+            let tx = self.db.transaction()?;
+            propose_leave(&tx, &id, at)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
     /// Gives every contact without one a spare key package (a fresh
     /// identity), so that they can add this user to a group at once.
     fn offer_spares(&mut self) -> Result<()> {
@@ -1066,7 +1090,9 @@ impl Engine {
             return Ok(false);
         }
         let changed = self.db.execute(
-            "UPDATE conversations SET state = 'closed', closed_reason = 'the relay no longer lets you read this group' \
+            "UPDATE conversations SET state = 'closed', \
+             closed_reason = CASE WHEN state = 'leaving' THEN 'you left' \
+                                  ELSE 'the relay no longer lets you read this group' END \
              WHERE id = ?1 AND kind = 'group'",
             [&channel.conversation_id],
         )?;
@@ -1090,6 +1116,35 @@ impl Engine {
             "the group has a change waiting to be committed; try again".into(),
         ))
     }
+}
+
+/// Proposes this member's removal in the group's current epoch, in `tx`
+/// (group-v1.md §9). The group is `leaving` until a commit removes the
+/// member; a proposal its epoch left behind is made again by the next sync.
+fn propose_leave(tx: &Transaction<'_>, conv: &str, now: u64) -> Result<()> {
+    let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx.query_row(
+        "SELECT identity, mls_state FROM conversations WHERE id = ?1",
+        [conv],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut session = open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)?;
+    let proposal = session.propose_leave()?;
+    let epoch = session.epoch();
+    tx.execute(
+        "UPDATE conversations SET mls_state = ?2, state = 'leaving', closed_reason = 'you left', \
+         leave_epoch = ?3 WHERE id = ?1",
+        params![conv, session.snapshot()?.to_bytes().as_slice(), ms(epoch)],
+    )?;
+    queue_with(
+        tx,
+        conv,
+        &envelope_payload(&Envelope::Mls(proposal))?,
+        &QueueOptions {
+            epoch: Some(epoch),
+            ..QueueOptions::default()
+        },
+        now,
+    )
 }
 
 /// Column values of a new `group_ops` row.
@@ -1132,6 +1187,11 @@ pub(crate) fn apply_group(
             if let Some(epoch) = own_epoch {
                 tx.execute(
                     "UPDATE group_ops SET epoch = NULL, welcome = NULL WHERE conversation_id = ?1 AND epoch = ?2",
+                    params![conv, ms(epoch)],
+                )?;
+                // Never to be sent again (it was, on the old channel).
+                tx.execute(
+                    "DELETE FROM outbox WHERE conversation_id = ?1 AND commit_epoch = ?2",
                     params![conv, ms(epoch)],
                 )?;
             }
@@ -1205,17 +1265,27 @@ pub(crate) fn apply_group(
                 }
             }
             if summary.removed_self {
+                let left: bool = tx.query_row(
+                    "SELECT state = 'leaving' FROM conversations WHERE id = ?1",
+                    [conv],
+                    |r| r.get(0),
+                )?;
                 tx.execute(
-                    "UPDATE conversations SET state = 'closed', closed_reason = 'an admin removed you' WHERE id = ?1",
+                    "UPDATE conversations SET state = 'closed', \
+                     closed_reason = CASE WHEN state = 'leaving' THEN 'you left' ELSE 'an admin removed you' END \
+                     WHERE id = ?1",
                     [conv],
                 )?;
                 tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [conv])?;
+                tx.execute("DELETE FROM outbox WHERE conversation_id = ?1", [conv])?;
+                let name = crate::engine::contact_name(tx, conv)?;
                 report.notices.push(Notice {
                     conversation: conv.to_string(),
-                    text: format!(
-                        "you were removed from {}",
-                        crate::engine::contact_name(tx, conv)?
-                    ),
+                    text: if left {
+                        format!("you are out of {name}, as you asked")
+                    } else {
+                        format!("you were removed from {name}")
+                    },
                 });
             } else if summary.own {
                 deliver_welcomes(tx, conv, epoch_before, now)?;
@@ -1495,6 +1565,109 @@ mod tests {
         e.load(&e.resolve(group).unwrap()).unwrap().epoch()
     }
 
+    /// A message made in one epoch and not yet taken when a commit lands
+    /// (the race between reading to the head and appending): the relay
+    /// refuses it behind the head, the sender reads the commit, encrypts
+    /// the message again in the new epoch, and the member that commit
+    /// added reads it; nobody sees it twice.
+    #[tokio::test]
+    async fn a_message_overtaken_by_a_commit_is_sent_again_in_the_new_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
+        let mut alex = person(dir.path(), "Alex", Some(relay.url())).await;
+        let mut blair = person(dir.path(), "Blair", None).await;
+        let mut dani = person(dir.path(), "Dani", None).await;
+        let (ab, _) = meet(&mut alex, &mut blair).await;
+        let (ad, _) = meet(&mut alex, &mut dani).await;
+        alex.group_create("Crew", None).await.unwrap();
+        assert!(alex.group_add("Crew", &ab).await.unwrap().done);
+        blair.sync().await.unwrap();
+        let crew_b = blair.resolve("Crew").unwrap();
+        let before = epoch(&blair, "Crew");
+
+        // Blair's message is made and queued at the head she read ...
+        let frame = PairFrame::Text {
+            message_id: [7; 16],
+            sent_at_ms: blair.now(),
+            text: "made before Dani came".into(),
+        };
+        let tx = blair.db.transaction().unwrap();
+        let sealed = crate::engine::encrypt_in(&tx, &crew_b, &frame).unwrap();
+        let options = QueueOptions {
+            epoch: Some(sealed.epoch),
+            frame: Some(frame.to_bytes()),
+            ..QueueOptions::default()
+        };
+        queue_with(&tx, &crew_b, &sealed.payload, &options, 0).unwrap();
+        tx.commit().unwrap();
+        // ... and Alex's commit adding Dani gets to the channel first.
+        assert!(alex.group_add("Crew", &ad).await.unwrap().done);
+        blair.flush_outbox(Some(&crew_b)).await.unwrap();
+        assert_eq!(epoch(&blair, "Crew"), before + 1, "Blair read the commit");
+
+        dani.sync().await.unwrap();
+        alex.sync().await.unwrap();
+        for e in [&mut dani, &mut alex] {
+            let texts: Vec<String> = e
+                .read("Crew")
+                .unwrap()
+                .into_iter()
+                .map(|m| m.text)
+                .collect();
+            assert_eq!(texts, ["made before Dani came"]);
+            assert!(e.integrity_events("Crew").unwrap().is_empty());
+        }
+    }
+
+    /// Leaving completes even when an admin's commit, built before the
+    /// leave proposal arrived, takes the proposal's epoch: the leaving
+    /// member proposes again in the next epoch, and the admin's next sync
+    /// carries it out (finding 2: the race behind a leave that never ended).
+    #[tokio::test]
+    async fn a_leave_overtaken_by_another_commit_still_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
+        let mut alex = person(dir.path(), "Alex", Some(relay.url())).await;
+        let mut blair = person(dir.path(), "Blair", None).await;
+        let mut dani = person(dir.path(), "Dani", None).await;
+        let (ab, _) = meet(&mut alex, &mut blair).await;
+        let (ad, _) = meet(&mut alex, &mut dani).await;
+        crew(&mut alex, &mut blair, &mut dani, &ab, &ad).await;
+        let crew_a = alex.resolve("Crew").unwrap();
+
+        // Alex builds a commit (Blair is no longer admin) at the epoch ...
+        let me = alex.own_identity(&crew_a).unwrap();
+        alex.insert_op(&crew_a, "admins", |o| o.target = Some(encode_admins(&[me])))
+            .unwrap();
+        alex.stage(&crew_a, false).await.unwrap();
+        // ... Blair leaves at that epoch, and Alex's commit lands after.
+        let left = blair.group_leave("Crew").await.unwrap();
+        assert_eq!(left.state, "leaving");
+        alex.flush_outbox(Some(&crew_a)).await.unwrap();
+
+        for _ in 0..3 {
+            blair.sync().await.unwrap();
+            alex.sync().await.unwrap();
+            dani.sync().await.unwrap();
+        }
+        let names: Vec<String> = alex
+            .group_members("Crew")
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(!names.contains(&"Blair".to_string()), "{names:?}");
+        assert_eq!(dani.group_members("Crew").unwrap().len(), 2);
+        assert_eq!(
+            blair.view(&blair.resolve("Crew").unwrap()).unwrap().state,
+            "closed"
+        );
+        for e in [&alex, &dani] {
+            assert!(e.integrity_events("Crew").unwrap().is_empty());
+        }
+    }
+
     /// Two admins build commits for the same epoch before either sees the
     /// other's: the channel's order decides, the loser builds its change
     /// again on the new epoch, and everyone ends in one state.
@@ -1616,7 +1789,23 @@ mod tests {
             .unwrap();
         let before = epoch(&blair, "Crew");
         blair.stage(&crew_b, false).await.unwrap();
-        blair.flush_outbox(Some(&crew_b)).await.unwrap();
+        // kith appends a group's commits only at the channel's head, which
+        // would have shown Blair the move first; an older or modified
+        // client appends without that condition.
+        let payload: Vec<u8> = blair
+            .db
+            .query_row(
+                "SELECT payload FROM outbox WHERE conversation_id = ?1 AND commit_epoch IS NOT NULL",
+                [&crew_b],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let old = group_channel(&blair.db, &crew_b).unwrap();
+        kith_relay_client::RelayClient::new(&old.relay_url)
+            .unwrap()
+            .append(&old.key, old.write_id, &payload)
+            .await
+            .unwrap();
 
         // Alex reads it after the move frame: void, nothing changes.
         alex.sync().await.unwrap();

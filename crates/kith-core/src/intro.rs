@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::config::millis;
 use crate::engine::{
-    Engine, NewPair, SyncReport, contact_name, conversation_id, envelope_payload,
+    Engine, NewPair, SyncReport, contact_name, conversation_id, encrypt_in, envelope_payload,
     insert_active_pair, insert_channel, open_session, queue, random, record_integrity_event,
 };
 use crate::error::{CoreError, Result};
@@ -138,18 +138,8 @@ pub(crate) fn queue_frame(
     frame: &PairFrame,
     now: u64,
 ) -> Result<()> {
-    let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx.query_row(
-        "SELECT identity, mls_state FROM conversations WHERE id = ?1",
-        [conv],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let mut session = open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)?;
-    let ct = session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
-    tx.execute(
-        "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
-        params![conv, session.snapshot()?.to_bytes().as_slice()],
-    )?;
-    queue(tx, conv, &envelope_payload(&Envelope::Mls(ct))?, now)
+    let sealed = encrypt_in(tx, conv, frame)?;
+    queue(tx, conv, &sealed.payload, now)
 }
 
 fn step(

@@ -19,7 +19,9 @@ use kith_wire::relay::{ChannelRef, KeyGrant, PublicKey, Rights};
 use rusqlite::{Transaction, params};
 
 use crate::config::millis;
-use crate::engine::{Engine, QueueOptions, SyncReport, base_url, insert_channel, queue_with};
+use crate::engine::{
+    Engine, QueueOptions, SyncReport, base_url, encrypt_in, insert_channel, queue_with,
+};
 use crate::error::{CoreError, Result};
 use crate::store::{self, ChannelRow, ms};
 
@@ -196,13 +198,10 @@ impl Engine {
             key: guest_seed,
             retire: old.iter().map(|c| c.write_id).collect(),
         });
-        let (payload, snapshot) = self.encrypt_frame(conv, &frame).await?;
+        self.prepare_send(conv).await?;
         let now = self.now();
         let tx = self.db.transaction()?;
-        tx.execute(
-            "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
-            params![conv, snapshot.to_bytes().as_slice()],
-        )?;
+        let payload = encrypt_in(&tx, conv, &frame)?.payload;
         insert_channel(&tx, conv, &grant, &grant.key, true, true, now)?;
         let new_id = tx.last_insert_rowid();
         tx.execute(

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_groups.sql"),
     include_str!("../migrations/0003_relationships.sql"),
+    include_str!("../migrations/0004_engine.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
@@ -23,6 +24,10 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     // conversations) are overwritten, not left in free pages.
     db.pragma_update(None, "secure_delete", true)?;
     db.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Every transaction takes the write lock when it begins, so a read made
+    // inside it (MLS state, say) cannot be overtaken by another writer
+    // before the write that depends on it.
+    db.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     migrate(&mut db)?;
     Ok(db)
 }

@@ -15,8 +15,8 @@ pub use session::{Requester, Session};
 
 use ed25519_dalek::{Signer, SigningKey};
 use kith_wire::relay::request::{
-    Ack, AddKey, Append, BlobCreate, BlobDelete, BlobGet, BlobPut, CreateChannel, DeleteChannel,
-    Operation, Read, RequestBody, RevokeKey, Status,
+    Ack, AddKey, Append, AppendAfter, BlobCreate, BlobDelete, BlobGet, BlobPut, CreateChannel,
+    DeleteChannel, Operation, Read, RequestBody, RevokeKey, Status,
 };
 use kith_wire::relay::response::{
     Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, ErrorBody, ErrorCode,
@@ -425,6 +425,24 @@ impl RelayClient {
         payload: &[u8],
     ) -> Result<Appended, ClientError> {
         self.call_decode(key, append_op(write_id, payload)).await
+    }
+
+    /// Appends only if the channel's last sequence number is still
+    /// `after_seq`; otherwise the relay answers `conflict` and nothing is
+    /// stored (relay.md §5.2a).
+    pub async fn append_after(
+        &self,
+        key: &SigningKey,
+        write_id: WriteId,
+        after_seq: u64,
+        payload: &[u8],
+    ) -> Result<Appended, ClientError> {
+        let op = Operation::AppendAfter(AppendAfter {
+            write_id,
+            after_seq,
+            payload: payload.to_vec(),
+        });
+        self.call_decode(key, op).await
     }
 
     /// Messages after `after_seq`; with a non-zero `wait`, waits up to that

@@ -107,7 +107,7 @@ async fn appends_are_sequenced_and_published_in_commit_order(
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .append(ch.write_id, key(2), vec![i; 256], NOW)
+                .append(ch.write_id, key(2), vec![i; 256], None, NOW)
                 .await
                 .unwrap()
                 .seq
@@ -134,13 +134,17 @@ async fn unknown_channel_and_missing_right_are_the_same_error(store: Arc<dyn Sto
     let ch = create(&*store, vec![grant(2, Rights::READ)]).await;
     let unknown = kith_wire::relay::WriteId([0xee; 32]);
     assert!(is_unauthorized(
-        store.append(unknown, key(1), vec![0; 256], NOW).await
+        store.append(unknown, key(1), vec![0; 256], None, NOW).await
     ));
     assert!(is_unauthorized(
-        store.append(ch.write_id, key(2), vec![0; 256], NOW).await
+        store
+            .append(ch.write_id, key(2), vec![0; 256], None, NOW)
+            .await
     ));
     assert!(is_unauthorized(
-        store.append(ch.write_id, key(9), vec![0; 256], NOW).await
+        store
+            .append(ch.write_id, key(9), vec![0; 256], None, NOW)
+            .await
     ));
     assert!(is_unauthorized(
         store.read(ch.read_id, key(9), 0, 10, 1 << 20, NOW).await
@@ -153,21 +157,55 @@ async fn unknown_channel_and_missing_right_are_the_same_error(store: Arc<dyn Sto
     // Past its idle TTL a channel is unknown, before any sweep.
     assert!(is_unauthorized(
         store
-            .append(ch.write_id, key(1), vec![0; 256], NOW + 11 * DAY)
+            .append(ch.write_id, key(1), vec![0; 256], None, NOW + 11 * DAY)
             .await
     ));
+}
+
+/// `append_after` (relay.md §5.2a): taken only at the head it names; a
+/// refused one changes nothing, and a stranger learns nothing of the head.
+async fn append_after_is_taken_only_at_the_head_it_names(store: Arc<dyn Store>, _: &Recorder) {
+    let ch = create(&*store, vec![grant(2, Rights::WRITE)]).await;
+    let first = store
+        .append(ch.write_id, key(2), vec![1; 256], Some(0), NOW)
+        .await
+        .unwrap();
+    assert_eq!(first.seq, 1);
+    assert!(matches!(
+        store
+            .append(ch.write_id, key(1), vec![2; 256], Some(0), NOW)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(is_unauthorized(
+        store
+            .append(ch.write_id, key(9), vec![2; 256], Some(0), NOW)
+            .await
+    ));
+    let second = store
+        .append(ch.write_id, key(1), vec![2; 256], Some(1), NOW)
+        .await
+        .unwrap();
+    assert_eq!(second.seq, 2, "the refused append used no sequence number");
+    let page = store
+        .read(ch.read_id, key(1), 0, 10, 1 << 20, NOW)
+        .await
+        .unwrap();
+    assert_eq!(page.messages.items.len(), 2);
 }
 
 async fn quotas_are_enforced(store: Arc<dyn Store>, _: &Recorder) {
     let ch = create(&*store, vec![]).await;
     for _ in 0..5 {
         store
-            .append(ch.write_id, key(1), vec![0; 256], NOW)
+            .append(ch.write_id, key(1), vec![0; 256], None, NOW)
             .await
             .unwrap();
     }
     assert!(matches!(
-        store.append(ch.write_id, key(1), vec![0; 256], NOW).await,
+        store
+            .append(ch.write_id, key(1), vec![0; 256], None, NOW)
+            .await,
         Err(StoreError::QuotaExceeded(_))
     ));
     for k in 2..=4 {
@@ -198,7 +236,7 @@ async fn acknowledged_messages_go_when_every_reader_has_them(store: Arc<dyn Stor
     let ch = create(&*store, vec![grant(2, Rights::READ)]).await;
     for _ in 0..3 {
         store
-            .append(ch.write_id, key(1), vec![0; 256], NOW)
+            .append(ch.write_id, key(1), vec![0; 256], None, NOW)
             .await
             .unwrap();
     }
@@ -332,7 +370,7 @@ async fn read_once_blobs_are_taken_exactly_once(store: Arc<dyn Store>, _: &Recor
 async fn sweeps_delete_what_expired(store: Arc<dyn Store>, events: &Recorder) {
     let ch = create(&*store, vec![]).await;
     store
-        .append(ch.write_id, key(1), vec![0; 256], NOW)
+        .append(ch.write_id, key(1), vec![0; 256], None, NOW)
         .await
         .unwrap();
     let blob = store
@@ -407,6 +445,7 @@ macro_rules! stores {
             use super::*;
             contract!($open;
                 appends_are_sequenced_and_published_in_commit_order,
+                append_after_is_taken_only_at_the_head_it_names,
                 unknown_channel_and_missing_right_are_the_same_error,
                 quotas_are_enforced,
                 acknowledged_messages_go_when_every_reader_has_them,

@@ -284,3 +284,46 @@ pub fn unique_schema() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A relay inside the test process (the same server code as the binary, on
+/// port 0 with its own SQLite file), for engine tests that start many
+/// people and must stay fast. Rate limits are off.
+#[derive(Debug)]
+pub struct InProcessRelay {
+    handle: Option<kith_relay::server::RelayHandle>,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcessRelay {
+    /// Starts a relay on the current tokio runtime.
+    pub async fn start() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let dir = tempfile::Builder::new()
+            .prefix("kith-relay-inproc")
+            .tempdir()?;
+        let mut config = kith_relay::server::config::Config {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            db: dir.path().join("relay.db"),
+            ..kith_relay::server::config::Config::default()
+        };
+        config.rate_limit.enabled = false;
+        let handle = kith_relay::server::start(config.finish()?).await?;
+        Ok(Self {
+            url: handle.url(),
+            handle: Some(handle),
+            _dir: dir,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the relay (dropping it without this leaves it to the runtime).
+    pub async fn shutdown(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await;
+        }
+    }
+}

@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 const SIGNED_PATHS: &[(&str, &str)] = &[
     ("/v1/channel/create", "create_channel"),
     ("/v1/channel/append", "append"),
+    ("/v1/channel/append-after", "append_after"),
     ("/v1/channel/read", "read"),
     ("/v1/channel/ack", "ack"),
     ("/v1/channel/key/add", "add_key"),
@@ -174,7 +175,7 @@ async fn signed(
     let result = async {
         state.check_ip(client_ip(&state, req.headers(), peer))?;
         let limit = match op {
-            "append" | "blob_put" => MAX_SIGNED_REQUEST as usize,
+            "append" | "append_after" | "blob_put" => MAX_SIGNED_REQUEST as usize,
             _ => SMALL_BODY,
         };
         let bytes = read_body(req, limit).await?;
@@ -263,15 +264,9 @@ async fn dispatch(
             };
             encoded(&state.store.create_channel(new).await?)
         }
-        Operation::Append(a) => {
-            state.check_payload(a.payload.len(), "payload")?;
-            let len = a.payload.len() as u64;
-            let appended = state
-                .store
-                .append(a.write_id, signer, a.payload, now)
-                .await?;
-            state.metrics.appended_bytes.inc_by(len);
-            encoded(&appended)
+        Operation::Append(a) => append(state, signer, a.write_id, a.payload, None, now).await,
+        Operation::AppendAfter(a) => {
+            append(state, signer, a.write_id, a.payload, Some(a.after_seq), now).await
         }
         Operation::Read(r) => read(state, signer, r, now).await,
         Operation::Ack(a) => encoded(&state.store.ack(a.read_id, signer, a.seq, now).await?),
@@ -376,6 +371,25 @@ impl Drop for Watch<'_> {
             self.state.hub.unwatch(self.channel, n);
         }
     }
+}
+
+/// `append` and `append_after` (relay.md §5.2, §5.2a).
+async fn append(
+    state: &AppState,
+    signer: PublicKey,
+    write_id: kith_wire::relay::WriteId,
+    payload: Vec<u8>,
+    after_seq: Option<u64>,
+    now: u64,
+) -> Result<Vec<u8>, ApiError> {
+    state.check_payload(payload.len(), "payload")?;
+    let len = payload.len() as u64;
+    let appended = state
+        .store
+        .append(write_id, signer, payload, after_seq, now)
+        .await?;
+    state.metrics.appended_bytes.inc_by(len);
+    encoded(&appended)
 }
 
 async fn read(state: &AppState, signer: PublicKey, r: Read, now: u64) -> Result<Vec<u8>, ApiError> {

@@ -192,12 +192,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Creates a channel with fresh random ids.
     async fn create_channel(&self, new: NewChannel) -> Result<ChannelCreated, StoreError>;
 
-    /// Appends a message; `key` needs the write right.
+    /// Appends a message; `key` needs the write right. With `after_seq`,
+    /// only if the channel's last sequence number is that one, else
+    /// [`StoreError::Conflict`] and nothing changes.
     async fn append(
         &self,
         write_id: WriteId,
         key: PublicKey,
         payload: Vec<u8>,
+        after_seq: Option<u64>,
         now_ms: u64,
     ) -> Result<Appended, StoreError>;
 
@@ -373,6 +376,17 @@ pub(crate) fn touch_due(expires_at: u64, channel_ttl_ms: u64, now_ms: u64) -> bo
 
 /// What both stores select to authorize a request: the channel row joined
 /// with the signer's key row (aliases `c` and `k`).
+/// `append_after`'s condition (relay.md §5.2a), checked after the rights
+/// (a stranger learns nothing about the channel's head).
+pub(crate) fn check_head(last_seq: u64, after_seq: Option<u64>) -> Result<(), StoreError> {
+    match after_seq {
+        Some(after) if after != last_seq => Err(StoreError::Conflict(
+            "the channel has messages after after_seq: read them first",
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) const AUTH_COLUMNS: &str = "c.id, k.rights, k.acked_seq, c.last_seq, c.message_count, \
     c.message_bytes, c.blob_bytes, c.key_count, c.message_ttl_ms, c.channel_ttl_ms, c.expires_at";
 

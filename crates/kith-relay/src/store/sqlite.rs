@@ -618,6 +618,7 @@ impl Store for SqliteStore {
         write_id: WriteId,
         key: PublicKey,
         payload: Vec<u8>,
+        after_seq: Option<u64>,
         now_ms: u64,
     ) -> Result<Appended, StoreError> {
         let quotas = self.inner.quotas;
@@ -629,6 +630,7 @@ impl Store for SqliteStore {
                 Rights::WRITE,
                 now_ms,
             )?;
+            super::check_head(a.last_seq, after_seq)?;
             let size = payload.len() as u64;
             if a.message_count >= u64::from(quotas.max_channel_messages) {
                 return Err(StoreError::QuotaExceeded("messages"));

@@ -46,6 +46,19 @@ pub struct Append {
     pub payload: Vec<u8>,
 }
 
+/// `append_after` (tag 13): `append`, only if the channel's last sequence
+/// number is still `after_seq` (relay.md §5.2a). A group member sends with
+/// it, so nothing it sends lands after a commit it has not processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendAfter {
+    /// The channel.
+    pub write_id: WriteId,
+    /// The last sequence number the sender has read.
+    pub after_seq: u64,
+    /// Opaque ciphertext; its length must be a size bucket.
+    pub payload: Vec<u8>,
+}
+
 /// `read` (tag 3): messages after a cursor, optionally waiting (long-poll).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Read {
@@ -174,6 +187,8 @@ pub enum Operation {
     BlobPut(BlobPut),
     /// Tag 12.
     BlobDelete(BlobDelete),
+    /// Tag 13.
+    AppendAfter(AppendAfter),
 }
 
 impl Operation {
@@ -192,6 +207,7 @@ impl Operation {
             Self::BlobCreate(_) => 10,
             Self::BlobPut(_) => 11,
             Self::BlobDelete(_) => 12,
+            Self::AppendAfter(_) => 13,
         }
     }
 
@@ -211,6 +227,7 @@ impl Operation {
             Self::BlobCreate(_) => "/v1/blob/create",
             Self::BlobPut(_) => "/v1/blob/put",
             Self::BlobDelete(_) => "/v1/blob/delete",
+            Self::AppendAfter(_) => "/v1/channel/append-after",
         })
     }
 }
@@ -269,6 +286,11 @@ impl Codec for Operation {
             Self::BlobDelete(op) => {
                 op.write_id.encode(w);
                 op.blob_id.encode(w);
+            }
+            Self::AppendAfter(op) => {
+                op.write_id.encode(w);
+                w.u64(op.after_seq);
+                w.opaque(&op.payload);
             }
         }
     }
@@ -329,6 +351,11 @@ impl Codec for Operation {
             12 => Self::BlobDelete(BlobDelete {
                 write_id: WriteId::decode(r)?,
                 blob_id: BlobId::decode(r)?,
+            }),
+            13 => Self::AppendAfter(AppendAfter {
+                write_id: WriteId::decode(r)?,
+                after_seq: r.u64("after_seq")?,
+                payload: r.opaque(MAX_PAYLOAD, "payload")?.to_vec(),
             }),
             tag => {
                 return Err(DecodeError::UnknownTag {

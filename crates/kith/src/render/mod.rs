@@ -140,6 +140,7 @@ pub(crate) fn conversation(c: &ConversationView) {
     let state = match c.state.as_str() {
         "joining" => "  (waiting for an admin to add you)",
         "closed" => "  (closed)",
+        "leaving" => "  (leaving: waiting for the group to take you out)",
         _ if c.blocked => "  (blocked)",
         _ => "",
     };

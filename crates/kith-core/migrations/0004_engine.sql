@@ -1,0 +1,13 @@
+-- The engine rebuilt (issue 12).
+
+-- A group's message or proposal waiting in the outbox is appended only at
+-- the channel's head (relay.md §5.2a, group-v1.md §8): `epoch` is the MLS
+-- epoch it was made in. A message whose group moved to a later epoch before
+-- it was taken is encrypted again from `frame`; a proposal is dropped.
+ALTER TABLE outbox ADD COLUMN epoch INTEGER;
+ALTER TABLE outbox ADD COLUMN frame BLOB;
+
+-- A member leaving a group: the epoch of its last leave proposal. It
+-- proposes again in every later epoch until a commit removes it
+-- (group-v1.md §9).
+ALTER TABLE conversations ADD COLUMN leave_epoch INTEGER;

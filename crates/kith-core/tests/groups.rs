@@ -1,0 +1,67 @@
+//! GroupV1 through in-process engines: each test is one promise of
+//! `docs/spec/group-v1.md`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::{World, meet, member_names, texts};
+
+/// A member who has not caught up never sends in an epoch the channel has
+/// left: Charlie, added before Emery, sends right after joining, and
+/// Emery (who joined at the later epoch) reads it (finding 1).
+#[tokio::test]
+async fn a_member_who_is_behind_catches_up_before_sending() {
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut charlie = world.guest("Charlie").await;
+    let mut emery = world.guest("Emery").await;
+    let (ac, _) = meet(&mut alex, &mut charlie).await;
+    let (ae, _) = meet(&mut alex, &mut emery).await;
+    alex.group_create("Ski", None).await.unwrap();
+    assert!(alex.group_add("Ski", &ac).await.unwrap().done);
+    assert!(alex.group_add("Ski", &ae).await.unwrap().done);
+    charlie.sync().await.unwrap();
+    charlie.send("Ski", "charlie in ski").await.unwrap();
+    emery.sync().await.unwrap();
+    assert_eq!(
+        texts(&mut emery, "Ski"),
+        [("Charlie".to_string(), "charlie in ski".to_string())]
+    );
+    alex.sync().await.unwrap();
+    assert_eq!(texts(&mut alex, "Ski").len(), 1);
+    assert_eq!(member_names(&charlie, "Ski"), ["Alex", "Emery", "me"]);
+}
+
+/// A member whose last sync was before a commit sends after it: the send
+/// reads the channel first and encrypts in the group's current epoch, so
+/// the member added by that commit reads it.
+#[tokio::test]
+async fn sending_reads_the_channel_first() {
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut charlie = world.guest("Charlie").await;
+    let mut emery = world.guest("Emery").await;
+    let (ac, _) = meet(&mut alex, &mut charlie).await;
+    let (ae, _) = meet(&mut alex, &mut emery).await;
+    alex.group_create("Ski", None).await.unwrap();
+    assert!(alex.group_add("Ski", &ac).await.unwrap().done);
+    charlie.sync().await.unwrap();
+    assert!(alex.group_add("Ski", &ae).await.unwrap().done);
+    // Charlie has not synced since Emery was added.
+    charlie.send("Ski", "welcome Emery").await.unwrap();
+    emery.sync().await.unwrap();
+    assert_eq!(
+        texts(&mut emery, "Ski"),
+        [("Charlie".to_string(), "welcome Emery".to_string())]
+    );
+    // What Charlie read on the way is reported by Charlie's next sync.
+    let report = charlie.sync().await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(member_names(&charlie, "Ski"), ["Alex", "Emery", "me"]);
+}

@@ -156,6 +156,20 @@ pub struct SyncReport {
     pub(crate) joined_groups: Vec<String>,
 }
 
+impl SyncReport {
+    /// Adds what another report holds (earlier events first).
+    pub(crate) fn absorb(&mut self, mut earlier: SyncReport) {
+        earlier.messages.append(&mut self.messages);
+        earlier.connected.append(&mut self.connected);
+        earlier.integrity_events.append(&mut self.integrity_events);
+        earlier.notices.append(&mut self.notices);
+        earlier.introductions.append(&mut self.introductions);
+        earlier.errors.append(&mut self.errors);
+        earlier.joined_groups.append(&mut self.joined_groups);
+        *self = earlier;
+    }
+}
+
 /// The result of accepting an invitation.
 #[derive(Debug, Serialize)]
 pub struct Accepted {
@@ -743,7 +757,13 @@ impl Engine {
         if kind != "group" {
             return Ok(false);
         }
-        self.catch_up(id).await?;
+        match self.catch_up(id).await {
+            // A relay out of reach: the message is made in the epoch this
+            // member knows and queued; sending it at the head later makes
+            // it again if the group moved on meanwhile.
+            Ok(()) | Err(CoreError::Relay(_)) => {}
+            Err(e) => return Err(e),
+        }
         self.prepare_group_send(id).await?;
         Ok(true)
     }
@@ -760,12 +780,26 @@ impl Engine {
             let mut joined = Vec::new();
             result = self.sync_channel(&channel, &mut carry, &mut joined).await;
             carry.joined_groups.append(&mut joined);
+            if let Err(CoreError::Relay(e)) = &result
+                && let Some(notice) = self.lost_group_channel(&channel, e)?
+            {
+                carry.notices.push(notice);
+                result = Err(CoreError::GroupClosed(contact_name(&self.db, id)?));
+            }
             if result.is_err() {
                 break;
             }
         }
         self.carry = carry;
         result
+    }
+
+    fn is_group(&self, id: &str) -> Result<bool> {
+        Ok(self.db.query_row(
+            "SELECT kind = 'group' FROM conversations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?)
     }
 
     /// Sends what is queued, oldest first, each to the conversation's
@@ -781,7 +815,8 @@ impl Engine {
             let mut stmt = self.db.prepare(
                 "SELECT o.id, o.conversation_id, o.payload, o.channel_id, o.commit_epoch, o.epoch, \
                         o.frame, c.kind = 'group' FROM outbox o JOIN conversations c ON c.id = o.conversation_id \
-                 WHERE (?1 IS NULL OR o.conversation_id = ?1) AND c.blocked = 0 ORDER BY o.id",
+                 WHERE (?1 IS NULL OR o.conversation_id = ?1) AND c.blocked = 0 AND c.state != 'closed' \
+                 ORDER BY o.id",
             )?;
             let rows = stmt.query_map(params![conv], |r| {
                 Ok(OutboxEntry {
@@ -966,6 +1001,13 @@ impl Engine {
                     tx.commit()?;
                     return Ok(());
                 }
+                Err(e) if e.code() == Some(ErrorCode::UNAUTHORIZED) => {
+                    // Removed from the group (or it was deleted): nothing
+                    // queued for it can ever be delivered.
+                    let notice = self.close_lost_group(&entry.conversation)?;
+                    self.carry.notices.extend(notice);
+                    return Ok(());
+                }
                 Err(e) if e.code() == Some(ErrorCode::CONFLICT) => {
                     // Someone got there first: read what they sent.
                     let mut carry = std::mem::take(&mut self.carry);
@@ -985,7 +1027,7 @@ impl Engine {
 
     /// Sends the outbox, then reads every channel from its cursor.
     pub async fn sync(&mut self) -> Result<SyncReport> {
-        let mut report = std::mem::take(&mut self.carry);
+        let mut report = SyncReport::default();
         if let Err(e) = self.flush_outbox(None).await {
             report.errors.push(format!("sending queued messages: {e}"));
         }
@@ -1006,6 +1048,8 @@ impl Engine {
                 self.sync_one(&channel, &mut report, &mut joined).await?;
             }
         }
+        // What catching up and sending brought, since the last sync.
+        report.absorb(std::mem::take(&mut self.carry));
         // Views are made last: the contact's name arrives after the Welcome.
         joined.append(&mut report.joined_groups);
         joined.dedup();
@@ -1036,11 +1080,12 @@ impl Engine {
                             .execute("DELETE FROM channels WHERE id = ?1", [channel.id])?;
                     }
                 }
-                Err(CoreError::Relay(e)) if self.lost_group_channel(channel, &e)? => {
-                    report.errors.push(format!(
-                        "{}: this group's relay no longer lets you read it (you were removed, or the group was deleted)",
-                        contact_name(&self.db, &channel.conversation_id)?
-                    ));
+                Err(CoreError::Relay(e))
+                    if channel.role == "conv"
+                        && e.code() == Some(ErrorCode::UNAUTHORIZED)
+                        && self.is_group(&channel.conversation_id)? =>
+                {
+                    report.notices.extend(self.lost_group_channel(channel, &e)?);
                 }
                 // A local failure stops this channel where it is, with
                 // nothing acknowledged; the others go on.

@@ -1077,26 +1077,66 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether `e`, reading `channel`, means this member lost the group's
-    /// channel; if so the group is closed here.
+    /// Whether `e`, from a group's channel, means this member lost it (the
+    /// relay answers `unauthorized` alike for a revoked key and a deleted
+    /// channel, relay.md §4); if so the group is closed here with
+    /// [`Engine::close_lost_group`].
     pub(crate) fn lost_group_channel(
         &mut self,
         channel: &ChannelRow,
         e: &kith_relay_client::ClientError,
-    ) -> Result<bool> {
-        // `unauthorized` at this point means the channel is gone or our key
-        // was revoked: the relay answers both alike (relay.md §4).
+    ) -> Result<Option<Notice>> {
         if channel.role != "conv" || e.code() != Some(ErrorCode::UNAUTHORIZED) {
-            return Ok(false);
+            return Ok(None);
         }
-        let changed = self.db.execute(
+        self.close_lost_group(&channel.conversation_id)
+    }
+
+    /// Closes a group whose channel refuses this member, keeping its
+    /// history: what waits in the outbox for it can never be delivered and
+    /// is dropped, and the user is told once (group-v1.md §9).
+    pub(crate) fn close_lost_group(&mut self, conv: &str) -> Result<Option<Notice>> {
+        let tx = self.db.transaction()?;
+        let (name, state): (String, String) = tx.query_row(
+            "SELECT COALESCE(local_name, contact_name, 'a group'), state FROM conversations \
+             WHERE id = ?1 AND kind = 'group'",
+            [conv],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if state == "closed" {
+            return Ok(None);
+        }
+        let undelivered: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE conversation_id = ?1 AND frame IS NOT NULL",
+            [conv],
+            |r| r.get(0),
+        )?;
+        tx.execute(
             "UPDATE conversations SET state = 'closed', \
              closed_reason = CASE WHEN state = 'leaving' THEN 'you left' \
                                   ELSE 'the relay no longer lets you read this group' END \
-             WHERE id = ?1 AND kind = 'group'",
-            [&channel.conversation_id],
+             WHERE id = ?1",
+            [conv],
         )?;
-        Ok(changed == 1)
+        tx.execute("DELETE FROM outbox WHERE conversation_id = ?1", [conv])?;
+        tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [conv])?;
+        tx.commit()?;
+        let mut text = if state == "leaving" {
+            format!("you are out of {name}, as you asked")
+        } else {
+            format!(
+                "{name}: its relay no longer lets you in (you were removed, or the group was deleted)"
+            )
+        };
+        if undelivered > 0 {
+            text.push_str(&format!(
+                "; {undelivered} message(s) you sent could not be delivered and stay only here"
+            ));
+        }
+        Ok(Some(Notice {
+            conversation: conv.to_string(),
+            text,
+        }))
     }
 
     /// Sends a text to a group: proposals waiting for a commit are carried

@@ -65,3 +65,51 @@ async fn sending_reads_the_channel_first() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(member_names(&charlie, "Ski"), ["Alex", "Emery", "me"]);
 }
+
+/// A member removed while a message of theirs waited in the outbox is told
+/// once that it was not delivered; the group closes with its history, and
+/// later syncs are quiet (finding 7).
+#[tokio::test]
+async fn what_a_removed_member_queued_is_dropped_once_with_a_notice() {
+    let mut world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut dani = world.guest("Dani").await;
+    let (ad, _) = meet(&mut alex, &mut dani).await;
+    alex.group_create("Crew", None).await.unwrap();
+    assert!(alex.group_add("Crew", &ad).await.unwrap().done);
+    dani.sync().await.unwrap();
+    dani.send("Crew", "hello crew").await.unwrap();
+
+    world.relay.stop().await;
+    let queued = dani.send("Crew", "written while the relay was down").await;
+    assert!(queued.is_err(), "queued, not sent");
+    world.relay.restart().await.unwrap();
+    assert!(alex.group_remove("Crew", "Dani").await.unwrap().done);
+
+    let report = dani.sync().await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.notices.len(), 1, "{report:?}");
+    assert!(
+        report.notices[0].text.contains("could not be delivered"),
+        "{report:?}"
+    );
+    let again = dani.sync().await.unwrap();
+    assert!(
+        again.errors.is_empty() && again.notices.is_empty(),
+        "{again:?}"
+    );
+    let crew = dani
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "Crew")
+        .unwrap();
+    assert_eq!(crew.state, "closed");
+    let history: Vec<String> = dani
+        .read("Crew")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(history, ["hello crew", "written while the relay was down"]);
+}

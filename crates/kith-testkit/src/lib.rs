@@ -287,17 +287,22 @@ pub fn unique_schema() -> String {
 
 /// A relay inside the test process (the same server code as the binary, on
 /// port 0 with its own SQLite file), for engine tests that start many
-/// people and must stay fast. Rate limits are off.
+/// people and must stay fast. Rate limits are off. It can be stopped and
+/// started again on the same address and database, as a real relay is
+/// restarted.
 #[derive(Debug)]
 pub struct InProcessRelay {
     handle: Option<kith_relay::server::RelayHandle>,
+    config: kith_relay::server::config::Config,
     url: String,
     _dir: tempfile::TempDir,
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl InProcessRelay {
     /// Starts a relay on the current tokio runtime.
-    pub async fn start() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn start() -> Result<Self, BoxError> {
         let dir = tempfile::Builder::new()
             .prefix("kith-relay-inproc")
             .tempdir()?;
@@ -307,10 +312,14 @@ impl InProcessRelay {
             ..kith_relay::server::config::Config::default()
         };
         config.rate_limit.enabled = false;
-        let handle = kith_relay::server::start(config.finish()?).await?;
+        let config = config.finish()?;
+        let handle = kith_relay::server::start(config.clone()).await?;
+        let mut config = config;
+        config.listen = handle.local_addr();
         Ok(Self {
             url: handle.url(),
             handle: Some(handle),
+            config,
             _dir: dir,
         })
     }
@@ -320,10 +329,22 @@ impl InProcessRelay {
         &self.url
     }
 
-    /// Stops the relay (dropping it without this leaves it to the runtime).
-    pub async fn shutdown(mut self) {
+    /// Stops the relay; [`InProcessRelay::restart`] brings it back.
+    pub async fn stop(&mut self) {
         if let Some(handle) = self.handle.take() {
             handle.shutdown().await;
         }
+    }
+
+    /// Starts the relay again on the same address and database.
+    pub async fn restart(&mut self) -> Result<(), BoxError> {
+        self.stop().await;
+        self.handle = Some(kith_relay::server::start(self.config.clone()).await?);
+        Ok(())
+    }
+
+    /// Stops the relay (dropping it without this leaves it to the runtime).
+    pub async fn shutdown(mut self) {
+        self.stop().await;
     }
 }

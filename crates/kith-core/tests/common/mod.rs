@@ -90,6 +90,14 @@ pub fn member_names(e: &Engine, group: &str) -> Vec<String> {
     names
 }
 
+/// The profile's database, opened beside the engine (as a modified client
+/// or a damaged disk would see it).
+pub fn profile_db(world: &World, name: &str) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(world.home(name).join("kith.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    db
+}
+
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }

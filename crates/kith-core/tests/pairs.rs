@@ -1,0 +1,150 @@
+//! PairV1 and the engine's handling of what arrives, through in-process
+//! engines: each test is one promise of `docs/spec/pair-v1.md`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::{World, meet, profile_db, texts};
+use kith_crypto::mls::{GroupSnapshot, IdentityKey, Session, key_package};
+use kith_wire::Codec;
+use kith_wire::conv::Envelope;
+use kith_wire::relay::{SIZE_BUCKETS, WriteId};
+
+/// Blair's state for the conversation, and her channel key on it, read
+/// from her profile as a modified client would.
+fn blairs_session(world: &World, conv: &str) -> (Session, String, [u8; 32], [u8; 32]) {
+    let db = profile_db(world, "Blair");
+    let (identity, state): (Vec<u8>, Vec<u8>) = db
+        .query_row(
+            "SELECT identity, mls_state FROM conversations WHERE id = ?1",
+            [conv],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let (url, key, write_id): (String, Vec<u8>, Vec<u8>) = db
+        .query_row(
+            "SELECT relay_url, key, write_id FROM channels WHERE conversation_id = ?1",
+            [conv],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let session = Session::load(
+        &IdentityKey::from_bytes(&identity).unwrap(),
+        GroupSnapshot::from_bytes(&state).unwrap(),
+    )
+    .unwrap();
+    (
+        session,
+        url,
+        key.try_into().unwrap(),
+        write_id.try_into().unwrap(),
+    )
+}
+
+async fn append(url: &str, key: [u8; 32], write_id: [u8; 32], mls: Vec<u8>) {
+    let payload = kith_crypto::padding::pad(&Envelope::Mls(mls).to_bytes(), &SIZE_BUCKETS).unwrap();
+    kith_relay_client::RelayClient::new(url)
+        .unwrap()
+        .append(
+            &ed25519_dalek::SigningKey::from_bytes(&key),
+            WriteId(write_id),
+            &payload,
+        )
+        .await
+        .unwrap();
+}
+
+/// A 1:1 conversation has exactly two members: a modified client's commit
+/// adding a third, and its proposal, are refused and recorded; the
+/// conversation goes on between the two (finding 4).
+#[tokio::test]
+async fn a_one_to_one_conversation_never_gains_a_member() {
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut blair = world.guest("Blair").await;
+    let (ab, ba) = meet(&mut alex, &mut blair).await;
+
+    let (mut session, url, key, write_id) = blairs_session(&world, &ba);
+    let ghost = IdentityKey::generate().unwrap();
+    let (ghost_kp, _) = key_package(&ghost).unwrap();
+    let commit = session.commit(&[&ghost_kp], &[]).unwrap().commit;
+    append(&url, key, write_id, commit).await;
+    let (mut session, ..) = blairs_session(&world, &ba);
+    append(&url, key, write_id, session.propose_leave().unwrap()).await;
+
+    let report = alex.sync().await.unwrap();
+    assert_eq!(report.integrity_events.len(), 2, "{report:?}");
+    assert!(report.integrity_events[0].detail.contains("exactly two"));
+    let info = alex.info(&ab).unwrap();
+    assert_eq!(info.member_identities.len(), 1, "still one other member");
+    assert!(info.safety_number.is_some());
+
+    blair.send(&ba, "still two of us").await.unwrap();
+    alex.sync().await.unwrap();
+    assert_eq!(
+        texts(&mut alex, &ab),
+        [("Blair".to_string(), "still two of us".to_string())]
+    );
+}
+
+/// A local failure while opening a message (here: the stored MLS state
+/// cannot be read) is not the peer's fault: nothing is recorded as an
+/// integrity event, nothing is acknowledged, and once the store is
+/// readable again the message arrives (finding 6).
+#[tokio::test]
+async fn a_local_failure_loses_no_message() {
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut blair = world.guest("Blair").await;
+    let (ab, ba) = meet(&mut alex, &mut blair).await;
+    blair.send(&ba, "do not lose me").await.unwrap();
+
+    let db = profile_db(&world, "Alex");
+    let state: Vec<u8> = db
+        .query_row(
+            "SELECT mls_state FROM conversations WHERE id = ?1",
+            [&ab],
+            |r| r.get(0),
+        )
+        .unwrap();
+    db.execute(
+        "UPDATE conversations SET mls_state = x'00' WHERE id = ?1",
+        [&ab],
+    )
+    .unwrap();
+    let report = alex.sync().await.unwrap();
+    assert!(report.messages.is_empty());
+    assert!(report.integrity_events.is_empty(), "{report:?}");
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert!(alex.integrity_events(&ab).unwrap().is_empty());
+    let cursor: i64 = db
+        .query_row(
+            "SELECT MAX(cursor) FROM channels WHERE conversation_id = ?1",
+            [&ab],
+            |r| r.get(0),
+        )
+        .unwrap();
+
+    db.execute(
+        "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
+        rusqlite::params![ab, state],
+    )
+    .unwrap();
+    let report = alex.sync().await.unwrap();
+    assert_eq!(report.messages.len(), 1, "{report:?}");
+    assert_eq!(report.messages[0].text, "do not lose me");
+    let after: i64 = db
+        .query_row(
+            "SELECT MAX(cursor) FROM channels WHERE conversation_id = ?1",
+            [&ab],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(after > cursor, "the message was read again");
+}

@@ -21,7 +21,6 @@ use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, WriteId, to_hex};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::config::{Config, millis};
@@ -41,8 +40,6 @@ const READ_BATCH: u16 = 100;
 const HEAD_ATTEMPTS: usize = 8;
 /// Rounds of a sync that read channels which appeared in the round before.
 const SYNC_ROUNDS: usize = 4;
-/// How long `watch` waits for a command in another process to finish.
-const WATCH_RELOCK_WAIT: Duration = Duration::from_secs(300);
 
 /// A conversation as `kith list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -138,7 +135,7 @@ pub struct Invite {
 }
 
 /// What a sync brought.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct SyncReport {
     pub messages: Vec<MessageView>,
     /// Conversations whose invitation was accepted during this sync.
@@ -157,6 +154,16 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// Whether there is nothing to tell.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.connected.is_empty()
+            && self.integrity_events.is_empty()
+            && self.introductions.is_empty()
+            && self.notices.is_empty()
+            && self.errors.is_empty()
+    }
+
     /// Adds what another report holds (earlier events first).
     pub(crate) fn absorb(&mut self, mut earlier: SyncReport) {
         earlier.messages.append(&mut self.messages);
@@ -183,7 +190,7 @@ pub struct Accepted {
 pub struct Engine {
     home: PathBuf,
     pub(crate) db: Connection,
-    lock: ProfileLock,
+    pub(crate) lock: ProfileLock,
     pub(crate) config: Config,
     /// Built on the first connection: a bad CA file must not stop `list`.
     trust: Option<Trust>,
@@ -194,6 +201,21 @@ pub struct Engine {
     /// What channels read outside a sync brought (catching up before a
     /// send): stored already, and reported by the next sync.
     carry: SyncReport,
+    /// Relays `watch` knows to be down: skipped (quietly) by syncs and the
+    /// outbox until they answer again.
+    pub(crate) unreachable: BTreeSet<String>,
+    /// This engine runs `watch` (it does not poke itself).
+    pub(crate) watching: bool,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if !self.watching {
+            // Whatever this process changed, a `watch` of the profile in
+            // another one picks up now.
+            home::poke_watch(&self.home);
+        }
+    }
 }
 
 /// A name shown to others (a profile's, a conversation's, a group's).
@@ -425,6 +447,8 @@ impl Engine {
             relays: HashMap::new(),
             revocations: Vec::new(),
             carry: SyncReport::default(),
+            unreachable: BTreeSet::new(),
+            watching: false,
         }
     }
 
@@ -843,6 +867,14 @@ impl Engine {
                 continue;
             }
             if entry.group && entry.only_channel.is_none() {
+                let down = store::channels(&self.db, Some(&entry.conversation))?
+                    .iter()
+                    .any(|c| c.role == "conv" && self.unreachable.contains(&c.relay_url));
+                if down {
+                    // Its relay is known to be down: wait quietly.
+                    blocked.insert(entry.conversation.clone());
+                    continue;
+                }
                 if let Err(e) = self.send_at_head(&entry).await {
                     self.db.execute(
                         "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1",
@@ -860,6 +892,17 @@ impl Engine {
                     None => c.role == "conv",
                 })
                 .collect();
+            let channels: Vec<ChannelRow> = channels
+                .into_iter()
+                .filter(|c| !self.unreachable.contains(&c.relay_url))
+                .collect();
+            if channels.is_empty() {
+                // Every path is a relay known to be down: wait quietly.
+                if entry.only_channel.is_none() {
+                    blocked.insert(entry.conversation.clone());
+                }
+                continue;
+            }
             let mut last_error = None;
             let mut sent = false;
             let mut refusals = 0;
@@ -1045,10 +1088,23 @@ impl Engine {
             }
             for channel in fresh {
                 done.insert(channel.id);
-                self.sync_one(&channel, &mut report, &mut joined).await?;
+                if !self.unreachable.contains(&channel.relay_url) {
+                    self.sync_one(&channel, &mut report, &mut joined).await?;
+                }
             }
         }
-        // What catching up and sending brought, since the last sync.
+        self.finish_report(&mut report, joined).await?;
+        Ok(report)
+    }
+
+    /// After messages were handled: what catching up and sending brought
+    /// since, views of the conversations that became active, and the
+    /// follow-up work (commits, Welcomes, introductions, the outbox).
+    pub(crate) async fn finish_report(
+        &mut self,
+        report: &mut SyncReport,
+        mut joined: Vec<String>,
+    ) -> Result<()> {
         report.absorb(std::mem::take(&mut self.carry));
         // Views are made last: the contact's name arrives after the Welcome.
         joined.append(&mut report.joined_groups);
@@ -1056,10 +1112,10 @@ impl Engine {
         for id in joined {
             report.connected.push(self.view(&id)?);
         }
-        if let Err(e) = self.settle(&mut report).await {
+        if let Err(e) = self.settle(report).await {
             report.errors.push(e.to_string());
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Reads one channel for a sync; what goes wrong is reported.
@@ -1124,14 +1180,8 @@ impl Engine {
             let Some(last) = batch.items.last().map(|m| m.seq) else {
                 break;
             };
-            for item in &batch.items {
-                // Fresh each time: a move in this batch changes the row.
-                let Some(channel) = store::channel(&self.db, channel.id)? else {
-                    return Ok(());
-                };
-                if self.handle(&channel, item, report)? {
-                    joined.push(channel.conversation_id.clone());
-                }
+            if !self.handle_items(channel.id, &batch.items, report, joined)? {
+                return Ok(());
             }
             cursor = last;
             client.ack(&channel.key, channel.read_id, cursor).await?;
@@ -1140,6 +1190,27 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Messages of one channel, in order; `false` if the channel is gone
+    /// (a move in the batch deleted it).
+    pub(crate) fn handle_items(
+        &mut self,
+        channel_id: i64,
+        items: &[StoredMessage],
+        report: &mut SyncReport,
+        joined: &mut Vec<String>,
+    ) -> Result<bool> {
+        for item in items {
+            // Fresh each time: a move in this batch changes the row.
+            let Some(channel) = store::channel(&self.db, channel_id)? else {
+                return Ok(false);
+            };
+            if self.handle(&channel, item, report)? {
+                joined.push(channel.conversation_id.clone());
+            }
+        }
+        Ok(true)
     }
 
     /// One message from a channel, in one transaction with the cursor.
@@ -1486,73 +1557,6 @@ impl Engine {
             .execute("DELETE FROM conversations WHERE id = ?1", [&id])?;
         Ok(warnings)
     }
-
-    /// Syncs, then keeps a WebSocket per relay subscribed to every channel
-    /// and syncs whenever one has news; `on_report` gets every non-empty
-    /// report and returns `false` to stop.
-    pub async fn watch(&mut self, mut on_report: impl FnMut(&SyncReport) -> bool) -> Result<()> {
-        loop {
-            let report = self.sync().await?;
-            if !is_empty(&report) && !on_report(&report) {
-                return Ok(());
-            }
-            let channels = store::readable_channels(&self.db)?;
-            let (tx, mut rx) = mpsc::channel::<()>(64);
-            let mut tasks = Vec::new();
-            let mut by_relay: HashMap<String, Vec<&ChannelRow>> = HashMap::new();
-            for c in &channels {
-                by_relay.entry(c.relay_url.clone()).or_default().push(c);
-            }
-            for (url, list) in by_relay {
-                let client = self.relay(&url)?;
-                let Ok(mut session) = client.session().await else {
-                    continue;
-                };
-                for c in list {
-                    let _ = session.subscribe(&c.key, c.read_id, c.cursor).await;
-                }
-                let tx = tx.clone();
-                tasks.push(tokio::spawn(async move {
-                    while let Some(frame) = session.next().await {
-                        if matches!(frame, kith_wire::relay::push::ServerFrame::Message { .. })
-                            && tx.send(()).await.is_err()
-                        {
-                            break;
-                        }
-                    }
-                }));
-            }
-            drop(tx);
-            // Wake on a push, or every few seconds: new channels (an
-            // accepted invitation, a contact's relay) and lost connections
-            // are picked up by re-subscribing.
-            let mut wake = true;
-            while wake {
-                // Another process may use the profile meanwhile (a `send` in
-                // another terminal).
-                self.lock.release();
-                let pushed = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
-                self.lock.relock(WATCH_RELOCK_WAIT).await?;
-                while rx.try_recv().is_ok() {}
-                let report = self.sync().await?;
-                if !is_empty(&report) && !on_report(&report) {
-                    tasks.iter().for_each(tokio::task::JoinHandle::abort);
-                    return Ok(());
-                }
-                let count = store::readable_channels(&self.db)?.len();
-                wake = count == channels.len() && !matches!(pushed, Ok(None));
-            }
-            tasks.iter().for_each(tokio::task::JoinHandle::abort);
-        }
-    }
-}
-
-fn is_empty(r: &SyncReport) -> bool {
-    r.messages.is_empty()
-        && r.connected.is_empty()
-        && r.integrity_events.is_empty()
-        && r.introductions.is_empty()
-        && r.notices.is_empty()
 }
 
 pub(crate) fn queue(tx: &Transaction<'_>, conv: &str, payload: &[u8], now: u64) -> Result<()> {

@@ -60,7 +60,7 @@ pub enum CoreError {
     BadIntroduction,
     #[error("message saved and queued, but no relay accepted it yet: {0}")]
     Queued(String),
-    #[error("relay: {0}")]
+    #[error(transparent)]
     Relay(#[from] ClientError),
     #[error("crypto: {0}")]
     Crypto(#[from] kith_crypto::CryptoError),

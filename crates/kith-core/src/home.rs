@@ -14,6 +14,10 @@ use crate::error::{CoreError, Result};
 
 const DB_FILE: &str = "kith.db";
 const LOCK_FILE: &str = "kith.lock";
+/// A running `watch` listens here (a Unix datagram socket) to hear that
+/// another process changed the profile (accepted an invitation, say), so
+/// that it subscribes to new channels at once instead of polling.
+const WATCH_SOCKET: &str = "kith.watch";
 /// How often a process waiting for the lock tries again.
 const LOCK_POLL: Duration = Duration::from_millis(20);
 
@@ -76,6 +80,26 @@ pub(crate) fn create_db_file(home: &Path) -> Result<()> {
         .open(&path)
         .map_err(io(format!("cannot create {}", path.display())))?;
     Ok(())
+}
+
+/// Where a running `watch` of the profile in `home` listens.
+pub(crate) fn watch_socket(home: &Path) -> PathBuf {
+    home.join(WATCH_SOCKET)
+}
+
+/// Tells a `watch` of this profile, if one runs, that the profile changed.
+/// Best effort: nothing waits, nothing fails.
+pub(crate) fn poke_watch(home: &Path) {
+    #[cfg(unix)]
+    {
+        let path = watch_socket(home);
+        if path.exists()
+            && let Ok(socket) = std::os::unix::net::UnixDatagram::unbound()
+        {
+            let _ = socket.set_nonblocking(true);
+            let _ = socket.send_to(&[1], &path);
+        }
+    }
 }
 
 /// The exclusive lock on a profile. Dropping it (or the process ending,

@@ -28,6 +28,7 @@ mod intro;
 mod link;
 mod moving;
 mod store;
+mod watch;
 
 pub use config::{
     Clock, Config, DRAIN_LIMIT, ManualClock, ROTATE_INTERVAL, SystemClock, UPDATE_INTERVAL,
@@ -42,3 +43,4 @@ pub use group::{GROUP_INVITATION_CONTEXT, GroupChange, MemberView};
 pub use intro::{INTRODUCTION_TTL, IntroductionView, recognition_tag};
 pub use link::InviteLink;
 pub use moving::MoveReport;
+pub use watch::MAX_BACKOFF;

@@ -200,7 +200,7 @@ pub struct Engine {
     pub(crate) revocations: Vec<(String, [u8; 32])>,
     /// What channels read outside a sync brought (catching up before a
     /// send): stored already, and reported by the next sync.
-    carry: SyncReport,
+    pub(crate) carry: SyncReport,
     /// Relays `watch` knows to be down: skipped (quietly) by syncs and the
     /// outbox until they answer again.
     pub(crate) unreachable: BTreeSet<String>,

@@ -36,10 +36,6 @@ pub enum CoreError {
     NoSuchMember(String),
     #[error("{0:?} is not a connected 1:1 conversation")]
     NotAContact(String),
-    #[error(
-        "{0:?} has not yet sent the key package needed to add them: sync, or ask them to run `kith sync`"
-    )]
-    NoKeyPackage(String),
     #[error("to remove yourself, use `kith group leave`")]
     RemoveSelf,
     #[error(
@@ -113,7 +109,6 @@ impl CoreError {
             Self::NotAdmin => "not_admin",
             Self::NoSuchMember(_) => "no_such_member",
             Self::NotAContact(_) => "not_a_contact",
-            Self::NoKeyPackage(_) => "no_key_package",
             Self::RemoveSelf => "remove_self",
             Self::LastAdmin => "last_admin",
             Self::Refused(_) => "refused",

@@ -341,7 +341,6 @@ impl Engine {
         if kind != "pair" || state != "active" {
             return Err(CoreError::NotAContact(contact.to_string()));
         }
-        let kp = kp.ok_or_else(|| CoreError::NoKeyPackage(contact.to_string()))?;
         let seed: [u8; 32] = random()?;
         let tx = self.db.transaction()?;
         tx.execute(
@@ -349,12 +348,25 @@ impl Engine {
             [&pair],
         )?;
         tx.commit()?;
+        let waiting = kp.is_none();
         let op = self.insert_op(&id, "add", |o| {
-            o.key_package = Some(kp);
+            o.key_package = kp;
             o.capability_seed = Some(seed.to_vec());
             o.member_name = name;
             o.deliver_to = Some(pair);
         })?;
+        if waiting {
+            // Their spare key package comes with their next sync; the add
+            // is made then, by whichever sync (or watch) of ours sees it.
+            return Ok(GroupChange {
+                group: self.view(&id)?,
+                done: false,
+                warnings: vec![format!(
+                    "{contact} has not yet sent the key package needed to add them: they are added \
+                     as soon as it arrives (after their next sync)"
+                )],
+            });
+        }
         self.drive(&id, op).await
     }
 
@@ -803,6 +815,25 @@ impl Engine {
         if let Err(e) = self.flush_outbox(None).await {
             report.errors.push(format!("sending queued messages: {e}"));
         }
+        // A commit of ours that the channel took is confirmed by reading it
+        // back; doing that now sends the Welcomes it unlocked in this sync,
+        // not the next one.
+        for id in self.conversation_ids(
+            "kind = 'group' AND state = 'active' AND id IN \
+             (SELECT conversation_id FROM group_ops WHERE epoch IS NOT NULL) AND id NOT IN \
+             (SELECT conversation_id FROM outbox WHERE commit_epoch IS NOT NULL)",
+        )? {
+            if let Err(e) = self.catch_up(&id).await {
+                report.errors.push(format!("reading back a change: {e}"));
+            }
+            // The Welcomes go through the new members' 1:1 conversations.
+            if let Err(e) = self.flush_outbox(None).await {
+                report.errors.push(format!("sending queued messages: {e}"));
+            }
+        }
+        let mut carried = std::mem::take(&mut self.carry);
+        carried.absorb(std::mem::take(report));
+        *report = carried;
         Ok(())
     }
 
@@ -836,6 +867,7 @@ impl Engine {
         if session.has_pending_commit() {
             return Ok(());
         }
+        self.fill_waiting_adds(id)?;
         let ops = self.unstaged_ops(id)?;
         let last_commit: Option<i64> = self.db.query_row(
             "SELECT last_commit FROM conversations WHERE id = ?1",
@@ -992,10 +1024,44 @@ impl Engine {
         Ok(())
     }
 
+    /// Gives waiting adds of contacts the key package that has arrived
+    /// from them since (group-v1.md §6.1).
+    fn fill_waiting_adds(&mut self, id: &str) -> Result<()> {
+        let waiting: Vec<(i64, String)> = {
+            let mut stmt = self.db.prepare(
+                "SELECT id, deliver_to FROM group_ops WHERE conversation_id = ?1 AND kind = 'add' \
+                 AND key_package IS NULL AND deliver_to IS NOT NULL",
+            )?;
+            let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (op, pair) in waiting {
+            let tx = self.db.transaction()?;
+            let kp: Option<Vec<u8>> = tx.query_row(
+                "SELECT contact_kp FROM conversations WHERE id = ?1",
+                [&pair],
+                |r| r.get(0),
+            )?;
+            if let Some(kp) = kp {
+                tx.execute(
+                    "UPDATE group_ops SET key_package = ?2 WHERE id = ?1",
+                    params![op, kp],
+                )?;
+                tx.execute(
+                    "UPDATE conversations SET contact_kp = NULL WHERE id = ?1",
+                    [&pair],
+                )?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
     fn unstaged_ops(&self, id: &str) -> Result<Vec<Op>> {
         let mut stmt = self.db.prepare(
             "SELECT id, kind, key_package, capability_seed, member_name, target FROM group_ops \
-             WHERE conversation_id = ?1 AND epoch IS NULL ORDER BY id",
+             WHERE conversation_id = ?1 AND epoch IS NULL \
+               AND NOT (kind = 'add' AND key_package IS NULL) ORDER BY id",
         )?;
         let rows = stmt.query_map([id], |r| {
             let seed: Option<Vec<u8>> = r.get(3)?;
@@ -1755,20 +1821,21 @@ mod tests {
         blair.flush_outbox(Some(&crew_b)).await.unwrap();
         alex.flush_outbox(Some(&crew_a)).await.unwrap();
 
-        // Alex processes Blair's commit first: his own is stale and his add
-        // goes back to waiting, then is built again and taken.
-        alex.sync().await.unwrap();
-        let waiting: Option<i64> = alex
+        // Alex's commit was behind the head: he read Blair's first, his add
+        // went back to waiting, and his next sync builds it again on the
+        // new epoch and reads it back, done.
+        let pending: bool = alex
             .db
-            .query_row("SELECT epoch FROM group_ops WHERE id = ?1", [add], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM group_ops WHERE id = ?1 AND epoch IS NULL)",
+                [add],
+                |r| r.get(0),
+            )
             .unwrap();
-        assert_eq!(
-            waiting,
-            Some(i64::try_from(start + 1).unwrap()),
-            "rebuilt on the new epoch"
-        );
+        assert!(pending, "the add waits to be built again");
+        assert_eq!(epoch(&alex, "Crew"), start + 1);
+        alex.sync().await.unwrap();
+        assert_eq!(epoch(&alex, "Crew"), start + 2, "rebuilt on the new epoch");
         for _ in 0..3 {
             alex.sync().await.unwrap();
             blair.sync().await.unwrap();

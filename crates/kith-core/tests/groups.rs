@@ -113,3 +113,32 @@ async fn what_a_removed_member_queued_is_dropped_once_with_a_notice() {
         .collect();
     assert_eq!(history, ["hello crew", "written while the relay was down"]);
 }
+
+/// Adding a contact whose spare key package has not arrived yet is queued,
+/// and completes when it does, without the admin typing it again
+/// (finding 10).
+#[tokio::test]
+async fn adding_a_contact_waits_for_their_key_package() {
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut emery = world.guest("Emery").await;
+    let invite = alex.invite(None, None).await.unwrap();
+    emery.accept(&invite.link, None).await.unwrap();
+    alex.sync().await.unwrap();
+    alex.group_create("Ski", None).await.unwrap();
+    let change = alex.group_add("Ski", &invite.conversation).await.unwrap();
+    assert!(!change.done);
+    assert!(
+        change.warnings[0].contains("as soon as it arrives"),
+        "{change:?}"
+    );
+
+    emery.sync().await.unwrap(); // offers a spare key package
+    alex.sync().await.unwrap(); // takes it, commits, sends the Welcome
+    let report = emery.sync().await.unwrap();
+    assert!(
+        report.connected.iter().any(|c| c.name == "Ski"),
+        "{report:?}"
+    );
+    assert_eq!(member_names(&alex, "Ski"), ["Emery", "me"]);
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generates test-vectors/relationships-v1.json from the specs alone
-(pair-v1.md §4, §8, §10; introduction-v1.md §2, §5), independently of the
+(pair-v1.md §4, §4.1, §8, §10; introduction-v1.md §2, §5), independently of the
 Rust code that the vectors check. Run: python3 test-vectors/relationships-v1.py"""
 import hashlib, hmac, json, struct, pathlib
 
@@ -36,6 +36,9 @@ frames = [
      "hex": pair_frame(7, intro(intro_id, 4, opaque(b(64, 20)) + opaque(b(48, 30)))).hex()},
     {"name": "introduction closed",
      "hex": pair_frame(7, intro(intro_id, 5, b"")).hex()},
+    {"name": "content (critical, unknown type)",
+     "hex": pair_frame(8, b(16, 0x70) + struct.pack(">QH", 1_795_000_000_000, 0x0101) + b"\x01"
+                       + string("a payment request: 12 EUR") + opaque(b(20, 0x33))).hex()},
 ]
 
 secret = b(32, 0xA0)

@@ -11,3 +11,7 @@ ALTER TABLE outbox ADD COLUMN frame BLOB;
 -- proposes again in every later epoch until a commit removes it
 -- (group-v1.md §9).
 ALTER TABLE conversations ADD COLUMN leave_epoch INTEGER;
+
+-- A message whose content kind this version does not know, marked by its
+-- sender as critical: its text is the sender's fallback (pair-v1.md §4.1).
+ALTER TABLE messages ADD COLUMN needs_newer INTEGER NOT NULL DEFAULT 0;

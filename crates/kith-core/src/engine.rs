@@ -74,7 +74,12 @@ pub struct MessageView {
     pub outgoing: bool,
     pub sent_at: u64,
     pub received_at: u64,
+    /// The text, or for a kind of content this version does not know, the
+    /// plain text its sender gave for it.
     pub text: String,
+    /// The sender marked the message as one only a newer kith can show as
+    /// meant: `text` is its fallback.
+    pub needs_newer: bool,
 }
 
 /// A message that failed authentication (or could not be read) and was
@@ -765,6 +770,7 @@ impl Engine {
             sent_at,
             received_at: sent_at,
             text: text.to_string(),
+            needs_newer: false,
         })
     }
 
@@ -1427,7 +1433,7 @@ impl Engine {
         let name = contact_name(&self.db, &id)?;
         let messages = {
             let mut stmt = self.db.prepare(
-                "SELECT message_id, outgoing, sent_at, received_at, text, sender FROM messages \
+                "SELECT message_id, outgoing, sent_at, received_at, text, sender, needs_newer FROM messages \
                  WHERE conversation_id = ?1 ORDER BY sent_at, seq",
             )?;
             let rows = stmt.query_map([&id], |r| {
@@ -1445,6 +1451,7 @@ impl Engine {
                     sent_at: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
                     received_at: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
                     text: r.get(4)?,
+                    needs_newer: r.get(6)?,
                 })
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
@@ -1639,24 +1646,70 @@ pub(crate) fn record_integrity_event(
     Ok(())
 }
 
-/// Stores an incoming text and reports it; a `message_id` already stored
-/// is not shown again. `sender` is a group member's name; `None` in a 1:1
-/// conversation, where the contact's current name is shown.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn receive_text(
+/// A message as it arrived, to be stored once.
+pub(crate) struct Received {
+    pub(crate) message_id: [u8; 16],
+    pub(crate) sent_at_ms: u64,
+    /// What is shown: the text, or a content frame's fallback.
+    pub(crate) text: String,
+    /// A group member's name; `None` in a 1:1 conversation, where the
+    /// contact's current name is shown.
+    pub(crate) sender: Option<String>,
+    /// A critical content frame of a kind this version does not know.
+    pub(crate) needs_newer: bool,
+}
+
+impl Received {
+    /// A text (tag 1) or content (tag 8) frame as a message; `None` for a
+    /// control frame.
+    pub(crate) fn from_frame(frame: &PairFrame, sender: Option<String>) -> Option<Self> {
+        match frame {
+            PairFrame::Text {
+                message_id,
+                sent_at_ms,
+                text,
+            } => Some(Self {
+                message_id: *message_id,
+                sent_at_ms: *sent_at_ms,
+                text: text.clone(),
+                sender,
+                needs_newer: false,
+            }),
+            // No content type is known in this version (pair-v1.md §4.1):
+            // every one is shown as its fallback.
+            PairFrame::Content(c) => Some(Self {
+                message_id: c.message_id,
+                sent_at_ms: c.sent_at_ms,
+                text: c.fallback.clone(),
+                sender,
+                needs_newer: c.critical,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Stores an incoming message and reports it; a `message_id` already stored
+/// is not shown again.
+pub(crate) fn receive_message(
     tx: &Transaction<'_>,
     conv: &str,
-    message_id: [u8; 16],
-    sent_at_ms: u64,
-    text: String,
-    sender: Option<String>,
+    message: Received,
     now: u64,
     report: &mut SyncReport,
 ) -> Result<()> {
     let inserted = tx.execute(
-        "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender) \
-         VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6)",
-        params![conv, message_id, ms(sent_at_ms), ms(now), text, sender],
+        "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender, needs_newer) \
+         VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            conv,
+            message.message_id,
+            ms(message.sent_at_ms),
+            ms(now),
+            message.text,
+            message.sender,
+            message.needs_newer
+        ],
     )?;
     if inserted == 1 {
         tx.execute(
@@ -1664,16 +1717,17 @@ pub(crate) fn receive_text(
             params![conv, ms(now)],
         )?;
         report.messages.push(MessageView {
-            id: to_hex(&message_id),
+            id: to_hex(&message.message_id),
             conversation: conv.to_string(),
-            from: match sender {
+            from: match message.sender {
                 Some(name) => name,
                 None => contact_name(tx, conv)?,
             },
             outgoing: false,
-            sent_at: sent_at_ms,
+            sent_at: message.sent_at_ms,
             received_at: now,
-            text,
+            text: message.text,
+            needs_newer: message.needs_newer,
         });
     }
     Ok(())
@@ -1723,12 +1777,12 @@ fn apply(
                 "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
                 params![conv, snapshot.to_bytes().as_slice()],
             )?;
+            if let Some(message) = frame.as_ref().and_then(|f| Received::from_frame(f, None)) {
+                receive_message(tx, conv, message, now, report)?;
+                return Ok(false);
+            }
             match frame {
-                Some(PairFrame::Text {
-                    message_id,
-                    sent_at_ms,
-                    text,
-                }) => receive_text(tx, conv, message_id, sent_at_ms, text, None, now, report)?,
+                Some(PairFrame::Text { .. } | PairFrame::Content(_)) => {}
                 Some(PairFrame::Profile { display_name }) => {
                     tx.execute(
                         "UPDATE conversations SET contact_name = ?2 WHERE id = ?1",

@@ -35,8 +35,9 @@ use zeroize::Zeroizing;
 
 use crate::config::millis;
 use crate::engine::{
-    ConversationView, Engine, Invite, Notice, OpenRow, QueueOptions, SyncReport, conversation_id,
-    envelope_payload, insert_channel, open_session, queue, queue_with, random, receive_text,
+    ConversationView, Engine, Invite, Notice, OpenRow, QueueOptions, Received, SyncReport,
+    conversation_id, envelope_payload, insert_channel, open_session, queue, queue_with, random,
+    receive_message,
 };
 use crate::error::{CoreError, OpenError, Result, refused};
 use crate::link::InviteLink;
@@ -730,7 +731,9 @@ impl Engine {
                             .map(|m| m.identity_key)
                             .unwrap_or_default();
                         match &frame {
-                            PairFrame::Text { .. } | PairFrame::Profile { .. } => {}
+                            PairFrame::Text { .. }
+                            | PairFrame::Content(_)
+                            | PairFrame::Profile { .. } => {}
                             PairFrame::Move(moved)
                                 if moved.key.is_none()
                                     && session
@@ -1309,22 +1312,11 @@ pub(crate) fn apply_group(
         } => {
             save(&snapshot)?;
             match frame {
-                PairFrame::Text {
-                    message_id,
-                    sent_at_ms,
-                    text,
-                } => {
+                PairFrame::Text { .. } | PairFrame::Content(_) => {
                     let from = member_name(tx, conv, &sender_key)?;
-                    receive_text(
-                        tx,
-                        conv,
-                        message_id,
-                        sent_at_ms,
-                        text,
-                        Some(from),
-                        now,
-                        report,
-                    )?;
+                    if let Some(message) = Received::from_frame(&frame, Some(from)) {
+                        receive_message(tx, conv, message, now, report)?;
+                    }
                 }
                 PairFrame::Profile { display_name } => {
                     tx.execute(

@@ -148,3 +148,42 @@ async fn a_local_failure_loses_no_message() {
         .unwrap();
     assert!(after > cursor, "the message was read again");
 }
+
+/// Content of a kind this version does not know is shown as the plain text
+/// its sender attached, never refused; a critical one is marked as needing
+/// a newer kith (pair-v1.md §4.1).
+#[tokio::test]
+async fn unknown_content_is_shown_as_its_fallback() {
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut blair = world.guest("Blair").await;
+    let (ab, ba) = meet(&mut alex, &mut blair).await;
+    let (mut session, url, key, write_id) = blairs_session(&world, &ba);
+    for (n, critical) in [(1u8, false), (2u8, true)] {
+        let frame = kith_wire::conv::PairFrame::Content(kith_wire::conv::Content {
+            message_id: [n; 16],
+            sent_at_ms: 1_795_000_000_000 + u64::from(n),
+            content_type: 0x7001,
+            critical,
+            fallback: format!("fallback {n}"),
+            body: vec![n; 100],
+        });
+        let ct = session.encrypt(&frame.to_bytes()).unwrap();
+        append(&url, key, write_id, ct).await;
+    }
+    let report = alex.sync().await.unwrap();
+    assert!(report.integrity_events.is_empty(), "{report:?}");
+    let shown: Vec<(String, bool)> = alex
+        .read(&ab)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.text, m.needs_newer))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("fallback 1".to_string(), false),
+            ("fallback 2".to_string(), true)
+        ]
+    );
+}

@@ -209,10 +209,13 @@ impl Codec for Invitation {
 ///   case 5 group_invite: GroupWelcome invite;
 ///   case 6 channel_move: ChannelMove move;
 ///   case 7 introduction: Introduction introduction;
+///   case 8 content: opaque message_id[16]; u64 sent_at_ms; u16 content_type;
+///                   bool critical; opaque fallback<0..200000>; opaque body<0..262144>;
 /// } } PairFrame;
 /// ```
 ///
-/// GroupV1 uses tags 1, 2 and 6 only (group-v1.md §5).
+/// Tags 1 and 8 are content (what people see); the others are control.
+/// GroupV1 uses tags 1, 2, 6 and 8 only (group-v1.md §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PairFrame {
     /// A text message; `message_id` is chosen by the sender and is what
@@ -235,6 +238,31 @@ pub enum PairFrame {
     Move(ChannelMove),
     /// A step of a double opt-in introduction (introduction-v1.md).
     Introduction(Introduction),
+    /// Content of a kind named by `content_type` (pair-v1.md §4.1), with
+    /// the plain text a receiver that does not know the kind shows instead.
+    Content(Content),
+}
+
+/// The most bytes of a content frame's body.
+pub const MAX_CONTENT_BODY: u32 = 262_144;
+
+/// A content frame (pair-v1.md §4.1): how later kinds of content (rich
+/// text, mail, files, reactions, …) travel, so that a receiver that does
+/// not know a kind shows its `fallback` rather than refusing the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    /// Chosen by the sender; what receivers de-duplicate on.
+    pub message_id: [u8; 16],
+    pub sent_at_ms: u64,
+    /// What `body` is; the registry is in pair-v1.md §4.1.
+    pub content_type: u16,
+    /// Only a receiver that knows `content_type` may show this message as
+    /// meant; one that does not shows `fallback` marked as needing a newer
+    /// kith.
+    pub critical: bool,
+    /// Plain text for a receiver that does not know `content_type`.
+    pub fallback: String,
+    pub body: Vec<u8>,
 }
 
 impl Codec for PairFrame {
@@ -275,6 +303,15 @@ impl Codec for PairFrame {
                 w.u8(7);
                 i.encode(w);
             }
+            Self::Content(c) => {
+                w.u8(8);
+                w.raw(&c.message_id);
+                w.u64(c.sent_at_ms);
+                w.u16(c.content_type);
+                w.bool(c.critical);
+                w.string(&c.fallback);
+                w.opaque(&c.body);
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -293,6 +330,14 @@ impl Codec for PairFrame {
             5 => Ok(Self::GroupInvite(GroupWelcome::decode(r)?)),
             6 => Ok(Self::Move(ChannelMove::decode(r)?)),
             7 => Ok(Self::Introduction(Introduction::decode(r)?)),
+            8 => Ok(Self::Content(Content {
+                message_id: r.array("content.message_id")?,
+                sent_at_ms: r.u64("content.sent_at_ms")?,
+                content_type: r.u16("content.content_type")?,
+                critical: r.bool("content.critical")?,
+                fallback: r.string(MAX_TEXT, "content.fallback")?,
+                body: r.opaque(MAX_CONTENT_BODY, "content.body")?.to_vec(),
+            })),
             tag => Err(DecodeError::UnknownTag {
                 what: "pair_frame.tag",
                 tag,

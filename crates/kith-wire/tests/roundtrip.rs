@@ -11,8 +11,8 @@
 
 use kith_wire::Codec;
 use kith_wire::conv::{
-    ChannelGrant, ChannelMove, CommitKeys, Envelope, GroupInvitation, GroupWelcome, IntroStep,
-    Introduction, Invitation, JoinRequest, MemberEntry, PairFrame,
+    ChannelGrant, ChannelMove, CommitKeys, Content, Envelope, GroupInvitation, GroupWelcome,
+    IntroStep, Introduction, Invitation, JoinRequest, MemberEntry, PairFrame,
 };
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;
@@ -365,6 +365,26 @@ fn pair_frame() -> impl Strategy<Value = PairFrame> {
         group_welcome().prop_map(PairFrame::GroupInvite),
         channel_move().prop_map(PairFrame::Move),
         introduction().prop_map(PairFrame::Introduction),
+        (
+            any::<[u8; 16]>(),
+            any::<u64>(),
+            any::<u16>(),
+            any::<bool>(),
+            ".{0,80}",
+            vec(any::<u8>(), 0..300)
+        )
+            .prop_map(
+                |(message_id, sent_at_ms, content_type, critical, fallback, body)| {
+                    PairFrame::Content(Content {
+                        message_id,
+                        sent_at_ms,
+                        content_type,
+                        critical,
+                        fallback,
+                        body,
+                    })
+                }
+            ),
     ]
 }
 

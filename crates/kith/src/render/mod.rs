@@ -83,8 +83,13 @@ fn short(id: &str) -> &str {
 const CONTINUATION: &str = "    ";
 
 pub(crate) fn message(m: &MessageView) {
+    let newer = if m.needs_newer {
+        "(this message needs a newer kith; its sender says:) "
+    } else {
+        ""
+    };
     out(&format!(
-        "[{}] {}: {}",
+        "[{}] {}: {newer}{}",
         time(m.sent_at),
         line(&m.from),
         block(&m.text, CONTINUATION)

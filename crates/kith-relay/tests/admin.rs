@@ -59,7 +59,17 @@ async fn a_backup_taken_under_load_is_a_working_relay() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Until the writer has had some 20 appends acknowledged (however slow
+    // the machine is), then the backup starts while it goes on.
+    let busy = async {
+        while acked.lock().unwrap().len() <= 20 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), busy)
+        .await
+        .unwrap();
     let before = acked.lock().unwrap().len();
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("backup.db");

@@ -15,3 +15,9 @@ ALTER TABLE conversations ADD COLUMN leave_epoch INTEGER;
 -- A message whose content kind this version does not know, marked by its
 -- sender as critical: its text is the sender's fallback (pair-v1.md §4.1).
 ALTER TABLE messages ADD COLUMN needs_newer INTEGER NOT NULL DEFAULT 0;
+
+-- Group members' recognition tags (group-v1.md §7.1), concatenated, and
+-- the blocked contact (1:1 conversation) a member turned out to be: its
+-- messages in the group are not shown.
+ALTER TABLE group_members ADD COLUMN tags BLOB;
+ALTER TABLE group_members ADD COLUMN blocked_as TEXT;

@@ -1336,7 +1336,12 @@ impl Engine {
                 // (pair-v1.md §7): no proposal or commit is ever applied.
                 let frame = match session.process(&message).map_err(refused)? {
                     Incoming::Application { plaintext, .. } => {
-                        PairFrame::from_bytes(&plaintext).map_err(refused)?
+                        match PairFrame::from_bytes(&plaintext).map_err(refused)? {
+                            PairFrame::MemberTags(_) => {
+                                return Err(refused("a group's frame in a 1:1 conversation").into());
+                            }
+                            frame => frame,
+                        }
                     }
                     Incoming::Commit(_) | Incoming::Proposal => {
                         return Err(refused(
@@ -1782,7 +1787,8 @@ fn apply(
                 return Ok(false);
             }
             match frame {
-                Some(PairFrame::Text { .. } | PairFrame::Content(_)) => {}
+                Some(PairFrame::Text { .. } | PairFrame::Content(_) | PairFrame::MemberTags(_)) => {
+                }
                 Some(PairFrame::Profile { display_name }) => {
                     tx.execute(
                         "UPDATE conversations SET contact_name = ?2 WHERE id = ?1",
@@ -1820,16 +1826,18 @@ fn apply(
                 }
                 Some(PairFrame::GroupInvite(invite)) => {
                     match join_from_pair(tx, conv, &invite, now) {
-                        Ok(group) => {
+                        Ok((group, notices)) => {
                             report.joined_groups.push(group);
+                            report.notices.extend(notices);
                         }
-                        Err(detail) => record_integrity_event(
+                        Err(OpenError::Refused(detail)) => record_integrity_event(
                             tx,
                             conv,
                             now,
                             format!("a group invitation could not be used: {detail}"),
                             report,
                         )?,
+                        Err(OpenError::Local(e)) => return Err(e),
                     }
                 }
                 None => {}

@@ -60,6 +60,8 @@ pub struct MemberView {
     pub id: String,
     pub admin: bool,
     pub me: bool,
+    /// A contact this user blocked (group-v1.md §7.1): not shown.
+    pub blocked: bool,
 }
 
 /// What a group command did.
@@ -159,19 +161,123 @@ fn member_name(tx: &rusqlite::Connection, conv: &str, identity: &[u8]) -> Result
         .unwrap_or_else(|| format!("member {}", to_hex(identity.get(..4).unwrap_or(identity)))))
 }
 
+/// Stores a member as an entry names it; tags only when the entry has
+/// some (an admin's commit adds a member before it published its own).
 fn upsert_member(tx: &rusqlite::Connection, conv: &str, entry: &MemberEntry) -> Result<()> {
+    let tags = (!entry.tags.is_empty()).then(|| entry.tags.concat());
     tx.execute(
-        "INSERT INTO group_members (conversation_id, identity_key, display_name, capability_key) \
-         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (conversation_id, identity_key) DO UPDATE SET \
-         display_name = excluded.display_name, capability_key = excluded.capability_key",
+        "INSERT INTO group_members (conversation_id, identity_key, display_name, capability_key, tags) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (conversation_id, identity_key) DO UPDATE SET \
+         display_name = excluded.display_name, capability_key = excluded.capability_key, \
+         tags = COALESCE(excluded.tags, tags)",
         params![
             conv,
             entry.identity_key,
             entry.display_name,
-            entry.capability_key
+            entry.capability_key,
+            tags
         ],
     )?;
     Ok(())
+}
+
+fn is_blocked_member(tx: &rusqlite::Connection, conv: &str, member: &[u8]) -> Result<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT blocked_as IS NOT NULL FROM group_members WHERE conversation_id = ?1 AND identity_key = ?2",
+            params![conv, member],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false))
+}
+
+fn split_tags(bytes: &[u8]) -> Vec<[u8; 32]> {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+        .collect()
+}
+
+/// Looks, in `tx`, for members of `conv` who are contacts this user
+/// blocked (group-v1.md §7.1): marks each found, and returns a notice for
+/// each newly found one. Their messages in the group are not shown.
+pub(crate) fn find_blocked_members(tx: &rusqlite::Connection, conv: &str) -> Result<Vec<Notice>> {
+    type Row = (Vec<u8>, String, Option<Vec<u8>>, Option<String>);
+    let rows: Vec<Row> = {
+        let mut stmt = tx.prepare(
+            "SELECT identity_key, display_name, tags, blocked_as FROM group_members \
+             WHERE conversation_id = ?1",
+        )?;
+        let rows = stmt.query_map([conv], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let identity: Vec<u8> = tx.query_row(
+        "SELECT identity FROM conversations WHERE id = ?1",
+        [conv],
+        |r| r.get(0),
+    )?;
+    let me = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
+    let mut notices = Vec::new();
+    for (key, name, tags, was) in rows {
+        if key == me.public() {
+            // Our own tags name every contact of ours, blocked ones too.
+            continue;
+        }
+        let found = match &tags {
+            Some(tags) => crate::recognition::blocked_member(tx, &key, &split_tags(tags))?,
+            None => None,
+        };
+        if found == was {
+            continue;
+        }
+        tx.execute(
+            "UPDATE group_members SET blocked_as = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
+            params![conv, key, found],
+        )?;
+        if let Some(pair) = found {
+            let group = crate::engine::contact_name(tx, conv)?;
+            let contact = crate::engine::contact_name(tx, &pair)?;
+            notices.push(Notice {
+                conversation: conv.to_string(),
+                text: format!(
+                    "{group}: the member shown as \"{name}\" is {contact}, whom you blocked; \
+                     their messages in this group are hidden"
+                ),
+            });
+        }
+    }
+    Ok(notices)
+}
+
+/// After joining `conv` as `member_key`: this user's own tags go into its
+/// member row and to the group, and the roster is checked for contacts it
+/// blocked.
+fn announce_tags(
+    tx: &Transaction<'_>,
+    conv: &str,
+    member_key: &[u8],
+    now: u64,
+) -> Result<Vec<Notice>> {
+    let tags = crate::recognition::own_member_tags(tx, member_key)?;
+    tx.execute(
+        "UPDATE group_members SET tags = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
+        params![conv, member_key, tags.concat()],
+    )?;
+    let frame = PairFrame::MemberTags(tags);
+    let sealed = crate::engine::encrypt_in(tx, conv, &frame)?;
+    queue_with(
+        tx,
+        conv,
+        &sealed.payload,
+        &QueueOptions {
+            epoch: Some(sealed.epoch),
+            frame: Some(frame.to_bytes()),
+            ..QueueOptions::default()
+        },
+        now,
+    )?;
+    find_blocked_members(tx, conv)
 }
 
 impl Engine {
@@ -214,6 +320,7 @@ impl Engine {
             params![id, name, profile.name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), now],
         )?;
         insert_channel(&tx, &id, &grant, &grant.key, true, true, at)?;
+        let tags = crate::recognition::own_member_tags(&tx, identity.public())?;
         upsert_member(
             &tx,
             &id,
@@ -221,6 +328,7 @@ impl Engine {
                 identity_key: identity.public().to_vec(),
                 display_name: profile.name,
                 capability_key: public_key(&owner).0,
+                tags,
             },
         )?;
         tx.commit()?;
@@ -283,6 +391,7 @@ impl Engine {
                     id: to_hex(m.identity_key.get(..8).unwrap_or(&m.identity_key)),
                     admin: admins.contains(&m.identity_key),
                     me: m.index == own,
+                    blocked: is_blocked_member(&self.db, &id, &m.identity_key)?,
                 })
             })
             .collect()
@@ -733,7 +842,8 @@ impl Engine {
                         match &frame {
                             PairFrame::Text { .. }
                             | PairFrame::Content(_)
-                            | PairFrame::Profile { .. } => {}
+                            | PairFrame::Profile { .. }
+                            | PairFrame::MemberTags(_) => {}
                             PairFrame::Move(moved)
                                 if moved.key.is_none()
                                     && session
@@ -925,6 +1035,8 @@ impl Engine {
                         identity_key: key_package_identity(&kp)?,
                         display_name: op.member_name.unwrap_or_default(),
                         capability_key: capability.0,
+                        // The new member publishes its own (§7.1).
+                        tags: Vec::new(),
                     });
                     add.push(kp);
                 }
@@ -1312,6 +1424,11 @@ pub(crate) fn apply_group(
         } => {
             save(&snapshot)?;
             match frame {
+                PairFrame::Text { .. } | PairFrame::Content(_)
+                    if is_blocked_member(tx, conv, &sender_key)? =>
+                {
+                    // Someone this user blocked (§7.1): not shown.
+                }
                 PairFrame::Text { .. } | PairFrame::Content(_) => {
                     let from = member_name(tx, conv, &sender_key)?;
                     if let Some(message) = Received::from_frame(&frame, Some(from)) {
@@ -1326,6 +1443,13 @@ pub(crate) fn apply_group(
                 }
                 PairFrame::Move(moved) => {
                     crate::moving::receive_move(tx, conv, channel, seq, &moved, now, drain)?;
+                }
+                PairFrame::MemberTags(tags) => {
+                    tx.execute(
+                        "UPDATE group_members SET tags = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
+                        params![conv, sender_key, tags.concat()],
+                    )?;
+                    report.notices.extend(find_blocked_members(tx, conv)?);
                 }
                 _ => {}
             }
@@ -1456,6 +1580,15 @@ pub(crate) fn apply_group(
             for entry in &welcome.roster {
                 upsert_member(tx, conv, entry)?;
             }
+            let identity: Vec<u8> = tx.query_row(
+                "SELECT identity FROM conversations WHERE id = ?1",
+                [conv],
+                |r| r.get(0),
+            )?;
+            let me = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
+            report
+                .notices
+                .extend(announce_tags(tx, conv, me.public(), now)?);
             applied.joined = true;
         }
     }
@@ -1493,7 +1626,7 @@ fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> R
     )?;
     let roster: Vec<MemberEntry> = {
         let mut stmt = tx.prepare(
-            "SELECT identity_key, display_name, capability_key FROM group_members WHERE conversation_id = ?1",
+            "SELECT identity_key, display_name, capability_key, tags FROM group_members WHERE conversation_id = ?1",
         )?;
         let rows = stmt.query_map([conv], |r| {
             let cap: Vec<u8> = r.get(2)?;
@@ -1501,6 +1634,7 @@ fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> R
                 identity_key: r.get(0)?,
                 display_name: r.get(1)?,
                 capability_key: <[u8; 32]>::try_from(cap.as_slice()).unwrap_or([0; 32]),
+                tags: split_tags(&r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default()),
             })
         })?;
         rows.collect::<rusqlite::Result<_>>()?
@@ -1563,60 +1697,55 @@ fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> R
 }
 
 /// Joins a group a contact added this user to, with the spare key package
-/// this user gave that contact (inside the 1:1 message's transaction).
+/// this user gave that contact (inside the 1:1 message's transaction):
+/// the group, and what this user should be told about its members.
 pub(crate) fn join_from_pair(
     tx: &Transaction<'_>,
     pair: &str,
     invite: &GroupWelcome,
     now: u64,
-) -> std::result::Result<String, String> {
-    let (identity, pending, my_name): (Option<Vec<u8>>, Option<Vec<u8>>, String) = tx
-        .query_row(
-            "SELECT spare_identity, spare_kp, my_name FROM conversations WHERE id = ?1",
-            [pair],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .map_err(|e| e.to_string())?;
+) -> std::result::Result<(String, Vec<Notice>), OpenError> {
+    let (identity, pending, my_name): (Option<Vec<u8>>, Option<Vec<u8>>, String) = tx.query_row(
+        "SELECT spare_identity, spare_kp, my_name FROM conversations WHERE id = ?1",
+        [pair],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     let (Some(identity), Some(pending)) = (identity, pending) else {
-        return Err("a group invitation without a spare key package to answer it".into());
+        return Err(refused("a group invitation without a spare key package to answer it").into());
     };
     let identity_bytes = Zeroizing::new(identity);
-    let identity = IdentityKey::from_bytes(&identity_bytes).map_err(|e| e.to_string())?;
+    let identity = IdentityKey::from_bytes(&identity_bytes).map_err(CoreError::from)?;
     let pending =
-        PendingKeyPackage::from_bytes(&Zeroizing::new(pending)).map_err(|e| e.to_string())?;
-    let mut session =
-        Session::join(&identity, &pending, &invite.welcome).map_err(|e| e.to_string())?;
+        PendingKeyPackage::from_bytes(&Zeroizing::new(pending)).map_err(CoreError::from)?;
+    let mut session = Session::join(&identity, &pending, &invite.welcome).map_err(refused)?;
     if session.admins().is_none() {
-        return Err("a group Welcome without an admin list".into());
+        return Err(refused("a group Welcome without an admin list").into());
     }
-    let snapshot = session.snapshot().map_err(|e| e.to_string())?;
+    let snapshot = session.snapshot().map_err(CoreError::from)?;
     let id = conversation_id(&invite.channel.write_id);
-    let run = || -> Result<()> {
-        tx.execute(
-            "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, last_commit) \
-             VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
-            params![id, invite.group_name, my_name, identity_bytes.as_slice(), snapshot.to_bytes().as_slice(), ms(now)],
-        )?;
-        insert_channel(
-            tx,
-            &id,
-            &invite.channel,
-            &invite.channel.key,
-            false,
-            true,
-            now,
-        )?;
-        for entry in &invite.roster {
-            upsert_member(tx, &id, entry)?;
-        }
-        tx.execute(
-            "UPDATE conversations SET spare_identity = NULL, spare_kp = NULL WHERE id = ?1",
-            [pair],
-        )?;
-        Ok(())
-    };
-    run().map_err(|e| e.to_string())?;
-    Ok(id)
+    tx.execute(
+        "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, last_commit) \
+         VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
+        params![id, invite.group_name, my_name, identity_bytes.as_slice(), snapshot.to_bytes().as_slice(), ms(now)],
+    )?;
+    insert_channel(
+        tx,
+        &id,
+        &invite.channel,
+        &invite.channel.key,
+        false,
+        true,
+        now,
+    )?;
+    for entry in &invite.roster {
+        upsert_member(tx, &id, entry)?;
+    }
+    tx.execute(
+        "UPDATE conversations SET spare_identity = NULL, spare_kp = NULL WHERE id = ?1",
+        [pair],
+    )?;
+    let notices = announce_tags(tx, &id, identity.public(), now)?;
+    Ok((id, notices))
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use kith_crypto::mls::{IdentityKey, PendingKeyPackage, Session, key_package};
 use kith_crypto::seal::SealKey;
 use kith_wire::Codec;
@@ -23,27 +22,23 @@ use kith_wire::conv::{ChannelGrant, Envelope, IntroStep, Introduction, PairFrame
 use kith_wire::relay::to_hex;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
-use sha2::Sha256;
+
 use zeroize::Zeroizing;
 
 use crate::config::millis;
 use crate::engine::{
     Engine, NewPair, SyncReport, contact_name, conversation_id, encrypt_in, envelope_payload,
-    insert_active_pair, insert_channel, open_session, queue, random, record_integrity_event,
+    insert_active_pair, insert_channel, queue, random, record_integrity_event,
 };
 use crate::error::{CoreError, Result};
+use crate::recognition;
 use crate::store::{self, ms};
 
 /// How long an introduction can be answered.
 pub const INTRODUCTION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The exporter label and seal context of the new conversation's channel.
 const CHANNEL_LABEL: &str = "kith introduction channel v1";
-/// The exporter label of a conversation's recognition secret.
-const RECOGNITION_LABEL: &str = "kith recognition v1";
 const TAG_CONTEXT: &[u8] = b"kith introduction tag v1";
-/// Answers carry a multiple of this many tags, so the introducer learns
-/// only roughly how many relationships a side has.
-const TAG_BUCKET: usize = 16;
 
 /// An introduction as `kith introductions` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -70,11 +65,7 @@ pub struct IntroductionView {
 /// (introduction-v1.md §5): both members of a conversation compute the
 /// same one, nobody else can.
 pub fn recognition_tag(secret: &[u8; 32], intro_id: &[u8; 16]) -> Result<[u8; 32]> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .map_err(|_| CoreError::Corrupt("recognition secret".into()))?;
-    mac.update(TAG_CONTEXT);
-    mac.update(intro_id);
-    Ok(mac.finalize().into_bytes().into())
+    recognition::tag(secret, TAG_CONTEXT, intro_id)
 }
 
 /// This user's tag for every 1:1 conversation but `except`, with whether
@@ -84,40 +75,26 @@ fn own_tags(
     intro_id: &[u8; 16],
     except: &str,
 ) -> Result<Vec<([u8; 32], String, bool)>> {
-    let mut stmt = db.prepare(
-        "SELECT id, identity, mls_state, blocked FROM conversations \
-         WHERE kind = 'pair' AND mls_state IS NOT NULL AND id != ?1",
-    )?;
-    type Row = (String, Vec<u8>, Option<Vec<u8>>, bool);
-    let rows: Vec<Row> = stmt
-        .query_map([except], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut tags = Vec::with_capacity(rows.len());
-    for (id, identity, state, blocked) in rows {
-        let session = open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)?;
-        tags.push((
-            recognition_tag(&*session.export(RECOGNITION_LABEL)?, intro_id)?,
-            id,
-            blocked,
-        ));
-    }
-    Ok(tags)
+    recognition::pair_secrets(db, Some(except), false)?
+        .into_iter()
+        .map(|p| {
+            Ok((
+                recognition_tag(&p.secret, intro_id)?,
+                p.conversation,
+                p.blocked,
+            ))
+        })
+        .collect()
 }
 
 /// The tags an answer carries: ours, padded with random ones.
 fn answer_tags(db: &Connection, intro_id: &[u8; 16], via: &str) -> Result<Vec<[u8; 32]>> {
-    let mut tags: Vec<[u8; 32]> = own_tags(db, intro_id, via)?
-        .into_iter()
-        .map(|t| t.0)
-        .collect();
-    while tags.is_empty() || !tags.len().is_multiple_of(TAG_BUCKET) {
-        tags.push(random()?);
-    }
-    // Sorted, so the padding cannot be told from the real ones.
-    tags.sort_unstable();
-    Ok(tags)
+    recognition::padded(
+        own_tags(db, intro_id, via)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect(),
+    )
 }
 
 fn encode_tags(tags: &[[u8; 32]]) -> Vec<u8> {

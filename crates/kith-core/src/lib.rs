@@ -27,6 +27,7 @@ mod home;
 mod intro;
 mod link;
 mod moving;
+mod recognition;
 mod store;
 mod watch;
 

@@ -387,7 +387,7 @@ impl Engine {
             .execute("UPDATE conversations SET blocked = 1 WHERE id = ?1", [&id])?;
         self.db
             .execute("DELETE FROM outbox WHERE conversation_id = ?1", [&id])?;
-        let mut warnings = Vec::new();
+        let mut warnings = self.recheck_group_members()?;
         let hosted: Vec<ChannelRow> = store::channels(&self.db, Some(&id))?
             .into_iter()
             .filter(|c| c.owner)
@@ -442,6 +442,7 @@ impl Engine {
         self.require_pair(&id, conv)?;
         self.db
             .execute("UPDATE conversations SET blocked = 0 WHERE id = ?1", [&id])?;
+        self.recheck_group_members()?;
         let relay: Option<String> = store::channels(&self.db, Some(&id))?
             .into_iter()
             .find(|c| c.owner && c.role == "conv")
@@ -450,6 +451,23 @@ impl Engine {
             Some(url) => self.move_conversation(&id, &url).await,
             None => Ok(Vec::new()),
         }
+    }
+
+    /// After a block or an unblock: which group members are blocked
+    /// contacts (group-v1.md §7.1). Returns what to tell the user.
+    fn recheck_group_members(&mut self) -> Result<Vec<String>> {
+        let groups = self.conversation_ids("kind = 'group' AND state != 'closed'")?;
+        let tx = self.db.transaction()?;
+        let mut found = Vec::new();
+        for group in groups {
+            found.extend(
+                crate::group::find_blocked_members(&tx, &group)?
+                    .into_iter()
+                    .map(|n| n.text),
+            );
+        }
+        tx.commit()?;
+        Ok(found)
     }
 
     fn require_pair(&self, id: &str, conv: &str) -> Result<()> {

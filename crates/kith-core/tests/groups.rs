@@ -11,6 +11,7 @@
 mod common;
 
 use common::{World, meet, member_names, texts};
+use kith_core::Engine;
 
 /// A member who has not caught up never sends in an epoch the channel has
 /// left: Charlie, added before Emery, sends right after joining, and
@@ -141,4 +142,98 @@ async fn adding_a_contact_waits_for_their_key_package() {
         "{report:?}"
     );
     assert_eq!(member_names(&alex, "Ski"), ["Emery", "me"]);
+}
+
+/// Alex, Blair and Dani know each other; Alex blocked Dani.
+async fn alex_blocked_dani(world: &World) -> (Engine, Engine, Engine, String, String) {
+    let mut alex = world.host("Alex").await;
+    let mut blair = world.guest("Blair").await;
+    let mut dani = world.guest("Dani").await;
+    let (_, blair_alex) = meet(&mut alex, &mut blair).await;
+    let (alex_dani, _) = meet(&mut alex, &mut dani).await;
+    let invite = blair.invite(Some(world.relay.url()), None).await.unwrap();
+    dani.accept(&invite.link, None).await.unwrap();
+    blair.sync().await.unwrap();
+    dani.sync().await.unwrap();
+    blair.sync().await.unwrap();
+    alex.block(&alex_dani).await.unwrap();
+    (alex, blair, dani, blair_alex, invite.conversation)
+}
+
+/// A group that adds someone Alex blocked, on Alex's own relay: Alex is
+/// told, and never shown what they say there (finding 3).
+#[tokio::test]
+async fn a_blocked_contact_added_to_a_group_is_hidden() {
+    let world = World::new().await;
+    let (mut alex, mut blair, mut dani, blair_alex, blair_dani) = alex_blocked_dani(&world).await;
+    blair
+        .group_create("Ski", Some(world.relay.url()))
+        .await
+        .unwrap();
+    assert!(blair.group_add("Ski", &blair_alex).await.unwrap().done);
+    alex.sync().await.unwrap();
+    assert!(blair.group_add("Ski", &blair_dani).await.unwrap().done);
+    dani.sync().await.unwrap();
+    dani.send("Ski", "hi Alex").await.unwrap();
+
+    let report = alex.sync().await.unwrap();
+    assert!(report.messages.is_empty(), "{report:?}");
+    assert!(
+        report
+            .notices
+            .iter()
+            .any(|n| n.text.contains("whom you blocked")),
+        "{report:?}"
+    );
+    assert!(texts(&mut alex, "Ski").is_empty());
+    let hidden: Vec<bool> = alex
+        .group_members("Ski")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.blocked)
+        .collect();
+    assert_eq!(hidden.iter().filter(|b| **b).count(), 1, "{hidden:?}");
+    blair.sync().await.unwrap();
+    assert_eq!(texts(&mut blair, "Ski").len(), 1, "others still read Dani");
+}
+
+/// Joining a group where someone Alex blocked already is: the roster tells
+/// Alex's client at once.
+#[tokio::test]
+async fn joining_a_group_with_a_blocked_contact_in_it_hides_them() {
+    let world = World::new().await;
+    let (mut alex, mut blair, mut dani, blair_alex, blair_dani) = alex_blocked_dani(&world).await;
+    blair
+        .group_create("Ski", Some(world.relay.url()))
+        .await
+        .unwrap();
+    assert!(blair.group_add("Ski", &blair_dani).await.unwrap().done);
+    dani.sync().await.unwrap();
+    blair.sync().await.unwrap();
+    assert!(blair.group_add("Ski", &blair_alex).await.unwrap().done);
+    let joined = alex.sync().await.unwrap();
+    assert!(
+        joined
+            .notices
+            .iter()
+            .any(|n| n.text.contains("whom you blocked")),
+        "{joined:?}"
+    );
+    dani.send("Ski", "hi Alex").await.unwrap();
+    alex.sync().await.unwrap();
+    assert!(texts(&mut alex, "Ski").is_empty());
+
+    // Unblocked: Dani's next messages show again.
+    let alex_dani = alex
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.blocked)
+        .unwrap()
+        .id;
+    alex.unblock(&alex_dani).await.unwrap();
+    dani.send("Ski", "friends again").await.unwrap();
+    alex.sync().await.unwrap();
+    let shown: Vec<String> = texts(&mut alex, "Ski").into_iter().map(|t| t.1).collect();
+    assert_eq!(shown, ["friends again"]);
 }

@@ -211,11 +211,12 @@ impl Codec for Invitation {
 ///   case 7 introduction: Introduction introduction;
 ///   case 8 content: opaque message_id[16]; u64 sent_at_ms; u16 content_type;
 ///                   bool critical; opaque fallback<0..200000>; opaque body<0..262144>;
+///   case 9 member_tags: opaque tags[32]<0..1024>;
 /// } } PairFrame;
 /// ```
 ///
 /// Tags 1 and 8 are content (what people see); the others are control.
-/// GroupV1 uses tags 1, 2, 6 and 8 only (group-v1.md §5).
+/// GroupV1 uses tags 1, 2, 6, 8 and 9 only (group-v1.md §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PairFrame {
     /// A text message; `message_id` is chosen by the sender and is what
@@ -241,6 +242,9 @@ pub enum PairFrame {
     /// Content of a kind named by `content_type` (pair-v1.md §4.1), with
     /// the plain text a receiver that does not know the kind shows instead.
     Content(Content),
+    /// A group member's recognition tags, sent once it joined
+    /// (group-v1.md §7.1).
+    MemberTags(Vec<[u8; 32]>),
 }
 
 /// The most bytes of a content frame's body.
@@ -312,6 +316,10 @@ impl Codec for PairFrame {
                 w.string(&c.fallback);
                 w.opaque(&c.body);
             }
+            Self::MemberTags(tags) => {
+                w.u8(9);
+                w.vec(tags, |w, t| w.raw(t));
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -338,6 +346,7 @@ impl Codec for PairFrame {
                 fallback: r.string(MAX_TEXT, "content.fallback")?,
                 body: r.opaque(MAX_CONTENT_BODY, "content.body")?.to_vec(),
             })),
+            9 => Ok(Self::MemberTags(member_tags(r, "pair_frame.member_tags")?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "pair_frame.tag",
                 tag,
@@ -454,17 +463,26 @@ impl Codec for JoinRequest {
 pub const MAX_MEMBERS: u32 = 100_000;
 
 /// `MemberEntry` (group-v1.md §7): a member by MLS identity key, the name
-/// it is known by, and its capability key on the group's channel.
+/// it is known by, its capability key on the group's channel, and the
+/// recognition tags it published (group-v1.md §7.1; empty until it did).
 ///
 /// ```text
 /// struct { opaque identity_key<1..256>; opaque display_name<0..256>;
-///          opaque capability_key[32]; } MemberEntry;
+///          opaque capability_key[32]; opaque tags[32]<0..1024>; } MemberEntry;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberEntry {
     pub identity_key: Vec<u8>,
     pub display_name: String,
     pub capability_key: [u8; 32],
+    pub tags: Vec<[u8; 32]>,
+}
+
+/// Most recognition tags one group member publishes (group-v1.md §7.1).
+pub const MAX_MEMBER_TAGS: u32 = 1024;
+
+fn member_tags(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<[u8; 32]>, DecodeError> {
+    r.vec(MAX_MEMBER_TAGS, what, |r| r.array(what))
 }
 
 impl Codec for MemberEntry {
@@ -472,12 +490,14 @@ impl Codec for MemberEntry {
         w.opaque(&self.identity_key);
         w.string(&self.display_name);
         w.raw(&self.capability_key);
+        w.vec(&self.tags, |w, t| w.raw(t));
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             identity_key: nonempty_opaque(r, 256, "member_entry.identity_key")?,
             display_name: r.string(MAX_NAME, "member_entry.display_name")?,
             capability_key: r.array("member_entry.capability_key")?,
+            tags: member_tags(r, "member_entry.tags")?,
         })
     }
 }

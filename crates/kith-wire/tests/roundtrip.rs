@@ -385,6 +385,7 @@ fn pair_frame() -> impl Strategy<Value = PairFrame> {
                     })
                 }
             ),
+        vec(arr32(), 0..40).prop_map(PairFrame::MemberTags),
     ]
 }
 
@@ -452,13 +453,20 @@ fn group_welcome() -> impl Strategy<Value = GroupWelcome> {
 }
 
 fn member_entry() -> impl Strategy<Value = MemberEntry> {
-    (vec(any::<u8>(), 1..64), ".{0,20}", arr32()).prop_map(
-        |(identity_key, display_name, capability_key)| MemberEntry {
-            identity_key,
-            display_name,
-            capability_key,
-        },
+    (
+        vec(any::<u8>(), 1..64),
+        ".{0,20}",
+        arr32(),
+        vec(arr32(), 0..20),
     )
+        .prop_map(
+            |(identity_key, display_name, capability_key, tags)| MemberEntry {
+                identity_key,
+                display_name,
+                capability_key,
+                tags,
+            },
+        )
 }
 
 fn group_invitation() -> impl Strategy<Value = GroupInvitation> {

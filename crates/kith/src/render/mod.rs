@@ -257,7 +257,12 @@ pub(crate) fn info(info: &ConversationInfo) {
 
 pub(crate) fn member(m: &MemberView) {
     let admin = if m.admin { "  (admin)" } else { "" };
-    out(&format!("{}  {}{admin}", m.id, line(&m.name)));
+    let blocked = if m.blocked {
+        "  (you blocked them: hidden)"
+    } else {
+        ""
+    };
+    out(&format!("{}  {}{admin}{blocked}", m.id, line(&m.name)));
 }
 
 fn qr(link: &str) -> Option<String> {

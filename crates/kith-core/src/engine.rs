@@ -1198,8 +1198,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Messages of one channel, in order; `false` if the channel is gone
-    /// (a move in the batch deleted it).
+    /// Messages of one channel, in order, in one transaction (one commit
+    /// and one fsync for the page, not one per message); `false` if the
+    /// channel is gone (a move in the batch deleted it). A local failure
+    /// keeps what was handled before it and stops there.
     pub(crate) fn handle_items(
         &mut self,
         channel_id: i64,
@@ -1207,81 +1209,44 @@ impl Engine {
         report: &mut SyncReport,
         joined: &mut Vec<String>,
     ) -> Result<bool> {
-        for item in items {
-            // Fresh each time: a move in this batch changes the row.
-            let Some(channel) = store::channel(&self.db, channel_id)? else {
-                return Ok(false);
-            };
-            if self.handle(&channel, item, report)? {
-                joined.push(channel.conversation_id.clone());
-            }
-        }
-        Ok(true)
-    }
-
-    /// One message from a channel, in one transaction with the cursor.
-    /// Returns whether it made a conversation active (a Welcome).
-    fn handle(
-        &mut self,
-        channel: &ChannelRow,
-        item: &StoredMessage,
-        report: &mut SyncReport,
-    ) -> Result<bool> {
-        let conv = channel.conversation_id.clone();
-        let digest = digest(&item.payload);
-        let seen: bool = self.db.query_row(
-            "SELECT EXISTS (SELECT 1 FROM seen WHERE conversation_id = ?1 AND digest = ?2)",
-            params![conv, digest],
-            |r| r.get(0),
-        )?;
-        let outcome = if seen {
-            Ok(Outcome::Nothing)
-        } else {
-            match self.open_message(channel, item.seq, &item.payload) {
-                Ok(outcome) => Ok(outcome),
-                Err(OpenError::Refused(refusal)) => Err(refusal),
-                // Nothing recorded, nothing acknowledged: read again later.
-                Err(OpenError::Local(e)) => return Err(e),
-            }
-        };
         let now = self.now();
         let drain = millis(self.config.drain_limit);
+        let mut revocations = Vec::new();
         let tx = self.db.transaction()?;
-        let mut revoke = Vec::new();
-        let joined = match outcome {
-            Ok(Outcome::Group(outcome)) => {
-                let applied = apply_group(&tx, channel, item.seq, outcome, (now, drain), report)?;
-                revoke = applied.revoke;
-                applied.joined
+        let mut result = Ok(true);
+        for item in items {
+            // Fresh each time: a move in this batch changes the row.
+            let Some(channel) = store::channel(&tx, channel_id)? else {
+                result = Ok(false);
+                break;
+            };
+            match handle(&tx, &channel, item, (now, drain), report) {
+                Ok(handled) => {
+                    if handled.joined {
+                        joined.push(channel.conversation_id.clone());
+                    }
+                    revocations.extend(
+                        handled
+                            .revoke
+                            .into_iter()
+                            .map(|k| (channel.conversation_id.clone(), k)),
+                    );
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
-            Ok(outcome) => apply(&tx, channel, item.seq, outcome, (now, drain), report)?,
-            Err(detail) => {
-                let detail = format!(
-                    "message {} on {} refused: {detail}",
-                    item.seq, channel.relay_url
-                );
-                record_integrity_event(&tx, &conv, now, detail, report)?;
-                false
-            }
-        };
-        tx.execute(
-            "INSERT OR IGNORE INTO seen (conversation_id, digest) VALUES (?1, ?2)",
-            params![conv, digest],
-        )?;
-        tx.execute(
-            "UPDATE channels SET cursor = MAX(cursor, ?2) WHERE id = ?1",
-            params![channel.id, ms(item.seq)],
-        )?;
+        }
         tx.commit()?;
-        self.revocations
-            .extend(revoke.into_iter().map(|k| (conv.clone(), k)));
-        Ok(joined)
+        self.revocations.extend(revocations);
+        result
     }
 
-    /// Decrypts without touching the store: an outcome to apply, a refusal
+    /// Decrypts without changing the store: an outcome to apply, a refusal
     /// to record, or a local failure that stops the sync.
     fn open_message(
-        &self,
+        db: &Connection,
         channel: &ChannelRow,
         seq: u64,
         payload: &[u8],
@@ -1290,7 +1255,7 @@ impl Engine {
         let bytes = unpad(payload).map_err(refused)?;
         let envelope = Envelope::from_bytes(bytes).map_err(refused)?;
         type Row = (String, String, Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
-        let (kind, state, pending, identity, mls_state): Row = self.db.query_row(
+        let (kind, state, pending, identity, mls_state): Row = db.query_row(
             "SELECT kind, state, pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
             [conv],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
@@ -1304,9 +1269,7 @@ impl Engine {
                 identity,
                 mls_state,
             };
-            return self
-                .open_group_message(channel, seq, envelope, row)
-                .map(Outcome::Group);
+            return Engine::open_group_message(channel, seq, envelope, row).map(Outcome::Group);
         }
         match envelope {
             Envelope::Welcome(welcome) => {
@@ -1755,6 +1718,71 @@ enum Outcome {
         frame: Option<PairFrame>,
     },
     Group(GroupOutcome),
+}
+
+/// What handling one message asks of the caller.
+struct Handled {
+    /// A conversation became active (a Welcome).
+    joined: bool,
+    /// Capability keys of removed group members, to revoke at the relay.
+    revoke: Vec<[u8; 32]>,
+}
+
+/// One message from a channel, inside `tx` with the channel's cursor.
+fn handle(
+    tx: &Transaction<'_>,
+    channel: &ChannelRow,
+    item: &StoredMessage,
+    (now, drain): (u64, u64),
+    report: &mut SyncReport,
+) -> Result<Handled> {
+    let conv = channel.conversation_id.as_str();
+    let digest = digest(&item.payload);
+    let seen: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM seen WHERE conversation_id = ?1 AND digest = ?2)",
+        params![conv, digest],
+        |r| r.get(0),
+    )?;
+    let outcome = if seen {
+        Ok(Outcome::Nothing)
+    } else {
+        match Engine::open_message(tx, channel, item.seq, &item.payload) {
+            Ok(outcome) => Ok(outcome),
+            Err(OpenError::Refused(refusal)) => Err(refusal),
+            // Nothing recorded, nothing acknowledged: read again later.
+            Err(OpenError::Local(e)) => return Err(e),
+        }
+    };
+    let mut handled = Handled {
+        joined: false,
+        revoke: Vec::new(),
+    };
+    match outcome {
+        Ok(Outcome::Group(outcome)) => {
+            let applied = apply_group(tx, channel, item.seq, outcome, (now, drain), report)?;
+            handled.revoke = applied.revoke;
+            handled.joined = applied.joined;
+        }
+        Ok(outcome) => {
+            handled.joined = apply(tx, channel, item.seq, outcome, (now, drain), report)?;
+        }
+        Err(detail) => {
+            let detail = format!(
+                "message {} on {} refused: {detail}",
+                item.seq, channel.relay_url
+            );
+            record_integrity_event(tx, conv, now, detail, report)?;
+        }
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO seen (conversation_id, digest) VALUES (?1, ?2)",
+        params![conv, digest],
+    )?;
+    tx.execute(
+        "UPDATE channels SET cursor = MAX(cursor, ?2) WHERE id = ?1",
+        params![channel.id, ms(item.seq)],
+    )?;
+    Ok(handled)
 }
 
 /// Returns whether the conversation became active.

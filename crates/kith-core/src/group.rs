@@ -748,7 +748,6 @@ impl Engine {
 
     /// Reads one group message without touching the store.
     pub(crate) fn open_group_message(
-        &self,
         channel: &ChannelRow,
         seq: u64,
         envelope: Envelope,

@@ -162,7 +162,11 @@ pub(crate) fn report(report: &SyncReport, as_json: bool) -> anyhow::Result<()> {
             json(&serde_json::json!({"event": "connected", "conversation": c.id, "name": c.name}))?;
         }
         for m in &report.messages {
-            json(m)?;
+            let mut line = serde_json::to_value(m)?;
+            if let Some(fields) = line.as_object_mut() {
+                fields.insert("event".into(), "message".into());
+            }
+            json(&line)?;
         }
         for e in &report.integrity_events {
             json(

@@ -28,7 +28,7 @@ use crate::error::{CoreError, OpenError, Result, check_len, refused};
 use crate::group::{GROUP_INVITATION_CONTEXT, GroupOutcome, apply_group, join_from_pair};
 use crate::home::{self, ProfileLock};
 use crate::link::InviteLink;
-use crate::store::{self, ChannelRow, ms};
+use crate::store::{self, ChannelRole, ChannelRow, ConversationKind, ConversationState, ms};
 
 /// The context string sealed invitations are bound to (inbox-v1.md §2).
 pub const INVITATION_CONTEXT: &[u8] = b"kith invitation v1";
@@ -711,14 +711,18 @@ impl Engine {
         }
         check_len("message", text, kith_wire::conv::MAX_TEXT)?;
         let id = self.resolve(conv)?;
-        let (state, blocked): (String, bool) = self.db.query_row(
+        let (state, blocked): (ConversationState, bool) = self.db.query_row(
             "SELECT state, blocked FROM conversations WHERE id = ?1",
             [&id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        match state.as_str() {
-            "closed" | "leaving" => return Err(CoreError::GroupClosed(conv.to_string())),
-            "invited" | "joining" => return Err(CoreError::NotYetConnected),
+        match state {
+            ConversationState::Closed | ConversationState::Leaving => {
+                return Err(CoreError::GroupClosed(conv.to_string()));
+            }
+            ConversationState::Invited | ConversationState::Joining => {
+                return Err(CoreError::NotYetConnected);
+            }
             _ if blocked => return Err(CoreError::Blocked(conv.to_string())),
             _ => {}
         }
@@ -779,12 +783,12 @@ impl Engine {
     /// has left, group-v1.md §8), and commits what MLS requires before
     /// application data. Returns whether it is a group.
     pub(crate) async fn prepare_send(&mut self, id: &str) -> Result<bool> {
-        let kind: String =
+        let kind: ConversationKind =
             self.db
                 .query_row("SELECT kind FROM conversations WHERE id = ?1", [id], |r| {
                     r.get(0)
                 })?;
-        if kind != "group" {
+        if kind != ConversationKind::Group {
             return Ok(false);
         }
         match self.catch_up(id).await {
@@ -875,7 +879,9 @@ impl Engine {
             if entry.group && entry.only_channel.is_none() {
                 let down = store::channels(&self.db, Some(&entry.conversation))?
                     .iter()
-                    .any(|c| c.role == "conv" && self.unreachable.contains(&c.relay_url));
+                    .any(|c| {
+                        c.role == ChannelRole::Conv && self.unreachable.contains(&c.relay_url)
+                    });
                 if down {
                     // Its relay is known to be down: wait quietly.
                     blocked.insert(entry.conversation.clone());
@@ -895,7 +901,7 @@ impl Engine {
                 .into_iter()
                 .filter(|c| match entry.only_channel {
                     Some(id) => c.id == id,
-                    None => c.role == "conv",
+                    None => c.role == ChannelRole::Conv,
                 })
                 .collect();
             let channels: Vec<ChannelRow> = channels
@@ -919,7 +925,7 @@ impl Engine {
                     .await
                 {
                     Ok(appended) => {
-                        if channel.owner && channel.role == "retiring" {
+                        if channel.owner && channel.role == ChannelRole::Retiring {
                             // The address update on a channel being drained:
                             // the drain ends once every reader is past it.
                             self.db.execute(
@@ -957,7 +963,7 @@ impl Engine {
             }
             // An address update for a retired channel waits quietly for its
             // relay to come back: the contacts had other paths.
-            let retiring = channels.iter().all(|c| c.role == "retiring");
+            let retiring = channels.iter().all(|c| c.role == ChannelRole::Retiring);
             if !sent && !retiring && first_error.is_none() {
                 first_error = if refused {
                     Some(CoreError::Refused(contact_name(
@@ -1026,7 +1032,7 @@ impl Engine {
             }
             let Some(channel) = store::channels(&self.db, Some(&entry.conversation))?
                 .into_iter()
-                .find(|c| c.role == "conv")
+                .find(|c| c.role == ChannelRole::Conv)
             else {
                 return Err(CoreError::Corrupt("a group without a channel".into()));
             };
@@ -1136,14 +1142,14 @@ impl Engine {
                 Ok(()) => {}
                 // A channel being retired: its host deletes it once drained,
                 // and a relay that is gone for good must not nag every sync.
-                Err(e) if channel.role == "retiring" => {
+                Err(e) if channel.role == ChannelRole::Retiring => {
                     if !channel.owner && crate::moving::gone(&e) {
                         self.db
                             .execute("DELETE FROM channels WHERE id = ?1", [channel.id])?;
                     }
                 }
                 Err(CoreError::Relay(e))
-                    if channel.role == "conv"
+                    if channel.role == ChannelRole::Conv
                         && e.code() == Some(ErrorCode::UNAUTHORIZED)
                         && self.is_group(&channel.conversation_id)? =>
                 {
@@ -1254,7 +1260,13 @@ impl Engine {
         let conv = channel.conversation_id.as_str();
         let bytes = unpad(payload).map_err(refused)?;
         let envelope = Envelope::from_bytes(bytes).map_err(refused)?;
-        type Row = (String, String, Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
+        type Row = (
+            ConversationKind,
+            ConversationState,
+            Option<Vec<u8>>,
+            Vec<u8>,
+            Option<Vec<u8>>,
+        );
         let (kind, state, pending, identity, mls_state): Row = db.query_row(
             "SELECT kind, state, pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
             [conv],
@@ -1262,7 +1274,7 @@ impl Engine {
         )?;
         let identity =
             IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(CoreError::from)?;
-        if kind == "group" {
+        if kind == ConversationKind::Group {
             let row = OpenRow {
                 state,
                 pending,
@@ -1273,9 +1285,11 @@ impl Engine {
         }
         match envelope {
             Envelope::Welcome(welcome) => {
-                let pending = match (state.as_str(), pending) {
-                    ("invited", Some(p)) => PendingKeyPackage::from_bytes(&Zeroizing::new(p))
-                        .map_err(CoreError::from)?,
+                let pending = match (state, pending) {
+                    (ConversationState::Invited, Some(p)) => {
+                        PendingKeyPackage::from_bytes(&Zeroizing::new(p))
+                            .map_err(CoreError::from)?
+                    }
                     _ => {
                         return Err(
                             refused("a second Welcome for a conversation already joined").into(),
@@ -1291,7 +1305,7 @@ impl Engine {
                 ))
             }
             Envelope::Mls(message) => {
-                if state != "active" {
+                if state != ConversationState::Active {
                     return Err(refused("an MLS message before the Welcome").into());
                 }
                 let mut session = open_session(&identity, mls_state)?;
@@ -1470,7 +1484,7 @@ impl Engine {
                 read_id: to_hex(&c.read_id.0),
                 my_key: to_hex(&public_key(&c.key).0),
                 hosted: c.owner,
-                role: c.role.clone(),
+                role: c.role.to_string(),
                 preferred: preferred.iter().any(|p| p.0 == c.id && p.1),
             })
             .collect();
@@ -1703,7 +1717,7 @@ pub(crate) fn receive_message(
 
 /// What opening a conversation's message needs from its row, read once.
 pub(crate) struct OpenRow {
-    pub(crate) state: String,
+    pub(crate) state: ConversationState,
     pub(crate) pending: Option<Vec<u8>>,
     pub(crate) identity: IdentityKey,
     pub(crate) mls_state: Option<Vec<u8>>,

@@ -41,7 +41,7 @@ use crate::engine::{
 };
 use crate::error::{CoreError, OpenError, Result, refused};
 use crate::link::InviteLink;
-use crate::store::{self, ChannelRow, ms};
+use crate::store::{self, ChannelRole, ChannelRow, ConversationKind, ConversationState, ms};
 
 /// Seal contexts (group-v1.md §6, §7).
 pub const GROUP_INVITATION_CONTEXT: &[u8] = b"kith group invitation v1";
@@ -144,7 +144,7 @@ fn grant_for(channel: &ChannelRow, key: [u8; 32]) -> ChannelGrant {
 fn group_channel(tx: &rusqlite::Connection, conv: &str) -> Result<ChannelRow> {
     store::channels(tx, Some(conv))?
         .into_iter()
-        .find(|c| c.role == "conv")
+        .find(|c| c.role == ChannelRole::Conv)
         .ok_or_else(|| CoreError::Corrupt(format!("group {conv} has no channel")))
 }
 
@@ -337,17 +337,17 @@ impl Engine {
 
     fn group_id(&self, group: &str) -> Result<String> {
         let id = self.resolve(group)?;
-        let (kind, state): (String, String) = self.db.query_row(
+        let (kind, state): (ConversationKind, ConversationState) = self.db.query_row(
             "SELECT kind, state FROM conversations WHERE id = ?1",
             [&id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        if kind != "group" {
+        if kind != ConversationKind::Group {
             return Err(CoreError::NotAGroup(group.to_string()));
         }
-        match state.as_str() {
-            "active" => Ok(id),
-            "joining" => Err(CoreError::NotYetConnected),
+        match state {
+            ConversationState::Active => Ok(id),
+            ConversationState::Joining => Err(CoreError::NotYetConnected),
             _ => Err(CoreError::GroupClosed(group.to_string())),
         }
     }
@@ -443,12 +443,17 @@ impl Engine {
         let id = self.group_id(group)?;
         self.require_admin(&id)?;
         let pair = self.resolve(contact)?;
-        let (kind, state, kp, name): (String, String, Option<Vec<u8>>, Option<String>) = self.db.query_row(
+        let (kind, state, kp, name): (
+            ConversationKind,
+            ConversationState,
+            Option<Vec<u8>>,
+            Option<String>,
+        ) = self.db.query_row(
             "SELECT kind, state, contact_kp, COALESCE(local_name, contact_name) FROM conversations WHERE id = ?1",
             [&pair],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        if kind != "pair" || state != "active" {
+        if kind != ConversationKind::Pair || state != ConversationState::Active {
             return Err(CoreError::NotAContact(contact.to_string()));
         }
         let seed: [u8; 32] = random()?;
@@ -766,7 +771,9 @@ impl Engine {
                 .ok_or_else(|| CoreError::Corrupt("an inbox channel without a seal key".into()))
         };
         match envelope {
-            Envelope::JoinRequest(sealed) if channel.role == "inbox" && channel.owner => {
+            Envelope::JoinRequest(sealed)
+                if channel.role == ChannelRole::Inbox && channel.owner =>
+            {
                 let plain = seal()?
                     .open(JOIN_REQUEST_CONTEXT, &sealed)
                     .map_err(refused)?;
@@ -774,7 +781,9 @@ impl Engine {
                     JoinRequest::from_bytes(&plain).map_err(refused)?,
                 ))
             }
-            Envelope::GroupWelcome(sealed) if channel.role == "inbox" && state == "joining" => {
+            Envelope::GroupWelcome(sealed)
+                if channel.role == ChannelRole::Inbox && state == ConversationState::Joining =>
+            {
                 let plain = seal()?
                     .open(GROUP_WELCOME_CONTEXT, &sealed)
                     .map_err(refused)?;
@@ -791,8 +800,11 @@ impl Engine {
                 })
             }
             Envelope::Mls(message)
-                if matches!(channel.role.as_str(), "conv" | "retiring")
-                    && matches!(state.as_str(), "active" | "leaving") =>
+                if matches!(channel.role, ChannelRole::Conv | ChannelRole::Retiring)
+                    && matches!(
+                        state,
+                        ConversationState::Active | ConversationState::Leaving
+                    ) =>
             {
                 let stored = mls_state.clone();
                 let mut session = open_session(&identity, mls_state)?;
@@ -829,7 +841,7 @@ impl Engine {
                 match incoming {
                     // A member on its way out reads only for the commit
                     // that removes it.
-                    Incoming::Application { .. } if state == "leaving" => {
+                    Incoming::Application { .. } if state == ConversationState::Leaving => {
                         Ok(GroupOutcome::Proposal { snapshot })
                     }
                     Incoming::Application { sender, plaintext } => {
@@ -903,7 +915,9 @@ impl Engine {
                     .push(format!("revoking a removed member's key: {e}"));
             }
         }
-        for id in self.conversation_ids("kind = 'group' AND state = 'active'")? {
+        for id in self.conversation_ids(
+            "SELECT id FROM conversations WHERE kind = 'group' AND state = 'active'",
+        )? {
             if let Err(e) = self.stage(&id, false).await {
                 report.errors.push(format!(
                     "{}: {e}",
@@ -931,7 +945,7 @@ impl Engine {
         // back; doing that now sends the Welcomes it unlocked in this sync,
         // not the next one.
         for id in self.conversation_ids(
-            "kind = 'group' AND state = 'active' AND id IN \
+            "SELECT id FROM conversations WHERE kind = 'group' AND state = 'active' AND id IN \
              (SELECT conversation_id FROM group_ops WHERE epoch IS NOT NULL) AND id NOT IN \
              (SELECT conversation_id FROM outbox WHERE commit_epoch IS NOT NULL)",
         )? {
@@ -961,7 +975,7 @@ impl Engine {
         // deleted soon anyway.
         for old in store::channels(&self.db, Some(conv))?
             .into_iter()
-            .filter(|c| c.role == "retiring")
+            .filter(|c| c.role == ChannelRole::Retiring)
         {
             let client = self.relay(&old.relay_url)?;
             let _ = client
@@ -1203,12 +1217,9 @@ impl Engine {
         Ok(key.and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()))
     }
 
-    /// Ids of the conversations matching `condition` (a fixed SQL
-    /// expression over `conversations`).
-    pub(crate) fn conversation_ids(&self, condition: &str) -> Result<Vec<String>> {
-        let mut stmt = self
-            .db
-            .prepare(&format!("SELECT id FROM conversations WHERE {condition}"))?;
+    /// The ids a fixed query (`SELECT id FROM conversations …`) gives.
+    pub(crate) fn conversation_ids(&self, sql: &'static str) -> Result<Vec<String>> {
+        let mut stmt = self.db.prepare(sql)?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -1217,7 +1228,9 @@ impl Engine {
     /// carrying it: a member still leaving proposes again in the epoch the
     /// group is in now (group-v1.md §9).
     fn propose_leaves_again(&mut self) -> Result<()> {
-        for id in self.conversation_ids("kind = 'group' AND state = 'leaving'")? {
+        for id in self.conversation_ids(
+            "SELECT id FROM conversations WHERE kind = 'group' AND state = 'leaving'",
+        )? {
             let leave_epoch: Option<i64> = self.db.query_row(
                 "SELECT leave_epoch FROM conversations WHERE id = ?1",
                 [&id],
@@ -1238,7 +1251,8 @@ impl Engine {
     /// identity), so that they can add this user to a group at once.
     fn offer_spares(&mut self) -> Result<()> {
         for id in self.conversation_ids(
-            "kind = 'pair' AND state = 'active' AND blocked = 0 AND spare_kp IS NULL",
+            "SELECT id FROM conversations \
+             WHERE kind = 'pair' AND state = 'active' AND blocked = 0 AND spare_kp IS NULL",
         )? {
             let mut session = self.load(&id)?;
             let identity = IdentityKey::generate()?;
@@ -1266,7 +1280,7 @@ impl Engine {
         channel: &ChannelRow,
         e: &kith_relay_client::ClientError,
     ) -> Result<Option<Notice>> {
-        if channel.role != "conv" || e.code() != Some(ErrorCode::UNAUTHORIZED) {
+        if channel.role != ChannelRole::Conv || e.code() != Some(ErrorCode::UNAUTHORIZED) {
             return Ok(None);
         }
         self.close_lost_group(&channel.conversation_id)
@@ -1277,13 +1291,13 @@ impl Engine {
     /// is dropped, and the user is told once (group-v1.md §9).
     pub(crate) fn close_lost_group(&mut self, conv: &str) -> Result<Option<Notice>> {
         let tx = self.db.transaction()?;
-        let (name, state): (String, String) = tx.query_row(
+        let (name, state): (String, ConversationState) = tx.query_row(
             "SELECT COALESCE(local_name, contact_name, 'a group'), state FROM conversations \
              WHERE id = ?1 AND kind = 'group'",
             [conv],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        if state == "closed" {
+        if state == ConversationState::Closed {
             return Ok(None);
         }
         let undelivered: i64 = tx.query_row(
@@ -1301,7 +1315,7 @@ impl Engine {
         tx.execute("DELETE FROM outbox WHERE conversation_id = ?1", [conv])?;
         tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [conv])?;
         tx.commit()?;
-        let mut text = if state == "leaving" {
+        let mut text = if state == ConversationState::Leaving {
             format!("you are out of {name}, as you asked")
         } else {
             format!(

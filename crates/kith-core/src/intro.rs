@@ -32,7 +32,7 @@ use crate::engine::{
 };
 use crate::error::{CoreError, Result};
 use crate::recognition;
-use crate::store::{self, ms};
+use crate::store::{self, ChannelRole, ConversationKind, ConversationState, ms};
 
 /// How long an introduction can be answered.
 pub const INTRODUCTION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -338,10 +338,10 @@ fn answered(
     let Some((conv_a, conv_b, a_state, b_state, state)) = row else {
         return Ok(());
     };
-    let (side, other, other_state) = if via == conv_a {
-        ("a", conv_b.as_str(), b_state)
+    let (side_a, other, other_state) = if via == conv_a {
+        (true, conv_b.as_str(), b_state)
     } else if via == conv_b {
-        ("b", conv_a.as_str(), a_state)
+        (false, conv_a.as_str(), a_state)
     } else {
         return Ok(());
     };
@@ -351,20 +351,22 @@ fn answered(
         if !matches!(state.as_str(), "open" | "matched" | "connected") {
             return Ok(());
         }
-        tx.execute(
-            &format!("UPDATE introductions_made SET {side}_state = 'declined', state = 'closed' WHERE id = ?1"),
-            [id],
-        )?;
+        let sql = if side_a {
+            "UPDATE introductions_made SET a_state = 'declined', state = 'closed' WHERE id = ?1"
+        } else {
+            "UPDATE introductions_made SET b_state = 'declined', state = 'closed' WHERE id = ?1"
+        };
+        tx.execute(sql, [id])?;
         if other_state != "declined" {
             step(tx, other, id, IntroStep::Closed, now)?;
         }
     } else if state == "open" {
-        tx.execute(
-            &format!(
-                "UPDATE introductions_made SET {side}_state = 'accepted', {side}_kp = ?2, {side}_tags = ?3 WHERE id = ?1"
-            ),
-            params![id, key_package, encode_tags(tags)],
-        )?;
+        let sql = if side_a {
+            "UPDATE introductions_made SET a_state = 'accepted', a_kp = ?2, a_tags = ?3 WHERE id = ?1"
+        } else {
+            "UPDATE introductions_made SET b_state = 'accepted', b_kp = ?2, b_tags = ?3 WHERE id = ?1"
+        };
+        tx.execute(sql, params![id, key_package, encode_tags(tags)])?;
         type Answers = (
             String,
             String,
@@ -566,15 +568,16 @@ impl Engine {
             return Err(CoreError::BadIntroduction);
         }
         for (id, given) in [(&conv_a, a), (&conv_b, b)] {
-            let (kind, state, blocked): (String, String, bool) = self.db.query_row(
-                "SELECT kind, state, blocked FROM conversations WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
-            if kind != "pair" {
+            let (kind, state, blocked): (ConversationKind, ConversationState, bool) =
+                self.db.query_row(
+                    "SELECT kind, state, blocked FROM conversations WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+            if kind != ConversationKind::Pair {
                 return Err(CoreError::BadIntroduction);
             }
-            if state != "active" {
+            if state != ConversationState::Active {
                 return Err(CoreError::NotAContact(given.to_string()));
             }
             if blocked {
@@ -760,7 +763,7 @@ impl Engine {
                 // conversation with the introducer.
                 None => store::channels(&self.db, Some(&via))?
                     .into_iter()
-                    .find(|c| c.role == "conv")
+                    .find(|c| c.role == ChannelRole::Conv)
                     .map(|c| c.relay_url)
                     .ok_or(CoreError::NoRelay)?,
             };

@@ -23,7 +23,7 @@ use crate::engine::{
     Engine, QueueOptions, SyncReport, base_url, encrypt_in, insert_channel, queue_with,
 };
 use crate::error::{CoreError, Result};
-use crate::store::{self, ChannelRow, ms};
+use crate::store::{self, ChannelRole, ChannelRow, ConversationKind, ConversationState, ms};
 
 /// Most keys registered with the channel's creation; the rest by `add_key`.
 const GRANTS_AT_CREATION: usize = 63;
@@ -62,7 +62,7 @@ pub(crate) fn receive_move(
         // A group member keeps its own key (group-v1.md §11).
         None => store::channels(tx, Some(conv))?
             .into_iter()
-            .find(|c| c.role == "conv")
+            .find(|c| c.role == ChannelRole::Conv)
             .map_or(arrived_on.key.to_bytes(), |c| c.key.to_bytes()),
     };
     let grant = ChannelGrant {
@@ -139,19 +139,19 @@ impl Engine {
     pub(crate) async fn move_conversation(&mut self, conv: &str, to: &str) -> Result<Vec<String>> {
         let old: Vec<ChannelRow> = store::channels(&self.db, Some(conv))?
             .into_iter()
-            .filter(|c| c.owner && c.role == "conv")
+            .filter(|c| c.owner && c.role == ChannelRole::Conv)
             .collect();
         let Some(first) = old.first() else {
             return Ok(Vec::new());
         };
-        let kind: String = self.db.query_row(
+        let kind: ConversationKind = self.db.query_row(
             "SELECT kind FROM conversations WHERE id = ?1",
             [conv],
             |r| r.get(0),
         )?;
         // `grant`: the new channel with this user's key on it; `guest_seed`:
         // the contact's new key (1:1 only).
-        let (grant, guest_seed) = if kind == "group" {
+        let (grant, guest_seed) = if kind == ConversationKind::Group {
             // Every member keeps its capability key: the new channel
             // registers them all, admins with every right (group-v1.md §11).
             let client = self.relay(to)?;
@@ -220,7 +220,9 @@ impl Engine {
         // a contact hosts (the path left when the old relay is down).
         // Copies are one payload: receivers process it once.
         for channel in store::channels(&tx, Some(conv))? {
-            if channel.id != new_id && matches!(channel.role.as_str(), "conv" | "retiring") {
+            if channel.id != new_id
+                && matches!(channel.role, ChannelRole::Conv | ChannelRole::Retiring)
+            {
                 queue_with(
                     &tx,
                     conv,
@@ -290,7 +292,7 @@ impl Engine {
         let now = self.now();
         let retiring: Vec<ChannelRow> = store::channels(&self.db, None)?
             .into_iter()
-            .filter(|c| c.role == "retiring")
+            .filter(|c| c.role == ChannelRole::Retiring)
             .collect();
         for channel in retiring {
             let expired = channel.retire_after.is_some_and(|t| now >= t);
@@ -445,7 +447,7 @@ impl Engine {
         self.recheck_group_members()?;
         let relay: Option<String> = store::channels(&self.db, Some(&id))?
             .into_iter()
-            .find(|c| c.owner && c.role == "conv")
+            .find(|c| c.owner && c.role == ChannelRole::Conv)
             .map(|c| c.relay_url);
         match relay {
             Some(url) => self.move_conversation(&id, &url).await,
@@ -456,7 +458,9 @@ impl Engine {
     /// After a block or an unblock: which group members are blocked
     /// contacts (group-v1.md §7.1). Returns what to tell the user.
     fn recheck_group_members(&mut self) -> Result<Vec<String>> {
-        let groups = self.conversation_ids("kind = 'group' AND state != 'closed'")?;
+        let groups = self.conversation_ids(
+            "SELECT id FROM conversations WHERE kind = 'group' AND state != 'closed'",
+        )?;
         let tx = self.db.transaction()?;
         let mut found = Vec::new();
         for group in groups {
@@ -471,12 +475,12 @@ impl Engine {
     }
 
     fn require_pair(&self, id: &str, conv: &str) -> Result<()> {
-        let (kind, state): (String, String) = self.db.query_row(
+        let (kind, state): (ConversationKind, ConversationState) = self.db.query_row(
             "SELECT kind, state FROM conversations WHERE id = ?1",
             [id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        if kind != "pair" || state != "active" {
+        if kind != ConversationKind::Pair || state != ConversationState::Active {
             return Err(CoreError::NotAContact(conv.to_string()));
         }
         Ok(())

@@ -78,6 +78,88 @@ pub(crate) fn profile(db: &Connection) -> Result<Option<Profile>> {
         .optional()?)
 }
 
+/// Defines a unit enum stored as fixed text in one column, with its SQL
+/// conversions: an unknown text is an error, never a default.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub(crate) fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                match value.as_str()? {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(rusqlite::types::FromSqlError::InvalidType),
+                }
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// A conversation's type (`conversations.kind`).
+    ConversationKind {
+        /// PairV1 (started by InboxV1 or IntroductionV1).
+        Pair = "pair",
+        /// GroupV1.
+        Group = "group",
+    }
+}
+
+text_enum! {
+    /// Where a conversation is in its life (`conversations.state`).
+    ConversationState {
+        /// An invitation made, not yet accepted.
+        Invited = "invited",
+        /// A group link accepted, waiting for an admin's Welcome.
+        Joining = "joining",
+        Active = "active",
+        /// Left a group; waiting for the commit that takes this member out.
+        Leaving = "leaving",
+        /// Left or removed from a group: read no more, history kept.
+        Closed = "closed",
+    }
+}
+
+text_enum! {
+    /// What a channel is to its conversation (`channels.role`).
+    ChannelRole {
+        /// A channel the conversation's messages are read from and written to.
+        Conv = "conv",
+        /// A group link's channel, where a join request and its Welcome pass.
+        Inbox = "inbox",
+        /// A group link's channel that was answered: no longer read.
+        InboxDone = "inbox-done",
+        /// A channel being drained after a move: read, never written.
+        Retiring = "retiring",
+    }
+}
+
 /// One relay channel of a conversation, with our capability key on it.
 #[derive(Debug)]
 pub(crate) struct ChannelRow {
@@ -90,8 +172,7 @@ pub(crate) struct ChannelRow {
     pub(crate) key: SigningKey,
     pub(crate) owner: bool,
     pub(crate) cursor: u64,
-    /// `conv`, `inbox` (a group link's), or `inbox-done` (no longer read).
-    pub(crate) role: String,
+    pub(crate) role: ChannelRole,
     pub(crate) seal_key: Option<[u8; 32]>,
     /// A channel being retired: the sequence number of the move frame on it.
     pub(crate) retire_seq: Option<u64>,
@@ -110,8 +191,17 @@ fn array32(row: &Row<'_>, i: usize) -> rusqlite::Result<[u8; 32]> {
     })
 }
 
-pub(crate) const CHANNEL_COLUMNS: &str = "id, conversation_id, relay_url, relay_id, write_id, read_id, key, owner, cursor, \
-     role, seal_key, retire_seq, retire_after";
+/// `SELECT` of a [`ChannelRow`]'s columns, then the rest of the query: one
+/// literal, so no SQL is ever assembled at run time.
+macro_rules! select_channels {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, conversation_id, relay_url, relay_id, write_id, read_id, key, owner, cursor, \
+             role, seal_key, retire_seq, retire_after FROM channels ",
+            $rest
+        )
+    };
+}
 
 pub(crate) fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRow> {
     Ok(ChannelRow {
@@ -139,29 +229,29 @@ pub(crate) fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRow> {
 }
 
 pub(crate) fn channels(db: &Connection, conversation: Option<&str>) -> Result<Vec<ChannelRow>> {
-    let sql = format!(
-        "SELECT {CHANNEL_COLUMNS} FROM channels WHERE ?1 IS NULL OR conversation_id = ?1 \
+    let sql = select_channels!(
+        "WHERE ?1 IS NULL OR conversation_id = ?1 \
          ORDER BY conversation_id, preferred DESC, id"
     );
-    let mut stmt = db.prepare(&sql)?;
+    let mut stmt = db.prepare(sql)?;
     let rows = stmt.query_map(params![conversation], channel_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub(crate) fn channel(db: &Connection, id: i64) -> Result<Option<ChannelRow>> {
-    let sql = format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = ?1");
-    Ok(db.query_row(&sql, [id], channel_row).optional()?)
+    let sql = select_channels!("WHERE id = ?1");
+    Ok(db.query_row(sql, [id], channel_row).optional()?)
 }
 
 /// The channels a sync reads: those of conversations not closed, except
 /// group-link inboxes already answered.
 pub(crate) fn readable_channels(db: &Connection) -> Result<Vec<ChannelRow>> {
-    let sql = format!(
-        "SELECT {CHANNEL_COLUMNS} FROM channels WHERE role != 'inbox-done' AND conversation_id IN \
+    let sql = select_channels!(
+        "WHERE role != 'inbox-done' AND conversation_id IN \
          (SELECT id FROM conversations WHERE state != 'closed' AND blocked = 0) \
          ORDER BY conversation_id, preferred DESC, id"
     );
-    let mut stmt = db.prepare(&sql)?;
+    let mut stmt = db.prepare(sql)?;
     let rows = stmt.query_map([], channel_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -327,12 +327,7 @@ pub(crate) struct Sealed {
 /// advanced and stored in the same transaction as whatever the caller
 /// writes with the payload, so no other write can come between.
 pub(crate) fn encrypt_in(tx: &Transaction<'_>, conv: &str, frame: &PairFrame) -> Result<Sealed> {
-    let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx.query_row(
-        "SELECT identity, mls_state FROM conversations WHERE id = ?1",
-        [conv],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let mut session = open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)?;
+    let mut session = load_session(tx, conv)?;
     let ct = session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
     tx.execute(
         "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
@@ -342,6 +337,28 @@ pub(crate) fn encrypt_in(tx: &Transaction<'_>, conv: &str, frame: &PairFrame) ->
         payload: envelope_payload(&Envelope::Mls(ct))?,
         epoch: session.epoch(),
     })
+}
+
+/// Encrypts a frame in a conversation and queues it, in `tx`.
+pub(crate) fn queue_frame(
+    tx: &Transaction<'_>,
+    conv: &str,
+    frame: &PairFrame,
+    now: u64,
+) -> Result<()> {
+    let sealed = encrypt_in(tx, conv, frame)?;
+    queue(tx, conv, &sealed.payload, now)
+}
+
+/// A conversation's MLS session as stored (in `db`, a transaction's view
+/// when it is one).
+pub(crate) fn load_session(db: &Connection, conv: &str) -> Result<Session> {
+    let (identity, state): (Vec<u8>, Option<Vec<u8>>) = db.query_row(
+        "SELECT identity, mls_state FROM conversations WHERE id = ?1",
+        [conv],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)
 }
 
 /// The conversation's MLS session from its stored identity and state.
@@ -695,12 +712,7 @@ impl Engine {
     }
 
     pub(crate) fn load(&self, id: &str) -> Result<Session> {
-        let (identity, state): (Vec<u8>, Option<Vec<u8>>) = self.db.query_row(
-            "SELECT identity, mls_state FROM conversations WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)
+        load_session(&self.db, id)
     }
 
     /// Sends a text message. It is stored and queued first, so a relay that

@@ -36,7 +36,7 @@ use zeroize::Zeroizing;
 use crate::config::millis;
 use crate::engine::{
     ConversationView, Engine, Invite, Notice, OpenRow, QueueOptions, Received, SyncReport,
-    conversation_id, envelope_payload, insert_channel, open_session, queue, queue_with, random,
+    conversation_id, envelope_payload, insert_channel, open_session, queue_with, random,
     receive_message,
 };
 use crate::error::{CoreError, OpenError, Result, refused};
@@ -1254,18 +1254,19 @@ impl Engine {
             "SELECT id FROM conversations \
              WHERE kind = 'pair' AND state = 'active' AND blocked = 0 AND spare_kp IS NULL",
         )? {
-            let mut session = self.load(&id)?;
             let identity = IdentityKey::generate()?;
             let (kp, pending) = key_package(&identity)?;
-            let ct = session.encrypt(&Zeroizing::new(PairFrame::KeyPackage(kp).to_bytes()))?;
-            let snapshot = session.snapshot()?;
             let at = self.now();
             let tx = self.db.transaction()?;
+            crate::engine::queue_frame(&tx, &id, &PairFrame::KeyPackage(kp), at)?;
             tx.execute(
-                "UPDATE conversations SET mls_state = ?2, spare_identity = ?3, spare_kp = ?4 WHERE id = ?1",
-                params![id, snapshot.to_bytes().as_slice(), identity.to_bytes().as_slice(), pending.to_bytes().as_slice()],
+                "UPDATE conversations SET spare_identity = ?2, spare_kp = ?3 WHERE id = ?1",
+                params![
+                    id,
+                    identity.to_bytes().as_slice(),
+                    pending.to_bytes().as_slice()
+                ],
             )?;
-            queue(&tx, &id, &envelope_payload(&Envelope::Mls(ct))?, at)?;
             tx.commit()?;
         }
         Ok(())
@@ -1356,12 +1357,7 @@ impl Engine {
 /// (group-v1.md §9). The group is `leaving` until a commit removes the
 /// member; a proposal its epoch left behind is made again by the next sync.
 fn propose_leave(tx: &Transaction<'_>, conv: &str, now: u64) -> Result<()> {
-    let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx.query_row(
-        "SELECT identity, mls_state FROM conversations WHERE id = ?1",
-        [conv],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let mut session = open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)?;
+    let mut session = crate::engine::load_session(tx, conv)?;
     let proposal = session.propose_leave()?;
     let epoch = session.epoch();
     tx.execute(
@@ -1665,19 +1661,7 @@ fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> R
             roster: roster.clone(),
         };
         if let Some(pair) = pair {
-            let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx.query_row(
-                "SELECT identity, mls_state FROM conversations WHERE id = ?1",
-                [&pair],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let mut session =
-                open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)?;
-            let ct = session.encrypt(&Zeroizing::new(PairFrame::GroupInvite(invite).to_bytes()))?;
-            tx.execute(
-                "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
-                params![pair, session.snapshot()?.to_bytes().as_slice()],
-            )?;
-            queue(tx, &pair, &envelope_payload(&Envelope::Mls(ct))?, now)?;
+            crate::engine::queue_frame(tx, &pair, &PairFrame::GroupInvite(invite), now)?;
         } else if let Some(inbox) = inbox {
             let seal_key: Option<Vec<u8>> = tx.query_row(
                 "SELECT seal_key FROM channels WHERE id = ?1",

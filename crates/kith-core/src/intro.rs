@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 
 use crate::config::millis;
 use crate::engine::{
-    Engine, NewPair, SyncReport, contact_name, conversation_id, encrypt_in, envelope_payload,
+    Engine, NewPair, SyncReport, contact_name, conversation_id, envelope_payload,
     insert_active_pair, insert_channel, queue, random, record_integrity_event,
 };
 use crate::error::{CoreError, Result};
@@ -108,17 +108,6 @@ fn decode_tags(bytes: &[u8]) -> Vec<[u8; 32]> {
         .collect()
 }
 
-/// Encrypts a frame in a 1:1 conversation and queues it, in `tx`.
-pub(crate) fn queue_frame(
-    tx: &Transaction<'_>,
-    conv: &str,
-    frame: &PairFrame,
-    now: u64,
-) -> Result<()> {
-    let sealed = encrypt_in(tx, conv, frame)?;
-    queue(tx, conv, &sealed.payload, now)
-}
-
 fn step(
     tx: &Transaction<'_>,
     conv: &str,
@@ -126,7 +115,7 @@ fn step(
     step: IntroStep,
     now: u64,
 ) -> Result<()> {
-    queue_frame(
+    crate::engine::queue_frame(
         tx,
         conv,
         &PairFrame::Introduction(Introduction { intro_id, step }),

@@ -73,7 +73,9 @@ for who in alex blair charlie; do k "$who" sync >/dev/null; done
 
 # 1. An introduction with `watch` running on all three sides.
 for who in alex blair charlie; do
-  k "$who" --json watch >"$work/$who.watch" 2>"$work/$who.watch.err" &
+  # The binary itself in the background (not through `k`, whose subshell
+  # would be what $! names).
+  "$KITH" --home "$work/$who" --json watch >"$work/$who.watch" 2>"$work/$who.watch.err" &
   pids+=("$!")
   eval "${who}_watch=$!"
 done
@@ -105,6 +107,7 @@ sleep "$IDLE_SECS"
 after="$(cpu "$alex_watch")"
 echo "watch, relay down: $(python3 -c "print(f'{($after - $before) / $IDLE_SECS * 100:.3f}')") % of a core over ${IDLE_SECS} s"
 for who in alex blair charlie; do eval "kill \$${who}_watch" 2>/dev/null || true; done
+for who in alex blair charlie; do eval "wait \$${who}_watch" 2>/dev/null || true; done
 listen="${url#http://}"
 start_relay "$listen"
 

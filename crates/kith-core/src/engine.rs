@@ -1231,6 +1231,7 @@ impl Engine {
         let drain = millis(self.config.drain_limit);
         let mut revocations = Vec::new();
         let tx = self.db.transaction()?;
+        let mut cache = PairCache::default();
         let mut result = Ok(true);
         for item in items {
             // Fresh each time: a move in this batch changes the row.
@@ -1238,7 +1239,7 @@ impl Engine {
                 result = Ok(false);
                 break;
             };
-            match handle(&tx, &channel, item, (now, drain), report) {
+            match handle(&tx, &channel, item, (now, drain), &mut cache, report) {
                 Ok(handled) => {
                     if handled.joined {
                         joined.push(channel.conversation_id.clone());
@@ -1256,6 +1257,7 @@ impl Engine {
                 }
             }
         }
+        cache.save(&tx)?;
         tx.commit()?;
         self.revocations.extend(revocations);
         result
@@ -1268,6 +1270,7 @@ impl Engine {
         channel: &ChannelRow,
         seq: u64,
         payload: &[u8],
+        cache: &mut PairCache,
     ) -> Result<Outcome, OpenError> {
         let conv = channel.conversation_id.as_str();
         let bytes = unpad(payload).map_err(refused)?;
@@ -1320,10 +1323,21 @@ impl Engine {
                 if state != ConversationState::Active {
                     return Err(refused("an MLS message before the Welcome").into());
                 }
-                let mut session = open_session(&identity, mls_state)?;
                 // A 1:1 conversation has exactly two members, for good
-                // (pair-v1.md §7): no proposal or commit is ever applied.
-                let frame = match session.process(&message).map_err(refused)? {
+                // (pair-v1.md §7): a proposal or commit is refused before
+                // anything processes it.
+                if !kith_crypto::mls::is_private_application(&message) {
+                    return Err(refused(
+                        "a change of members in a 1:1 conversation (it has exactly two)",
+                    )
+                    .into());
+                }
+                let session = cache.session(conv, &identity, mls_state)?;
+                let incoming = session.process(&message).map_err(refused)?;
+                // A message that failed left the state as it was; one that
+                // opened moved it on (kept for the page, written once).
+                cache.dirty = true;
+                let frame = match incoming {
                     Incoming::Application { plaintext, .. } => {
                         match PairFrame::from_bytes(&plaintext).map_err(refused)? {
                             PairFrame::MemberTags(_) => {
@@ -1344,10 +1358,7 @@ impl Engine {
                         );
                     }
                 };
-                Ok(Outcome::Processed {
-                    snapshot: session.snapshot().map_err(CoreError::from)?,
-                    frame: Some(frame),
-                })
+                Ok(Outcome::Processed { frame: Some(frame) })
             }
             _ => Err(refused("a group message in a 1:1 conversation").into()),
         }
@@ -1739,11 +1750,57 @@ pub(crate) struct OpenRow {
 enum Outcome {
     Nothing,
     Joined(GroupSnapshot),
+    /// A 1:1 message opened; its session's new state is in the page's
+    /// [`PairCache`].
     Processed {
-        snapshot: GroupSnapshot,
         frame: Option<PairFrame>,
     },
     Group(GroupOutcome),
+}
+
+/// A 1:1 conversation's MLS session kept across one page of its channel:
+/// loaded once and its state written once, at the end of the page or
+/// before a control frame is applied (whose handling may read it), rather
+/// than decoded and encoded again for every message.
+#[derive(Default)]
+pub(crate) struct PairCache {
+    open: Option<(String, Session)>,
+    dirty: bool,
+}
+
+impl PairCache {
+    fn session(
+        &mut self,
+        conv: &str,
+        identity: &IdentityKey,
+        stored: Option<Vec<u8>>,
+    ) -> Result<&mut Session> {
+        let fresh = match &self.open {
+            Some((open, _)) => open != conv,
+            None => true,
+        };
+        if fresh {
+            // A page is one channel, so one conversation; this is its first.
+            self.open = Some((conv.to_string(), open_session(identity, stored)?));
+            self.dirty = false;
+        }
+        match &mut self.open {
+            Some((_, session)) => Ok(session),
+            None => Err(CoreError::Corrupt("no session".into())),
+        }
+    }
+
+    /// Writes the kept state, if it moved on.
+    fn save(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        if let (true, Some((conv, session))) = (self.dirty, &mut self.open) {
+            tx.execute(
+                "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
+                params![conv.as_str(), session.snapshot()?.to_bytes().as_slice()],
+            )?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
 }
 
 /// What handling one message asks of the caller.
@@ -1760,6 +1817,7 @@ fn handle(
     channel: &ChannelRow,
     item: &StoredMessage,
     (now, drain): (u64, u64),
+    cache: &mut PairCache,
     report: &mut SyncReport,
 ) -> Result<Handled> {
     let conv = channel.conversation_id.as_str();
@@ -1772,7 +1830,7 @@ fn handle(
     let outcome = if seen {
         Ok(Outcome::Nothing)
     } else {
-        match Engine::open_message(tx, channel, item.seq, &item.payload) {
+        match Engine::open_message(tx, channel, item.seq, &item.payload, cache) {
             Ok(outcome) => Ok(outcome),
             Err(OpenError::Refused(refusal)) => Err(refusal),
             // Nothing recorded, nothing acknowledged: read again later.
@@ -1790,6 +1848,15 @@ fn handle(
             handled.joined = applied.joined;
         }
         Ok(outcome) => {
+            let content = match &outcome {
+                Outcome::Processed { frame } => frame
+                    .as_ref()
+                    .is_some_and(|f| matches!(f, PairFrame::Text { .. } | PairFrame::Content(_))),
+                _ => false,
+            };
+            if !content {
+                cache.save(tx)?;
+            }
             handled.joined = apply(tx, channel, item.seq, outcome, (now, drain), report)?;
         }
         Err(detail) => {
@@ -1831,11 +1898,7 @@ fn apply(
             )?;
             return Ok(true);
         }
-        Outcome::Processed { snapshot, frame } => {
-            tx.execute(
-                "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
-                params![conv, snapshot.to_bytes().as_slice()],
-            )?;
+        Outcome::Processed { frame } => {
             if let Some(message) = frame.as_ref().and_then(|f| Received::from_frame(f, None)) {
                 receive_message(tx, conv, message, now, report)?;
                 return Ok(false);

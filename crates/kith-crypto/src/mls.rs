@@ -287,6 +287,22 @@ pub fn message_epoch(message: &[u8]) -> Option<u64> {
     MlsMessage::from_bytes(message).ok()?.epoch()
 }
 
+/// Whether an MLS message is an encrypted application message (a
+/// PrivateMessage of content type `application`), read from its clear
+/// header without processing it: a 1:1 conversation refuses everything
+/// else before it can change any state (pair-v1.md §7).
+pub fn is_private_application(message: &[u8]) -> bool {
+    MlsMessage::from_bytes(message).is_ok_and(|m| {
+        matches!(
+            m.description(),
+            mls_rs::MlsMessageDescription::PrivateProtocolMessage {
+                content_type: mls_rs::group::ContentType::Application,
+                ..
+            }
+        )
+    })
+}
+
 /// A key package's private half, kept until its Welcome arrives.
 pub struct PendingKeyPackage {
     id: Vec<u8>,

@@ -34,7 +34,9 @@ use crate::store::{self, ChannelRole, ChannelRow, ConversationKind, Conversation
 pub const INVITATION_CONTEXT: &[u8] = b"kith invitation v1";
 /// How long an invitation can be accepted.
 pub const INVITATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-const READ_BATCH: u16 = 100;
+/// Messages asked for per read: the relay's default cap, so a page is one
+/// request and one local commit.
+const READ_BATCH: u16 = 256;
 /// Times a group entry is tried at a channel's head before it waits for
 /// the next sync (others kept getting there first).
 const HEAD_ATTEMPTS: usize = 8;
@@ -308,11 +310,11 @@ pub(crate) fn insert_active_pair(db: &Connection, pair: &NewPair<'_>) -> Result<
 }
 
 pub(crate) fn contact_name(db: &Connection, id: &str) -> Result<String> {
-    Ok(db.query_row(
-        "SELECT COALESCE(local_name, contact_name, 'contact') FROM conversations WHERE id = ?1",
-        [id],
-        |r| r.get(0),
-    )?)
+    Ok(db
+        .prepare_cached(
+            "SELECT COALESCE(local_name, contact_name, 'contact') FROM conversations WHERE id = ?1",
+        )?
+        .query_row([id], |r| r.get(0))?)
 }
 
 /// A frame encrypted in a conversation.
@@ -1275,17 +1277,21 @@ impl Engine {
         let conv = channel.conversation_id.as_str();
         let bytes = unpad(payload).map_err(refused)?;
         let envelope = Envelope::from_bytes(bytes).map_err(refused)?;
-        type Row = (
-            ConversationKind,
-            ConversationState,
-            Option<Vec<u8>>,
-            Vec<u8>,
-            Option<Vec<u8>>,
-        );
-        let (kind, state, pending, identity, mls_state): Row = db.query_row(
-            "SELECT kind, state, pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
+        let (kind, state): (ConversationKind, ConversationState) = db
+            .prepare_cached("SELECT kind, state FROM conversations WHERE id = ?1")?
+            .query_row([conv], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if let (ConversationKind::Pair, ConversationState::Active, Envelope::Mls(message)) =
+            (kind, state, &envelope)
+            && cache.holds(conv)
+        {
+            // The page's session is already open: no row or state to read.
+            return open_pair_mls(cache, conv, None, message);
+        }
+        type Row = (Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
+        let (pending, identity, mls_state): Row = db.query_row(
+            "SELECT pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
             [conv],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let identity =
             IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(CoreError::from)?;
@@ -1323,42 +1329,7 @@ impl Engine {
                 if state != ConversationState::Active {
                     return Err(refused("an MLS message before the Welcome").into());
                 }
-                // A 1:1 conversation has exactly two members, for good
-                // (pair-v1.md §7): a proposal or commit is refused before
-                // anything processes it.
-                if !kith_crypto::mls::is_private_application(&message) {
-                    return Err(refused(
-                        "a change of members in a 1:1 conversation (it has exactly two)",
-                    )
-                    .into());
-                }
-                let session = cache.session(conv, &identity, mls_state)?;
-                let incoming = session.process(&message).map_err(refused)?;
-                // A message that failed left the state as it was; one that
-                // opened moved it on (kept for the page, written once).
-                cache.dirty = true;
-                let frame = match incoming {
-                    Incoming::Application { plaintext, .. } => {
-                        match PairFrame::from_bytes(&plaintext).map_err(refused)? {
-                            PairFrame::MemberTags(_) => {
-                                return Err(refused("a group's frame in a 1:1 conversation").into());
-                            }
-                            frame => frame,
-                        }
-                    }
-                    Incoming::Commit(_) | Incoming::Proposal => {
-                        return Err(refused(
-                            "a change of members in a 1:1 conversation (it has exactly two)",
-                        )
-                        .into());
-                    }
-                    _ => {
-                        return Err(
-                            refused("an MLS message a 1:1 conversation does not use").into()
-                        );
-                    }
-                };
-                Ok(Outcome::Processed { frame: Some(frame) })
+                open_pair_mls(cache, conv, Some((&identity, mls_state)), &message)
             }
             _ => Err(refused("a group message in a 1:1 conversation").into()),
         }
@@ -1703,10 +1674,12 @@ pub(crate) fn receive_message(
     now: u64,
     report: &mut SyncReport,
 ) -> Result<()> {
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender, needs_newer) \
-         VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender, needs_newer) \
+             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
             conv,
             message.message_id,
             ms(message.sent_at_ms),
@@ -1714,13 +1687,12 @@ pub(crate) fn receive_message(
             message.text,
             message.sender,
             message.needs_newer
-        ],
-    )?;
+        ])?;
     if inserted == 1 {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE conversations SET unread = unread + 1, last_activity = ?2 WHERE id = ?1",
-            params![conv, ms(now)],
-        )?;
+        )?
+        .execute(params![conv, ms(now)])?;
         report.messages.push(MessageView {
             id: to_hex(&message.message_id),
             conversation: conv.to_string(),
@@ -1769,19 +1741,21 @@ pub(crate) struct PairCache {
 }
 
 impl PairCache {
+    fn holds(&self, conv: &str) -> bool {
+        self.open.as_ref().is_some_and(|(open, _)| open == conv)
+    }
+
+    /// The page's session of `conv`, opened from `stored` the first time.
     fn session(
         &mut self,
         conv: &str,
-        identity: &IdentityKey,
-        stored: Option<Vec<u8>>,
+        stored: Option<(&IdentityKey, Option<Vec<u8>>)>,
     ) -> Result<&mut Session> {
-        let fresh = match &self.open {
-            Some((open, _)) => open != conv,
-            None => true,
-        };
-        if fresh {
-            // A page is one channel, so one conversation; this is its first.
-            self.open = Some((conv.to_string(), open_session(identity, stored)?));
+        if !self.holds(conv) {
+            let (identity, state) =
+                stored.ok_or_else(|| CoreError::Corrupt("no stored session".into()))?;
+            // A page is one channel, so one conversation.
+            self.open = Some((conv.to_string(), open_session(identity, state)?));
             self.dirty = false;
         }
         match &mut self.open {
@@ -1803,6 +1777,40 @@ impl PairCache {
     }
 }
 
+/// Opens an MLS message of a 1:1 conversation with the page's session
+/// (loaded from `stored` if it is not open yet).
+fn open_pair_mls(
+    cache: &mut PairCache,
+    conv: &str,
+    stored: Option<(&IdentityKey, Option<Vec<u8>>)>,
+    message: &[u8],
+) -> Result<Outcome, OpenError> {
+    // A 1:1 conversation has exactly two members, for good (pair-v1.md
+    // §7): a proposal or commit is refused before anything processes it.
+    if !kith_crypto::mls::is_private_application(message) {
+        return Err(
+            refused("a change of members in a 1:1 conversation (it has exactly two)").into(),
+        );
+    }
+    let session = cache.session(conv, stored)?;
+    let incoming = session.process(message).map_err(refused)?;
+    // A message that failed left the state as it was; one that opened
+    // moved it on (kept for the page, written once).
+    cache.dirty = true;
+    let frame = match incoming {
+        Incoming::Application { plaintext, .. } => {
+            match PairFrame::from_bytes(&plaintext).map_err(refused)? {
+                PairFrame::MemberTags(_) => {
+                    return Err(refused("a group's frame in a 1:1 conversation").into());
+                }
+                frame => frame,
+            }
+        }
+        _ => return Err(refused("an MLS message a 1:1 conversation does not use").into()),
+    };
+    Ok(Outcome::Processed { frame: Some(frame) })
+}
+
 /// What handling one message asks of the caller.
 struct Handled {
     /// A conversation became active (a Welcome).
@@ -1822,11 +1830,11 @@ fn handle(
 ) -> Result<Handled> {
     let conv = channel.conversation_id.as_str();
     let digest = digest(&item.payload);
-    let seen: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM seen WHERE conversation_id = ?1 AND digest = ?2)",
-        params![conv, digest],
-        |r| r.get(0),
-    )?;
+    let seen: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM seen WHERE conversation_id = ?1 AND digest = ?2)",
+        )?
+        .query_row(params![conv, digest], |r| r.get(0))?;
     let outcome = if seen {
         Ok(Outcome::Nothing)
     } else {
@@ -1867,14 +1875,10 @@ fn handle(
             record_integrity_event(tx, conv, now, detail, report)?;
         }
     }
-    tx.execute(
-        "INSERT OR IGNORE INTO seen (conversation_id, digest) VALUES (?1, ?2)",
-        params![conv, digest],
-    )?;
-    tx.execute(
-        "UPDATE channels SET cursor = MAX(cursor, ?2) WHERE id = ?1",
-        params![channel.id, ms(item.seq)],
-    )?;
+    tx.prepare_cached("INSERT OR IGNORE INTO seen (conversation_id, digest) VALUES (?1, ?2)")?
+        .execute(params![conv, digest])?;
+    tx.prepare_cached("UPDATE channels SET cursor = MAX(cursor, ?2) WHERE id = ?1")?
+        .execute(params![channel.id, ms(item.seq)])?;
     Ok(handled)
 }
 

@@ -240,7 +240,10 @@ pub(crate) fn channels(db: &Connection, conversation: Option<&str>) -> Result<Ve
 
 pub(crate) fn channel(db: &Connection, id: i64) -> Result<Option<ChannelRow>> {
     let sql = select_channels!("WHERE id = ?1");
-    Ok(db.query_row(sql, [id], channel_row).optional()?)
+    Ok(db
+        .prepare_cached(sql)?
+        .query_row([id], channel_row)
+        .optional()?)
 }
 
 /// The channels a sync reads: those of conversations not closed, except

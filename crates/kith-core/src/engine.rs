@@ -1,7 +1,7 @@
 //! The engine: every user operation, on top of the store, the relay client
 //! and kith-crypto. Specs: `docs/spec/inbox-v1.md`, `docs/spec/pair-v1.md`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -1234,6 +1234,7 @@ impl Engine {
         let mut revocations = Vec::new();
         let tx = self.db.transaction()?;
         let mut cache = PairCache::default();
+        let first_new = report.messages.len();
         let mut result = Ok(true);
         for item in items {
             // Fresh each time: a move in this batch changes the row.
@@ -1260,6 +1261,7 @@ impl Engine {
             }
         }
         cache.save(&tx)?;
+        count_unread(&tx, report, first_new, now)?;
         tx.commit()?;
         self.revocations.extend(revocations);
         result
@@ -1689,10 +1691,9 @@ pub(crate) fn receive_message(
             message.needs_newer
         ])?;
     if inserted == 1 {
-        tx.prepare_cached(
-            "UPDATE conversations SET unread = unread + 1, last_activity = ?2 WHERE id = ?1",
-        )?
-        .execute(params![conv, ms(now)])?;
+        // The conversation's unread count follows from the report: one
+        // update per page ([`count_unread`]), not a rewrite of its row
+        // (MLS state included) per message.
         report.messages.push(MessageView {
             id: to_hex(&message.message_id),
             conversation: conv.to_string(),
@@ -1706,6 +1707,22 @@ pub(crate) fn receive_message(
             text: message.text,
             needs_newer: message.needs_newer,
         });
+    }
+    Ok(())
+}
+
+/// Counts the messages a page added (`report.messages` from `from` on) as
+/// unread in their conversations, in `tx`.
+fn count_unread(tx: &Transaction<'_>, report: &SyncReport, from: usize, now: u64) -> Result<()> {
+    let mut added: BTreeMap<&str, i64> = BTreeMap::new();
+    for m in report.messages.get(from..).unwrap_or_default() {
+        *added.entry(m.conversation.as_str()).or_default() += 1;
+    }
+    for (conv, n) in added {
+        tx.prepare_cached(
+            "UPDATE conversations SET unread = unread + ?2, last_activity = ?3 WHERE id = ?1",
+        )?
+        .execute(params![conv, n, ms(now)])?;
     }
     Ok(())
 }

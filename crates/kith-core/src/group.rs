@@ -456,6 +456,14 @@ impl Engine {
         if kind != ConversationKind::Pair || state != ConversationState::Active {
             return Err(CoreError::NotAContact(contact.to_string()));
         }
+        let blocked: bool = self.db.query_row(
+            "SELECT blocked FROM conversations WHERE id = ?1",
+            [&pair],
+            |r| r.get(0),
+        )?;
+        if blocked {
+            return Err(CoreError::Blocked(contact.to_string()));
+        }
         let seed: [u8; 32] = random()?;
         let tx = self.db.transaction()?;
         tx.execute(

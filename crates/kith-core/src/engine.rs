@@ -1151,30 +1151,28 @@ impl Engine {
         report: &mut SyncReport,
         joined: &mut Vec<String>,
     ) -> Result<()> {
-        {
-            match self.sync_channel(channel, report, joined).await {
-                Ok(()) => {}
-                // A channel being retired: its host deletes it once drained,
-                // and a relay that is gone for good must not nag every sync.
-                Err(e) if channel.role == ChannelRole::Retiring => {
-                    if !channel.owner && crate::moving::gone(&e) {
-                        self.db
-                            .execute("DELETE FROM channels WHERE id = ?1", [channel.id])?;
-                    }
+        match self.sync_channel(channel, report, joined).await {
+            Ok(()) => {}
+            // A channel being retired: its host deletes it once drained,
+            // and a relay that is gone for good must not nag every sync.
+            Err(e) if channel.role == ChannelRole::Retiring => {
+                if !channel.owner && crate::moving::gone(&e) {
+                    self.db
+                        .execute("DELETE FROM channels WHERE id = ?1", [channel.id])?;
                 }
-                Err(CoreError::Relay(e))
-                    if channel.role == ChannelRole::Conv
-                        && e.code() == Some(ErrorCode::UNAUTHORIZED)
-                        && self.is_group(&channel.conversation_id)? =>
-                {
-                    report.notices.extend(self.lost_group_channel(channel, &e)?);
-                }
-                // A local failure stops this channel where it is, with
-                // nothing acknowledged; the others go on.
-                Err(e) => report
-                    .errors
-                    .push(format!("reading {}: {e}", channel.relay_url)),
             }
+            Err(CoreError::Relay(e))
+                if channel.role == ChannelRole::Conv
+                    && e.code() == Some(ErrorCode::UNAUTHORIZED)
+                    && self.is_group(&channel.conversation_id)? =>
+            {
+                report.notices.extend(self.lost_group_channel(channel, &e)?);
+            }
+            // A local failure stops this channel where it is, with
+            // nothing acknowledged; the others go on.
+            Err(e) => report
+                .errors
+                .push(format!("reading {}: {e}", channel.relay_url)),
         }
         Ok(())
     }

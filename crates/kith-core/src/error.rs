@@ -179,3 +179,11 @@ impl From<rusqlite::Error> for OpenError {
         Self::Local(e.into())
     }
 }
+
+/// A name shown to others (a profile's, a conversation's, a group's).
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(CoreError::Empty("name"));
+    }
+    check_len("name", name, kith_wire::conv::MAX_NAME)
+}

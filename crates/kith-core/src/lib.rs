@@ -19,29 +19,30 @@
 //! assert_eq!(id.len(), 32); // 16 bytes, hex
 //! ```
 
+mod channels;
 mod config;
-mod engine;
+mod conv;
 mod error;
-mod group;
 mod home;
-mod intro;
+mod ids;
 mod link;
-mod moving;
 mod recognition;
+mod runtime;
 mod store;
-mod watch;
+mod views;
 
 pub use config::{
     Clock, Config, DRAIN_LIMIT, ManualClock, ROTATE_INTERVAL, SystemClock, UPDATE_INTERVAL,
 };
-pub use engine::{
-    Accepted, ChannelInfo, ConversationInfo, ConversationView, Engine, INVITATION_CONTEXT,
-    INVITATION_TTL, IntegrityEvent, Invite, MessageView, Notice, SyncReport, conversation_id,
-    safety_number,
-};
+pub use conv::group::GROUP_INVITATION_CONTEXT;
+pub use conv::inbox::{INVITATION_CONTEXT, INVITATION_TTL};
+pub use conv::intro::{INTRODUCTION_TTL, recognition_tag};
 pub use error::{CoreError, Result};
-pub use group::{GROUP_INVITATION_CONTEXT, GroupChange, MemberView};
-pub use intro::{INTRODUCTION_TTL, IntroductionView, recognition_tag};
+pub use ids::{conversation_id, safety_number};
 pub use link::InviteLink;
-pub use moving::MoveReport;
-pub use watch::MAX_BACKOFF;
+pub use runtime::Engine;
+pub use runtime::watch::MAX_BACKOFF;
+pub use views::{
+    Accepted, ChannelInfo, ConversationInfo, ConversationView, GroupChange, IntegrityEvent,
+    IntroductionView, Invite, MemberView, MessageView, MoveReport, Notice, SyncReport,
+};

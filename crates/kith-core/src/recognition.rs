@@ -16,8 +16,9 @@ use rusqlite::Connection;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::engine::{open_session, random};
 use crate::error::{CoreError, Result};
+use crate::ids::random;
+use crate::store::open_session;
 
 /// The exporter label of a conversation's recognition secret.
 const RECOGNITION_LABEL: &str = "kith recognition v1";

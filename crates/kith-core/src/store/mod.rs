@@ -1,18 +1,30 @@
-//! The profile's SQLite file: opening, migrations, row types.
-
+use crate::error::CoreError;
+use crate::error::Result;
+use ed25519_dalek::SigningKey;
+use kith_wire::relay::ReadId;
+use kith_wire::relay::RelayId;
+use kith_wire::relay::WriteId;
+use rusqlite::Connection;
+use rusqlite::OptionalExtension;
+use rusqlite::Row;
+use rusqlite::params;
 use std::path::Path;
 
-use ed25519_dalek::SigningKey;
-use kith_wire::relay::{ReadId, RelayId, WriteId};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+mod conversations;
+mod messages;
+mod outbox;
+mod sessions;
 
-use crate::error::{CoreError, Result};
+pub(crate) use conversations::*;
+pub(crate) use messages::*;
+pub(crate) use outbox::*;
+pub(crate) use sessions::*;
 
 const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_init.sql"),
-    include_str!("../migrations/0002_groups.sql"),
-    include_str!("../migrations/0003_relationships.sql"),
-    include_str!("../migrations/0004_engine.sql"),
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_groups.sql"),
+    include_str!("../../migrations/0003_relationships.sql"),
+    include_str!("../../migrations/0004_engine.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

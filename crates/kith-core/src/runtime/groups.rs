@@ -1,78 +1,69 @@
-//! GroupV1 (`docs/spec/group-v1.md`): one MLS group on one relay channel.
-//!
-//! ```text
-//!   admin: op (add/remove/admins/update) ──stage──▶ commit on the channel
-//!            ▲                                          │ (first of an epoch wins)
-//!            └── built again if another commit won ◀────┤
-//!   every member: process in channel order ─▶ keys, names, removals
-//!   the committer, when its commit comes back ─▶ Welcome delivered
-//! ```
-//!
-//! Changes wait in `group_ops` until a commit carrying them comes back from
-//! the channel; the Welcome for an added member is only sent then, so it
-//! never names an epoch the group did not take.
-
-use std::time::Duration;
-
+use crate::config::millis;
+use crate::conv::group::GROUP_INVITATION_CONTEXT;
+use crate::conv::group::JOIN_REQUEST_CONTEXT;
+use crate::conv::group::group_channel;
+use crate::conv::group::is_blocked_member;
+use crate::conv::group::member_name;
+use crate::conv::group::propose_leave;
+use crate::conv::group::seal_keys;
+use crate::conv::group::upsert_member;
+use crate::conv::inbox::INVITATION_TTL;
+use crate::error::CoreError;
+use crate::error::Result;
+use crate::error::check_name;
+use crate::ids::conversation_id;
+use crate::ids::random;
+use crate::link::InviteLink;
+use crate::recognition;
+use crate::runtime::Engine;
+use crate::runtime::base_url;
+use crate::store;
+use crate::store::ChannelRole;
+use crate::store::ChannelRow;
+use crate::store::ConversationKind;
+use crate::store::ConversationState;
+use crate::store::QueueOptions;
+use crate::store::envelope_payload;
+use crate::store::insert_channel;
+use crate::store::ms;
+use crate::store::queue_with;
+use crate::views::ConversationView;
+use crate::views::GroupChange;
+use crate::views::Invite;
+use crate::views::MemberView;
+use crate::views::Notice;
 use ed25519_dalek::SigningKey;
-use kith_crypto::mls::{
-    Changes, CommitSummary, IdentityKey, Incoming, PendingKeyPackage, Session, decode_admins,
-    encode_admins, key_package, key_package_identity, message_epoch,
-};
+use kith_crypto::mls::Changes;
+use kith_crypto::mls::IdentityKey;
+use kith_crypto::mls::Session;
+use kith_crypto::mls::decode_admins;
+use kith_crypto::mls::encode_admins;
+use kith_crypto::mls::key_package;
+use kith_crypto::mls::key_package_identity;
 use kith_crypto::padding::pad;
 use kith_crypto::seal::SealKey;
-use kith_relay_client::{ChannelOptions, public_key};
+use kith_relay_client::ChannelOptions;
+use kith_relay_client::public_key;
 use kith_wire::Codec;
-use kith_wire::conv::{
-    ChannelGrant, CommitKeys, Envelope, GroupInvitation, GroupWelcome, JoinRequest, MemberEntry,
-    PairFrame,
-};
+use kith_wire::conv::ChannelGrant;
+use kith_wire::conv::CommitKeys;
+use kith_wire::conv::Envelope;
+use kith_wire::conv::GroupInvitation;
+use kith_wire::conv::JoinRequest;
+use kith_wire::conv::MemberEntry;
+use kith_wire::relay::KeyGrant;
+use kith_wire::relay::PublicKey;
+use kith_wire::relay::Rights;
+use kith_wire::relay::SIZE_BUCKETS;
 use kith_wire::relay::response::ErrorCode;
-use kith_wire::relay::{KeyGrant, PublicKey, Rights, SIZE_BUCKETS, to_hex};
-use rusqlite::{OptionalExtension, Transaction, params};
-use serde::Serialize;
+use kith_wire::relay::to_hex;
+use rusqlite::OptionalExtension;
+use rusqlite::params;
+use std::time::Duration;
 use zeroize::Zeroizing;
 
-use crate::config::millis;
-use crate::engine::{
-    ConversationView, Engine, Invite, Notice, OpenRow, QueueOptions, Received, SyncReport,
-    conversation_id, envelope_payload, insert_channel, open_session, queue_with, random,
-    receive_message,
-};
-use crate::error::{CoreError, OpenError, Result, refused};
-use crate::link::InviteLink;
-use crate::store::{self, ChannelRole, ChannelRow, ConversationKind, ConversationState, ms};
-
-/// Seal contexts (group-v1.md §6, §7).
-pub const GROUP_INVITATION_CONTEXT: &[u8] = b"kith group invitation v1";
-const JOIN_REQUEST_CONTEXT: &[u8] = b"kith group join request v1";
-const GROUP_WELCOME_CONTEXT: &[u8] = b"kith group welcome v1";
-const COMMIT_KEYS_LABEL: &str = "kith commit keys v1";
-const COMMIT_KEYS_CONTEXT: &[u8] = b"kith commit keys v1";
 /// Syncs a group command waits through for its commit to be taken.
 const DRIVE_ROUNDS: usize = 12;
-
-/// A member as `kith group members` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct MemberView {
-    pub name: String,
-    /// The first 8 bytes of the member's identity key in this group, hex.
-    pub id: String,
-    pub admin: bool,
-    pub me: bool,
-    /// A contact this user blocked (group-v1.md §7.1): not shown.
-    pub blocked: bool,
-}
-
-/// What a group command did.
-#[derive(Debug, Serialize)]
-pub struct GroupChange {
-    pub group: ConversationView,
-    /// Whether the change is in the group now (its commit was taken by the
-    /// channel); if not, it is queued and the next sync goes on with it.
-    pub done: bool,
-    pub warnings: Vec<String>,
-}
 
 /// A change this member asked for (a `group_ops` row).
 #[derive(Debug)]
@@ -85,199 +76,15 @@ struct Op {
     target: Option<Vec<u8>>,
 }
 
-/// What one message on a group's channel (or inbox) turned out to be.
-pub(crate) enum GroupOutcome {
-    /// A commit that lost its epoch's race, or a message for a past epoch
-    /// that no longer opens: dropped without an integrity event.
-    Stale,
-    Message {
-        snapshot: Zeroizing<Vec<u8>>,
-        sender_key: Vec<u8>,
-        frame: PairFrame,
-    },
-    Commit {
-        snapshot: Zeroizing<Vec<u8>>,
-        summary: CommitSummary,
-        epoch_before: u64,
-        keys: CommitKeys,
-        admin: bool,
-    },
-    Proposal {
-        snapshot: Zeroizing<Vec<u8>>,
-    },
-    /// A commit on a retired channel after the move: not applied.
-    Void {
-        snapshot: Zeroizing<Vec<u8>>,
-        /// The epoch of this member's own commit, when it was ours.
-        own_epoch: Option<u64>,
-    },
-    JoinRequest(JoinRequest),
-    Joined {
-        snapshot: Zeroizing<Vec<u8>>,
-        welcome: GroupWelcome,
-    },
-}
-
-/// What applying a group outcome asks of the caller after its transaction.
-#[derive(Debug, Default)]
-pub(crate) struct GroupApplied {
-    pub(crate) joined: bool,
-    /// Capability keys of removed members, to revoke at the relay.
-    pub(crate) revoke: Vec<[u8; 32]>,
-}
-
-fn seal_keys(session: &Session, keys: &CommitKeys) -> Result<Vec<u8>> {
-    let secret = session.export(COMMIT_KEYS_LABEL)?;
-    Ok(SealKey::from_bytes(*secret).seal(COMMIT_KEYS_CONTEXT, &keys.to_bytes())?)
-}
-
-fn grant_for(channel: &ChannelRow, key: [u8; 32]) -> ChannelGrant {
-    ChannelGrant {
-        relay_url: channel.relay_url.clone(),
-        relay_id: channel.relay_id,
-        write_id: channel.write_id,
-        read_id: channel.read_id,
-        key,
-    }
-}
-
-fn group_channel(tx: &rusqlite::Connection, conv: &str) -> Result<ChannelRow> {
-    store::channels(tx, Some(conv))?
-        .into_iter()
-        .find(|c| c.role == ChannelRole::Conv)
-        .ok_or_else(|| CoreError::Corrupt(format!("group {conv} has no channel")))
-}
-
-fn member_name(tx: &rusqlite::Connection, conv: &str, identity: &[u8]) -> Result<String> {
-    let name: Option<String> = tx
-        .query_row(
-            "SELECT display_name FROM group_members WHERE conversation_id = ?1 AND identity_key = ?2",
-            params![conv, identity],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(name
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| format!("member {}", to_hex(identity.get(..4).unwrap_or(identity)))))
-}
-
-/// Stores a member as an entry names it; tags only when the entry has
-/// some (an admin's commit adds a member before it published its own).
-fn upsert_member(tx: &rusqlite::Connection, conv: &str, entry: &MemberEntry) -> Result<()> {
-    let tags = (!entry.tags.is_empty()).then(|| entry.tags.concat());
-    tx.execute(
-        "INSERT INTO group_members (conversation_id, identity_key, display_name, capability_key, tags) \
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (conversation_id, identity_key) DO UPDATE SET \
-         display_name = excluded.display_name, capability_key = excluded.capability_key, \
-         tags = COALESCE(excluded.tags, tags)",
-        params![
-            conv,
-            entry.identity_key,
-            entry.display_name,
-            entry.capability_key,
-            tags
-        ],
-    )?;
-    Ok(())
-}
-
-fn is_blocked_member(tx: &rusqlite::Connection, conv: &str, member: &[u8]) -> Result<bool> {
-    Ok(tx
-        .query_row(
-            "SELECT blocked_as IS NOT NULL FROM group_members WHERE conversation_id = ?1 AND identity_key = ?2",
-            params![conv, member],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(false))
-}
-
-fn split_tags(bytes: &[u8]) -> Vec<[u8; 32]> {
-    bytes
-        .chunks_exact(32)
-        .filter_map(|c| <[u8; 32]>::try_from(c).ok())
-        .collect()
-}
-
-/// Looks, in `tx`, for members of `conv` who are contacts this user
-/// blocked (group-v1.md §7.1): marks each found, and returns a notice for
-/// each newly found one. Their messages in the group are not shown.
-pub(crate) fn find_blocked_members(tx: &rusqlite::Connection, conv: &str) -> Result<Vec<Notice>> {
-    type Row = (Vec<u8>, String, Option<Vec<u8>>, Option<String>);
-    let rows: Vec<Row> = {
-        let mut stmt = tx.prepare(
-            "SELECT identity_key, display_name, tags, blocked_as FROM group_members \
-             WHERE conversation_id = ?1",
-        )?;
-        let rows = stmt.query_map([conv], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let identity: Vec<u8> = tx.query_row(
-        "SELECT identity FROM conversations WHERE id = ?1",
-        [conv],
-        |r| r.get(0),
-    )?;
-    let me = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
-    let mut notices = Vec::new();
-    for (key, name, tags, was) in rows {
-        if key == me.public() {
-            // Our own tags name every contact of ours, blocked ones too.
-            continue;
-        }
-        let found = match &tags {
-            Some(tags) => crate::recognition::blocked_member(tx, &key, &split_tags(tags))?,
-            None => None,
-        };
-        if found == was {
-            continue;
-        }
-        tx.execute(
-            "UPDATE group_members SET blocked_as = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
-            params![conv, key, found],
-        )?;
-        if let Some(pair) = found {
-            let group = crate::engine::contact_name(tx, conv)?;
-            let contact = crate::engine::contact_name(tx, &pair)?;
-            notices.push(Notice {
-                conversation: conv.to_string(),
-                text: format!(
-                    "{group}: the member shown as \"{name}\" is {contact}, whom you blocked; \
-                     their messages in this group are hidden"
-                ),
-            });
-        }
-    }
-    Ok(notices)
-}
-
-/// After joining `conv` as `member_key`: this user's own tags go into its
-/// member row and to the group, and the roster is checked for contacts it
-/// blocked.
-fn announce_tags(
-    tx: &Transaction<'_>,
-    conv: &str,
-    member_key: &[u8],
-    now: u64,
-) -> Result<Vec<Notice>> {
-    let tags = crate::recognition::own_member_tags(tx, member_key)?;
-    tx.execute(
-        "UPDATE group_members SET tags = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
-        params![conv, member_key, tags.concat()],
-    )?;
-    let frame = PairFrame::MemberTags(tags);
-    let sealed = crate::engine::encrypt_in(tx, conv, &frame)?;
-    queue_with(
-        tx,
-        conv,
-        &sealed.payload,
-        &QueueOptions {
-            epoch: Some(sealed.epoch),
-            frame: Some(frame.to_bytes()),
-            ..QueueOptions::default()
-        },
-        now,
-    )?;
-    find_blocked_members(tx, conv)
+/// Column values of a new `group_ops` row.
+#[derive(Default)]
+struct OpInsert {
+    key_package: Option<Vec<u8>>,
+    capability_seed: Option<Vec<u8>>,
+    member_name: Option<String>,
+    deliver_to: Option<String>,
+    inbox_channel: Option<i64>,
+    target: Option<Vec<u8>>,
 }
 
 impl Engine {
@@ -288,7 +95,7 @@ impl Engine {
         name: &str,
         relay: Option<&str>,
     ) -> Result<ConversationView> {
-        crate::engine::check_name(name)?;
+        check_name(name)?;
         let profile = self.profile()?;
         let relay_url = relay
             .map(str::to_string)
@@ -301,7 +108,7 @@ impl Engine {
             .create_channel(&owner, ChannelOptions::default())
             .await?;
         let grant = ChannelGrant {
-            relay_url: crate::engine::base_url(&client),
+            relay_url: base_url(&client),
             relay_id: info.relay_id,
             write_id: created.write_id,
             read_id: created.read_id,
@@ -320,7 +127,7 @@ impl Engine {
             params![id, name, profile.name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), now],
         )?;
         insert_channel(&tx, &id, &grant, &grant.key, true, true, at)?;
-        let tags = crate::recognition::own_member_tags(&tx, identity.public())?;
+        let tags = recognition::own_member_tags(&tx, identity.public())?;
         upsert_member(
             &tx,
             &id,
@@ -585,7 +392,7 @@ impl Engine {
         let info = client.info().await?;
         let owner = kith_relay_client::generate_key()?;
         let guest = kith_relay_client::generate_key()?;
-        let ttl = crate::engine::INVITATION_TTL;
+        let ttl = INVITATION_TTL;
         let created = client
             .create_channel(
                 &owner,
@@ -759,219 +566,7 @@ impl Engine {
         })
     }
 
-    /// Reads one group message without touching the store.
-    pub(crate) fn open_group_message(
-        channel: &ChannelRow,
-        seq: u64,
-        envelope: Envelope,
-        row: OpenRow,
-    ) -> std::result::Result<GroupOutcome, OpenError> {
-        let OpenRow {
-            state,
-            pending,
-            identity,
-            mls_state,
-        } = row;
-        let seal = || {
-            channel
-                .seal_key
-                .map(SealKey::from_bytes)
-                .ok_or_else(|| CoreError::Corrupt("an inbox channel without a seal key".into()))
-        };
-        match envelope {
-            Envelope::JoinRequest(sealed)
-                if channel.role == ChannelRole::Inbox && channel.owner =>
-            {
-                let plain = seal()?
-                    .open(JOIN_REQUEST_CONTEXT, &sealed)
-                    .map_err(refused)?;
-                Ok(GroupOutcome::JoinRequest(
-                    JoinRequest::from_bytes(&plain).map_err(refused)?,
-                ))
-            }
-            Envelope::GroupWelcome(sealed)
-                if channel.role == ChannelRole::Inbox && state == ConversationState::Joining =>
-            {
-                let plain = seal()?
-                    .open(GROUP_WELCOME_CONTEXT, &sealed)
-                    .map_err(refused)?;
-                let welcome = GroupWelcome::from_bytes(&plain).map_err(refused)?;
-                let pending =
-                    pending.ok_or_else(|| refused("no key package waits for this Welcome"))?;
-                let pending = PendingKeyPackage::from_bytes(&Zeroizing::new(pending))
-                    .map_err(CoreError::from)?;
-                let mut session =
-                    Session::join(&identity, &pending, &welcome.welcome).map_err(refused)?;
-                Ok(GroupOutcome::Joined {
-                    snapshot: session.snapshot().map_err(CoreError::from)?.to_bytes(),
-                    welcome,
-                })
-            }
-            Envelope::Mls(message)
-                if matches!(channel.role, ChannelRole::Conv | ChannelRole::Retiring)
-                    && matches!(
-                        state,
-                        ConversationState::Active | ConversationState::Leaving
-                    ) =>
-            {
-                let stored = mls_state.clone();
-                let mut session = open_session(&identity, mls_state)?;
-                let epoch_before = session.epoch();
-                let secret = session.export(COMMIT_KEYS_LABEL).map_err(CoreError::from)?;
-                let incoming = match session.process(&message) {
-                    Ok(incoming) => incoming,
-                    Err(_) if message_epoch(&message).is_some_and(|e| e < epoch_before) => {
-                        return Ok(GroupOutcome::Stale);
-                    }
-                    Err(e) => return Err(refused(e).into()),
-                };
-                if let Incoming::Commit(summary) = &incoming
-                    && channel.retire_seq.is_some_and(|moved_at| seq > moved_at)
-                {
-                    // A commit sent to the old channel after the move is
-                    // void for every member (group-v1.md §11); its
-                    // committer builds the change again.
-                    let mut kept = open_session(&identity, stored)?;
-                    kept.discard_pending();
-                    return Ok(GroupOutcome::Void {
-                        snapshot: kept.snapshot().map_err(CoreError::from)?.to_bytes(),
-                        own_epoch: summary.own.then_some(epoch_before),
-                    });
-                }
-                let admin = session
-                    .admins()
-                    .unwrap_or_default()
-                    .contains(&identity.public().to_vec());
-                let snapshot = session
-                    .snapshot()
-                    .map(|s| s.to_bytes())
-                    .map_err(CoreError::from)?;
-                match incoming {
-                    // A member on its way out reads only for the commit
-                    // that removes it.
-                    Incoming::Application { .. } if state == ConversationState::Leaving => {
-                        Ok(GroupOutcome::Proposal { snapshot })
-                    }
-                    Incoming::Application { sender, plaintext } => {
-                        let frame = PairFrame::from_bytes(&plaintext).map_err(refused)?;
-                        let sender_key = session
-                            .member(sender)
-                            .map(|m| m.identity_key)
-                            .unwrap_or_default();
-                        match &frame {
-                            PairFrame::Text { .. }
-                            | PairFrame::Content(_)
-                            | PairFrame::Profile { .. }
-                            | PairFrame::MemberTags(_) => {}
-                            PairFrame::Move(moved)
-                                if moved.key.is_none()
-                                    && session
-                                        .admins()
-                                        .unwrap_or_default()
-                                        .contains(&sender_key) => {}
-                            PairFrame::Move(_) => {
-                                return Err(refused(
-                                    "a group move by a member who is not an admin",
-                                )
-                                .into());
-                            }
-                            _ => return Err(refused("a frame a group does not carry").into()),
-                        }
-                        Ok(GroupOutcome::Message {
-                            snapshot,
-                            sender_key,
-                            frame,
-                        })
-                    }
-                    Incoming::Commit(summary) => {
-                        let keys = if summary.authenticated_data.is_empty() {
-                            CommitKeys::default()
-                        } else {
-                            let plain = SealKey::from_bytes(*secret)
-                                .open(COMMIT_KEYS_CONTEXT, &summary.authenticated_data)
-                                .map_err(|e| refused(format!("commit keys: {e}")))?;
-                            CommitKeys::from_bytes(&plain).map_err(refused)?
-                        };
-                        Ok(GroupOutcome::Commit {
-                            snapshot,
-                            summary,
-                            epoch_before,
-                            keys,
-                            admin,
-                        })
-                    }
-                    Incoming::Proposal => Ok(GroupOutcome::Proposal { snapshot }),
-                    _ => Err(refused("an MLS message a group does not use").into()),
-                }
-            }
-            _ => Err(refused(format!(
-                "a message this {} channel does not carry",
-                channel.role
-            ))
-            .into()),
-        }
-    }
-
-    /// After a sync: revokes the keys of removed members (admins), builds
-    /// the commit for this member's waiting changes, offers spare key
-    /// packages to contacts, and sends it all.
-    pub(crate) async fn settle(&mut self, report: &mut SyncReport) -> Result<()> {
-        for (conv, key) in std::mem::take(&mut self.revocations) {
-            if let Err(e) = self.revoke(&conv, key).await {
-                report
-                    .errors
-                    .push(format!("revoking a removed member's key: {e}"));
-            }
-        }
-        for id in self.conversation_ids(
-            "SELECT id FROM conversations WHERE kind = 'group' AND state = 'active'",
-        )? {
-            if let Err(e) = self.stage(&id, false).await {
-                report.errors.push(format!(
-                    "{}: {e}",
-                    crate::engine::contact_name(&self.db, &id)?
-                ));
-            }
-        }
-        self.propose_leaves_again()?;
-        self.offer_spares()?;
-        match self.create_introduced().await {
-            Ok(created) => {
-                for id in created {
-                    report.connected.push(self.view(&id)?);
-                }
-            }
-            Err(e) => report.errors.push(format!("introductions: {e}")),
-        }
-        if let Err(e) = self.maintain_channels(report).await {
-            report.errors.push(format!("moving channels: {e}"));
-        }
-        if let Err(e) = self.flush_outbox(None).await {
-            report.errors.push(format!("sending queued messages: {e}"));
-        }
-        // A commit of ours that the channel took is confirmed by reading it
-        // back; doing that now sends the Welcomes it unlocked in this sync,
-        // not the next one.
-        for id in self.conversation_ids(
-            "SELECT id FROM conversations WHERE kind = 'group' AND state = 'active' AND id IN \
-             (SELECT conversation_id FROM group_ops WHERE epoch IS NOT NULL) AND id NOT IN \
-             (SELECT conversation_id FROM outbox WHERE commit_epoch IS NOT NULL)",
-        )? {
-            if let Err(e) = self.catch_up(&id).await {
-                report.errors.push(format!("reading back a change: {e}"));
-            }
-            // The Welcomes go through the new members' 1:1 conversations.
-            if let Err(e) = self.flush_outbox(None).await {
-                report.errors.push(format!("sending queued messages: {e}"));
-            }
-        }
-        let mut carried = std::mem::take(&mut self.carry);
-        carried.absorb(std::mem::take(report));
-        *report = carried;
-        Ok(())
-    }
-
-    async fn revoke(&mut self, conv: &str, key: [u8; 32]) -> Result<()> {
+    pub(super) async fn revoke(&mut self, conv: &str, key: [u8; 32]) -> Result<()> {
         let channel = group_channel(&self.db, conv)?;
         let client = self.relay(&channel.relay_url)?;
         // Revoking a key already revoked (by the admin who removed them)
@@ -1232,54 +827,6 @@ impl Engine {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// A leave proposal is void once its epoch has passed without a commit
-    /// carrying it: a member still leaving proposes again in the epoch the
-    /// group is in now (group-v1.md §9).
-    fn propose_leaves_again(&mut self) -> Result<()> {
-        for id in self.conversation_ids(
-            "SELECT id FROM conversations WHERE kind = 'group' AND state = 'leaving'",
-        )? {
-            let leave_epoch: Option<i64> = self.db.query_row(
-                "SELECT leave_epoch FROM conversations WHERE id = ?1",
-                [&id],
-                |r| r.get(0),
-            )?;
-            if leave_epoch.and_then(|e| u64::try_from(e).ok()) == Some(self.load(&id)?.epoch()) {
-                continue;
-            }
-            let at = self.now();
-            let tx = self.db.transaction()?;
-            propose_leave(&tx, &id, at)?;
-            tx.commit()?;
-        }
-        Ok(())
-    }
-
-    /// Gives every contact without one a spare key package (a fresh
-    /// identity), so that they can add this user to a group at once.
-    fn offer_spares(&mut self) -> Result<()> {
-        for id in self.conversation_ids(
-            "SELECT id FROM conversations \
-             WHERE kind = 'pair' AND state = 'active' AND blocked = 0 AND spare_kp IS NULL",
-        )? {
-            let identity = IdentityKey::generate()?;
-            let (kp, pending) = key_package(&identity)?;
-            let at = self.now();
-            let tx = self.db.transaction()?;
-            crate::engine::queue_frame(&tx, &id, &PairFrame::KeyPackage(kp), at)?;
-            tx.execute(
-                "UPDATE conversations SET spare_identity = ?2, spare_kp = ?3 WHERE id = ?1",
-                params![
-                    id,
-                    identity.to_bytes().as_slice(),
-                    pending.to_bytes().as_slice()
-                ],
-            )?;
-            tx.commit()?;
-        }
-        Ok(())
-    }
-
     /// Whether `e`, from a group's channel, means this member lost it (the
     /// relay answers `unauthorized` alike for a revoked key and a deleted
     /// channel, relay.md §4); if so the group is closed here with
@@ -1361,404 +908,14 @@ impl Engine {
     }
 }
 
-/// Proposes this member's removal in the group's current epoch, in `tx`
-/// (group-v1.md §9). The group is `leaving` until a commit removes the
-/// member; a proposal its epoch left behind is made again by the next sync.
-fn propose_leave(tx: &Transaction<'_>, conv: &str, now: u64) -> Result<()> {
-    let mut session = crate::engine::load_session(tx, conv)?;
-    let proposal = session.propose_leave()?;
-    let epoch = session.epoch();
-    tx.execute(
-        "UPDATE conversations SET mls_state = ?2, state = 'leaving', closed_reason = 'you left', \
-         leave_epoch = ?3 WHERE id = ?1",
-        params![conv, session.snapshot()?.to_bytes().as_slice(), ms(epoch)],
-    )?;
-    queue_with(
-        tx,
-        conv,
-        &envelope_payload(&Envelope::Mls(proposal))?,
-        &QueueOptions {
-            epoch: Some(epoch),
-            ..QueueOptions::default()
-        },
-        now,
-    )
-}
-
-/// Column values of a new `group_ops` row.
-#[derive(Default)]
-struct OpInsert {
-    key_package: Option<Vec<u8>>,
-    capability_seed: Option<Vec<u8>>,
-    member_name: Option<String>,
-    deliver_to: Option<String>,
-    inbox_channel: Option<i64>,
-    target: Option<Vec<u8>>,
-}
-
-/// Applies a group outcome inside the message's transaction.
-pub(crate) fn apply_group(
-    tx: &Transaction<'_>,
-    channel: &ChannelRow,
-    seq: u64,
-    outcome: GroupOutcome,
-    (now, drain): (u64, u64),
-    report: &mut SyncReport,
-) -> Result<GroupApplied> {
-    let conv = channel.conversation_id.as_str();
-    let mut applied = GroupApplied::default();
-    let save = |snapshot: &[u8]| -> Result<()> {
-        tx.execute(
-            "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
-            params![conv, snapshot],
-        )?;
-        Ok(())
-    };
-    match outcome {
-        GroupOutcome::Stale => {}
-        GroupOutcome::Proposal { snapshot } => save(&snapshot)?,
-        GroupOutcome::Void {
-            snapshot,
-            own_epoch,
-        } => {
-            save(&snapshot)?;
-            if let Some(epoch) = own_epoch {
-                tx.execute(
-                    "UPDATE group_ops SET epoch = NULL, welcome = NULL WHERE conversation_id = ?1 AND epoch = ?2",
-                    params![conv, ms(epoch)],
-                )?;
-                // Never to be sent again (it was, on the old channel).
-                tx.execute(
-                    "DELETE FROM outbox WHERE conversation_id = ?1 AND commit_epoch = ?2",
-                    params![conv, ms(epoch)],
-                )?;
-            }
-        }
-        GroupOutcome::Message {
-            snapshot,
-            sender_key,
-            frame,
-        } => {
-            save(&snapshot)?;
-            match frame {
-                PairFrame::Text { .. } | PairFrame::Content(_)
-                    if is_blocked_member(tx, conv, &sender_key)? =>
-                {
-                    // Someone this user blocked (§7.1): not shown.
-                }
-                PairFrame::Text { .. } | PairFrame::Content(_) => {
-                    let from = member_name(tx, conv, &sender_key)?;
-                    if let Some(message) = Received::from_frame(&frame, Some(from)) {
-                        receive_message(tx, conv, message, now, report)?;
-                    }
-                }
-                PairFrame::Profile { display_name } => {
-                    tx.execute(
-                        "UPDATE group_members SET display_name = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
-                        params![conv, sender_key, display_name],
-                    )?;
-                }
-                PairFrame::Move(moved) => {
-                    crate::moving::receive_move(tx, conv, channel, seq, &moved, now, drain)?;
-                }
-                PairFrame::MemberTags(tags) => {
-                    tx.execute(
-                        "UPDATE group_members SET tags = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
-                        params![conv, sender_key, tags.concat()],
-                    )?;
-                    report.notices.extend(find_blocked_members(tx, conv)?);
-                }
-                _ => {}
-            }
-        }
-        GroupOutcome::Commit {
-            snapshot,
-            summary,
-            epoch_before,
-            keys,
-            admin,
-        } => {
-            save(&snapshot)?;
-            for entry in &keys.added {
-                if summary
-                    .added
-                    .iter()
-                    .any(|m| m.identity_key == entry.identity_key)
-                {
-                    upsert_member(tx, conv, entry)?;
-                }
-            }
-            for gone in &summary.removed {
-                let key: Option<Vec<u8>> = tx
-                    .query_row(
-                        "DELETE FROM group_members WHERE conversation_id = ?1 AND identity_key = ?2 RETURNING capability_key",
-                        params![conv, gone.identity_key],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(key) = key.and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
-                    && admin
-                    && !summary.removed_self
-                {
-                    applied.revoke.push(key);
-                }
-            }
-            if summary.removed_self {
-                let left: bool = tx.query_row(
-                    "SELECT state = 'leaving' FROM conversations WHERE id = ?1",
-                    [conv],
-                    |r| r.get(0),
-                )?;
-                tx.execute(
-                    "UPDATE conversations SET state = 'closed', \
-                     closed_reason = CASE WHEN state = 'leaving' THEN 'you left' ELSE 'an admin removed you' END \
-                     WHERE id = ?1",
-                    [conv],
-                )?;
-                tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [conv])?;
-                tx.execute("DELETE FROM outbox WHERE conversation_id = ?1", [conv])?;
-                let name = crate::engine::contact_name(tx, conv)?;
-                report.notices.push(Notice {
-                    conversation: conv.to_string(),
-                    text: if left {
-                        format!("you are out of {name}, as you asked")
-                    } else {
-                        format!("you were removed from {name}")
-                    },
-                });
-            } else if summary.own {
-                deliver_welcomes(tx, conv, epoch_before, now)?;
-                tx.execute(
-                    "DELETE FROM group_ops WHERE conversation_id = ?1 AND epoch = ?2",
-                    params![conv, ms(epoch_before)],
-                )?;
-                tx.execute(
-                    "UPDATE conversations SET last_commit = ?2 WHERE id = ?1",
-                    params![conv, ms(now)],
-                )?;
-            } else {
-                // Another commit took this epoch: ours (if any) is built again.
-                tx.execute(
-                    "UPDATE group_ops SET epoch = NULL, welcome = NULL WHERE conversation_id = ?1 AND epoch = ?2",
-                    params![conv, ms(epoch_before)],
-                )?;
-                tx.execute(
-                    "DELETE FROM group_ops WHERE conversation_id = ?1 AND kind = 'update' AND epoch IS NULL",
-                    [conv],
-                )?;
-                tx.execute(
-                    "DELETE FROM outbox WHERE conversation_id = ?1 AND commit_epoch = ?2",
-                    params![conv, ms(epoch_before)],
-                )?;
-                if !summary.removed.is_empty() {
-                    // After a removal every member refreshes its leaf
-                    // (post-compromise security).
-                    tx.execute(
-                        "UPDATE conversations SET last_commit = 0 WHERE id = ?1",
-                        [conv],
-                    )?;
-                }
-            }
-        }
-        GroupOutcome::JoinRequest(request) => {
-            let answered: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM group_ops WHERE inbox_channel = ?1)",
-                [channel.id],
-                |r| r.get(0),
-            )?;
-            if !answered {
-                let seed: [u8; 32] = random()?;
-                tx.execute(
-                    "INSERT INTO group_ops (conversation_id, kind, key_package, capability_seed, member_name, inbox_channel, created_at) \
-                     VALUES (?1, 'add', ?2, ?3, ?4, ?5, ?6)",
-                    params![conv, request.key_package, seed.as_slice(), request.display_name, channel.id, ms(now)],
-                )?;
-            }
-        }
-        GroupOutcome::Joined { snapshot, welcome } => {
-            tx.execute(
-                "UPDATE conversations SET state = 'active', mls_state = ?2, pending_kp = NULL, expires_at = NULL, \
-                 contact_name = ?3, last_activity = ?4, last_commit = ?4 WHERE id = ?1",
-                params![conv, snapshot.as_slice(), welcome.group_name, ms(now)],
-            )?;
-            insert_channel(
-                tx,
-                conv,
-                &welcome.channel,
-                &welcome.channel.key,
-                false,
-                true,
-                now,
-            )?;
-            tx.execute(
-                "UPDATE channels SET role = 'inbox-done' WHERE id = ?1",
-                [channel.id],
-            )?;
-            for entry in &welcome.roster {
-                upsert_member(tx, conv, entry)?;
-            }
-            let identity: Vec<u8> = tx.query_row(
-                "SELECT identity FROM conversations WHERE id = ?1",
-                [conv],
-                |r| r.get(0),
-            )?;
-            let me = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
-            report
-                .notices
-                .extend(announce_tags(tx, conv, me.public(), now)?);
-            applied.joined = true;
-        }
-    }
-    Ok(applied)
-}
-
-/// Sends the Welcome of each member this member's commit at `epoch`
-/// added: through the 1:1 conversation it came from, or sealed on the
-/// group link's inbox.
-fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> Result<()> {
-    type Row = (
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-        Option<String>,
-        Option<i64>,
-    );
-    let adds: Vec<Row> = {
-        let mut stmt = tx.prepare(
-            "SELECT welcome, capability_seed, deliver_to, inbox_channel FROM group_ops \
-             WHERE conversation_id = ?1 AND epoch = ?2 AND kind = 'add'",
-        )?;
-        let rows = stmt.query_map(params![conv, ms(epoch)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    if adds.is_empty() {
-        return Ok(());
-    }
-    let channel = group_channel(tx, conv)?;
-    let group_name: String = tx.query_row(
-        "SELECT COALESCE(contact_name, '') FROM conversations WHERE id = ?1",
-        [conv],
-        |r| r.get(0),
-    )?;
-    let roster: Vec<MemberEntry> = {
-        let mut stmt = tx.prepare(
-            "SELECT identity_key, display_name, capability_key, tags FROM group_members WHERE conversation_id = ?1",
-        )?;
-        let rows = stmt.query_map([conv], |r| {
-            let cap: Vec<u8> = r.get(2)?;
-            Ok(MemberEntry {
-                identity_key: r.get(0)?,
-                display_name: r.get(1)?,
-                capability_key: <[u8; 32]>::try_from(cap.as_slice()).unwrap_or([0; 32]),
-                tags: split_tags(&r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default()),
-            })
-        })?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    for (welcome, seed, pair, inbox) in adds {
-        let (Some(welcome), Some(seed)) = (welcome, seed) else {
-            continue;
-        };
-        let seed = <[u8; 32]>::try_from(seed.as_slice())
-            .map_err(|_| CoreError::Corrupt("capability seed".into()))?;
-        let invite = GroupWelcome {
-            group_name: group_name.clone(),
-            channel: grant_for(&channel, seed),
-            welcome,
-            roster: roster.clone(),
-        };
-        if let Some(pair) = pair {
-            crate::engine::queue_frame(tx, &pair, &PairFrame::GroupInvite(invite), now)?;
-        } else if let Some(inbox) = inbox {
-            let seal_key: Option<Vec<u8>> = tx.query_row(
-                "SELECT seal_key FROM channels WHERE id = ?1",
-                [inbox],
-                |r| r.get(0),
-            )?;
-            let seal_key = seal_key
-                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
-                .map(SealKey::from_bytes)
-                .ok_or_else(|| CoreError::Corrupt("inbox without a seal key".into()))?;
-            let sealed =
-                seal_key.seal(GROUP_WELCOME_CONTEXT, &Zeroizing::new(invite.to_bytes()))?;
-            queue_with(
-                tx,
-                conv,
-                &envelope_payload(&Envelope::GroupWelcome(sealed))?,
-                &QueueOptions {
-                    channel: Some(inbox),
-                    ..QueueOptions::default()
-                },
-                now,
-            )?;
-            tx.execute(
-                "UPDATE channels SET role = 'inbox-done' WHERE id = ?1",
-                [inbox],
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// Joins a group a contact added this user to, with the spare key package
-/// this user gave that contact (inside the 1:1 message's transaction):
-/// the group, and what this user should be told about its members.
-pub(crate) fn join_from_pair(
-    tx: &Transaction<'_>,
-    pair: &str,
-    invite: &GroupWelcome,
-    now: u64,
-) -> std::result::Result<(String, Vec<Notice>), OpenError> {
-    let (identity, pending, my_name): (Option<Vec<u8>>, Option<Vec<u8>>, String) = tx.query_row(
-        "SELECT spare_identity, spare_kp, my_name FROM conversations WHERE id = ?1",
-        [pair],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    let (Some(identity), Some(pending)) = (identity, pending) else {
-        return Err(refused("a group invitation without a spare key package to answer it").into());
-    };
-    let identity_bytes = Zeroizing::new(identity);
-    let identity = IdentityKey::from_bytes(&identity_bytes).map_err(CoreError::from)?;
-    let pending =
-        PendingKeyPackage::from_bytes(&Zeroizing::new(pending)).map_err(CoreError::from)?;
-    let mut session = Session::join(&identity, &pending, &invite.welcome).map_err(refused)?;
-    if session.admins().is_none() {
-        return Err(refused("a group Welcome without an admin list").into());
-    }
-    let snapshot = session.snapshot().map_err(CoreError::from)?;
-    let id = conversation_id(&invite.channel.write_id);
-    tx.execute(
-        "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, last_commit) \
-         VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
-        params![id, invite.group_name, my_name, identity_bytes.as_slice(), snapshot.to_bytes().as_slice(), ms(now)],
-    )?;
-    insert_channel(
-        tx,
-        &id,
-        &invite.channel,
-        &invite.channel.key,
-        false,
-        true,
-        now,
-    )?;
-    for entry in &invite.roster {
-        upsert_member(tx, &id, entry)?;
-    }
-    tx.execute(
-        "UPDATE conversations SET spare_identity = NULL, spare_kp = NULL WHERE id = ?1",
-        [pair],
-    )?;
-    let notices = announce_tags(tx, &id, identity.public(), now)?;
-    Ok((id, notices))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::*;
+    use crate::store::encrypt_in;
     use kith_testkit::{RelayOptions, RelayProcess};
+    use kith_wire::conv::PairFrame;
 
     async fn person(dir: &std::path::Path, name: &str, relay: Option<&str>) -> Engine {
         Engine::init(&dir.join(name), name, relay, crate::Config::default())
@@ -1824,7 +981,7 @@ mod tests {
             text: "made before Dani came".into(),
         };
         let tx = blair.db.transaction().unwrap();
-        let sealed = crate::engine::encrypt_in(&tx, &crew_b, &frame).unwrap();
+        let sealed = encrypt_in(&tx, &crew_b, &frame).unwrap();
         let options = QueueOptions {
             epoch: Some(sealed.epoch),
             frame: Some(frame.to_bytes()),

@@ -26,9 +26,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::engine::{Engine, SyncReport};
 use crate::error::Result;
+use crate::runtime::Engine;
 use crate::store::{self, ChannelRow};
+use crate::views::Notice;
+use crate::views::SyncReport;
 
 /// The longest wait between two attempts to reach a relay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -223,7 +225,7 @@ impl Engine {
                 match self.connect(url, events).await {
                     Ok(link) => {
                         if matches!(links.get(url), Some(Link::Down { .. })) {
-                            report.notices.push(crate::engine::Notice {
+                            report.notices.push(Notice {
                                 conversation: String::new(),
                                 text: format!("the relay at {url} is reachable again"),
                             });

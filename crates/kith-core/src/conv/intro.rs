@@ -1,65 +1,46 @@
-//! Double opt-in introductions (docs/spec/introduction-v1.md).
-//!
-//! ```text
-//!  A (creates)            introducer                 B (joins)
-//!     ◀── Offer ───────────── │ ──────────── Offer ──▶
-//!     ─── Answer(kp, tags) ─▶ │ ◀─ Answer(kp, tags) ──
-//!     ◀── Matched(B's) ────── │ ──── Matched(A's) ───▶   both accepted
-//!  new group, channel         │
-//!     ─── Welcome(sealed) ──▶ │ ──── Welcome(sealed) ─▶  B joins, opens the
-//!                                                        channel: A ⇄ B direct
-//! ```
-//!
-//! The introducer passes key packages and the Welcome, never a key of the
-//! new conversation: its channel is sealed with a secret of the new group.
-
-use std::time::Duration;
-
-use kith_crypto::mls::{IdentityKey, PendingKeyPackage, Session, key_package};
+use super::{ConversationType, Effects, Moment};
+use crate::config::millis;
+use crate::error::CoreError;
+use crate::error::{OpenError, Result};
+use crate::ids::conversation_id;
+use crate::recognition;
+use crate::store;
+use crate::store::NewPair;
+use crate::store::contact_name;
+use crate::store::envelope_payload;
+use crate::store::insert_active_pair;
+use crate::store::insert_channel;
+use crate::store::ms;
+use crate::store::queue;
+use crate::store::queue_frame;
+use crate::store::record_integrity_event;
+use crate::views::IntroductionView;
+use crate::views::SyncReport;
+use kith_crypto::mls::IdentityKey;
+use kith_crypto::mls::PendingKeyPackage;
+use kith_crypto::mls::Session;
 use kith_crypto::seal::SealKey;
 use kith_wire::Codec;
-use kith_wire::conv::{ChannelGrant, Envelope, IntroStep, Introduction, PairFrame};
+use kith_wire::conv::ChannelGrant;
+use kith_wire::conv::Envelope;
+use kith_wire::conv::IntroStep;
+use kith_wire::conv::Introduction;
+use kith_wire::conv::PairFrame;
 use kith_wire::relay::to_hex;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde::Serialize;
-
+use rusqlite::Connection;
+use rusqlite::OptionalExtension;
+use rusqlite::Transaction;
+use rusqlite::params;
+use std::time::Duration;
 use zeroize::Zeroizing;
-
-use crate::config::millis;
-use crate::engine::{
-    Engine, NewPair, SyncReport, contact_name, conversation_id, envelope_payload,
-    insert_active_pair, insert_channel, queue, random, record_integrity_event,
-};
-use crate::error::{CoreError, Result};
-use crate::recognition;
-use crate::store::{self, ChannelRole, ConversationKind, ConversationState, ms};
 
 /// How long an introduction can be answered.
 pub const INTRODUCTION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The exporter label and seal context of the new conversation's channel.
-const CHANNEL_LABEL: &str = "kith introduction channel v1";
-const TAG_CONTEXT: &[u8] = b"kith introduction tag v1";
 
-/// An introduction as `kith introductions` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct IntroductionView {
-    /// Hex of the introduction id; a unique prefix is enough to answer.
-    pub id: String,
-    /// `received` (offered to this user) or `made` (by this user).
-    pub role: String,
-    /// Who introduces: a contact's name, or `me`.
-    pub introducer: String,
-    /// Whom this user would meet (received), or whom it introduced (made).
-    pub peer: String,
-    pub note: String,
-    /// Received: `pending`, `accepted`, `declined`, `matched`, `connected`,
-    /// `refused` (someone you blocked) or `closed` (the other side said no).
-    /// Made: `open`, `matched`, `connected` or `closed`, with each side's
-    /// answer.
-    pub state: String,
-    /// The new conversation, once connected.
-    pub conversation: Option<String>,
-}
+/// The exporter label and seal context of the new conversation's channel.
+pub(crate) const CHANNEL_LABEL: &str = "kith introduction channel v1";
+
+const TAG_CONTEXT: &[u8] = b"kith introduction tag v1";
 
 /// A conversation's recognition tag for one introduction
 /// (introduction-v1.md §5): both members of a conversation compute the
@@ -88,7 +69,11 @@ fn own_tags(
 }
 
 /// The tags an answer carries: ours, padded with random ones.
-fn answer_tags(db: &Connection, intro_id: &[u8; 16], via: &str) -> Result<Vec<[u8; 32]>> {
+pub(crate) fn answer_tags(
+    db: &Connection,
+    intro_id: &[u8; 16],
+    via: &str,
+) -> Result<Vec<[u8; 32]>> {
     recognition::padded(
         own_tags(db, intro_id, via)?
             .into_iter()
@@ -108,14 +93,14 @@ fn decode_tags(bytes: &[u8]) -> Vec<[u8; 32]> {
         .collect()
 }
 
-fn step(
+pub(crate) fn step(
     tx: &Transaction<'_>,
     conv: &str,
     intro_id: [u8; 16],
     step: IntroStep,
     now: u64,
 ) -> Result<()> {
-    crate::engine::queue_frame(
+    queue_frame(
         tx,
         conv,
         &PairFrame::Introduction(Introduction { intro_id, step }),
@@ -125,7 +110,7 @@ fn step(
 
 /// The name a contact shows this user (not a local rename, which stays
 /// private).
-fn shown_name(db: &Connection, conv: &str) -> Result<String> {
+pub(crate) fn shown_name(db: &Connection, conv: &str) -> Result<String> {
     Ok(db.query_row(
         "SELECT COALESCE(contact_name, local_name, 'a contact') FROM conversations WHERE id = ?1",
         [conv],
@@ -288,11 +273,11 @@ pub(crate) fn receive(
     Ok(())
 }
 
-fn ttl_ms() -> u64 {
+pub(crate) fn ttl_ms() -> u64 {
     millis(INTRODUCTION_TTL)
 }
 
-fn decline(tx: &Transaction<'_>, via: &str, id: [u8; 16], now: u64) -> Result<()> {
+pub(crate) fn decline(tx: &Transaction<'_>, via: &str, id: [u8; 16], now: u64) -> Result<()> {
     step(
         tx,
         via,
@@ -487,7 +472,11 @@ fn join(
     Ok(Some(conv))
 }
 
-fn received_view(db: &Connection, id: &[u8; 16], now: u64) -> Result<Option<IntroductionView>> {
+pub(crate) fn received_view(
+    db: &Connection,
+    id: &[u8; 16],
+    now: u64,
+) -> Result<Option<IntroductionView>> {
     Ok(db
         .query_row(
             "SELECT i.via, i.peer_name, i.note, i.state, i.conversation, i.expires_at FROM introductions i WHERE i.id = ?1",
@@ -522,7 +511,7 @@ fn received_view(db: &Connection, id: &[u8; 16], now: u64) -> Result<Option<Intr
         }))
 }
 
-fn made_view(db: &Connection, id: &[u8; 16]) -> Result<Option<IntroductionView>> {
+pub(crate) fn made_view(db: &Connection, id: &[u8; 16]) -> Result<Option<IntroductionView>> {
     type Row = (String, String, String, String, String, String);
     let row: Option<Row> = db
         .query_row(
@@ -546,275 +535,40 @@ fn made_view(db: &Connection, id: &[u8; 16]) -> Result<Option<IntroductionView>>
     }))
 }
 
-impl Engine {
-    /// Offers `a` and `b` (1:1 conversations) to each other. They are
-    /// connected, on keys this user never holds, only if both accept.
-    pub async fn introduce(&mut self, a: &str, b: &str, note: &str) -> Result<IntroductionView> {
-        crate::error::check_len("note", note, kith_wire::conv::MAX_NOTE)?;
-        let conv_a = self.resolve(a)?;
-        let conv_b = self.resolve(b)?;
-        if conv_a == conv_b {
-            return Err(CoreError::BadIntroduction);
-        }
-        for (id, given) in [(&conv_a, a), (&conv_b, b)] {
-            let (kind, state, blocked): (ConversationKind, ConversationState, bool) =
-                self.db.query_row(
-                    "SELECT kind, state, blocked FROM conversations WHERE id = ?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?;
-            if kind != ConversationKind::Pair {
-                return Err(CoreError::BadIntroduction);
-            }
-            if state != ConversationState::Active {
-                return Err(CoreError::NotAContact(given.to_string()));
-            }
-            if blocked {
-                return Err(CoreError::Blocked(given.to_string()));
-            }
-        }
-        let id: [u8; 16] = random()?;
-        let now = self.now();
-        let expires_at = now.saturating_add(ttl_ms());
-        let (name_a, name_b) = (
-            shown_name(&self.db, &conv_a)?,
-            shown_name(&self.db, &conv_b)?,
-        );
-        let tx = self.db.transaction()?;
-        tx.execute(
-            "INSERT INTO introductions_made (id, conv_a, conv_b, note, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![id, conv_a, conv_b, note, ms(now), ms(expires_at)],
-        )?;
-        for (to, peer_name, creates) in [(&conv_a, &name_b, true), (&conv_b, &name_a, false)] {
-            step(
-                &tx,
-                to,
-                id,
-                IntroStep::Offer {
-                    peer_name: peer_name.clone(),
-                    note: note.to_string(),
-                    creates,
-                    expires_at_ms: expires_at,
-                },
-                now,
-            )?;
-        }
-        tx.commit()?;
-        let view = made_view(&self.db, &id)?.ok_or(CoreError::BadIntroduction)?;
-        self.flush_outbox(None)
-            .await
-            .map_err(|e| CoreError::Queued(e.to_string()))?;
-        Ok(view)
-    }
+/// The IntroductionV1 logic (introduction-v1.md): steps arrive already
+/// opened, inside the 1:1 conversations they travel in.
+pub(crate) struct IntroductionV1 {
+    moment: Moment,
+}
 
-    /// Introductions offered to this user, and made by it; newest first.
-    pub fn introductions(&self) -> Result<Vec<IntroductionView>> {
-        let mut out = Vec::new();
-        let ids: Vec<(Vec<u8>, bool)> = {
-            let mut stmt = self.db.prepare(
-                "SELECT id, 1, created_at FROM introductions WHERE state != 'ignored' \
-                 UNION ALL SELECT id, 0, created_at FROM introductions_made ORDER BY 3 DESC",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        for (id, received) in ids {
-            let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) else {
-                continue;
-            };
-            let view = if received {
-                received_view(&self.db, &id, self.now())?
-            } else {
-                made_view(&self.db, &id)?
-            };
-            out.extend(view);
-        }
-        Ok(out)
-    }
+/// An introduction step and the 1:1 conversation it came through.
+pub(crate) struct Step {
+    pub(crate) via: String,
+    pub(crate) intro: Introduction,
+}
 
-    /// Accepts (showing `name`, or the profile's name) or declines an
-    /// introduction offered to this user.
-    pub async fn answer_introduction(
+impl IntroductionV1 {
+    pub(crate) fn new(moment: Moment) -> Self {
+        Self { moment }
+    }
+}
+
+impl ConversationType for IntroductionV1 {
+    type Input<'a> = Step;
+    type Opened<'a> = Step;
+
+    /// A step was authenticated by the 1:1 conversation it came through;
+    /// whether it fits the introduction's state is decided when applied
+    /// (§3, §7: a step that does not is recorded as an integrity event).
+    fn open<'a>(
         &mut self,
-        prefix: &str,
-        accept: bool,
-        name: Option<&str>,
-    ) -> Result<IntroductionView> {
-        name.map(crate::engine::check_name).transpose()?;
-        let id = self.find_introduction(prefix)?;
-        let (via, state, expires_at): (String, String, i64) = self.db.query_row(
-            "SELECT via, state, expires_at FROM introductions WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        let now = self.now();
-        if state != "pending" || u64::try_from(expires_at).unwrap_or(0) < now {
-            return Err(CoreError::IntroductionClosed);
-        }
-        let tx = self.db.transaction()?;
-        if accept {
-            let identity = IdentityKey::generate()?;
-            let (kp, pending) = key_package(&identity)?;
-            let my_name = match name {
-                Some(n) => n.to_string(),
-                None => store::profile(&tx)?.map(|p| p.name).unwrap_or_default(),
-            };
-            let tags = answer_tags(&tx, &id, &via)?;
-            tx.execute(
-                "UPDATE introductions SET state = 'accepted', my_name = ?2, identity = ?3, pending_kp = ?4 WHERE id = ?1",
-                params![id, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice()],
-            )?;
-            step(
-                &tx,
-                &via,
-                id,
-                IntroStep::Answer {
-                    key_package: kp,
-                    tags,
-                },
-                now,
-            )?;
-        } else {
-            tx.execute(
-                "UPDATE introductions SET state = 'declined' WHERE id = ?1",
-                [id],
-            )?;
-            decline(&tx, &via, id, now)?;
-        }
-        tx.commit()?;
-        self.flush_outbox(Some(&via))
-            .await
-            .map_err(|e| CoreError::Queued(e.to_string()))?;
-        received_view(&self.db, &id, self.now())?
-            .ok_or_else(|| CoreError::NoSuchIntroduction(prefix.into()))
+        _: &Transaction<'_>,
+        step: Self::Input<'a>,
+    ) -> std::result::Result<Self::Opened<'a>, OpenError> {
+        Ok(step)
     }
 
-    fn find_introduction(&self, prefix: &str) -> Result<[u8; 16]> {
-        let prefix = prefix.to_ascii_lowercase();
-        let mut stmt = self.db.prepare("SELECT id FROM introductions")?;
-        let ids: Vec<Vec<u8>> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let matching: Vec<[u8; 16]> = ids
-            .iter()
-            .filter(|id| !prefix.is_empty() && to_hex(id).starts_with(&prefix))
-            .filter_map(|id| <[u8; 16]>::try_from(id.as_slice()).ok())
-            .collect();
-        match matching.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(CoreError::NoSuchIntroduction(prefix)),
-            _ => Err(CoreError::Ambiguous(prefix, "several introductions".into())),
-        }
-    }
-
-    /// Whether introductions arriving through `conv` are declined without
-    /// being shown.
-    pub fn ignore_introductions(&mut self, conv: &str, ignore: bool) -> Result<()> {
-        let id = self.resolve(conv)?;
-        self.db.execute(
-            "UPDATE conversations SET ignore_introductions = ?2 WHERE id = ?1",
-            params![id, ignore],
-        )?;
-        Ok(())
-    }
-
-    /// The creator's side, after a sync brought `Matched`: the new group,
-    /// a channel on this user's relay, the Welcome and sealed channel back
-    /// through the introducer.
-    pub(crate) async fn create_introduced(&mut self) -> Result<Vec<String>> {
-        type Row = (Vec<u8>, String, String, Option<String>, Vec<u8>, Vec<u8>);
-        let rows: Vec<Row> = {
-            let mut stmt = self.db.prepare(
-                "SELECT id, via, peer_name, my_name, identity, peer_kp FROM introductions \
-                 WHERE state = 'matched' AND creates = 1 AND identity IS NOT NULL AND peer_kp IS NOT NULL",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        let mut created = Vec::new();
-        for (id, via, peer_name, my_name, identity, peer_kp) in rows {
-            let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) else {
-                continue;
-            };
-            let relay_url = match self.profile()?.relay_url {
-                Some(url) => url,
-                // Without a relay of one's own: the relay of the
-                // conversation with the introducer.
-                None => store::channels(&self.db, Some(&via))?
-                    .into_iter()
-                    .find(|c| c.role == ChannelRole::Conv)
-                    .map(|c| c.relay_url)
-                    .ok_or(CoreError::NoRelay)?,
-            };
-            let shared = self.create_shared_channel(&relay_url).await?;
-            let identity = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
-            let (mut session, welcome) = Session::create(&identity, &[&peer_kp])?;
-            let key = session.export(CHANNEL_LABEL)?;
-            let sealed_channel = SealKey::from_bytes(*key).seal(
-                CHANNEL_LABEL.as_bytes(),
-                &Zeroizing::new(shared.grant.to_bytes()),
-            )?;
-            let my_name = my_name.unwrap_or(self.profile()?.name);
-            let profile = PairFrame::Profile {
-                display_name: my_name.clone(),
-            };
-            let ct = session.encrypt(&Zeroizing::new(profile.to_bytes()))?;
-            let snapshot = session.snapshot()?;
-            let conv = conversation_id(&shared.grant.write_id);
-            let introducer = shown_name(&self.db, &via)?;
-            let now = ms(self.now());
-            let at = self.now();
-            let tx = self.db.transaction()?;
-            insert_active_pair(
-                &tx,
-                &NewPair {
-                    id: &conv,
-                    contact_name: &peer_name,
-                    my_name: &my_name,
-                    identity: &identity,
-                    snapshot: &snapshot,
-                    now,
-                    introduced_by: Some(&introducer),
-                },
-            )?;
-            insert_channel(
-                &tx,
-                &conv,
-                &shared.grant,
-                &shared.owner.to_bytes(),
-                true,
-                true,
-                at,
-            )?;
-            queue(&tx, &conv, &envelope_payload(&Envelope::Mls(ct))?, at)?;
-            step(
-                &tx,
-                &via,
-                id,
-                IntroStep::Welcome {
-                    welcome,
-                    sealed_channel,
-                },
-                at,
-            )?;
-            tx.execute(
-                "UPDATE introductions SET state = 'connected', conversation = ?2, identity = NULL, peer_kp = NULL \
-                 WHERE id = ?1",
-                params![id, conv],
-            )?;
-            tx.commit()?;
-            created.push(conv);
-        }
-        Ok(created)
+    fn apply(&mut self, tx: &Transaction<'_>, step: Step, fx: &mut Effects) -> Result<()> {
+        receive(tx, &step.via, step.intro, self.moment.now, &mut fx.report)
     }
 }

@@ -1,101 +1,35 @@
-//! Where a conversation lives: moving the channels this user hosts to
-//! another relay (`kith move`), rotating them on a schedule, draining and
-//! deleting the old ones, and blocking (pair-v1.md §8–§9).
-//!
-//! ```text
-//!  host                                   contact
-//!   │ create the new channel                │
-//!   │ ChannelMove ─▶ old channel(s) and ───▶│ adds the new channel (preferred),
-//!   │                the contact's own      │ marks the old ones retiring:
-//!   │                channels               │ reads them, never writes them
-//!   │ reads old and new (drain)             │ acks past the ChannelMove
-//!   │ status: every reader acked past it ──▶ read the rest, delete the old
-//! ```
-
-use kith_relay_client::{ChannelOptions, public_key};
-use kith_wire::conv::{ChannelGrant, ChannelMove, PairFrame};
-use kith_wire::relay::response::ErrorCode;
-use kith_wire::relay::{ChannelRef, KeyGrant, PublicKey, Rights};
-use rusqlite::{Transaction, params};
-
 use crate::config::millis;
-use crate::engine::{
-    Engine, QueueOptions, SyncReport, base_url, encrypt_in, insert_channel, queue_with,
-};
-use crate::error::{CoreError, Result};
-use crate::store::{self, ChannelRole, ChannelRow, ConversationKind, ConversationState, ms};
+use crate::conv::group::find_blocked_members;
+use crate::error::CoreError;
+use crate::error::Result;
+use crate::runtime::Engine;
+use crate::runtime::base_url;
+use crate::store;
+use crate::store::ChannelRole;
+use crate::store::ChannelRow;
+use crate::store::ConversationKind;
+use crate::store::ConversationState;
+use crate::store::QueueOptions;
+use crate::store::contact_name;
+use crate::store::encrypt_in;
+use crate::store::insert_channel;
+use crate::store::ms;
+use crate::store::queue_with;
+use crate::views::MoveReport;
+use crate::views::SyncReport;
+use kith_relay_client::ChannelOptions;
+use kith_relay_client::public_key;
+use kith_wire::conv::ChannelGrant;
+use kith_wire::conv::ChannelMove;
+use kith_wire::conv::PairFrame;
+use kith_wire::relay::ChannelRef;
+use kith_wire::relay::KeyGrant;
+use kith_wire::relay::PublicKey;
+use kith_wire::relay::Rights;
+use rusqlite::params;
 
 /// Most keys registered with the channel's creation; the rest by `add_key`.
 const GRANTS_AT_CREATION: usize = 63;
-
-/// What `kith move` did.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct MoveReport {
-    /// Conversations now hosted on the new relay.
-    pub moved: Vec<String>,
-    /// Conversations that could not be moved, and why.
-    pub errors: Vec<String>,
-    pub warnings: Vec<String>,
-}
-
-/// Whether a relay error means the channel is gone for this key (deleted,
-/// expired or revoked: relay.md §9 answers them alike).
-pub(crate) fn gone(e: &CoreError) -> bool {
-    matches!(e, CoreError::Relay(e)
-        if matches!(e.code(), Some(ErrorCode::UNAUTHORIZED | ErrorCode::NOT_FOUND)))
-}
-
-/// A received `ChannelMove`, in the message's transaction: the new channel
-/// becomes the one written to, the ones it retires are read until their
-/// host deletes them. Only channels the sender hosts can be retired.
-pub(crate) fn receive_move(
-    tx: &Transaction<'_>,
-    conv: &str,
-    arrived_on: &ChannelRow,
-    seq: u64,
-    moved: &ChannelMove,
-    now: u64,
-    drain_limit_ms: u64,
-) -> Result<()> {
-    let key = match moved.key {
-        Some(seed) => seed,
-        // A group member keeps its own key (group-v1.md §11).
-        None => store::channels(tx, Some(conv))?
-            .into_iter()
-            .find(|c| c.role == ChannelRole::Conv)
-            .map_or(arrived_on.key.to_bytes(), |c| c.key.to_bytes()),
-    };
-    let grant = ChannelGrant {
-        relay_url: moved.relay_url.clone(),
-        relay_id: moved.relay_id,
-        write_id: moved.write_id,
-        read_id: moved.read_id,
-        key,
-    };
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 1, ?7)",
-        params![conv, grant.relay_url, grant.relay_id.0, grant.write_id.0, grant.read_id.0, grant.key, ms(now)],
-    )?;
-    if inserted == 0 {
-        return Ok(());
-    }
-    let new_id = tx.last_insert_rowid();
-    tx.execute(
-        "UPDATE channels SET preferred = 0 WHERE conversation_id = ?1 AND id != ?2",
-        params![conv, new_id],
-    )?;
-    let retire_after = ms(now.saturating_add(drain_limit_ms));
-    for write_id in &moved.retire {
-        tx.execute(
-            "UPDATE channels SET role = 'retiring', retire_after = ?3, \
-                 retire_seq = CASE WHEN id = ?4 THEN ?5 ELSE retire_seq END \
-             WHERE conversation_id = ?1 AND write_id = ?2 AND owner = 0 AND role = 'conv'",
-            params![conv, write_id.0, retire_after, arrived_on.id, ms(seq)],
-        )?;
-    }
-    Ok(())
-}
 
 impl Engine {
     /// Moves every conversation whose channel this user hosts to the relay
@@ -111,10 +45,9 @@ impl Engine {
                     report.moved.push(id);
                     report.warnings.extend(warnings);
                 }
-                Err(e) => report.errors.push(format!(
-                    "{}: {e}",
-                    crate::engine::contact_name(&self.db, &id)?
-                )),
+                Err(e) => report
+                    .errors
+                    .push(format!("{}: {e}", contact_name(&self.db, &id)?)),
             }
         }
         self.db
@@ -249,7 +182,7 @@ impl Engine {
             warnings.push(format!(
                 "{}: the address update is queued for a relay that could not be reached, and is sent \
                  on a later sync (contacts that host a channel of their own were told through it)",
-                crate::engine::contact_name(&self.db, conv)?
+                contact_name(&self.db, conv)?
             ));
         }
         Ok(warnings)
@@ -465,7 +398,7 @@ impl Engine {
         let mut found = Vec::new();
         for group in groups {
             found.extend(
-                crate::group::find_blocked_members(&tx, &group)?
+                find_blocked_members(&tx, &group)?
                     .into_iter()
                     .map(|n| n.text),
             );

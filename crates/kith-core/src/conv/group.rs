@@ -1,0 +1,947 @@
+use super::{Arrived, ConversationType, Effects, Moment};
+use crate::channels::receive_move;
+use crate::error::CoreError;
+use crate::error::OpenError;
+use crate::error::Result;
+use crate::error::refused;
+use crate::ids::conversation_id;
+use crate::ids::random;
+use crate::recognition;
+use crate::store;
+use crate::store::ChannelRole;
+use crate::store::ChannelRow;
+use crate::store::ConversationState;
+use crate::store::OpenRow;
+use crate::store::QueueOptions;
+use crate::store::Received;
+use crate::store::contact_name;
+use crate::store::encrypt_in;
+use crate::store::envelope_payload;
+use crate::store::insert_channel;
+use crate::store::load_session;
+use crate::store::ms;
+use crate::store::open_session;
+use crate::store::queue_frame;
+use crate::store::queue_with;
+use crate::store::receive_message;
+use crate::views::Notice;
+use crate::views::SyncReport;
+use kith_crypto::mls::CommitSummary;
+use kith_crypto::mls::IdentityKey;
+use kith_crypto::mls::Incoming;
+use kith_crypto::mls::PendingKeyPackage;
+use kith_crypto::mls::Session;
+use kith_crypto::mls::message_epoch;
+use kith_crypto::seal::SealKey;
+use kith_wire::Codec;
+use kith_wire::conv::ChannelGrant;
+use kith_wire::conv::CommitKeys;
+use kith_wire::conv::Envelope;
+use kith_wire::conv::GroupWelcome;
+use kith_wire::conv::JoinRequest;
+use kith_wire::conv::MemberEntry;
+use kith_wire::conv::PairFrame;
+use kith_wire::relay::to_hex;
+use rusqlite::OptionalExtension;
+use rusqlite::Transaction;
+use rusqlite::params;
+use zeroize::Zeroizing;
+
+/// Seal contexts (group-v1.md §6, §7).
+pub const GROUP_INVITATION_CONTEXT: &[u8] = b"kith group invitation v1";
+
+pub(crate) const JOIN_REQUEST_CONTEXT: &[u8] = b"kith group join request v1";
+
+const GROUP_WELCOME_CONTEXT: &[u8] = b"kith group welcome v1";
+
+const COMMIT_KEYS_LABEL: &str = "kith commit keys v1";
+
+const COMMIT_KEYS_CONTEXT: &[u8] = b"kith commit keys v1";
+
+/// What one message on a group's channel (or inbox) turned out to be.
+pub(crate) enum GroupOutcome {
+    /// A commit that lost its epoch's race, or a message for a past epoch
+    /// that no longer opens: dropped without an integrity event.
+    Stale,
+    Message {
+        snapshot: Zeroizing<Vec<u8>>,
+        sender_key: Vec<u8>,
+        frame: PairFrame,
+    },
+    Commit {
+        snapshot: Zeroizing<Vec<u8>>,
+        summary: CommitSummary,
+        epoch_before: u64,
+        keys: CommitKeys,
+        admin: bool,
+    },
+    Proposal {
+        snapshot: Zeroizing<Vec<u8>>,
+    },
+    /// A commit on a retired channel after the move: not applied.
+    Void {
+        snapshot: Zeroizing<Vec<u8>>,
+        /// The epoch of this member's own commit, when it was ours.
+        own_epoch: Option<u64>,
+    },
+    JoinRequest(JoinRequest),
+    Joined {
+        snapshot: Zeroizing<Vec<u8>>,
+        welcome: GroupWelcome,
+    },
+}
+
+/// What applying a group outcome asks of the caller after its transaction.
+#[derive(Debug, Default)]
+pub(crate) struct GroupApplied {
+    pub(crate) joined: bool,
+    /// Capability keys of removed members, to revoke at the relay.
+    pub(crate) revoke: Vec<[u8; 32]>,
+}
+
+pub(crate) fn seal_keys(session: &Session, keys: &CommitKeys) -> Result<Vec<u8>> {
+    let secret = session.export(COMMIT_KEYS_LABEL)?;
+    Ok(SealKey::from_bytes(*secret).seal(COMMIT_KEYS_CONTEXT, &keys.to_bytes())?)
+}
+
+fn grant_for(channel: &ChannelRow, key: [u8; 32]) -> ChannelGrant {
+    ChannelGrant {
+        relay_url: channel.relay_url.clone(),
+        relay_id: channel.relay_id,
+        write_id: channel.write_id,
+        read_id: channel.read_id,
+        key,
+    }
+}
+
+pub(crate) fn group_channel(tx: &rusqlite::Connection, conv: &str) -> Result<ChannelRow> {
+    store::channels(tx, Some(conv))?
+        .into_iter()
+        .find(|c| c.role == ChannelRole::Conv)
+        .ok_or_else(|| CoreError::Corrupt(format!("group {conv} has no channel")))
+}
+
+pub(crate) fn member_name(
+    tx: &rusqlite::Connection,
+    conv: &str,
+    identity: &[u8],
+) -> Result<String> {
+    let name: Option<String> = tx
+        .query_row(
+            "SELECT display_name FROM group_members WHERE conversation_id = ?1 AND identity_key = ?2",
+            params![conv, identity],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("member {}", to_hex(identity.get(..4).unwrap_or(identity)))))
+}
+
+/// Stores a member as an entry names it; tags only when the entry has
+/// some (an admin's commit adds a member before it published its own).
+pub(crate) fn upsert_member(
+    tx: &rusqlite::Connection,
+    conv: &str,
+    entry: &MemberEntry,
+) -> Result<()> {
+    let tags = (!entry.tags.is_empty()).then(|| entry.tags.concat());
+    tx.execute(
+        "INSERT INTO group_members (conversation_id, identity_key, display_name, capability_key, tags) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (conversation_id, identity_key) DO UPDATE SET \
+         display_name = excluded.display_name, capability_key = excluded.capability_key, \
+         tags = COALESCE(excluded.tags, tags)",
+        params![
+            conv,
+            entry.identity_key,
+            entry.display_name,
+            entry.capability_key,
+            tags
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn is_blocked_member(
+    tx: &rusqlite::Connection,
+    conv: &str,
+    member: &[u8],
+) -> Result<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT blocked_as IS NOT NULL FROM group_members WHERE conversation_id = ?1 AND identity_key = ?2",
+            params![conv, member],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false))
+}
+
+fn split_tags(bytes: &[u8]) -> Vec<[u8; 32]> {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+        .collect()
+}
+
+/// Looks, in `tx`, for members of `conv` who are contacts this user
+/// blocked (group-v1.md §7.1): marks each found, and returns a notice for
+/// each newly found one. Their messages in the group are not shown.
+pub(crate) fn find_blocked_members(tx: &rusqlite::Connection, conv: &str) -> Result<Vec<Notice>> {
+    type Row = (Vec<u8>, String, Option<Vec<u8>>, Option<String>);
+    let rows: Vec<Row> = {
+        let mut stmt = tx.prepare(
+            "SELECT identity_key, display_name, tags, blocked_as FROM group_members \
+             WHERE conversation_id = ?1",
+        )?;
+        let rows = stmt.query_map([conv], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let identity: Vec<u8> = tx.query_row(
+        "SELECT identity FROM conversations WHERE id = ?1",
+        [conv],
+        |r| r.get(0),
+    )?;
+    let me = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
+    let mut notices = Vec::new();
+    for (key, name, tags, was) in rows {
+        if key == me.public() {
+            // Our own tags name every contact of ours, blocked ones too.
+            continue;
+        }
+        let found = match &tags {
+            Some(tags) => recognition::blocked_member(tx, &key, &split_tags(tags))?,
+            None => None,
+        };
+        if found == was {
+            continue;
+        }
+        tx.execute(
+            "UPDATE group_members SET blocked_as = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
+            params![conv, key, found],
+        )?;
+        if let Some(pair) = found {
+            let group = contact_name(tx, conv)?;
+            let contact = contact_name(tx, &pair)?;
+            notices.push(Notice {
+                conversation: conv.to_string(),
+                text: format!(
+                    "{group}: the member shown as \"{name}\" is {contact}, whom you blocked; \
+                     their messages in this group are hidden"
+                ),
+            });
+        }
+    }
+    Ok(notices)
+}
+
+/// After joining `conv` as `member_key`: this user's own tags go into its
+/// member row and to the group, and the roster is checked for contacts it
+/// blocked.
+fn announce_tags(
+    tx: &Transaction<'_>,
+    conv: &str,
+    member_key: &[u8],
+    now: u64,
+) -> Result<Vec<Notice>> {
+    let tags = recognition::own_member_tags(tx, member_key)?;
+    tx.execute(
+        "UPDATE group_members SET tags = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
+        params![conv, member_key, tags.concat()],
+    )?;
+    let frame = PairFrame::MemberTags(tags);
+    let sealed = encrypt_in(tx, conv, &frame)?;
+    queue_with(
+        tx,
+        conv,
+        &sealed.payload,
+        &QueueOptions {
+            epoch: Some(sealed.epoch),
+            frame: Some(frame.to_bytes()),
+            ..QueueOptions::default()
+        },
+        now,
+    )?;
+    find_blocked_members(tx, conv)
+}
+
+/// Reads one group message without touching the store.
+pub(crate) fn open_group_message(
+    channel: &ChannelRow,
+    seq: u64,
+    envelope: Envelope,
+    row: OpenRow,
+) -> std::result::Result<GroupOutcome, OpenError> {
+    let OpenRow {
+        state,
+        pending,
+        identity,
+        mls_state,
+    } = row;
+    let seal = || {
+        channel
+            .seal_key
+            .map(SealKey::from_bytes)
+            .ok_or_else(|| CoreError::Corrupt("an inbox channel without a seal key".into()))
+    };
+    match envelope {
+        Envelope::JoinRequest(sealed) if channel.role == ChannelRole::Inbox && channel.owner => {
+            let plain = seal()?
+                .open(JOIN_REQUEST_CONTEXT, &sealed)
+                .map_err(refused)?;
+            Ok(GroupOutcome::JoinRequest(
+                JoinRequest::from_bytes(&plain).map_err(refused)?,
+            ))
+        }
+        Envelope::GroupWelcome(sealed)
+            if channel.role == ChannelRole::Inbox && state == ConversationState::Joining =>
+        {
+            let plain = seal()?
+                .open(GROUP_WELCOME_CONTEXT, &sealed)
+                .map_err(refused)?;
+            let welcome = GroupWelcome::from_bytes(&plain).map_err(refused)?;
+            let pending =
+                pending.ok_or_else(|| refused("no key package waits for this Welcome"))?;
+            let pending =
+                PendingKeyPackage::from_bytes(&Zeroizing::new(pending)).map_err(CoreError::from)?;
+            let mut session =
+                Session::join(&identity, &pending, &welcome.welcome).map_err(refused)?;
+            Ok(GroupOutcome::Joined {
+                snapshot: session.snapshot().map_err(CoreError::from)?.to_bytes(),
+                welcome,
+            })
+        }
+        Envelope::Mls(message)
+            if matches!(channel.role, ChannelRole::Conv | ChannelRole::Retiring)
+                && matches!(
+                    state,
+                    ConversationState::Active | ConversationState::Leaving
+                ) =>
+        {
+            let stored = mls_state.clone();
+            let mut session = open_session(&identity, mls_state)?;
+            let epoch_before = session.epoch();
+            let secret = session.export(COMMIT_KEYS_LABEL).map_err(CoreError::from)?;
+            let incoming = match session.process(&message) {
+                Ok(incoming) => incoming,
+                Err(_) if message_epoch(&message).is_some_and(|e| e < epoch_before) => {
+                    return Ok(GroupOutcome::Stale);
+                }
+                Err(e) => return Err(refused(e).into()),
+            };
+            if let Incoming::Commit(summary) = &incoming
+                && channel.retire_seq.is_some_and(|moved_at| seq > moved_at)
+            {
+                // A commit sent to the old channel after the move is
+                // void for every member (group-v1.md §11); its
+                // committer builds the change again.
+                let mut kept = open_session(&identity, stored)?;
+                kept.discard_pending();
+                return Ok(GroupOutcome::Void {
+                    snapshot: kept.snapshot().map_err(CoreError::from)?.to_bytes(),
+                    own_epoch: summary.own.then_some(epoch_before),
+                });
+            }
+            let admin = session
+                .admins()
+                .unwrap_or_default()
+                .contains(&identity.public().to_vec());
+            let snapshot = session
+                .snapshot()
+                .map(|s| s.to_bytes())
+                .map_err(CoreError::from)?;
+            match incoming {
+                // A member on its way out reads only for the commit
+                // that removes it.
+                Incoming::Application { .. } if state == ConversationState::Leaving => {
+                    Ok(GroupOutcome::Proposal { snapshot })
+                }
+                Incoming::Application { sender, plaintext } => {
+                    let frame = PairFrame::from_bytes(&plaintext).map_err(refused)?;
+                    let sender_key = session
+                        .member(sender)
+                        .map(|m| m.identity_key)
+                        .unwrap_or_default();
+                    match &frame {
+                        PairFrame::Text { .. }
+                        | PairFrame::Content(_)
+                        | PairFrame::Profile { .. }
+                        | PairFrame::MemberTags(_) => {}
+                        PairFrame::Move(moved)
+                            if moved.key.is_none()
+                                && session.admins().unwrap_or_default().contains(&sender_key) => {}
+                        PairFrame::Move(_) => {
+                            return Err(
+                                refused("a group move by a member who is not an admin").into()
+                            );
+                        }
+                        _ => return Err(refused("a frame a group does not carry").into()),
+                    }
+                    Ok(GroupOutcome::Message {
+                        snapshot,
+                        sender_key,
+                        frame,
+                    })
+                }
+                Incoming::Commit(summary) => {
+                    let keys = if summary.authenticated_data.is_empty() {
+                        CommitKeys::default()
+                    } else {
+                        let plain = SealKey::from_bytes(*secret)
+                            .open(COMMIT_KEYS_CONTEXT, &summary.authenticated_data)
+                            .map_err(|e| refused(format!("commit keys: {e}")))?;
+                        CommitKeys::from_bytes(&plain).map_err(refused)?
+                    };
+                    Ok(GroupOutcome::Commit {
+                        snapshot,
+                        summary,
+                        epoch_before,
+                        keys,
+                        admin,
+                    })
+                }
+                Incoming::Proposal => Ok(GroupOutcome::Proposal { snapshot }),
+                _ => Err(refused("an MLS message a group does not use").into()),
+            }
+        }
+        _ => Err(refused(format!(
+            "a message this {} channel does not carry",
+            channel.role
+        ))
+        .into()),
+    }
+}
+
+/// Proposes this member's removal in the group's current epoch, in `tx`
+/// (group-v1.md §9). The group is `leaving` until a commit removes the
+/// member; a proposal its epoch left behind is made again by the next sync.
+pub(crate) fn propose_leave(tx: &Transaction<'_>, conv: &str, now: u64) -> Result<()> {
+    let mut session = load_session(tx, conv)?;
+    let proposal = session.propose_leave()?;
+    let epoch = session.epoch();
+    tx.execute(
+        "UPDATE conversations SET mls_state = ?2, state = 'leaving', closed_reason = 'you left', \
+         leave_epoch = ?3 WHERE id = ?1",
+        params![conv, session.snapshot()?.to_bytes().as_slice(), ms(epoch)],
+    )?;
+    queue_with(
+        tx,
+        conv,
+        &envelope_payload(&Envelope::Mls(proposal))?,
+        &QueueOptions {
+            epoch: Some(epoch),
+            ..QueueOptions::default()
+        },
+        now,
+    )
+}
+
+/// Applies a group outcome inside the message's transaction.
+pub(crate) fn apply_group(
+    tx: &Transaction<'_>,
+    channel: &ChannelRow,
+    seq: u64,
+    outcome: GroupOutcome,
+    (now, drain): (u64, u64),
+    report: &mut SyncReport,
+) -> Result<GroupApplied> {
+    let conv = channel.conversation_id.as_str();
+    let mut applied = GroupApplied::default();
+    let save = |snapshot: &[u8]| -> Result<()> {
+        tx.execute(
+            "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
+            params![conv, snapshot],
+        )?;
+        Ok(())
+    };
+    match outcome {
+        GroupOutcome::Stale => {}
+        GroupOutcome::Proposal { snapshot } => save(&snapshot)?,
+        GroupOutcome::Void {
+            snapshot,
+            own_epoch,
+        } => {
+            save(&snapshot)?;
+            if let Some(epoch) = own_epoch {
+                tx.execute(
+                    "UPDATE group_ops SET epoch = NULL, welcome = NULL WHERE conversation_id = ?1 AND epoch = ?2",
+                    params![conv, ms(epoch)],
+                )?;
+                // Never to be sent again (it was, on the old channel).
+                tx.execute(
+                    "DELETE FROM outbox WHERE conversation_id = ?1 AND commit_epoch = ?2",
+                    params![conv, ms(epoch)],
+                )?;
+            }
+        }
+        GroupOutcome::Message {
+            snapshot,
+            sender_key,
+            frame,
+        } => {
+            save(&snapshot)?;
+            match frame {
+                PairFrame::Text { .. } | PairFrame::Content(_)
+                    if is_blocked_member(tx, conv, &sender_key)? =>
+                {
+                    // Someone this user blocked (§7.1): not shown.
+                }
+                PairFrame::Text { .. } | PairFrame::Content(_) => {
+                    let from = member_name(tx, conv, &sender_key)?;
+                    if let Some(message) = Received::from_frame(&frame, Some(from)) {
+                        receive_message(tx, conv, message, now, report)?;
+                    }
+                }
+                PairFrame::Profile { display_name } => {
+                    tx.execute(
+                        "UPDATE group_members SET display_name = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
+                        params![conv, sender_key, display_name],
+                    )?;
+                }
+                PairFrame::Move(moved) => {
+                    receive_move(tx, conv, channel, seq, &moved, now, drain)?;
+                }
+                PairFrame::MemberTags(tags) => {
+                    tx.execute(
+                        "UPDATE group_members SET tags = ?3 WHERE conversation_id = ?1 AND identity_key = ?2",
+                        params![conv, sender_key, tags.concat()],
+                    )?;
+                    report.notices.extend(find_blocked_members(tx, conv)?);
+                }
+                _ => {}
+            }
+        }
+        GroupOutcome::Commit {
+            snapshot,
+            summary,
+            epoch_before,
+            keys,
+            admin,
+        } => {
+            save(&snapshot)?;
+            for entry in &keys.added {
+                if summary
+                    .added
+                    .iter()
+                    .any(|m| m.identity_key == entry.identity_key)
+                {
+                    upsert_member(tx, conv, entry)?;
+                }
+            }
+            for gone in &summary.removed {
+                let key: Option<Vec<u8>> = tx
+                    .query_row(
+                        "DELETE FROM group_members WHERE conversation_id = ?1 AND identity_key = ?2 RETURNING capability_key",
+                        params![conv, gone.identity_key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(key) = key.and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+                    && admin
+                    && !summary.removed_self
+                {
+                    applied.revoke.push(key);
+                }
+            }
+            if summary.removed_self {
+                let left: bool = tx.query_row(
+                    "SELECT state = 'leaving' FROM conversations WHERE id = ?1",
+                    [conv],
+                    |r| r.get(0),
+                )?;
+                tx.execute(
+                    "UPDATE conversations SET state = 'closed', \
+                     closed_reason = CASE WHEN state = 'leaving' THEN 'you left' ELSE 'an admin removed you' END \
+                     WHERE id = ?1",
+                    [conv],
+                )?;
+                tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [conv])?;
+                tx.execute("DELETE FROM outbox WHERE conversation_id = ?1", [conv])?;
+                let name = contact_name(tx, conv)?;
+                report.notices.push(Notice {
+                    conversation: conv.to_string(),
+                    text: if left {
+                        format!("you are out of {name}, as you asked")
+                    } else {
+                        format!("you were removed from {name}")
+                    },
+                });
+            } else if summary.own {
+                deliver_welcomes(tx, conv, epoch_before, now)?;
+                tx.execute(
+                    "DELETE FROM group_ops WHERE conversation_id = ?1 AND epoch = ?2",
+                    params![conv, ms(epoch_before)],
+                )?;
+                tx.execute(
+                    "UPDATE conversations SET last_commit = ?2 WHERE id = ?1",
+                    params![conv, ms(now)],
+                )?;
+            } else {
+                // Another commit took this epoch: ours (if any) is built again.
+                tx.execute(
+                    "UPDATE group_ops SET epoch = NULL, welcome = NULL WHERE conversation_id = ?1 AND epoch = ?2",
+                    params![conv, ms(epoch_before)],
+                )?;
+                tx.execute(
+                    "DELETE FROM group_ops WHERE conversation_id = ?1 AND kind = 'update' AND epoch IS NULL",
+                    [conv],
+                )?;
+                tx.execute(
+                    "DELETE FROM outbox WHERE conversation_id = ?1 AND commit_epoch = ?2",
+                    params![conv, ms(epoch_before)],
+                )?;
+                if !summary.removed.is_empty() {
+                    // After a removal every member refreshes its leaf
+                    // (post-compromise security).
+                    tx.execute(
+                        "UPDATE conversations SET last_commit = 0 WHERE id = ?1",
+                        [conv],
+                    )?;
+                }
+            }
+        }
+        GroupOutcome::JoinRequest(request) => {
+            let answered: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM group_ops WHERE inbox_channel = ?1)",
+                [channel.id],
+                |r| r.get(0),
+            )?;
+            if !answered {
+                let seed: [u8; 32] = random()?;
+                tx.execute(
+                    "INSERT INTO group_ops (conversation_id, kind, key_package, capability_seed, member_name, inbox_channel, created_at) \
+                     VALUES (?1, 'add', ?2, ?3, ?4, ?5, ?6)",
+                    params![conv, request.key_package, seed.as_slice(), request.display_name, channel.id, ms(now)],
+                )?;
+            }
+        }
+        GroupOutcome::Joined { snapshot, welcome } => {
+            tx.execute(
+                "UPDATE conversations SET state = 'active', mls_state = ?2, pending_kp = NULL, expires_at = NULL, \
+                 contact_name = ?3, last_activity = ?4, last_commit = ?4 WHERE id = ?1",
+                params![conv, snapshot.as_slice(), welcome.group_name, ms(now)],
+            )?;
+            insert_channel(
+                tx,
+                conv,
+                &welcome.channel,
+                &welcome.channel.key,
+                false,
+                true,
+                now,
+            )?;
+            tx.execute(
+                "UPDATE channels SET role = 'inbox-done' WHERE id = ?1",
+                [channel.id],
+            )?;
+            for entry in &welcome.roster {
+                upsert_member(tx, conv, entry)?;
+            }
+            let identity: Vec<u8> = tx.query_row(
+                "SELECT identity FROM conversations WHERE id = ?1",
+                [conv],
+                |r| r.get(0),
+            )?;
+            let me = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
+            report
+                .notices
+                .extend(announce_tags(tx, conv, me.public(), now)?);
+            applied.joined = true;
+        }
+    }
+    Ok(applied)
+}
+
+/// Sends the Welcome of each member this member's commit at `epoch`
+/// added: through the 1:1 conversation it came from, or sealed on the
+/// group link's inbox.
+fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> Result<()> {
+    type Row = (
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<String>,
+        Option<i64>,
+    );
+    let adds: Vec<Row> = {
+        let mut stmt = tx.prepare(
+            "SELECT welcome, capability_seed, deliver_to, inbox_channel FROM group_ops \
+             WHERE conversation_id = ?1 AND epoch = ?2 AND kind = 'add'",
+        )?;
+        let rows = stmt.query_map(params![conv, ms(epoch)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if adds.is_empty() {
+        return Ok(());
+    }
+    let channel = group_channel(tx, conv)?;
+    let group_name: String = tx.query_row(
+        "SELECT COALESCE(contact_name, '') FROM conversations WHERE id = ?1",
+        [conv],
+        |r| r.get(0),
+    )?;
+    let roster: Vec<MemberEntry> = {
+        let mut stmt = tx.prepare(
+            "SELECT identity_key, display_name, capability_key, tags FROM group_members WHERE conversation_id = ?1",
+        )?;
+        let rows = stmt.query_map([conv], |r| {
+            let cap: Vec<u8> = r.get(2)?;
+            Ok(MemberEntry {
+                identity_key: r.get(0)?,
+                display_name: r.get(1)?,
+                capability_key: <[u8; 32]>::try_from(cap.as_slice()).unwrap_or([0; 32]),
+                tags: split_tags(&r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default()),
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (welcome, seed, pair, inbox) in adds {
+        let (Some(welcome), Some(seed)) = (welcome, seed) else {
+            continue;
+        };
+        let seed = <[u8; 32]>::try_from(seed.as_slice())
+            .map_err(|_| CoreError::Corrupt("capability seed".into()))?;
+        let invite = GroupWelcome {
+            group_name: group_name.clone(),
+            channel: grant_for(&channel, seed),
+            welcome,
+            roster: roster.clone(),
+        };
+        if let Some(pair) = pair {
+            queue_frame(tx, &pair, &PairFrame::GroupInvite(invite), now)?;
+        } else if let Some(inbox) = inbox {
+            let seal_key: Option<Vec<u8>> = tx.query_row(
+                "SELECT seal_key FROM channels WHERE id = ?1",
+                [inbox],
+                |r| r.get(0),
+            )?;
+            let seal_key = seal_key
+                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+                .map(SealKey::from_bytes)
+                .ok_or_else(|| CoreError::Corrupt("inbox without a seal key".into()))?;
+            let sealed =
+                seal_key.seal(GROUP_WELCOME_CONTEXT, &Zeroizing::new(invite.to_bytes()))?;
+            queue_with(
+                tx,
+                conv,
+                &envelope_payload(&Envelope::GroupWelcome(sealed))?,
+                &QueueOptions {
+                    channel: Some(inbox),
+                    ..QueueOptions::default()
+                },
+                now,
+            )?;
+            tx.execute(
+                "UPDATE channels SET role = 'inbox-done' WHERE id = ?1",
+                [inbox],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The GroupV1 logic for one page of one channel (group-v1.md).
+pub(crate) struct GroupV1 {
+    moment: Moment,
+}
+
+/// What arrives for a group.
+pub(crate) enum GroupInput<'a> {
+    /// A message on the group's channel or on one of its link inboxes.
+    Channel(Arrived<'a>),
+    /// A Welcome sent to this user through the 1:1 conversation `via`
+    /// (§6.1), answering the spare key package offered there.
+    Invitation { via: String, invite: GroupWelcome },
+}
+
+/// A group message, opened.
+pub(crate) enum OpenedGroup<'a> {
+    Channel {
+        channel: &'a ChannelRow,
+        seq: u64,
+        outcome: GroupOutcome,
+    },
+    Invitation {
+        via: String,
+        invite: GroupWelcome,
+        identity: IdentityKey,
+        snapshot: Zeroizing<Vec<u8>>,
+    },
+}
+
+impl GroupV1 {
+    pub(crate) fn new(moment: Moment) -> Self {
+        Self { moment }
+    }
+}
+
+impl ConversationType for GroupV1 {
+    type Input<'a> = GroupInput<'a>;
+    type Opened<'a> = OpenedGroup<'a>;
+
+    fn open<'a>(
+        &mut self,
+        tx: &Transaction<'_>,
+        input: Self::Input<'a>,
+    ) -> std::result::Result<Self::Opened<'a>, OpenError> {
+        match input {
+            GroupInput::Channel(Arrived {
+                channel,
+                seq,
+                envelope,
+                state,
+            }) => {
+                type Row = (Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
+                let (pending, identity, mls_state): Row = tx
+                    .prepare_cached(
+                        "SELECT pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
+                    )?
+                    .query_row([&channel.conversation_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?;
+                let identity =
+                    IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(CoreError::from)?;
+                let row = OpenRow {
+                    state,
+                    pending,
+                    identity,
+                    mls_state,
+                };
+                let outcome = open_group_message(channel, seq, envelope, row)?;
+                Ok(OpenedGroup::Channel {
+                    channel,
+                    seq,
+                    outcome,
+                })
+            }
+            GroupInput::Invitation { via, invite } => {
+                let (identity, pending): (Option<Vec<u8>>, Option<Vec<u8>>) = tx.query_row(
+                    "SELECT spare_identity, spare_kp FROM conversations WHERE id = ?1",
+                    [&via],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let (Some(identity), Some(pending)) = (identity, pending) else {
+                    return Err(refused(
+                        "a group invitation without a spare key package to answer it",
+                    )
+                    .into());
+                };
+                let identity =
+                    IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(CoreError::from)?;
+                let pending = PendingKeyPackage::from_bytes(&Zeroizing::new(pending))
+                    .map_err(CoreError::from)?;
+                let mut session =
+                    Session::join(&identity, &pending, &invite.welcome).map_err(refused)?;
+                if session.admins().is_none() {
+                    return Err(refused("a group Welcome without an admin list").into());
+                }
+                let snapshot = session.snapshot().map_err(CoreError::from)?.to_bytes();
+                Ok(OpenedGroup::Invitation {
+                    via,
+                    invite,
+                    identity,
+                    snapshot,
+                })
+            }
+        }
+    }
+
+    fn apply(
+        &mut self,
+        tx: &Transaction<'_>,
+        opened: OpenedGroup<'_>,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let Moment { now, drain } = self.moment;
+        match opened {
+            OpenedGroup::Channel {
+                channel,
+                seq,
+                outcome,
+            } => {
+                let applied = apply_group(tx, channel, seq, outcome, (now, drain), &mut fx.report)?;
+                if applied.joined {
+                    fx.joined.push(channel.conversation_id.clone());
+                }
+                fx.revoke.extend(
+                    applied
+                        .revoke
+                        .into_iter()
+                        .map(|key| (channel.conversation_id.clone(), key)),
+                );
+            }
+            OpenedGroup::Invitation {
+                via,
+                invite,
+                identity,
+                snapshot,
+            } => {
+                let (id, notices) = join_from_pair(tx, &via, &invite, &identity, &snapshot, now)?;
+                fx.report.joined_groups.push(id);
+                fx.report.notices.extend(notices);
+            }
+        }
+        Ok(())
+    }
+
+    /// A member on its way out proposes its removal again in every new
+    /// epoch until a commit carries it out (§9).
+    fn tick(&mut self, tx: &Transaction<'_>, _: &mut Effects) -> Result<()> {
+        let leaving: Vec<(String, Option<i64>)> = tx
+            .prepare(
+                "SELECT id, leave_epoch FROM conversations WHERE kind = 'group' AND state = 'leaving'",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, leave_epoch) in leaving {
+            if leave_epoch.and_then(|e| u64::try_from(e).ok())
+                == Some(load_session(tx, &id)?.epoch())
+            {
+                continue;
+            }
+            propose_leave(tx, &id, self.moment.now)?;
+        }
+        Ok(())
+    }
+}
+
+/// Joins a group from a Welcome sent through the 1:1 conversation `pair`.
+fn join_from_pair(
+    tx: &Transaction<'_>,
+    pair: &str,
+    invite: &GroupWelcome,
+    identity: &IdentityKey,
+    snapshot: &[u8],
+    now: u64,
+) -> Result<(String, Vec<Notice>)> {
+    let my_name: String = tx.query_row(
+        "SELECT my_name FROM conversations WHERE id = ?1",
+        [pair],
+        |r| r.get(0),
+    )?;
+    let id = conversation_id(&invite.channel.write_id);
+    tx.execute(
+        "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, last_commit) \
+         VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
+        params![id, invite.group_name, my_name, identity.to_bytes().as_slice(), snapshot, ms(now)],
+    )?;
+    insert_channel(
+        tx,
+        &id,
+        &invite.channel,
+        &invite.channel.key,
+        false,
+        true,
+        now,
+    )?;
+    for entry in &invite.roster {
+        upsert_member(tx, &id, entry)?;
+    }
+    tx.execute(
+        "UPDATE conversations SET spare_identity = NULL, spare_kp = NULL WHERE id = ?1",
+        [pair],
+    )?;
+    let notices = announce_tags(tx, &id, identity.public(), now)?;
+    Ok((id, notices))
+}

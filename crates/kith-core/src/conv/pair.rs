@@ -1,0 +1,227 @@
+//! PairV1 (docs/spec/pair-v1.md): an active 1:1 conversation on its
+//! channels. Exactly two members for good (§7): every proposal and commit
+//! is refused before anything processes it.
+
+use kith_crypto::mls::{IdentityKey, Incoming, Session, key_package};
+use kith_wire::Codec;
+use kith_wire::conv::{Envelope, PairFrame};
+use rusqlite::{Transaction, params};
+use zeroize::Zeroizing;
+
+use super::{Arrived, ConversationType, Effects, Handoff, Moment};
+use crate::channels::receive_move;
+use crate::error::{CoreError, OpenError, Result, refused};
+use crate::store::{
+    ChannelRow, ConversationState, Received, open_session, queue_frame, receive_message,
+    record_integrity_event,
+};
+
+/// The PairV1 logic for one page of one channel.
+pub(crate) struct PairV1 {
+    moment: Moment,
+    /// The conversation's MLS session kept across the page: loaded once
+    /// and its state written once, at the end of the page or before a
+    /// control frame is applied (whose handling may read it), rather than
+    /// decoded and encoded again for every message.
+    open: Option<(String, Session)>,
+    dirty: bool,
+}
+
+/// A PairV1 message, opened.
+pub(crate) struct OpenedPair<'a> {
+    channel: &'a ChannelRow,
+    seq: u64,
+    frame: PairFrame,
+}
+
+impl PairV1 {
+    pub(crate) fn new(moment: Moment) -> Self {
+        Self {
+            moment,
+            open: None,
+            dirty: false,
+        }
+    }
+
+    fn holds(&self, conv: &str) -> bool {
+        self.open.as_ref().is_some_and(|(open, _)| open == conv)
+    }
+
+    /// The page's session of `conv`, read from the store the first time.
+    fn session(&mut self, tx: &Transaction<'_>, conv: &str) -> Result<&mut Session> {
+        if !self.holds(conv) {
+            self.save(tx)?;
+            let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx
+                .prepare_cached("SELECT identity, mls_state FROM conversations WHERE id = ?1")?
+                .query_row([conv], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let identity = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
+            self.open = Some((conv.to_string(), open_session(&identity, state)?));
+            self.dirty = false;
+        }
+        match &mut self.open {
+            Some((_, session)) => Ok(session),
+            None => Err(CoreError::Corrupt("no session".into())),
+        }
+    }
+
+    /// Writes the kept state, if it moved on.
+    fn save(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        if let (true, Some((conv, session))) = (self.dirty, &mut self.open) {
+            tx.prepare_cached("UPDATE conversations SET mls_state = ?2 WHERE id = ?1")?
+                .execute(params![
+                    conv.as_str(),
+                    session.snapshot()?.to_bytes().as_slice()
+                ])?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+impl ConversationType for PairV1 {
+    type Input<'a> = Arrived<'a>;
+    type Opened<'a> = OpenedPair<'a>;
+
+    fn open<'a>(
+        &mut self,
+        tx: &Transaction<'_>,
+        input: Self::Input<'a>,
+    ) -> std::result::Result<Self::Opened<'a>, OpenError> {
+        let Arrived {
+            channel,
+            seq,
+            envelope,
+            state,
+        } = input;
+        let message = match envelope {
+            Envelope::Mls(message) if state == ConversationState::Active => message,
+            Envelope::Welcome(_) => {
+                return Err(refused("a second Welcome for a conversation already joined").into());
+            }
+            _ => return Err(refused("a group message in a 1:1 conversation").into()),
+        };
+        // A 1:1 conversation has exactly two members, for good (pair-v1.md
+        // §7): a proposal or commit is refused before anything processes it.
+        if !kith_crypto::mls::is_private_application(&message) {
+            return Err(
+                refused("a change of members in a 1:1 conversation (it has exactly two)").into(),
+            );
+        }
+        let session = self.session(tx, &channel.conversation_id)?;
+        let incoming = session.process(&message).map_err(refused)?;
+        // A message that failed left the state as it was; one that opened
+        // moved it on (kept for the page, written once).
+        self.dirty = true;
+        let frame = match incoming {
+            Incoming::Application { plaintext, .. } => {
+                match PairFrame::from_bytes(&plaintext).map_err(refused)? {
+                    PairFrame::MemberTags(_) => {
+                        return Err(refused("a group's frame in a 1:1 conversation").into());
+                    }
+                    frame => frame,
+                }
+            }
+            _ => return Err(refused("an MLS message a 1:1 conversation does not use").into()),
+        };
+        Ok(OpenedPair {
+            channel,
+            seq,
+            frame,
+        })
+    }
+
+    fn apply(
+        &mut self,
+        tx: &Transaction<'_>,
+        opened: OpenedPair<'_>,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let OpenedPair {
+            channel,
+            seq,
+            frame,
+        } = opened;
+        let conv = channel.conversation_id.as_str();
+        let Moment { now, drain } = self.moment;
+        if let Some(message) = Received::from_frame(&frame, None) {
+            return receive_message(tx, conv, message, now, &mut fx.report);
+        }
+        // A control frame's handling may read the session's state.
+        self.save(tx)?;
+        match frame {
+            PairFrame::Text { .. } | PairFrame::Content(_) | PairFrame::MemberTags(_) => {}
+            PairFrame::Profile { display_name } => {
+                tx.execute(
+                    "UPDATE conversations SET contact_name = ?2 WHERE id = ?1",
+                    params![conv, display_name],
+                )?;
+            }
+            PairFrame::Channel(grant) => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO channels (conversation_id, relay_url, relay_id, write_id, read_id, key, owner, preferred) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)",
+                    params![conv, grant.relay_url, grant.relay_id.0, grant.write_id.0, grant.read_id.0, grant.key],
+                )?;
+            }
+            PairFrame::KeyPackage(kp) => {
+                tx.execute(
+                    "UPDATE conversations SET contact_kp = ?2 WHERE id = ?1",
+                    params![conv, kp],
+                )?;
+            }
+            PairFrame::Move(moved) => {
+                if moved.key.is_some() {
+                    receive_move(tx, conv, channel, seq, &moved, now, drain)?;
+                } else {
+                    record_integrity_event(
+                        tx,
+                        conv,
+                        now,
+                        "an address update without a key for you was ignored".into(),
+                        &mut fx.report,
+                    )?;
+                }
+            }
+            PairFrame::Introduction(intro) => fx.handoffs.push(Handoff::Introduction {
+                via: conv.to_string(),
+                intro,
+            }),
+            PairFrame::GroupInvite(invite) => fx.handoffs.push(Handoff::GroupInvitation {
+                via: conv.to_string(),
+                invite,
+            }),
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        self.save(tx)
+    }
+
+    /// Gives every contact without one a spare key package (a fresh
+    /// identity), so that they can add this user to a group at once
+    /// (group-v1.md §6.1).
+    fn tick(&mut self, tx: &Transaction<'_>, _: &mut Effects) -> Result<()> {
+        let waiting: Vec<String> = tx
+            .prepare(
+                "SELECT id FROM conversations \
+                 WHERE kind = 'pair' AND state = 'active' AND blocked = 0 AND spare_kp IS NULL",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in waiting {
+            let identity = IdentityKey::generate()?;
+            let (kp, pending) = key_package(&identity)?;
+            queue_frame(tx, &id, &PairFrame::KeyPackage(kp), self.moment.now)?;
+            tx.execute(
+                "UPDATE conversations SET spare_identity = ?2, spare_kp = ?3 WHERE id = ?1",
+                params![
+                    id,
+                    identity.to_bytes().as_slice(),
+                    pending.to_bytes().as_slice()
+                ],
+            )?;
+        }
+        Ok(())
+    }
+}

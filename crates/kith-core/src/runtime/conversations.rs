@@ -1,0 +1,513 @@
+use crate::config::millis;
+use crate::conv::group::GROUP_INVITATION_CONTEXT;
+use crate::conv::inbox::INVITATION_CONTEXT;
+use crate::conv::inbox::INVITATION_TTL;
+use crate::error::CoreError;
+use crate::error::Result;
+use crate::error::check_len;
+use crate::error::check_name;
+use crate::ids::conversation_id;
+use crate::ids::random;
+use crate::ids::safety_number;
+use crate::link::InviteLink;
+use crate::runtime::Engine;
+use crate::runtime::base_url;
+use crate::runtime::sync::not_found;
+use crate::store;
+use crate::store::ConversationState;
+use crate::store::NewPair;
+use crate::store::QueueOptions;
+use crate::store::SharedChannel;
+use crate::store::contact_name;
+use crate::store::encrypt_in;
+use crate::store::envelope_payload;
+use crate::store::insert_active_pair;
+use crate::store::insert_channel;
+use crate::store::ms;
+use crate::store::queue;
+use crate::store::queue_with;
+use crate::views::Accepted;
+use crate::views::ChannelInfo;
+use crate::views::ConversationInfo;
+use crate::views::ConversationView;
+use crate::views::IntegrityEvent;
+use crate::views::Invite;
+use crate::views::MessageView;
+use kith_crypto::mls::IdentityKey;
+use kith_crypto::mls::Session;
+use kith_crypto::mls::key_package;
+use kith_crypto::padding::pad;
+use kith_crypto::padding::unpad;
+use kith_crypto::seal::SealKey;
+use kith_relay_client::ChannelOptions;
+use kith_relay_client::generate_key;
+use kith_relay_client::public_key;
+use kith_wire::Codec;
+use kith_wire::conv::ChannelGrant;
+use kith_wire::conv::Envelope;
+use kith_wire::conv::GroupInvitation;
+use kith_wire::conv::Invitation;
+use kith_wire::conv::PairFrame;
+use kith_wire::relay::KeyGrant;
+use kith_wire::relay::Rights;
+use kith_wire::relay::SIZE_BUCKETS;
+use kith_wire::relay::to_hex;
+use rusqlite::params;
+use zeroize::Zeroizing;
+
+impl Engine {
+    /// Creates a one-time invitation on `relay` (or the profile's relay),
+    /// showing `name` (or the profile's name) to whoever accepts it.
+    pub async fn invite(&mut self, relay: Option<&str>, name: Option<&str>) -> Result<Invite> {
+        name.map(check_name).transpose()?;
+        let profile = self.profile()?;
+        let my_name = name.map_or_else(|| profile.name.clone(), str::to_string);
+        let relay_url = relay
+            .map(str::to_string)
+            .or(profile.relay_url)
+            .ok_or(CoreError::NoRelay)?;
+        let client = self.relay(&relay_url)?;
+        let SharedChannel { owner, grant } = self.create_shared_channel(&relay_url).await?;
+        let identity = IdentityKey::generate()?;
+        let (kp, pending) = key_package(&identity)?;
+        let expires_at = self.now().saturating_add(millis(INVITATION_TTL));
+        let id = conversation_id(&grant.write_id);
+        let now = ms(self.now());
+        // Stored before the blob exists: a Welcome can only arrive once the
+        // link is out, and then the channel must already be ours to read.
+        let at = self.now();
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO conversations (id, kind, state, my_name, identity, pending_kp, created_at, last_activity, expires_at) \
+             VALUES (?1, 'pair', 'invited', ?2, ?3, ?4, ?5, ?5, ?6)",
+            params![id, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(expires_at)],
+        )?;
+        insert_channel(&tx, &id, &grant, &owner.to_bytes(), true, true, at)?;
+        tx.commit()?;
+
+        let (relay_url, write_id) = (grant.relay_url.clone(), grant.write_id);
+        let invitation = Invitation {
+            channel: grant,
+            key_package: kp,
+            display_name: my_name,
+            expires_at_ms: expires_at,
+        };
+        let seal_key = SealKey::generate()?;
+        let plaintext = Zeroizing::new(invitation.to_bytes());
+        let blob = pad(
+            &seal_key.seal(INVITATION_CONTEXT, &plaintext)?,
+            &SIZE_BUCKETS,
+        )?;
+        let chunk_size =
+            u32::try_from(blob.len()).map_err(|_| CoreError::Corrupt("blob size".into()))?;
+        let created_blob = client
+            .blob_create(&owner, write_id, chunk_size, 1, Some(INVITATION_TTL), true)
+            .await?;
+        client
+            .blob_put(&owner, write_id, created_blob.blob_id, 0, &blob)
+            .await?;
+        let link = InviteLink {
+            relay_url,
+            blob_id: created_blob.blob_id,
+            key: seal_key,
+        };
+        Ok(Invite {
+            link: link.kith(),
+            web_link: link.web(),
+            conversation: id,
+            expires_at,
+        })
+    }
+
+    /// Accepts an invitation link: fetches (and so consumes) its blob,
+    /// creates the conversation's MLS group and sends the Welcome.
+    pub async fn accept(&mut self, link: &str, name: Option<&str>) -> Result<Accepted> {
+        name.map(check_name).transpose()?;
+        let profile = self.profile()?;
+        let link = InviteLink::parse(link)?;
+        let client = self.relay(&link.relay_url)?;
+        let chunk = match client.blob_get(link.blob_id, 0).await {
+            Ok(chunk) => chunk,
+            Err(e) if not_found(&e) => return Err(CoreError::InvitationUnavailable),
+            Err(e) => return Err(e.into()),
+        };
+        let sealed = unpad(&chunk.data).map_err(|e| CoreError::BadInvitation(e.to_string()))?;
+        let Ok(plaintext) = link.key.open(INVITATION_CONTEXT, sealed) else {
+            // The seal's context tells a group link from a 1:1 one.
+            let plaintext = link
+                .key
+                .open(GROUP_INVITATION_CONTEXT, sealed)
+                .map_err(|_| {
+                    CoreError::BadInvitation("the key in the link does not open it".into())
+                })?;
+            let invitation = GroupInvitation::from_bytes(&plaintext)
+                .map_err(|e| CoreError::BadInvitation(e.to_string()))?;
+            return Ok(Accepted {
+                conversation: self.accept_group(invitation, &link.key, name).await?,
+                warnings: Vec::new(),
+            });
+        };
+        let invitation = Invitation::from_bytes(&plaintext)
+            .map_err(|e| CoreError::BadInvitation(e.to_string()))?;
+        if invitation.expires_at_ms < self.now() {
+            return Err(CoreError::InvitationUnavailable);
+        }
+        let id = conversation_id(&invitation.channel.write_id);
+        if self.find_by_id(&id)?.is_some() {
+            return Err(CoreError::OwnInvitation);
+        }
+        let grant = &invitation.channel;
+        let inviter_relay = self.relay(&grant.relay_url)?;
+        if inviter_relay.info().await?.relay_id != grant.relay_id {
+            return Err(CoreError::BadInvitation(
+                "the relay is not the one the invitation names".into(),
+            ));
+        }
+        let relay_url = base_url(&inviter_relay);
+
+        let identity = IdentityKey::generate()?;
+        let (mut session, welcome) = Session::create(&identity, &[&invitation.key_package])?;
+        let my_name = name.map_or(profile.name.clone(), str::to_string);
+
+        let mut warnings = Vec::new();
+        let mut frames = vec![PairFrame::Profile {
+            display_name: my_name.clone(),
+        }];
+        let mut own_channel = None;
+        if let Some(own_url) = profile.relay_url.as_deref().filter(|u| *u != relay_url) {
+            match self.create_shared_channel(own_url).await {
+                Ok(shared) => {
+                    frames.push(PairFrame::Channel(shared.grant.clone()));
+                    own_channel = Some(shared);
+                }
+                Err(e) => warnings.push(format!("no channel on your relay {own_url}: {e}")),
+            }
+        }
+        let mut payloads = vec![envelope_payload(&Envelope::Welcome(welcome))?];
+        for frame in &frames {
+            let ct = session.encrypt(&Zeroizing::new(frame.to_bytes()))?;
+            payloads.push(envelope_payload(&Envelope::Mls(ct))?);
+        }
+        let snapshot = session.snapshot()?;
+        let now = ms(self.now());
+        let at = self.now();
+        let tx = self.db.transaction()?;
+        insert_active_pair(
+            &tx,
+            &NewPair {
+                id: &id,
+                contact_name: &invitation.display_name,
+                my_name: &my_name,
+                identity: &identity,
+                snapshot: &snapshot,
+                now,
+                introduced_by: None,
+            },
+        )?;
+        insert_channel(&tx, &id, grant, &grant.key, false, true, at)?;
+        if let Some(shared) = &own_channel {
+            insert_channel(
+                &tx,
+                &id,
+                &shared.grant,
+                &shared.owner.to_bytes(),
+                true,
+                false,
+                at,
+            )?;
+        }
+        for payload in &payloads {
+            queue(&tx, &id, payload, at)?;
+        }
+        tx.commit()?;
+        if let Err(e) = self.flush_outbox(Some(&id)).await {
+            warnings.push(format!(
+                "the reply is queued and will be sent on the next sync: {e}"
+            ));
+        }
+        let conversation = self.view(&id)?;
+        Ok(Accepted {
+            conversation,
+            warnings,
+        })
+    }
+
+    /// A channel on the relay at `url` for a conversation, with a
+    /// READ|WRITE capability key for the contact.
+    pub(crate) async fn create_shared_channel(&mut self, url: &str) -> Result<SharedChannel> {
+        let client = self.relay(url)?;
+        let info = client.info().await?;
+        let owner = generate_key()?;
+        let guest = generate_key()?;
+        let created = client
+            .create_channel(
+                &owner,
+                ChannelOptions {
+                    grants: vec![KeyGrant {
+                        key: public_key(&guest),
+                        rights: Rights::READ | Rights::WRITE,
+                    }],
+                    ..ChannelOptions::default()
+                },
+            )
+            .await?;
+        let grant = ChannelGrant {
+            relay_url: base_url(&client),
+            relay_id: info.relay_id,
+            write_id: created.write_id,
+            read_id: created.read_id,
+            key: guest.to_bytes(),
+        };
+        Ok(SharedChannel { owner, grant })
+    }
+
+    /// Sends a text message. It is stored and queued first, so a relay that
+    /// cannot be reached loses nothing: the next send or sync retries.
+    pub async fn send(&mut self, conv: &str, text: &str) -> Result<MessageView> {
+        if text.is_empty() {
+            return Err(CoreError::Empty("message"));
+        }
+        check_len("message", text, kith_wire::conv::MAX_TEXT)?;
+        let id = self.resolve(conv)?;
+        let (state, blocked): (ConversationState, bool) = self.db.query_row(
+            "SELECT state, blocked FROM conversations WHERE id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        match state {
+            ConversationState::Closed | ConversationState::Leaving => {
+                return Err(CoreError::GroupClosed(conv.to_string()));
+            }
+            ConversationState::Invited | ConversationState::Joining => {
+                return Err(CoreError::NotYetConnected);
+            }
+            _ if blocked => return Err(CoreError::Blocked(conv.to_string())),
+            _ => {}
+        }
+        let message_id: [u8; 16] = random()?;
+        let sent_at = self.now();
+        let frame = PairFrame::Text {
+            message_id,
+            sent_at_ms: sent_at,
+            text: text.to_string(),
+        };
+        let group = self.prepare_send(&id).await?;
+        let at = self.now();
+        let tx = self.db.transaction()?;
+        // Loaded, encrypted and stored in one transaction (pair-v1.md §12).
+        let sealed = encrypt_in(&tx, &id, &frame)?;
+        tx.execute(
+            "UPDATE conversations SET last_activity = ?2 WHERE id = ?1",
+            params![id, ms(sent_at)],
+        )?;
+        tx.execute(
+            "INSERT INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text) \
+             VALUES (?1, ?2, 1, ?3, ?3, ?4)",
+            params![id, message_id, ms(sent_at), text],
+        )?;
+        let options = QueueOptions {
+            epoch: group.then_some(sealed.epoch),
+            frame: group.then(|| frame.to_bytes()),
+            ..QueueOptions::default()
+        };
+        queue_with(&tx, &id, &sealed.payload, &options, at)?;
+        tx.commit()?;
+        match self.flush_outbox(Some(&id)).await {
+            Ok(()) => {}
+            Err(e @ CoreError::Refused(_)) => {
+                // Never delivered: not kept as if it had been.
+                self.db.execute(
+                    "DELETE FROM messages WHERE conversation_id = ?1 AND message_id = ?2",
+                    params![id, message_id],
+                )?;
+                return Err(e);
+            }
+            Err(e) => return Err(CoreError::Queued(e.to_string())),
+        }
+        Ok(MessageView {
+            id: to_hex(&message_id),
+            conversation: id,
+            from: "me".into(),
+            outgoing: true,
+            sent_at,
+            received_at: sent_at,
+            text: text.to_string(),
+            needs_newer: false,
+        })
+    }
+
+    pub(crate) fn is_group(&self, id: &str) -> Result<bool> {
+        Ok(self.db.query_row(
+            "SELECT kind = 'group' FROM conversations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Conversations, newest activity first.
+    pub fn list(&self) -> Result<Vec<ConversationView>> {
+        let mut stmt = self.db.prepare(
+            "SELECT c.id, COALESCE(c.local_name, c.contact_name, \
+                      CASE c.state WHEN 'invited' THEN '(invitation not yet accepted)' ELSE 'contact' END), \
+                    c.state, c.unread, c.last_activity, c.my_name, \
+                    (SELECT COUNT(*) FROM integrity_events e WHERE e.conversation_id = c.id), c.kind, \
+                    c.introduced_by, c.blocked \
+             FROM conversations c ORDER BY c.last_activity DESC, c.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ConversationView {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                state: r.get(2)?,
+                unread: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                last_activity: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                my_name: r.get(5)?,
+                integrity_events: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+                kind: r.get(7)?,
+                introduced_by: r.get(8)?,
+                blocked: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The conversation's messages by the time their senders sent them (ties:
+    /// the order they were stored); marks
+    /// them read.
+    pub fn read(&mut self, conv: &str) -> Result<Vec<MessageView>> {
+        let id = self.resolve(conv)?;
+        let name = contact_name(&self.db, &id)?;
+        let messages = {
+            let mut stmt = self.db.prepare(
+                "SELECT message_id, outgoing, sent_at, received_at, text, sender, needs_newer FROM messages \
+                 WHERE conversation_id = ?1 ORDER BY sent_at, seq",
+            )?;
+            let rows = stmt.query_map([&id], |r| {
+                let outgoing: bool = r.get(1)?;
+                Ok(MessageView {
+                    id: to_hex(&r.get::<_, Vec<u8>>(0)?),
+                    conversation: id.clone(),
+                    from: if outgoing {
+                        "me".to_string()
+                    } else {
+                        r.get::<_, Option<String>>(5)?
+                            .unwrap_or_else(|| name.clone())
+                    },
+                    outgoing,
+                    sent_at: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    received_at: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    text: r.get(4)?,
+                    needs_newer: r.get(6)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        self.db
+            .execute("UPDATE conversations SET unread = 0 WHERE id = ?1", [&id])?;
+        Ok(messages)
+    }
+
+    /// Identity keys, safety number and channels of a conversation.
+    pub fn info(&self, conv: &str) -> Result<ConversationInfo> {
+        let id = self.resolve(conv)?;
+        let conversation = self.view(&id)?;
+        let identity: Vec<u8> = self.db.query_row(
+            "SELECT identity FROM conversations WHERE id = ?1",
+            [&id],
+            |r| r.get(0),
+        )?;
+        let mine = IdentityKey::from_bytes(&Zeroizing::new(identity))?
+            .public()
+            .to_vec();
+        let members: Vec<Vec<u8>> = match self.load(&id) {
+            Ok(session) => session
+                .members()
+                .into_iter()
+                .map(|m| m.identity_key)
+                .filter(|k| *k != mine)
+                .collect(),
+            Err(CoreError::NotYetConnected) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let safety_number = match members.as_slice() {
+            [theirs] if conversation.kind == "pair" => Some(safety_number(&mine, theirs)),
+            _ => None,
+        };
+        let preferred: Vec<(i64, bool)> = {
+            let mut stmt = self
+                .db
+                .prepare("SELECT id, preferred FROM channels WHERE conversation_id = ?1")?;
+            let rows = stmt.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let channels = store::channels(&self.db, Some(&id))?
+            .into_iter()
+            .map(|c| ChannelInfo {
+                relay_url: c.relay_url.clone(),
+                write_id: to_hex(&c.write_id.0),
+                read_id: to_hex(&c.read_id.0),
+                my_key: to_hex(&public_key(&c.key).0),
+                hosted: c.owner,
+                role: c.role.to_string(),
+                preferred: preferred.iter().any(|p| p.0 == c.id && p.1),
+            })
+            .collect();
+        Ok(ConversationInfo {
+            conversation,
+            my_identity: to_hex(&mine),
+            member_identities: members.iter().map(|k| to_hex(k)).collect(),
+            safety_number,
+            channels,
+        })
+    }
+
+    /// Integrity events of a conversation, oldest first.
+    pub fn integrity_events(&self, conv: &str) -> Result<Vec<IntegrityEvent>> {
+        let id = self.resolve(conv)?;
+        let mut stmt = self.db.prepare(
+            "SELECT at, detail FROM integrity_events WHERE conversation_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([&id], |r| {
+            Ok(IntegrityEvent {
+                conversation: id.clone(),
+                at: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                detail: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Renames a conversation locally; the contact never learns it.
+    pub fn rename(&mut self, conv: &str, name: &str) -> Result<ConversationView> {
+        check_name(name)?;
+        let id = self.resolve(conv)?;
+        self.db.execute(
+            "UPDATE conversations SET local_name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+        self.view(&id)
+    }
+
+    /// Deletes a conversation here, and the channels this user hosts for it
+    /// on relays (best effort: a relay that cannot be reached lets them
+    /// expire).
+    pub async fn delete(&mut self, conv: &str) -> Result<Vec<String>> {
+        let id = self.resolve(conv)?;
+        let mut warnings = Vec::new();
+        for channel in store::channels(&self.db, Some(&id))?
+            .into_iter()
+            .filter(|c| c.owner)
+        {
+            let client = self.relay(&channel.relay_url)?;
+            if let Err(e) = client.delete_channel(&channel.key, channel.write_id).await {
+                warnings.push(format!(
+                    "channel on {} left to expire: {e}",
+                    channel.relay_url
+                ));
+            }
+        }
+        self.db
+            .execute("DELETE FROM conversations WHERE id = ?1", [&id])?;
+        Ok(warnings)
+    }
+}

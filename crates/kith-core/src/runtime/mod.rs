@@ -1,0 +1,207 @@
+use crate::config::Config;
+use crate::error::CoreError;
+use crate::error::Result;
+use crate::error::check_name;
+use crate::home;
+use crate::home::ProfileLock;
+use crate::store;
+use crate::store::load_session;
+use crate::store::ms;
+use crate::views::ConversationView;
+use crate::views::SyncReport;
+use kith_crypto::mls::Session;
+use kith_relay_client::RelayClient;
+use kith_relay_client::Trust;
+use rusqlite::Connection;
+use rusqlite::OptionalExtension;
+use rusqlite::params;
+use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::path::Path;
+use std::path::PathBuf;
+
+mod conversations;
+mod groups;
+mod introductions;
+mod moves;
+mod sync;
+pub(crate) mod watch;
+
+/// A profile: its store and the relays it talks to.
+#[derive(Debug)]
+pub struct Engine {
+    home: PathBuf,
+    pub(crate) db: Connection,
+    pub(crate) lock: ProfileLock,
+    pub(crate) config: Config,
+    /// Built on the first connection: a bad CA file must not stop `list`.
+    trust: Option<Trust>,
+    relays: HashMap<String, RelayClient>,
+    /// Capability keys of removed group members, revoked after the sync
+    /// that processed their removal: (group, key).
+    pub(crate) revocations: Vec<(String, [u8; 32])>,
+    /// What channels read outside a sync brought (catching up before a
+    /// send): stored already, and reported by the next sync.
+    pub(crate) carry: SyncReport,
+    /// Relays `watch` knows to be down: skipped (quietly) by syncs and the
+    /// outbox until they answer again.
+    pub(crate) unreachable: BTreeSet<String>,
+    /// This engine runs `watch` (it does not poke itself).
+    pub(crate) watching: bool,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if !self.watching {
+            // Whatever this process changed, a `watch` of the profile in
+            // another one picks up now.
+            home::poke_watch(&self.home);
+        }
+    }
+}
+
+/// The relay's base URL as stored and put in links: no trailing slash.
+pub(crate) fn base_url(client: &RelayClient) -> String {
+    client.url().as_str().trim_end_matches('/').to_string()
+}
+
+impl Engine {
+    /// Creates a profile in `home`. With a relay, the relay is checked and
+    /// becomes where this user's invitations and channels live.
+    pub async fn init(
+        home: &Path,
+        name: &str,
+        relay: Option<&str>,
+        config: Config,
+    ) -> Result<Self> {
+        check_name(name)?;
+        home::create(home)?;
+        let lock = ProfileLock::acquire(home, config.lock_wait).await?;
+        home::create_db_file(home)?;
+        let db = store::open(&home::db_path(home))?;
+        if store::profile(&db)?.is_some() {
+            return Err(CoreError::ProfileExists(home.display().to_string()));
+        }
+        let mut engine = Self::with(home, db, lock, config);
+        let relay = match relay {
+            Some(url) => {
+                let client = engine.relay(url)?;
+                client.info().await?;
+                Some(client.url().as_str().trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
+        engine.db.execute(
+            "INSERT INTO profile (id, name, relay_url, created_at) VALUES (1, ?1, ?2, ?3)",
+            params![name, relay, ms(engine.now())],
+        )?;
+        Ok(engine)
+    }
+
+    /// Opens the profile in `home`, waiting up to `config.lock_wait` for
+    /// another process that has it open.
+    pub async fn open(home: &Path, config: Config) -> Result<Self> {
+        let path = home::db_path(home);
+        if !path.exists() {
+            return Err(CoreError::NoProfile(home.display().to_string()));
+        }
+        let lock = ProfileLock::acquire(home, config.lock_wait).await?;
+        // Profiles made before files were private become private now.
+        home::make_private(home)?;
+        let db = store::open(&path)?;
+        if store::profile(&db)?.is_none() {
+            return Err(CoreError::NoProfile(home.display().to_string()));
+        }
+        Ok(Self::with(home, db, lock, config))
+    }
+
+    fn with(home: &Path, db: Connection, lock: ProfileLock, config: Config) -> Self {
+        Self {
+            home: home.to_path_buf(),
+            db,
+            lock,
+            config,
+            trust: None,
+            relays: HashMap::new(),
+            revocations: Vec::new(),
+            carry: SyncReport::default(),
+            unreachable: BTreeSet::new(),
+            watching: false,
+        }
+    }
+
+    /// The time now, by the engine's clock.
+    pub(crate) fn now(&self) -> u64 {
+        self.config.now_ms()
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    pub(crate) fn profile(&self) -> Result<store::Profile> {
+        store::profile(&self.db)?
+            .ok_or_else(|| CoreError::NoProfile(self.home.display().to_string()))
+    }
+
+    pub(crate) fn relay(&mut self, url: &str) -> Result<RelayClient> {
+        let key = url.trim_end_matches('/').to_string();
+        if let Some(c) = self.relays.get(&key) {
+            return Ok(c.clone());
+        }
+        let trust = match &self.trust {
+            Some(trust) => trust.clone(),
+            None => {
+                let trust = Trust::with_ca_file(self.config.ca_file.as_deref())?;
+                self.trust = Some(trust.clone());
+                trust
+            }
+        };
+        let client = RelayClient::with_trust(&key, trust)?;
+        self.relays.insert(key, client.clone());
+        Ok(client)
+    }
+
+    pub(crate) fn load(&self, id: &str) -> Result<Session> {
+        load_session(&self.db, id)
+    }
+
+    pub(crate) fn find_by_id(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .db
+            .query_row("SELECT id FROM conversations WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// A conversation by id, unique id prefix, or name.
+    pub fn resolve(&self, conv: &str) -> Result<String> {
+        if let Some(id) = self.find_by_id(conv)? {
+            return Ok(id);
+        }
+        let mut stmt = self.db.prepare(
+            "SELECT id FROM conversations WHERE id LIKE ?1 || '%' ESCAPE '\\' \
+             UNION SELECT id FROM conversations WHERE lower(COALESCE(local_name, contact_name)) = lower(?2)",
+        )?;
+        let escaped = conv
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let ids: Vec<String> = stmt
+            .query_map(params![escaped, conv], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        match ids.as_slice() {
+            [] => Err(CoreError::NoSuchConversation(conv.to_string())),
+            [one] => Ok(one.clone()),
+            many => Err(CoreError::Ambiguous(conv.to_string(), many.join(", "))),
+        }
+    }
+
+    pub(crate) fn view(&self, id: &str) -> Result<ConversationView> {
+        self.list()?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| CoreError::NoSuchConversation(id.to_string()))
+    }
+}

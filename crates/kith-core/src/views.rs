@@ -1,0 +1,203 @@
+use serde::Serialize;
+
+/// A conversation as `kith list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationView {
+    pub id: String,
+    /// `pair` or `group`.
+    pub kind: String,
+    pub name: String,
+    /// `invited` (waiting for the link to be accepted), `joining` (a group
+    /// link accepted, waiting for an admin), `active`, `leaving` (left a
+    /// group; waiting for a commit that takes this member out), or `closed`
+    /// (left or removed from a group).
+    pub state: String,
+    pub unread: u64,
+    pub last_activity: u64,
+    /// The name this user shows to the contact.
+    pub my_name: String,
+    pub integrity_events: u64,
+    /// The contact who introduced this one (the name they showed you).
+    pub introduced_by: Option<String>,
+    /// You blocked this contact.
+    pub blocked: bool,
+}
+
+/// One message as `kith read` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: String,
+    pub conversation: String,
+    /// `me`, or the contact's name.
+    pub from: String,
+    pub outgoing: bool,
+    pub sent_at: u64,
+    pub received_at: u64,
+    /// The text, or for a kind of content this version does not know, the
+    /// plain text its sender gave for it.
+    pub text: String,
+    /// The sender marked the message as one only a newer kith can show as
+    /// meant: `text` is its fallback.
+    pub needs_newer: bool,
+}
+
+/// A message that failed authentication (or could not be read) and was
+/// not shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntegrityEvent {
+    pub conversation: String,
+    pub at: u64,
+    pub detail: String,
+}
+
+/// `kith info`: what identifies a conversation, for checking it with the
+/// contact in person, and where it lives.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationInfo {
+    pub conversation: ConversationView,
+    /// This user's identity key in this conversation (hex).
+    pub my_identity: String,
+    /// The other members' identity keys (hex).
+    pub member_identities: Vec<String>,
+    /// The same for both members of a 1:1 conversation: compare it in
+    /// person to be sure nobody (an introducer included) stands between.
+    pub safety_number: Option<String>,
+    pub channels: Vec<ChannelInfo>,
+}
+
+/// One channel of a conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelInfo {
+    pub relay_url: String,
+    pub write_id: String,
+    pub read_id: String,
+    /// This user's capability key on it (public, hex).
+    pub my_key: String,
+    /// Hosted (created) by this user.
+    pub hosted: bool,
+    /// `conv`, `retiring` (being drained after a move), `inbox`, `inbox-done`.
+    pub role: String,
+    pub preferred: bool,
+}
+
+/// Something that happened to a conversation, worth a line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notice {
+    pub conversation: String,
+    pub text: String,
+}
+
+/// A new invitation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invite {
+    /// The `kith:` link.
+    pub link: String,
+    /// The same link for a browser or another app.
+    pub web_link: String,
+    pub conversation: String,
+    pub expires_at: u64,
+}
+
+/// What a sync brought.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SyncReport {
+    pub messages: Vec<MessageView>,
+    /// Conversations whose invitation was accepted during this sync.
+    pub connected: Vec<ConversationView>,
+    pub integrity_events: Vec<IntegrityEvent>,
+    /// Things to tell the user that are neither messages nor attacks (such
+    /// as being removed from a group).
+    pub notices: Vec<Notice>,
+    /// Introductions offered to this user, or answered, during this sync.
+    pub introductions: Vec<IntroductionView>,
+    /// Relays or channels that could not be synced this time.
+    pub errors: Vec<String>,
+    /// Groups a contact added this user to (shown in `connected`).
+    #[serde(skip)]
+    pub(crate) joined_groups: Vec<String>,
+}
+
+impl SyncReport {
+    /// Whether there is nothing to tell.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.connected.is_empty()
+            && self.integrity_events.is_empty()
+            && self.introductions.is_empty()
+            && self.notices.is_empty()
+            && self.errors.is_empty()
+    }
+
+    /// Adds what another report holds (earlier events first).
+    pub(crate) fn absorb(&mut self, mut earlier: SyncReport) {
+        earlier.messages.append(&mut self.messages);
+        earlier.connected.append(&mut self.connected);
+        earlier.integrity_events.append(&mut self.integrity_events);
+        earlier.notices.append(&mut self.notices);
+        earlier.introductions.append(&mut self.introductions);
+        earlier.errors.append(&mut self.errors);
+        earlier.joined_groups.append(&mut self.joined_groups);
+        *self = earlier;
+    }
+}
+
+/// The result of accepting an invitation.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub conversation: ConversationView,
+    /// Things that did not work but did not stop the acceptance.
+    pub warnings: Vec<String>,
+}
+
+/// A member as `kith group members` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub name: String,
+    /// The first 8 bytes of the member's identity key in this group, hex.
+    pub id: String,
+    pub admin: bool,
+    pub me: bool,
+    /// A contact this user blocked (group-v1.md §7.1): not shown.
+    pub blocked: bool,
+}
+
+/// What a group command did.
+#[derive(Debug, Serialize)]
+pub struct GroupChange {
+    pub group: ConversationView,
+    /// Whether the change is in the group now (its commit was taken by the
+    /// channel); if not, it is queued and the next sync goes on with it.
+    pub done: bool,
+    pub warnings: Vec<String>,
+}
+
+/// An introduction as `kith introductions` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntroductionView {
+    /// Hex of the introduction id; a unique prefix is enough to answer.
+    pub id: String,
+    /// `received` (offered to this user) or `made` (by this user).
+    pub role: String,
+    /// Who introduces: a contact's name, or `me`.
+    pub introducer: String,
+    /// Whom this user would meet (received), or whom it introduced (made).
+    pub peer: String,
+    pub note: String,
+    /// Received: `pending`, `accepted`, `declined`, `matched`, `connected`,
+    /// `refused` (someone you blocked) or `closed` (the other side said no).
+    /// Made: `open`, `matched`, `connected` or `closed`, with each side's
+    /// answer.
+    pub state: String,
+    /// The new conversation, once connected.
+    pub conversation: Option<String>,
+}
+
+/// What `kith move` did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct MoveReport {
+    /// Conversations now hosted on the new relay.
+    pub moved: Vec<String>,
+    /// Conversations that could not be moved, and why.
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}

@@ -1,14 +1,14 @@
-use crate::error::CoreError;
-use crate::error::Result;
-use crate::store;
-use crate::store::ChannelRole;
-use crate::store::ChannelRow;
-use crate::store::ms;
-use kith_wire::conv::ChannelGrant;
-use kith_wire::conv::ChannelMove;
+//! Channels shared by every conversation type: a move or rotation
+//! announced in a conversation (pair-v1.md §8, group-v1.md §11), and
+//! which relay answers mean a channel is gone.
+
+use kith_wire::conv::{ChannelGrant, ChannelMove};
 use kith_wire::relay::response::ErrorCode;
-use rusqlite::Transaction;
-use rusqlite::params;
+use rusqlite::{Transaction, params};
+
+use crate::error::{CoreError, Result};
+use crate::store;
+use crate::store::{ChannelRole, ChannelRow, ms};
 
 /// Whether a relay error means the channel is gone for this key (deleted,
 /// expired or revoked: relay.md §9 answers them alike).

@@ -75,6 +75,10 @@ pub enum CoreError {
         "another kith process is using the profile in {0}; try again when it is done (or stop it)"
     )]
     ProfileBusy(String),
+    #[error(
+        "a conversation's state changed while this change was being made; nothing was sent, try again"
+    )]
+    StateMoved,
     #[error("the {what} is {len} bytes; the most kith carries is {max} bytes")]
     TooLong {
         what: &'static str,
@@ -96,6 +100,7 @@ impl CoreError {
             Self::ProfileExists(_) => "profile_exists",
             Self::NotADirectory(_) => "not_a_directory",
             Self::ProfileBusy(_) => "profile_busy",
+            Self::StateMoved => "state_moved",
             Self::NoRelay => "no_relay",
             Self::BadLink(_) => "bad_link",
             Self::InvitationUnavailable => "invitation_unavailable",

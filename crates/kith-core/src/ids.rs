@@ -1,9 +1,10 @@
-use crate::error::CoreError;
-use crate::error::Result;
-use kith_wire::relay::WriteId;
-use kith_wire::relay::to_hex;
-use sha2::Digest;
-use sha2::Sha256;
+//! Identifiers and digests: conversation ids, safety numbers, `seen`
+//! digests, randomness.
+
+use kith_wire::relay::{WriteId, to_hex};
+use sha2::{Digest, Sha256};
+
+use crate::error::{CoreError, Result};
 
 pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];

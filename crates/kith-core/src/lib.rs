@@ -46,3 +46,60 @@ pub use views::{
     Accepted, ChannelInfo, ConversationInfo, ConversationView, GroupChange, IntegrityEvent,
     IntroductionView, Invite, MemberView, MessageView, MoveReport, Notice, SyncReport,
 };
+
+/// The layering ARCHITECTURE.md draws, checked on the sources: conversation
+/// types never import each other or the runtime, and the layers below them
+/// import neither.
+#[cfg(test)]
+mod layering {
+    const TYPES: &[(&str, &str)] = &[
+        ("inbox", include_str!("conv/inbox.rs")),
+        ("pair", include_str!("conv/pair.rs")),
+        ("group", include_str!("conv/group.rs")),
+        ("intro", include_str!("conv/intro.rs")),
+    ];
+    const BELOW: &[(&str, &str)] = &[
+        ("channels", include_str!("channels.rs")),
+        ("ids", include_str!("ids.rs")),
+        ("recognition", include_str!("recognition.rs")),
+        ("views", include_str!("views.rs")),
+        ("store", include_str!("store/mod.rs")),
+        (
+            "store/conversations",
+            include_str!("store/conversations.rs"),
+        ),
+        ("store/messages", include_str!("store/messages.rs")),
+        ("store/outbox", include_str!("store/outbox.rs")),
+        ("store/sessions", include_str!("store/sessions.rs")),
+    ];
+
+    fn code(source: &str) -> impl Iterator<Item = &str> {
+        source
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| !l.starts_with("//"))
+    }
+
+    #[test]
+    fn conversation_types_never_import_each_other_or_the_runtime() {
+        for (name, source) in TYPES {
+            for line in code(source) {
+                assert!(!line.contains("crate::runtime"), "{name}: {line}");
+                assert!(!line.contains("crate::conv::"), "{name}: {line}");
+                for (other, _) in TYPES {
+                    assert!(!line.contains(&format!("super::{other}")), "{name}: {line}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_layers_below_the_types_import_neither_types_nor_runtime() {
+        for (name, source) in BELOW {
+            for line in code(source) {
+                assert!(!line.contains("crate::conv"), "{name}: {line}");
+                assert!(!line.contains("crate::runtime"), "{name}: {line}");
+            }
+        }
+    }
+}

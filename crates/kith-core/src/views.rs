@@ -1,3 +1,7 @@
+//! What the engine returns to a user interface: conversations, messages,
+//! notices, reports. Their JSON (serde) is the CLI's `--json` output,
+//! documented and versioned in `docs/cli-json.md`.
+
 use serde::Serialize;
 
 /// A conversation as `kith list` shows it.

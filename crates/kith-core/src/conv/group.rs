@@ -1,51 +1,29 @@
-use super::{Arrived, ConversationType, Effects, Moment};
-use crate::channels::receive_move;
-use crate::error::CoreError;
-use crate::error::OpenError;
-use crate::error::Result;
-use crate::error::refused;
-use crate::ids::conversation_id;
-use crate::ids::random;
-use crate::recognition;
-use crate::store;
-use crate::store::ChannelRole;
-use crate::store::ChannelRow;
-use crate::store::ConversationState;
-use crate::store::OpenRow;
-use crate::store::QueueOptions;
-use crate::store::Received;
-use crate::store::contact_name;
-use crate::store::encrypt_in;
-use crate::store::envelope_payload;
-use crate::store::insert_channel;
-use crate::store::load_session;
-use crate::store::ms;
-use crate::store::open_session;
-use crate::store::queue_frame;
-use crate::store::queue_with;
-use crate::store::receive_message;
-use crate::views::Notice;
-use crate::views::SyncReport;
-use kith_crypto::mls::CommitSummary;
-use kith_crypto::mls::IdentityKey;
-use kith_crypto::mls::Incoming;
-use kith_crypto::mls::PendingKeyPackage;
-use kith_crypto::mls::Session;
-use kith_crypto::mls::message_epoch;
+//! GroupV1 (docs/spec/group-v1.md): a group on one channel, its link
+//! inboxes, and Welcomes handed off by 1:1 conversations.
+
+use kith_crypto::mls::{
+    CommitSummary, IdentityKey, Incoming, PendingKeyPackage, Session, message_epoch,
+};
 use kith_crypto::seal::SealKey;
 use kith_wire::Codec;
-use kith_wire::conv::ChannelGrant;
-use kith_wire::conv::CommitKeys;
-use kith_wire::conv::Envelope;
-use kith_wire::conv::GroupWelcome;
-use kith_wire::conv::JoinRequest;
-use kith_wire::conv::MemberEntry;
-use kith_wire::conv::PairFrame;
+use kith_wire::conv::{
+    ChannelGrant, CommitKeys, Envelope, GroupWelcome, JoinRequest, MemberEntry, PairFrame,
+};
 use kith_wire::relay::to_hex;
-use rusqlite::OptionalExtension;
-use rusqlite::Transaction;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, Transaction, params};
 use zeroize::Zeroizing;
+
+use super::{Arrived, ConversationType, Effects, Moment};
+use crate::channels::receive_move;
+use crate::error::{CoreError, OpenError, Result, refused};
+use crate::ids::{conversation_id, random};
+use crate::store::{
+    ChannelRole, ChannelRow, ConversationState, OpenRow, QueueOptions, Received, contact_name,
+    encrypt_in, envelope_payload, insert_channel, load_session, ms, open_session, queue_frame,
+    queue_with, receive_message,
+};
+use crate::views::{Notice, SyncReport};
+use crate::{recognition, store};
 
 /// Seal contexts (group-v1.md §6, §7).
 pub const GROUP_INVITATION_CONTEXT: &[u8] = b"kith group invitation v1";

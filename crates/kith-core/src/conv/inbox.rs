@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kith_crypto::mls::{IdentityKey, PendingKeyPackage, Session};
 use kith_wire::conv::Envelope;
+
 use rusqlite::{Transaction, params};
 use zeroize::Zeroizing;
 

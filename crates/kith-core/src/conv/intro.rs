@@ -1,38 +1,28 @@
-use super::{ConversationType, Effects, Moment};
+//! IntroductionV1 (docs/spec/introduction-v1.md): introduction steps
+//! handed off by the 1:1 conversations they travel in.
+
 use crate::config::millis;
 use crate::error::CoreError;
+
 use crate::error::{OpenError, Result};
-use crate::ids::conversation_id;
-use crate::recognition;
-use crate::store;
-use crate::store::NewPair;
-use crate::store::contact_name;
-use crate::store::envelope_payload;
-use crate::store::insert_active_pair;
-use crate::store::insert_channel;
-use crate::store::ms;
-use crate::store::queue;
-use crate::store::queue_frame;
-use crate::store::record_integrity_event;
-use crate::views::IntroductionView;
-use crate::views::SyncReport;
-use kith_crypto::mls::IdentityKey;
-use kith_crypto::mls::PendingKeyPackage;
-use kith_crypto::mls::Session;
+use std::time::Duration;
+
+use kith_crypto::mls::{IdentityKey, PendingKeyPackage, Session};
 use kith_crypto::seal::SealKey;
 use kith_wire::Codec;
-use kith_wire::conv::ChannelGrant;
-use kith_wire::conv::Envelope;
-use kith_wire::conv::IntroStep;
-use kith_wire::conv::Introduction;
-use kith_wire::conv::PairFrame;
+use kith_wire::conv::{ChannelGrant, Envelope, IntroStep, Introduction, PairFrame};
 use kith_wire::relay::to_hex;
-use rusqlite::Connection;
-use rusqlite::OptionalExtension;
-use rusqlite::Transaction;
-use rusqlite::params;
-use std::time::Duration;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use zeroize::Zeroizing;
+
+use super::{ConversationType, Effects, Moment};
+use crate::ids::conversation_id;
+use crate::store::{
+    IntroAnswer, IntroMade, IntroReceived, NewPair, contact_name, envelope_payload,
+    insert_active_pair, insert_channel, ms, queue, queue_frame, record_integrity_event,
+};
+use crate::views::{IntroductionView, SyncReport};
+use crate::{recognition, store};
 
 /// How long an introduction can be answered.
 pub const INTRODUCTION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -161,14 +151,14 @@ pub(crate) fn receive(
             peer_key_package,
             peer_tags,
         } => {
-            let state: Option<String> = tx
+            let state: Option<IntroReceived> = tx
                 .query_row(
                     "SELECT state FROM introductions WHERE id = ?1 AND via = ?2",
                     params![id, via],
                     |r| r.get(0),
                 )
                 .optional()?;
-            if state.as_deref() != Some("accepted") {
+            if state != Some(IntroReceived::Accepted) {
                 return Ok(());
             }
             let blocked = own_tags(tx, &id, via)?
@@ -301,7 +291,7 @@ fn answered(
     now: u64,
     report: &mut SyncReport,
 ) -> Result<()> {
-    type Row = (String, String, String, String, String);
+    type Row = (String, String, IntroAnswer, IntroAnswer, IntroMade);
     let row: Option<Row> = tx
         .query_row(
             "SELECT conv_a, conv_b, a_state, b_state, state FROM introductions_made WHERE id = ?1",
@@ -322,7 +312,7 @@ fn answered(
     if key_package.is_empty() {
         // A side may refuse even after the Welcome passed (someone it
         // blocked): the creator then drops the conversation it made.
-        if !matches!(state.as_str(), "open" | "matched" | "connected") {
+        if state == IntroMade::Closed {
             return Ok(());
         }
         let sql = if side_a {
@@ -331,10 +321,10 @@ fn answered(
             "UPDATE introductions_made SET b_state = 'declined', state = 'closed' WHERE id = ?1"
         };
         tx.execute(sql, [id])?;
-        if other_state != "declined" {
+        if other_state != IntroAnswer::Declined {
             step(tx, other, id, IntroStep::Closed, now)?;
         }
-    } else if state == "open" {
+    } else if state == IntroMade::Open {
         let sql = if side_a {
             "UPDATE introductions_made SET a_state = 'accepted', a_kp = ?2, a_tags = ?3 WHERE id = ?1"
         } else {
@@ -342,8 +332,8 @@ fn answered(
         };
         tx.execute(sql, params![id, key_package, encode_tags(tags)])?;
         type Answers = (
-            String,
-            String,
+            IntroAnswer,
+            IntroAnswer,
             Option<Vec<u8>>,
             Option<Vec<u8>>,
             Option<Vec<u8>>,
@@ -354,9 +344,11 @@ fn answered(
             [id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )?;
-        if let (true, Some(a_kp), Some(b_kp)) =
-            (a_state == "accepted" && b_state == "accepted", a_kp, b_kp)
-        {
+        if let (true, Some(a_kp), Some(b_kp)) = (
+            a_state == IntroAnswer::Accepted && b_state == IntroAnswer::Accepted,
+            a_kp,
+            b_kp,
+        ) {
             step(
                 tx,
                 &conv_a,
@@ -486,7 +478,7 @@ pub(crate) fn received_view(
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
+                    r.get::<_, IntroReceived>(3)?,
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, i64>(5)?,
                 ))
@@ -501,10 +493,12 @@ pub(crate) fn received_view(
                 introducer: contact_name(db, &via).unwrap_or_default(),
                 peer,
                 note,
-                state: if expired && matches!(state.as_str(), "pending" | "accepted") {
+                state: if expired
+                    && matches!(state, IntroReceived::Pending | IntroReceived::Accepted)
+                {
                     "expired".into()
                 } else {
-                    state
+                    state.to_string()
                 },
                 conversation,
             }
@@ -512,7 +506,7 @@ pub(crate) fn received_view(
 }
 
 pub(crate) fn made_view(db: &Connection, id: &[u8; 16]) -> Result<Option<IntroductionView>> {
-    type Row = (String, String, String, String, String, String);
+    type Row = (String, String, String, IntroAnswer, IntroAnswer, IntroMade);
     let row: Option<Row> = db
         .query_row(
             "SELECT conv_a, conv_b, note, a_state, b_state, state FROM introductions_made WHERE id = ?1",

@@ -4,12 +4,14 @@
 
 use kith_crypto::mls::{IdentityKey, Incoming, Session, key_package};
 use kith_wire::Codec;
+
 use kith_wire::conv::{Envelope, PairFrame};
 use rusqlite::{Transaction, params};
 use zeroize::Zeroizing;
 
 use super::{Arrived, ConversationType, Effects, Handoff, Moment};
 use crate::channels::receive_move;
+
 use crate::error::{CoreError, OpenError, Result, refused};
 use crate::store::{
     ChannelRow, ConversationState, Received, open_session, queue_frame, receive_message,

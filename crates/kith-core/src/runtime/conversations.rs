@@ -1,59 +1,32 @@
-use crate::config::millis;
-use crate::conv::group::GROUP_INVITATION_CONTEXT;
-use crate::conv::inbox::INVITATION_CONTEXT;
-use crate::conv::inbox::INVITATION_TTL;
-use crate::error::CoreError;
-use crate::error::Result;
-use crate::error::check_len;
-use crate::error::check_name;
-use crate::ids::conversation_id;
-use crate::ids::random;
-use crate::ids::safety_number;
-use crate::link::InviteLink;
-use crate::runtime::Engine;
-use crate::runtime::base_url;
-use crate::runtime::sync::not_found;
-use crate::store;
-use crate::store::ConversationState;
-use crate::store::NewPair;
-use crate::store::QueueOptions;
-use crate::store::SharedChannel;
-use crate::store::contact_name;
-use crate::store::encrypt_in;
-use crate::store::envelope_payload;
-use crate::store::insert_active_pair;
-use crate::store::insert_channel;
-use crate::store::ms;
-use crate::store::queue;
-use crate::store::queue_with;
-use crate::views::Accepted;
-use crate::views::ChannelInfo;
-use crate::views::ConversationInfo;
-use crate::views::ConversationView;
-use crate::views::IntegrityEvent;
-use crate::views::Invite;
-use crate::views::MessageView;
-use kith_crypto::mls::IdentityKey;
-use kith_crypto::mls::Session;
-use kith_crypto::mls::key_package;
-use kith_crypto::padding::pad;
-use kith_crypto::padding::unpad;
+//! Invitations, 1:1 conversations, sending, reading, listing.
+//! Specs: `docs/spec/inbox-v1.md`, `docs/spec/pair-v1.md`.
+
+use kith_crypto::mls::{IdentityKey, Session, key_package};
+use kith_crypto::padding::{pad, unpad};
 use kith_crypto::seal::SealKey;
-use kith_relay_client::ChannelOptions;
-use kith_relay_client::generate_key;
-use kith_relay_client::public_key;
+use kith_relay_client::{ChannelOptions, generate_key, public_key};
 use kith_wire::Codec;
-use kith_wire::conv::ChannelGrant;
-use kith_wire::conv::Envelope;
-use kith_wire::conv::GroupInvitation;
-use kith_wire::conv::Invitation;
-use kith_wire::conv::PairFrame;
-use kith_wire::relay::KeyGrant;
-use kith_wire::relay::Rights;
-use kith_wire::relay::SIZE_BUCKETS;
-use kith_wire::relay::to_hex;
+use kith_wire::conv::{ChannelGrant, Envelope, GroupInvitation, Invitation, PairFrame};
+use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, to_hex};
 use rusqlite::params;
 use zeroize::Zeroizing;
+
+use crate::config::millis;
+use crate::conv::group::GROUP_INVITATION_CONTEXT;
+use crate::conv::inbox::{INVITATION_CONTEXT, INVITATION_TTL};
+use crate::error::{CoreError, Result, check_len, check_name};
+use crate::ids::{conversation_id, random, safety_number};
+use crate::link::InviteLink;
+use crate::runtime::sync::not_found;
+use crate::runtime::{Engine, base_url};
+use crate::store;
+use crate::store::{
+    ConversationState, NewPair, QueueOptions, SharedChannel, contact_name, encrypt_in,
+    envelope_payload, insert_active_pair, insert_channel, ms, queue, queue_with,
+};
+use crate::views::{
+    Accepted, ChannelInfo, ConversationInfo, ConversationView, IntegrityEvent, Invite, MessageView,
+};
 
 impl Engine {
     /// Creates a one-time invitation on `relay` (or the profile's relay),

@@ -1,66 +1,40 @@
-use crate::config::millis;
-use crate::conv::group::GROUP_INVITATION_CONTEXT;
-use crate::conv::group::JOIN_REQUEST_CONTEXT;
-use crate::conv::group::group_channel;
-use crate::conv::group::is_blocked_member;
-use crate::conv::group::member_name;
-use crate::conv::group::propose_leave;
-use crate::conv::group::seal_keys;
-use crate::conv::group::upsert_member;
-use crate::conv::inbox::INVITATION_TTL;
-use crate::error::CoreError;
-use crate::error::Result;
-use crate::error::check_name;
-use crate::ids::conversation_id;
-use crate::ids::random;
-use crate::link::InviteLink;
-use crate::recognition;
-use crate::runtime::Engine;
-use crate::runtime::base_url;
-use crate::store;
-use crate::store::ChannelRole;
-use crate::store::ChannelRow;
-use crate::store::ConversationKind;
-use crate::store::ConversationState;
-use crate::store::QueueOptions;
-use crate::store::envelope_payload;
-use crate::store::insert_channel;
-use crate::store::ms;
-use crate::store::queue_with;
-use crate::views::ConversationView;
-use crate::views::GroupChange;
-use crate::views::Invite;
-use crate::views::MemberView;
-use crate::views::Notice;
+//! Group operations (docs/spec/group-v1.md): create, add, remove, admins,
+//! leave, links, and staging this member's commits.
+
+use std::time::Duration;
+
 use ed25519_dalek::SigningKey;
-use kith_crypto::mls::Changes;
-use kith_crypto::mls::IdentityKey;
-use kith_crypto::mls::Session;
-use kith_crypto::mls::decode_admins;
-use kith_crypto::mls::encode_admins;
-use kith_crypto::mls::key_package;
-use kith_crypto::mls::key_package_identity;
+use kith_crypto::mls::{
+    Changes, IdentityKey, Session, decode_admins, encode_admins, key_package, key_package_identity,
+};
 use kith_crypto::padding::pad;
 use kith_crypto::seal::SealKey;
-use kith_relay_client::ChannelOptions;
-use kith_relay_client::public_key;
+use kith_relay_client::{ChannelOptions, public_key};
 use kith_wire::Codec;
-use kith_wire::conv::ChannelGrant;
-use kith_wire::conv::CommitKeys;
-use kith_wire::conv::Envelope;
-use kith_wire::conv::GroupInvitation;
-use kith_wire::conv::JoinRequest;
-use kith_wire::conv::MemberEntry;
-use kith_wire::relay::KeyGrant;
-use kith_wire::relay::PublicKey;
-use kith_wire::relay::Rights;
-use kith_wire::relay::SIZE_BUCKETS;
+use kith_wire::conv::{
+    ChannelGrant, CommitKeys, Envelope, GroupInvitation, JoinRequest, MemberEntry,
+};
 use kith_wire::relay::response::ErrorCode;
-use kith_wire::relay::to_hex;
-use rusqlite::OptionalExtension;
-use rusqlite::params;
-use std::time::Duration;
+use kith_wire::relay::{KeyGrant, PublicKey, Rights, SIZE_BUCKETS, to_hex};
+use rusqlite::{OptionalExtension, params};
 use zeroize::Zeroizing;
+
+use crate::config::millis;
+use crate::conv::group::{
+    GROUP_INVITATION_CONTEXT, JOIN_REQUEST_CONTEXT, group_channel, is_blocked_member, member_name,
+    propose_leave, seal_keys, upsert_member,
+};
+use crate::conv::inbox::INVITATION_TTL;
+use crate::error::{CoreError, Result, check_name};
+use crate::ids::{conversation_id, random};
+use crate::link::InviteLink;
+use crate::runtime::{Engine, base_url};
+use crate::store::{
+    ChannelRole, ChannelRow, ConversationKind, ConversationState, GroupOpKind, QueueOptions,
+    envelope_payload, insert_channel, load_versioned, ms, queue_with, store_versioned,
+};
+use crate::views::{ConversationView, GroupChange, Invite, MemberView, Notice};
+use crate::{recognition, store};
 
 /// Syncs a group command waits through for its commit to be taken.
 const DRIVE_ROUNDS: usize = 12;
@@ -69,7 +43,7 @@ const DRIVE_ROUNDS: usize = 12;
 #[derive(Debug)]
 struct Op {
     id: i64,
-    kind: String,
+    kind: GroupOpKind,
     key_package: Option<Vec<u8>>,
     capability_seed: Option<[u8; 32]>,
     member_name: Option<String>,
@@ -233,7 +207,12 @@ impl Engine {
         }
     }
 
-    fn insert_op(&self, id: &str, kind: &str, fill: impl FnOnce(&mut OpInsert)) -> Result<i64> {
+    fn insert_op(
+        &self,
+        id: &str,
+        kind: GroupOpKind,
+        fill: impl FnOnce(&mut OpInsert),
+    ) -> Result<i64> {
         let mut op = OpInsert::default();
         fill(&mut op);
         self.db.execute(
@@ -279,7 +258,7 @@ impl Engine {
         )?;
         tx.commit()?;
         let waiting = kp.is_none();
-        let op = self.insert_op(&id, "add", |o| {
+        let op = self.insert_op(&id, GroupOpKind::Add, |o| {
             o.key_package = kp;
             o.capability_seed = Some(seed.to_vec());
             o.member_name = name;
@@ -313,7 +292,7 @@ impl Engine {
         {
             return Err(CoreError::RemoveSelf);
         }
-        let op = self.insert_op(&id, "remove", |o| o.target = Some(target))?;
+        let op = self.insert_op(&id, GroupOpKind::Remove, |o| o.target = Some(target))?;
         self.drive(&id, op).await
     }
 
@@ -335,7 +314,9 @@ impl Engine {
         if admins.is_empty() {
             return Err(CoreError::LastAdmin);
         }
-        let op = self.insert_op(&id, "admins", |o| o.target = Some(encode_admins(&admins)))?;
+        let op = self.insert_op(&id, GroupOpKind::Admins, |o| {
+            o.target = Some(encode_admins(&admins))
+        })?;
         self.drive(&id, op).await
     }
 
@@ -592,7 +573,10 @@ impl Engine {
     /// update, and proposals an admin should carry out). `force` commits
     /// pending proposals even for a non-admin (needed before sending).
     pub(crate) async fn stage(&mut self, id: &str, force: bool) -> Result<()> {
-        let mut session = self.load(id)?;
+        // Read here, written after the relay calls below: only if no other
+        // write came between.
+        let mut read = load_versioned(&self.db, id)?;
+        let session = &mut read.session;
         if session.has_pending_commit() {
             return Ok(());
         }
@@ -624,13 +608,13 @@ impl Engine {
         let mut admins_changed = false;
         let mut used = Vec::new();
         for op in ops {
-            if op.kind != "update" && !admin {
+            if op.kind != GroupOpKind::Update && !admin {
                 self.db
                     .execute("DELETE FROM group_ops WHERE id = ?1", [op.id])?;
                 return Err(CoreError::NotAdmin);
             }
-            match op.kind.as_str() {
-                "add" => {
+            match op.kind {
+                GroupOpKind::Add => {
                     let (Some(kp), Some(seed)) = (op.key_package, op.capability_seed) else {
                         return Err(CoreError::Corrupt("an add without a key package".into()));
                     };
@@ -656,7 +640,7 @@ impl Engine {
                     });
                     add.push(kp);
                 }
-                "remove" => {
+                GroupOpKind::Remove => {
                     let target = op.target.unwrap_or_default();
                     let Some(member) = members.iter().find(|m| m.identity_key == target) else {
                         // Gone already (left, or removed by another admin).
@@ -677,7 +661,7 @@ impl Engine {
                     }
                     remove.push(member.index);
                 }
-                "admins" => {
+                GroupOpKind::Admins => {
                     let wanted = decode_admins(op.target.as_deref().unwrap_or_default())?;
                     for member in &members {
                         let Some(cap) = self.capability_of(id, &member.identity_key)? else {
@@ -706,12 +690,12 @@ impl Engine {
                     admins = wanted;
                     admins_changed = true;
                 }
-                _ => {}
+                GroupOpKind::Update => {}
             }
             used.push(op.id);
         }
         let add_refs: Vec<&[u8]> = add.iter().map(Vec::as_slice).collect();
-        let authenticated_data = seal_keys(&session, &keys)?;
+        let authenticated_data = seal_keys(session, &keys)?;
         let epoch = session.epoch();
         let staged = session.commit_with(Changes {
             add: &add_refs,
@@ -719,14 +703,10 @@ impl Engine {
             admins: admins_changed.then_some(admins.as_slice()),
             authenticated_data,
         })?;
-        let snapshot = session.snapshot()?;
         let payload = envelope_payload(&Envelope::Mls(staged.commit))?;
         let at = self.now();
         let tx = self.db.transaction()?;
-        tx.execute(
-            "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
-            params![id, snapshot.to_bytes().as_slice()],
-        )?;
+        store_versioned(&tx, id, &mut read)?;
         for op in &used {
             tx.execute(
                 "UPDATE group_ops SET epoch = ?2, welcome = ?3 WHERE id = ?1",
@@ -954,6 +934,43 @@ mod tests {
         e.load(&e.resolve(group).unwrap()).unwrap().epoch()
     }
 
+    fn mls_state(e: &Engine, conv: &str) -> Vec<u8> {
+        e.db.query_row(
+            "SELECT mls_state FROM conversations WHERE id = ?1",
+            [conv],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// A state read before another write (here a message sent) is never
+    /// written over the newer one: the write fails as a local failure and
+    /// the stored state stays the newer one (issue 12, finding 5).
+    #[tokio::test]
+    async fn a_state_read_before_another_write_is_not_written_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
+        let mut alex = person(dir.path(), "Alex", Some(relay.url())).await;
+        let mut blair = person(dir.path(), "Blair", None).await;
+        let (ab, _) = meet(&mut alex, &mut blair).await;
+
+        let mut stale = load_versioned(&alex.db, &ab).unwrap();
+        alex.send(&ab, "hi").await.unwrap();
+        let newer = mls_state(&alex, &ab);
+        let tx = alex.db.transaction().unwrap();
+        assert!(matches!(
+            store_versioned(&tx, &ab, &mut stale),
+            Err(CoreError::StateMoved)
+        ));
+        drop(tx);
+        assert_eq!(mls_state(&alex, &ab), newer);
+
+        let mut fresh = load_versioned(&alex.db, &ab).unwrap();
+        let tx = alex.db.transaction().unwrap();
+        store_versioned(&tx, &ab, &mut fresh).unwrap();
+        tx.commit().unwrap();
+    }
+
     /// A message made in one epoch and not yet taken when a commit lands
     /// (the race between reading to the head and appending): the relay
     /// refuses it behind the head, the sender reads the commit, encrypts
@@ -1026,8 +1043,10 @@ mod tests {
 
         // Alex builds a commit (Blair is no longer admin) at the epoch ...
         let me = alex.own_identity(&crew_a).unwrap();
-        alex.insert_op(&crew_a, "admins", |o| o.target = Some(encode_admins(&[me])))
-            .unwrap();
+        alex.insert_op(&crew_a, GroupOpKind::Admins, |o| {
+            o.target = Some(encode_admins(&[me]))
+        })
+        .unwrap();
         alex.stage(&crew_a, false).await.unwrap();
         // ... Blair leaves at that epoch, and Alex's commit lands after.
         let left = blair.group_leave("Crew").await.unwrap();
@@ -1088,7 +1107,7 @@ mod tests {
             .unwrap();
         let seed: [u8; 32] = random().unwrap();
         let add = alex
-            .insert_op(&crew_a, "add", |o| {
+            .insert_op(&crew_a, GroupOpKind::Add, |o| {
                 o.key_package = Some(kp);
                 o.capability_seed = Some(seed.to_vec());
                 o.member_name = Some("Charlie".into());
@@ -1097,7 +1116,7 @@ mod tests {
             .unwrap();
         let dani_key = blair.find_member(&crew_b, "Dani").unwrap();
         let remove = blair
-            .insert_op(&crew_b, "remove", |o| o.target = Some(dani_key))
+            .insert_op(&crew_b, GroupOpKind::Remove, |o| o.target = Some(dani_key))
             .unwrap();
         blair.stage(&crew_b, false).await.unwrap();
         alex.stage(&crew_a, false).await.unwrap();
@@ -1175,7 +1194,7 @@ mod tests {
         let crew_b = blair.resolve("Crew").unwrap();
         let dani_key = blair.find_member(&crew_b, "Dani").unwrap();
         let remove = blair
-            .insert_op(&crew_b, "remove", |o| o.target = Some(dani_key))
+            .insert_op(&crew_b, GroupOpKind::Remove, |o| o.target = Some(dani_key))
             .unwrap();
         let before = epoch(&blair, "Crew");
         blair.stage(&crew_b, false).await.unwrap();

@@ -1,39 +1,26 @@
-use crate::conv::intro::CHANNEL_LABEL;
-use crate::conv::intro::answer_tags;
-use crate::conv::intro::decline;
-use crate::conv::intro::made_view;
-use crate::conv::intro::received_view;
-use crate::conv::intro::shown_name;
-use crate::conv::intro::step;
-use crate::conv::intro::ttl_ms;
-use crate::error::CoreError;
-use crate::error::Result;
-use crate::error::check_name;
-use crate::ids::conversation_id;
-use crate::ids::random;
-use crate::runtime::Engine;
-use crate::store;
-use crate::store::ChannelRole;
-use crate::store::ConversationKind;
-use crate::store::ConversationState;
-use crate::store::NewPair;
-use crate::store::envelope_payload;
-use crate::store::insert_active_pair;
-use crate::store::insert_channel;
-use crate::store::ms;
-use crate::store::queue;
-use crate::views::IntroductionView;
-use kith_crypto::mls::IdentityKey;
-use kith_crypto::mls::Session;
-use kith_crypto::mls::key_package;
+//! Introductions (docs/spec/introduction-v1.md): introducing, answering,
+//! and creating the introduced conversation's channel.
+
+use kith_crypto::mls::{IdentityKey, Session, key_package};
 use kith_crypto::seal::SealKey;
 use kith_wire::Codec;
-use kith_wire::conv::Envelope;
-use kith_wire::conv::IntroStep;
-use kith_wire::conv::PairFrame;
+use kith_wire::conv::{Envelope, IntroStep, PairFrame};
 use kith_wire::relay::to_hex;
 use rusqlite::params;
 use zeroize::Zeroizing;
+
+use crate::conv::intro::{
+    CHANNEL_LABEL, answer_tags, decline, made_view, received_view, shown_name, step, ttl_ms,
+};
+use crate::error::{CoreError, Result, check_name};
+use crate::ids::{conversation_id, random};
+use crate::runtime::Engine;
+use crate::store;
+use crate::store::{
+    ChannelRole, ConversationKind, ConversationState, IntroReceived, NewPair, envelope_payload,
+    insert_active_pair, insert_channel, ms, queue,
+};
+use crate::views::IntroductionView;
 
 impl Engine {
     /// Offers `a` and `b` (1:1 conversations) to each other. They are
@@ -132,13 +119,13 @@ impl Engine {
     ) -> Result<IntroductionView> {
         name.map(check_name).transpose()?;
         let id = self.find_introduction(prefix)?;
-        let (via, state, expires_at): (String, String, i64) = self.db.query_row(
+        let (via, state, expires_at): (String, IntroReceived, i64) = self.db.query_row(
             "SELECT via, state, expires_at FROM introductions WHERE id = ?1",
             [id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let now = self.now();
-        if state != "pending" || u64::try_from(expires_at).unwrap_or(0) < now {
+        if state != IntroReceived::Pending || u64::try_from(expires_at).unwrap_or(0) < now {
             return Err(CoreError::IntroductionClosed);
         }
         let tx = self.db.transaction()?;

@@ -1,24 +1,20 @@
-use crate::config::Config;
-use crate::error::CoreError;
-use crate::error::Result;
-use crate::error::check_name;
-use crate::home;
-use crate::home::ProfileLock;
-use crate::store;
-use crate::store::load_session;
-use crate::store::ms;
-use crate::views::ConversationView;
-use crate::views::SyncReport;
+//! The runtime: the [`Engine`] owns the profile (its lock and database),
+//! does all network I/O (relays, WebSockets), and drives the conversation
+//! types of [`crate::conv`]. One module per group of user operations.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
 use kith_crypto::mls::Session;
-use kith_relay_client::RelayClient;
-use kith_relay_client::Trust;
-use rusqlite::Connection;
-use rusqlite::OptionalExtension;
-use rusqlite::params;
-use std::collections::BTreeSet;
-use std::collections::HashMap;
-use std::path::Path;
-use std::path::PathBuf;
+use kith_relay_client::{RelayClient, Trust};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::config::Config;
+use crate::error::{CoreError, Result, check_name};
+use crate::home::ProfileLock;
+use crate::store::{load_session, ms};
+use crate::views::{ConversationView, SyncReport};
+use crate::{home, store};
 
 mod conversations;
 mod groups;

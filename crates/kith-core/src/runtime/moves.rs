@@ -1,32 +1,21 @@
+//! Moving relay, rotating channels, blocking (pair-v1.md §8, §10;
+//! group-v1.md §11).
+
+use kith_relay_client::{ChannelOptions, public_key};
+use kith_wire::conv::{ChannelGrant, ChannelMove, PairFrame};
+use kith_wire::relay::{ChannelRef, KeyGrant, PublicKey, Rights};
+use rusqlite::params;
+
 use crate::config::millis;
 use crate::conv::group::find_blocked_members;
-use crate::error::CoreError;
-use crate::error::Result;
-use crate::runtime::Engine;
-use crate::runtime::base_url;
+use crate::error::{CoreError, Result};
+use crate::runtime::{Engine, base_url};
 use crate::store;
-use crate::store::ChannelRole;
-use crate::store::ChannelRow;
-use crate::store::ConversationKind;
-use crate::store::ConversationState;
-use crate::store::QueueOptions;
-use crate::store::contact_name;
-use crate::store::encrypt_in;
-use crate::store::insert_channel;
-use crate::store::ms;
-use crate::store::queue_with;
-use crate::views::MoveReport;
-use crate::views::SyncReport;
-use kith_relay_client::ChannelOptions;
-use kith_relay_client::public_key;
-use kith_wire::conv::ChannelGrant;
-use kith_wire::conv::ChannelMove;
-use kith_wire::conv::PairFrame;
-use kith_wire::relay::ChannelRef;
-use kith_wire::relay::KeyGrant;
-use kith_wire::relay::PublicKey;
-use kith_wire::relay::Rights;
-use rusqlite::params;
+use crate::store::{
+    ChannelRole, ChannelRow, ConversationKind, ConversationState, QueueOptions, contact_name,
+    encrypt_in, insert_channel, ms, queue_with,
+};
+use crate::views::{MoveReport, SyncReport};
 
 /// Most keys registered with the channel's creation; the rest by `add_key`.
 const GRANTS_AT_CREATION: usize = 63;

@@ -1,38 +1,35 @@
+//! Reading channels page by page (each page one transaction through the
+//! conversation types), the outbox, and settling after a sync.
+
 use crate::channels::gone;
 use crate::config::millis;
+
 use crate::conv::group::{GroupInput, GroupV1};
 use crate::conv::inbox::InboxV1;
+
 use crate::conv::intro::{IntroductionV1, Step};
 use crate::conv::pair::PairV1;
+
 use crate::conv::{Arrived, ConversationType, Effects, Handoff, Moment};
-use crate::error::CoreError;
-use crate::error::OpenError;
-use crate::error::Result;
-use crate::error::refused;
-use crate::ids::digest;
-use crate::runtime::Engine;
-use crate::store;
-use crate::store::ChannelRole;
-use crate::store::ChannelRow;
-use crate::store::ConversationKind;
-use crate::store::ConversationState;
-use crate::store::contact_name;
-use crate::store::count_unread;
-use crate::store::encrypt_in;
-use crate::store::ms;
-use crate::store::record_integrity_event;
-use crate::views::SyncReport;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
 use kith_crypto::padding::unpad;
 use kith_relay_client::ClientError;
 use kith_wire::Codec;
-use kith_wire::conv::Envelope;
-use kith_wire::conv::PairFrame;
-use kith_wire::relay::response::ErrorCode;
-use kith_wire::relay::response::StoredMessage;
-use rusqlite::Transaction;
-use rusqlite::params;
-use std::collections::BTreeSet;
-use std::time::Duration;
+use kith_wire::conv::{Envelope, PairFrame};
+use kith_wire::relay::response::{ErrorCode, StoredMessage};
+use rusqlite::{Transaction, params};
+
+use crate::error::{CoreError, OpenError, Result, refused};
+use crate::ids::digest;
+use crate::runtime::Engine;
+use crate::store;
+use crate::store::{
+    ChannelRole, ChannelRow, ConversationKind, ConversationState, contact_name, count_unread,
+    encrypt_in, ms, record_integrity_event,
+};
+use crate::views::SyncReport;
 
 /// Messages asked for per read: the relay's default cap, so a page is one
 /// request and one local commit.

@@ -1,12 +1,12 @@
-use crate::error::Result;
-use crate::store::ConversationState;
-use crate::store::ms;
+//! Conversation and channel rows.
+
 use ed25519_dalek::SigningKey;
-use kith_crypto::mls::GroupSnapshot;
-use kith_crypto::mls::IdentityKey;
+use kith_crypto::mls::{GroupSnapshot, IdentityKey};
 use kith_wire::conv::ChannelGrant;
-use rusqlite::Connection;
-use rusqlite::params;
+use rusqlite::{Connection, params};
+
+use crate::error::Result;
+use crate::store::{ConversationState, ms};
 
 /// A channel this user created on its relay: the owner key it keeps, and
 /// the grant (channel and READ|WRITE key) it gives the contact.

@@ -1,14 +1,14 @@
-use crate::error::Result;
-use crate::store::contact_name;
-use crate::store::ms;
-use crate::views::IntegrityEvent;
-use crate::views::MessageView;
-use crate::views::SyncReport;
+//! Messages as they arrive, integrity events and unread counts.
+
+use std::collections::BTreeMap;
+
 use kith_wire::conv::PairFrame;
 use kith_wire::relay::to_hex;
-use rusqlite::Transaction;
-use rusqlite::params;
-use std::collections::BTreeMap;
+use rusqlite::{Transaction, params};
+
+use crate::error::Result;
+use crate::store::{contact_name, ms};
+use crate::views::{IntegrityEvent, MessageView, SyncReport};
 
 /// Records a message that was refused, and reports it (pair-v1.md §6).
 pub(crate) fn record_integrity_event(

@@ -1,14 +1,14 @@
-use crate::error::CoreError;
-use crate::error::Result;
-use ed25519_dalek::SigningKey;
-use kith_wire::relay::ReadId;
-use kith_wire::relay::RelayId;
-use kith_wire::relay::WriteId;
-use rusqlite::Connection;
-use rusqlite::OptionalExtension;
-use rusqlite::Row;
-use rusqlite::params;
+//! The profile's SQLite file, its one writer: opening, migrations, typed
+//! rows (kinds, states and roles as enums, never strings built into SQL);
+//! one submodule per kind of row.
+
 use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use kith_wire::relay::{ReadId, RelayId, WriteId};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::{CoreError, Result};
 
 mod conversations;
 mod messages;
@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_groups.sql"),
     include_str!("../../migrations/0003_relationships.sql"),
     include_str!("../../migrations/0004_engine.sql"),
+    include_str!("../../migrations/0005_state_version.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
@@ -155,6 +156,57 @@ text_enum! {
         Leaving = "leaving",
         /// Left or removed from a group: read no more, history kept.
         Closed = "closed",
+    }
+}
+
+text_enum! {
+    /// A change a group member waits to commit (`group_ops.kind`).
+    GroupOpKind {
+        /// Add a contact (their key package) or a link's joiner.
+        Add = "add",
+        /// Remove a member.
+        Remove = "remove",
+        /// Replace the admin list.
+        Admins = "admins",
+        /// A leaf update, or carrying out others' proposals.
+        Update = "update",
+    }
+}
+
+text_enum! {
+    /// An introduction offered to this user (`introductions.state`,
+    /// introduction-v1.md §7).
+    IntroReceived {
+        Pending = "pending",
+        Accepted = "accepted",
+        Declined = "declined",
+        Ignored = "ignored",
+        /// Both sides accepted; the conversation is being made.
+        Matched = "matched",
+        Connected = "connected",
+        /// Refused here (the other side is someone this user blocked).
+        Refused = "refused",
+        Closed = "closed",
+    }
+}
+
+text_enum! {
+    /// An introduction this user made (`introductions_made.state`).
+    IntroMade {
+        Open = "open",
+        Matched = "matched",
+        Connected = "connected",
+        Closed = "closed",
+    }
+}
+
+text_enum! {
+    /// One side's answer to an introduction this user made
+    /// (`introductions_made.a_state`, `b_state`).
+    IntroAnswer {
+        Offered = "offered",
+        Accepted = "accepted",
+        Declined = "declined",
     }
 }
 

@@ -1,12 +1,15 @@
-use crate::error::Result;
-use crate::ids::digest;
-use crate::store::ms;
+//! The outbox: payloads queued in the transaction that made them, sent
+//! by the runtime until a relay takes them.
+
 use kith_crypto::padding::pad;
 use kith_wire::Codec;
 use kith_wire::conv::Envelope;
 use kith_wire::relay::SIZE_BUCKETS;
-use rusqlite::Transaction;
-use rusqlite::params;
+use rusqlite::{Transaction, params};
+
+use crate::error::Result;
+use crate::ids::digest;
+use crate::store::ms;
 
 pub(crate) fn envelope_payload(envelope: &Envelope) -> Result<Vec<u8>> {
     Ok(pad(&envelope.to_bytes(), &SIZE_BUCKETS)?)

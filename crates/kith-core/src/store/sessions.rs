@@ -59,6 +59,48 @@ pub(crate) fn load_session(db: &Connection, conv: &str) -> Result<Session> {
     open_session(&IdentityKey::from_bytes(&Zeroizing::new(identity))?, state)
 }
 
+/// A session read outside the transaction that will write it, with the
+/// version of the state it was read from.
+pub(crate) struct Versioned {
+    pub(crate) session: Session,
+    version: i64,
+}
+
+/// Reads `conv`'s session to be written later with [`store_versioned`].
+pub(crate) fn load_versioned(db: &Connection, conv: &str) -> Result<Versioned> {
+    let version: i64 = db.query_row(
+        "SELECT mls_version FROM conversations WHERE id = ?1",
+        [conv],
+        |r| r.get(0),
+    )?;
+    Ok(Versioned {
+        session: load_session(db, conv)?,
+        version,
+    })
+}
+
+/// Writes a session read with [`load_versioned`], in `tx`, only if no other
+/// write came between (migration 0005); otherwise a local failure, and the
+/// caller's transaction commits nothing.
+pub(crate) fn store_versioned(
+    tx: &Transaction<'_>,
+    conv: &str,
+    read: &mut Versioned,
+) -> Result<()> {
+    let written = tx.execute(
+        "UPDATE conversations SET mls_state = ?2 WHERE id = ?1 AND mls_version = ?3",
+        params![
+            conv,
+            read.session.snapshot()?.to_bytes().as_slice(),
+            read.version
+        ],
+    )?;
+    if written == 0 {
+        return Err(CoreError::StateMoved);
+    }
+    Ok(())
+}
+
 /// The conversation's MLS session from its stored identity and state.
 pub(crate) fn open_session(identity: &IdentityKey, state: Option<Vec<u8>>) -> Result<Session> {
     let state = Zeroizing::new(state.ok_or(CoreError::NotYetConnected)?);

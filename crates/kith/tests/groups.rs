@@ -367,3 +367,126 @@ fn the_ski_walkthrough_loses_nothing() {
         .unwrap();
     assert_eq!(ski["state"], "closed");
 }
+
+/// Waits for a `watch --json` line that `wanted` accepts (a bounded wait on
+/// the process's output, never a sleep).
+fn until(
+    rx: &std::sync::mpsc::Receiver<Value>,
+    what: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if wanted(&line) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no {what} from watch: {e}"),
+        }
+    }
+}
+
+/// Finding 10 through the binary: with `kith watch` running on every side,
+/// an introduction and a group link join complete with no `sync` typed by
+/// anyone; the people type only their answers.
+#[test]
+fn introductions_and_group_links_complete_with_watch_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = Person::new(dir.path(), "alex");
+    let blair = Person::new(dir.path(), "blair");
+    let charlie = Person::new(dir.path(), "charlie");
+    let dani = Person::new(dir.path(), "dani");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
+    for (p, name) in [(&blair, "Blair"), (&charlie, "Charlie"), (&dani, "Dani")] {
+        p.ok(&["init", "--name", name]);
+    }
+    connect(&alex, &blair);
+    connect(&alex, &charlie);
+    let watches: Vec<_> = [&alex, &blair, &charlie, &dani]
+        .into_iter()
+        .map(common::watch)
+        .collect();
+    let rx = |i: usize| &watches[i].1;
+
+    alex.ok(&["introduce", "Blair", "Charlie", "--note", "you both ski"]);
+    let offered = |i: usize| {
+        let line = until(rx(i), "introduction", |l| l["event"] == "introduction");
+        line["introduction"]["id"].as_str().unwrap().to_string()
+    };
+    let (to_blair, to_charlie) = (offered(1), offered(2));
+    blair.ok(&["introductions", "accept", &to_blair]);
+    charlie.ok(&["introductions", "accept", &to_charlie]);
+    until(rx(1), "connection to Charlie", |l| {
+        l["event"] == "connected" && l["name"] == "Charlie"
+    });
+    until(rx(2), "connection to Blair", |l| {
+        l["event"] == "connected" && l["name"] == "Blair"
+    });
+
+    alex.ok(&["group", "create", "Ski"]);
+    let link = alex.json(&["group", "invite", "Ski"])["link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    dani.ok(&["accept", &link]);
+    until(rx(3), "the group joined", |l| {
+        l["event"] == "connected" && l["name"] == "Ski"
+    });
+    for (mut child, _) in watches {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert_eq!(names(&alex, "Ski"), ["Dani", "me"]);
+    assert_eq!(names(&dani, "Ski"), ["Alex", "me"]);
+}
+
+/// Finding 3 through the binary: Alex blocked Dani; Blair, an admin of a
+/// group on Alex's relay, adds both; Alex is told, Dani is marked in the
+/// member list, and what Dani says there never reaches Alex's screen.
+#[test]
+fn a_blocked_contact_cannot_reach_alex_through_a_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = Person::new(dir.path(), "alex");
+    let blair = Person::new(dir.path(), "blair");
+    let dani = Person::new(dir.path(), "dani");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
+    blair.ok(&["init", "--name", "Blair"]);
+    dani.ok(&["init", "--name", "Dani"]);
+    connect(&alex, &blair);
+    connect(&alex, &dani);
+    let link = blair.json(&["invite", "--relay", relay.url()])["link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    dani.ok(&["accept", &link]);
+    sync_all(&[&blair, &dani, &alex]);
+    alex.ok(&["block", "Dani"]);
+
+    blair.ok(&["group", "create", "Ski", "--relay", relay.url()]);
+    assert!(blair.json(&["group", "add", "Ski", "Alex"])["done"] == true);
+    assert!(blair.json(&["group", "add", "Ski", "Dani"])["done"] == true);
+    dani.ok(&["sync"]);
+    dani.ok(&["send", "Ski", "hi Alex"]);
+    let report = alex.json(&["sync"]);
+    let notices = report["notices"].to_string();
+    assert!(notices.contains("whom you blocked"), "{report}");
+    assert!(
+        report["messages"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(alex.texts("Ski").is_empty());
+    let shown = alex.ok(&["read", "Ski"]);
+    assert!(!shown.contains("hi Alex"), "{shown}");
+    let blocked: Vec<bool> = alex
+        .json(&["group", "members", "Ski"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["blocked"].as_bool().unwrap())
+        .collect();
+    assert_eq!(blocked.iter().filter(|b| **b).count(), 1, "{blocked:?}");
+    blair.ok(&["sync"]);
+    assert_eq!(texts_of(&blair, "Ski"), ["Dani: hi Alex"]);
+}

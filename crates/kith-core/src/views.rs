@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::link::InviteLink;
+
 /// A conversation as `kith list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationView {
@@ -100,6 +102,17 @@ pub struct Invite {
     pub web_link: String,
     pub conversation: String,
     pub expires_at: u64,
+}
+
+impl Invite {
+    pub(crate) fn new(link: &InviteLink, conversation: String, expires_at: u64) -> Self {
+        Self {
+            link: link.kith(),
+            web_link: link.web(),
+            conversation,
+            expires_at,
+        }
+    }
 }
 
 /// What a sync brought.

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Person, channel_count, connect, relay};
+use common::{Person, alex_and, channel_count, connect, relay};
 use serde_json::Value;
 
 fn members(p: &Person, group: &str) -> Vec<(String, bool)> {
@@ -62,14 +62,7 @@ fn texts_of(p: &Person, group: &str) -> Vec<String> {
 fn a_group_lives_on_one_channel_from_creation_to_leaving() {
     let dir = tempfile::tempdir().unwrap();
     let relay = relay();
-    let alex = Person::new(dir.path(), "alex");
-    let blair = Person::new(dir.path(), "blair");
-    let charlie = Person::new(dir.path(), "charlie");
-    let dani = Person::new(dir.path(), "dani");
-    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
-    for (p, name) in [(&blair, "Blair"), (&charlie, "Charlie"), (&dani, "Dani")] {
-        p.ok(&["init", "--name", name]);
-    }
+    let (alex, [blair, charlie, dani]) = alex_and(dir.path(), &relay, ["Blair", "Charlie", "Dani"]);
     let (alex_blair, _) = connect(&alex, &blair);
     let (alex_charlie, _) = connect(&alex, &charlie);
     // Contacts hand each other a spare key package on sync.
@@ -314,14 +307,7 @@ fn a_group_moves_to_another_relay_with_its_members() {
 fn the_ski_walkthrough_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let relay = relay();
-    let alex = Person::new(dir.path(), "alex");
-    let charlie = Person::new(dir.path(), "charlie");
-    let emery = Person::new(dir.path(), "emery");
-    let dani = Person::new(dir.path(), "dani");
-    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
-    for (p, name) in [(&charlie, "Charlie"), (&emery, "Emery"), (&dani, "Dani")] {
-        p.ok(&["init", "--name", name]);
-    }
+    let (alex, [charlie, emery, dani]) = alex_and(dir.path(), &relay, ["Charlie", "Emery", "Dani"]);
     connect(&alex, &charlie);
     connect(&alex, &emery);
     connect(&alex, &dani);
@@ -393,14 +379,7 @@ fn until(
 fn introductions_and_group_links_complete_with_watch_running() {
     let dir = tempfile::tempdir().unwrap();
     let relay = relay();
-    let alex = Person::new(dir.path(), "alex");
-    let blair = Person::new(dir.path(), "blair");
-    let charlie = Person::new(dir.path(), "charlie");
-    let dani = Person::new(dir.path(), "dani");
-    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
-    for (p, name) in [(&blair, "Blair"), (&charlie, "Charlie"), (&dani, "Dani")] {
-        p.ok(&["init", "--name", name]);
-    }
+    let (alex, [blair, charlie, dani]) = alex_and(dir.path(), &relay, ["Blair", "Charlie", "Dani"]);
     connect(&alex, &blair);
     connect(&alex, &charlie);
     let watches: Vec<_> = [&alex, &blair, &charlie, &dani]
@@ -448,12 +427,7 @@ fn introductions_and_group_links_complete_with_watch_running() {
 fn a_blocked_contact_cannot_reach_alex_through_a_group() {
     let dir = tempfile::tempdir().unwrap();
     let relay = relay();
-    let alex = Person::new(dir.path(), "alex");
-    let blair = Person::new(dir.path(), "blair");
-    let dani = Person::new(dir.path(), "dani");
-    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
-    blair.ok(&["init", "--name", "Blair"]);
-    dani.ok(&["init", "--name", "Dani"]);
+    let (alex, [blair, dani]) = alex_and(dir.path(), &relay, ["Blair", "Dani"]);
     connect(&alex, &blair);
     connect(&alex, &dani);
     let link = blair.json(&["invite", "--relay", relay.url()])["link"]

@@ -84,12 +84,7 @@ impl Engine {
             blob_id: created_blob.blob_id,
             key: seal_key,
         };
-        Ok(Invite {
-            link: link.kith(),
-            web_link: link.web(),
-            conversation: id,
-            expires_at,
-        })
+        Ok(Invite::new(&link, id, expires_at))
     }
 
     /// Accepts an invitation link: fetches (and so consumes) its blob,

@@ -436,12 +436,7 @@ impl Engine {
             blob_id: created_blob.blob_id,
             key: seal_key,
         };
-        Ok(Invite {
-            link: link.kith(),
-            web_link: link.web(),
-            conversation: id,
-            expires_at,
-        })
+        Ok(Invite::new(&link, id, expires_at))
     }
 
     /// Accepts a group link (called by `accept` once the blob opened as a
@@ -912,6 +907,23 @@ mod tests {
         (invite.conversation, on_b)
     }
 
+    /// Alex, on `relay`, who has met each of `names` (people without a
+    /// relay); with Alex's conversation with each.
+    async fn alex_with<const N: usize>(
+        dir: &std::path::Path,
+        relay: &str,
+        names: [&str; N],
+    ) -> (Engine, [(Engine, String); N]) {
+        let mut alex = person(dir, "Alex", Some(relay)).await;
+        let mut guests = Vec::new();
+        for name in names {
+            let mut guest = person(dir, name, None).await;
+            let (on_alex, _) = meet(&mut alex, &mut guest).await;
+            guests.push((guest, on_alex));
+        }
+        (alex, guests.try_into().unwrap())
+    }
+
     /// Alex's group "Crew" with Blair (made admin) and Dani, added from
     /// the 1:1 conversations `ab` and `ad`; everyone synced.
     async fn crew(alex: &mut Engine, blair: &mut Engine, dani: &mut Engine, ab: &str, ad: &str) {
@@ -950,9 +962,7 @@ mod tests {
     async fn a_state_read_before_another_write_is_not_written_over_it() {
         let dir = tempfile::tempdir().unwrap();
         let relay = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
-        let mut alex = person(dir.path(), "Alex", Some(relay.url())).await;
-        let mut blair = person(dir.path(), "Blair", None).await;
-        let (ab, _) = meet(&mut alex, &mut blair).await;
+        let (mut alex, [(_blair, ab)]) = alex_with(dir.path(), relay.url(), ["Blair"]).await;
 
         let mut stale = load_versioned(&alex.db, &ab).unwrap();
         alex.send(&ab, "hi").await.unwrap();
@@ -980,11 +990,8 @@ mod tests {
     async fn a_message_overtaken_by_a_commit_is_sent_again_in_the_new_epoch() {
         let dir = tempfile::tempdir().unwrap();
         let relay = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
-        let mut alex = person(dir.path(), "Alex", Some(relay.url())).await;
-        let mut blair = person(dir.path(), "Blair", None).await;
-        let mut dani = person(dir.path(), "Dani", None).await;
-        let (ab, _) = meet(&mut alex, &mut blair).await;
-        let (ad, _) = meet(&mut alex, &mut dani).await;
+        let (mut alex, [(mut blair, ab), (mut dani, ad)]) =
+            alex_with(dir.path(), relay.url(), ["Blair", "Dani"]).await;
         alex.group_create("Crew", None).await.unwrap();
         assert!(alex.group_add("Crew", &ab).await.unwrap().done);
         blair.sync().await.unwrap();
@@ -1033,11 +1040,8 @@ mod tests {
     async fn a_leave_overtaken_by_another_commit_still_completes() {
         let dir = tempfile::tempdir().unwrap();
         let relay = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
-        let mut alex = person(dir.path(), "Alex", Some(relay.url())).await;
-        let mut blair = person(dir.path(), "Blair", None).await;
-        let mut dani = person(dir.path(), "Dani", None).await;
-        let (ab, _) = meet(&mut alex, &mut blair).await;
-        let (ad, _) = meet(&mut alex, &mut dani).await;
+        let (mut alex, [(mut blair, ab), (mut dani, ad)]) =
+            alex_with(dir.path(), relay.url(), ["Blair", "Dani"]).await;
         crew(&mut alex, &mut blair, &mut dani, &ab, &ad).await;
         let crew_a = alex.resolve("Crew").unwrap();
 
@@ -1083,13 +1087,8 @@ mod tests {
     async fn concurrent_commits_from_two_admins_converge() {
         let dir = tempfile::tempdir().unwrap();
         let relay = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
-        let mut alex = person(dir.path(), "Alex", Some(relay.url())).await;
-        let mut blair = person(dir.path(), "Blair", None).await;
-        let mut charlie = person(dir.path(), "Charlie", None).await;
-        let mut dani = person(dir.path(), "Dani", None).await;
-        let (ab, _) = meet(&mut alex, &mut blair).await;
-        let (ac, _) = meet(&mut alex, &mut charlie).await;
-        let (ad, _) = meet(&mut alex, &mut dani).await;
+        let (mut alex, [(mut blair, ab), (mut charlie, ac), (mut dani, ad)]) =
+            alex_with(dir.path(), relay.url(), ["Blair", "Charlie", "Dani"]).await;
         crew(&mut alex, &mut blair, &mut dani, &ab, &ad).await;
         let start = epoch(&alex, "Crew");
         assert_eq!(epoch(&blair, "Crew"), start);
@@ -1181,11 +1180,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let relay_a = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
         let relay_b = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
-        let mut alex = person(dir.path(), "Alex", Some(relay_a.url())).await;
-        let mut blair = person(dir.path(), "Blair", None).await;
-        let mut dani = person(dir.path(), "Dani", None).await;
-        let (ab, _) = meet(&mut alex, &mut blair).await;
-        let (ad, _) = meet(&mut alex, &mut dani).await;
+        let (mut alex, [(mut blair, ab), (mut dani, ad)]) =
+            alex_with(dir.path(), relay_a.url(), ["Blair", "Dani"]).await;
         crew(&mut alex, &mut blair, &mut dani, &ab, &ad).await;
 
         let moved = alex.move_to(relay_b.url()).await.unwrap();

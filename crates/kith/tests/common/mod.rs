@@ -141,3 +141,20 @@ pub fn channel_count(relay: &RelayProcess) -> i64 {
         .query_row("SELECT COUNT(*) FROM channels", [], |r| r.get(0))
         .unwrap()
 }
+
+/// Alex (profile on `relay`) and people without a relay, each with a
+/// profile named as given (home directories in lower case).
+pub fn alex_and<const N: usize>(
+    dir: &Path,
+    relay: &RelayProcess,
+    names: [&str; N],
+) -> (Person, [Person; N]) {
+    let alex = Person::new(dir, "alex");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
+    let others = names.map(|name| {
+        let p = Person::new(dir, &name.to_lowercase());
+        p.ok(&["init", "--name", name]);
+        p
+    });
+    (alex, others)
+}

@@ -44,11 +44,14 @@ pub struct Engine {
     pub(crate) unreachable: BTreeSet<String>,
     /// This engine runs `watch` (it does not poke itself).
     pub(crate) watching: bool,
+    /// The database's change count when opened: a process that changed
+    /// nothing does not wake a `watch`.
+    changes_at_open: u64,
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if !self.watching {
+        if !self.watching && self.db.total_changes() > self.changes_at_open {
             // Whatever this process changed, a `watch` of the profile in
             // another one picks up now.
             home::poke_watch(&self.home);
@@ -113,6 +116,7 @@ impl Engine {
 
     fn with(home: &Path, db: Connection, lock: ProfileLock, config: Config) -> Self {
         Self {
+            changes_at_open: db.total_changes(),
             home: home.to_path_buf(),
             db,
             lock,
@@ -199,5 +203,43 @@ impl Engine {
             .into_iter()
             .find(|c| c.id == id)
             .ok_or_else(|| CoreError::NoSuchConversation(id.to_string()))
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::net::UnixDatagram;
+
+    use super::*;
+
+    /// A `watch` is woken by a process that changed the profile, not by
+    /// one that only looked at it.
+    #[tokio::test]
+    async fn only_a_change_wakes_a_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("alex");
+        drop(
+            Engine::init(&home, "Alex", None, Config::default())
+                .await
+                .unwrap(),
+        );
+        let watch = UnixDatagram::bind(home::watch_socket(&home)).unwrap();
+        watch.set_nonblocking(true).unwrap();
+        let woken = || watch.recv(&mut [0; 8]).is_ok();
+
+        let engine = Engine::open(&home, Config::default()).await.unwrap();
+        engine.list().unwrap();
+        drop(engine);
+        assert!(!woken());
+
+        let engine = Engine::open(&home, Config::default()).await.unwrap();
+        engine
+            .db
+            .execute("UPDATE profile SET name = 'Alex B'", [])
+            .unwrap();
+        drop(engine);
+        assert!(woken());
     }
 }

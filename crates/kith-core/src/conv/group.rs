@@ -18,9 +18,9 @@ use crate::channels::receive_move;
 use crate::error::{CoreError, OpenError, Result, refused};
 use crate::ids::{conversation_id, random};
 use crate::store::{
-    ChannelRole, ChannelRow, ConversationState, OpenRow, QueueOptions, Received, contact_name,
-    encrypt_in, envelope_payload, insert_channel, load_session, ms, open_session, queue_frame,
-    queue_with, receive_message,
+    ChannelRole, ChannelRow, ConversationState, GroupExit, OpenRow, QueueOptions, Received,
+    close_group, contact_name, encrypt_in, envelope_payload, insert_channel, load_session, ms,
+    open_session, queue_frame, queue_with, receive_message,
 };
 use crate::views::{Notice, SyncReport};
 use crate::{recognition, store};
@@ -522,28 +522,9 @@ pub(crate) fn apply_group(
                 }
             }
             if summary.removed_self {
-                let left: bool = tx.query_row(
-                    "SELECT state = 'leaving' FROM conversations WHERE id = ?1",
-                    [conv],
-                    |r| r.get(0),
-                )?;
-                tx.execute(
-                    "UPDATE conversations SET state = 'closed', \
-                     closed_reason = CASE WHEN state = 'leaving' THEN 'you left' ELSE 'an admin removed you' END \
-                     WHERE id = ?1",
-                    [conv],
-                )?;
-                tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [conv])?;
-                tx.execute("DELETE FROM outbox WHERE conversation_id = ?1", [conv])?;
-                let name = contact_name(tx, conv)?;
-                report.notices.push(Notice {
-                    conversation: conv.to_string(),
-                    text: if left {
-                        format!("you are out of {name}, as you asked")
-                    } else {
-                        format!("you were removed from {name}")
-                    },
-                });
+                report
+                    .notices
+                    .extend(close_group(tx, conv, GroupExit::Committed)?);
             } else if summary.own {
                 deliver_welcomes(tx, conv, epoch_before, now)?;
                 tx.execute(

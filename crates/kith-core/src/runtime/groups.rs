@@ -14,7 +14,6 @@ use kith_wire::Codec;
 use kith_wire::conv::{
     ChannelGrant, CommitKeys, Envelope, GroupInvitation, JoinRequest, MemberEntry,
 };
-use kith_wire::relay::response::ErrorCode;
 use kith_wire::relay::{KeyGrant, PublicKey, Rights, SIZE_BUCKETS, to_hex};
 use rusqlite::{OptionalExtension, params};
 use zeroize::Zeroizing;
@@ -30,8 +29,8 @@ use crate::ids::{conversation_id, random};
 use crate::link::InviteLink;
 use crate::runtime::{Engine, base_url};
 use crate::store::{
-    ChannelRole, ChannelRow, ConversationKind, ConversationState, GroupOpKind, QueueOptions,
-    envelope_payload, insert_channel, load_versioned, ms, queue_with, store_versioned,
+    ChannelRole, ConversationKind, ConversationState, GroupExit, GroupOpKind, QueueOptions,
+    close_group, envelope_payload, insert_channel, load_versioned, ms, queue_with, store_versioned,
 };
 use crate::views::{ConversationView, GroupChange, Invite, MemberView, Notice};
 use crate::{recognition, store};
@@ -802,66 +801,14 @@ impl Engine {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Whether `e`, from a group's channel, means this member lost it (the
-    /// relay answers `unauthorized` alike for a revoked key and a deleted
-    /// channel, relay.md §4); if so the group is closed here with
-    /// [`Engine::close_lost_group`].
-    pub(crate) fn lost_group_channel(
-        &mut self,
-        channel: &ChannelRow,
-        e: &kith_relay_client::ClientError,
-    ) -> Result<Option<Notice>> {
-        if channel.role != ChannelRole::Conv || e.code() != Some(ErrorCode::UNAUTHORIZED) {
-            return Ok(None);
-        }
-        self.close_lost_group(&channel.conversation_id)
-    }
-
-    /// Closes a group whose channel refuses this member, keeping its
-    /// history: what waits in the outbox for it can never be delivered and
-    /// is dropped, and the user is told once (group-v1.md §9).
+    /// Closes a group whose channel refuses this member (the relay answers
+    /// `unauthorized` alike for a revoked key and a deleted channel,
+    /// relay.md §4).
     pub(crate) fn close_lost_group(&mut self, conv: &str) -> Result<Option<Notice>> {
         let tx = self.db.transaction()?;
-        let (name, state): (String, ConversationState) = tx.query_row(
-            "SELECT COALESCE(local_name, contact_name, 'a group'), state FROM conversations \
-             WHERE id = ?1 AND kind = 'group'",
-            [conv],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        if state == ConversationState::Closed {
-            return Ok(None);
-        }
-        let undelivered: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM outbox WHERE conversation_id = ?1 AND frame IS NOT NULL",
-            [conv],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "UPDATE conversations SET state = 'closed', \
-             closed_reason = CASE WHEN state = 'leaving' THEN 'you left' \
-                                  ELSE 'the relay no longer lets you read this group' END \
-             WHERE id = ?1",
-            [conv],
-        )?;
-        tx.execute("DELETE FROM outbox WHERE conversation_id = ?1", [conv])?;
-        tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [conv])?;
+        let notice = close_group(&tx, conv, GroupExit::Refused)?;
         tx.commit()?;
-        let mut text = if state == ConversationState::Leaving {
-            format!("you are out of {name}, as you asked")
-        } else {
-            format!(
-                "{name}: its relay no longer lets you in (you were removed, or the group was deleted)"
-            )
-        };
-        if undelivered > 0 {
-            text.push_str(&format!(
-                "; {undelivered} message(s) you sent could not be delivered and stay only here"
-            ));
-        }
-        Ok(Some(Notice {
-            conversation: conv.to_string(),
-            text,
-        }))
+        Ok(notice)
     }
 
     /// Sends a text to a group: proposals waiting for a commit are carried

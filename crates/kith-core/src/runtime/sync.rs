@@ -59,6 +59,13 @@ struct OutboxEntry {
     group: bool,
 }
 
+/// Whether `e`, from reading or writing a conversation's channel, means
+/// this member lost it: the relay answers `unauthorized` alike for a
+/// revoked key and a deleted channel (relay.md §4).
+fn lost(channel: &ChannelRow, e: &ClientError) -> bool {
+    channel.role == ChannelRole::Conv && e.code() == Some(ErrorCode::UNAUTHORIZED)
+}
+
 /// The conversation types a page's messages go to.
 struct Types {
     inbox: InboxV1,
@@ -226,7 +233,8 @@ impl Engine {
             result = self.sync_channel(&channel, &mut carry, &mut joined).await;
             carry.joined_groups.append(&mut joined);
             if let Err(CoreError::Relay(e)) = &result
-                && let Some(notice) = self.lost_group_channel(&channel, e)?
+                && lost(&channel, e)
+                && let Some(notice) = self.close_lost_group(id)?
             {
                 carry.notices.push(notice);
                 result = Err(CoreError::GroupClosed(contact_name(&self.db, id)?));
@@ -551,11 +559,11 @@ impl Engine {
                 }
             }
             Err(CoreError::Relay(e))
-                if channel.role == ChannelRole::Conv
-                    && e.code() == Some(ErrorCode::UNAUTHORIZED)
-                    && self.is_group(&channel.conversation_id)? =>
+                if lost(channel, &e) && self.is_group(&channel.conversation_id)? =>
             {
-                report.notices.extend(self.lost_group_channel(channel, &e)?);
+                report
+                    .notices
+                    .extend(self.close_lost_group(&channel.conversation_id)?);
             }
             // A local failure stops this channel where it is, with
             // nothing acknowledged; the others go on.

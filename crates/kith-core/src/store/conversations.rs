@@ -3,10 +3,11 @@
 use ed25519_dalek::SigningKey;
 use kith_crypto::mls::{GroupSnapshot, IdentityKey};
 use kith_wire::conv::ChannelGrant;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, params};
 
 use crate::error::Result;
 use crate::store::{ConversationState, ms};
+use crate::views::Notice;
 
 /// A channel this user created on its relay: the owner key it keeps, and
 /// the grant (channel and READ|WRITE key) it gives the contact.
@@ -87,4 +88,67 @@ pub(crate) struct OpenRow {
     pub(crate) pending: Option<Vec<u8>>,
     pub(crate) identity: IdentityKey,
     pub(crate) mls_state: Option<Vec<u8>>,
+}
+
+/// Why this member is out of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupExit {
+    /// A commit removed this member (its own leave, or an admin).
+    Committed,
+    /// The group's channel refuses this member (removed, or deleted).
+    Refused,
+}
+
+/// Closes a group this member is out of, in `tx`, keeping its history:
+/// what waits in the outbox for it can never be delivered and is dropped,
+/// and the user is told once (group-v1.md §9). `None` if it was closed
+/// already.
+pub(crate) fn close_group(
+    tx: &Transaction<'_>,
+    conv: &str,
+    exit: GroupExit,
+) -> Result<Option<Notice>> {
+    let (name, state): (String, ConversationState) = tx.query_row(
+        "SELECT COALESCE(local_name, contact_name, 'a group'), state FROM conversations \
+         WHERE id = ?1 AND kind = 'group'",
+        [conv],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if state == ConversationState::Closed {
+        return Ok(None);
+    }
+    let left = state == ConversationState::Leaving;
+    let (reason, mut text) = match (left, exit) {
+        (true, _) => ("you left", format!("you are out of {name}, as you asked")),
+        (false, GroupExit::Committed) => (
+            "an admin removed you",
+            format!("you were removed from {name}"),
+        ),
+        (false, GroupExit::Refused) => (
+            "the relay no longer lets you read this group",
+            format!(
+                "{name}: its relay no longer lets you in (you were removed, or the group was deleted)"
+            ),
+        ),
+    };
+    let undelivered: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM outbox WHERE conversation_id = ?1 AND frame IS NOT NULL",
+        [conv],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "UPDATE conversations SET state = 'closed', closed_reason = ?2 WHERE id = ?1",
+        params![conv, reason],
+    )?;
+    tx.execute("DELETE FROM outbox WHERE conversation_id = ?1", [conv])?;
+    tx.execute("DELETE FROM group_ops WHERE conversation_id = ?1", [conv])?;
+    if undelivered > 0 {
+        text.push_str(&format!(
+            "; {undelivered} message(s) you sent could not be delivered and stay only here"
+        ));
+    }
+    Ok(Some(Notice {
+        conversation: conv.to_string(),
+        text,
+    }))
 }

@@ -8,10 +8,18 @@
 //! It never prints: the `kith` binary presents what it returns.
 //!
 //! ```text
-//!   kith (CLI) ──▶ Engine ──▶ store (SQLite: conversations, MLS state,
-//!                    │                 messages, outbox, cursors)
-//!                    ├──▶ kith-crypto (MLS sessions, sealing, padding)
-//!                    └──▶ kith-relay client (channels, blobs, WebSocket)
+//!   kith (CLI) ──▶ runtime::Engine   owns the profile; all network I/O:
+//!                    │               commands, sync, outbox, watch, timers
+//!                    │ a page of a channel, one store transaction
+//!                    ▼
+//!                  conv::{inbox, pair, group, intro}   ConversationType:
+//!                    │   open ─▶ refusal | local failure | opened
+//!                    │   apply ─▶ rows + Effects (events, joined,
+//!                    │            revocations, handoffs between types)
+//!                    ▼
+//!                  channels, recognition ─▶ store (SQLite: typed rows,
+//!                    outbox, MLS sessions) ─▶ kith-crypto (MLS, sealing)
+//!   kith-relay-client: the relays' HTTP and WebSocket, used by the runtime
 //! ```
 //!
 //! ```

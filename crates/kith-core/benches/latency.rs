@@ -39,20 +39,27 @@ fn benches(c: &mut Criterion) {
         (blair, accepted.conversation.id)
     });
     let (tx, rx) = mpsc::channel::<Instant>();
+    let (live_tx, live) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         runtime().block_on(async {
             let mut alex = Engine::open(&alex_home, Config::default()).await.unwrap();
             let _ = alex
-                .watch(|report| {
-                    for _ in &report.messages {
-                        let _ = tx.send(Instant::now());
-                    }
-                    true
-                })
+                .watch(
+                    |_| {
+                        let _ = live_tx.send(());
+                    },
+                    |report| {
+                        for _ in &report.messages {
+                            let _ = tx.send(Instant::now());
+                        }
+                        true
+                    },
+                )
                 .await;
         })
     });
-    std::thread::sleep(Duration::from_secs(1));
+    live.recv_timeout(Duration::from_secs(20))
+        .expect("watch never went live");
     let mut g = c.benchmark_group("pair");
     g.sample_size(30);
     g.bench_function("send_to_watch_latency", |b| {

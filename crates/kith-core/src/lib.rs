@@ -52,7 +52,7 @@ pub use runtime::Engine;
 pub use runtime::watch::MAX_BACKOFF;
 pub use views::{
     Accepted, ChannelInfo, ConversationInfo, ConversationView, GroupChange, IntegrityEvent,
-    IntroductionView, Invite, MemberView, MessageView, MoveReport, Notice, SyncReport,
+    IntroductionView, Invite, Live, MemberView, MessageView, MoveReport, Notice, SyncReport,
 };
 
 /// The layering ARCHITECTURE.md draws, checked on the sources: conversation

@@ -115,6 +115,17 @@ impl Invite {
     }
 }
 
+/// What a running `watch` follows, said once when it is live.
+#[derive(Debug, Clone, Serialize)]
+pub struct Live {
+    /// Channels read (of every conversation).
+    pub channels: usize,
+    /// Relays subscribed over a WebSocket.
+    pub relays: usize,
+    /// Relays that could not be reached (retried with a backoff).
+    pub unreachable: usize,
+}
+
 /// What a sync brought.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct SyncReport {

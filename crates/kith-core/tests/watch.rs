@@ -34,7 +34,9 @@ impl Watching {
                 .unwrap();
             runtime.block_on(async move {
                 let mut engine = Engine::open(&home, config).await.unwrap();
-                let _ = engine.watch(|report| tx.send(report.clone()).is_ok()).await;
+                let _ = engine
+                    .watch(|_| {}, |report| tx.send(report.clone()).is_ok())
+                    .await;
             });
         });
         Self { reports }

@@ -80,6 +80,14 @@ fn the_profile_is_private_to_its_user() {
     assert_eq!(mode(&db), 0o600);
 }
 
+/// Whether process `pid` has the profile's lock file open (Linux).
+fn holds_lock_file(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.ends_with("kith.lock")))
+    })
+}
+
 /// A second process waits for the one using the profile, and gives up with
 /// one clear line if it does not finish.
 #[test]
@@ -105,7 +113,13 @@ fn a_profile_has_one_owner_at_a_time() {
         .command(&["send", "Blair Sample", "after the wait"])
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Unlocked once the second process has opened the lock file (it is
+    // then waiting for it): a condition polled, not a guess of time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !holds_lock_file(waiting.id()) {
+        assert!(std::time::Instant::now() < deadline, "never waited");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     lock.unlock().unwrap();
     assert!(waiting.wait_with_output().unwrap().status.success());
     blair.ok(&["sync"]);

@@ -76,7 +76,8 @@ fn two_people_meet_and_talk_through_one_relay() {
 
     // watch: a message arrives within a second.
     let (mut child, lines) = watch(&alex);
-    std::thread::sleep(Duration::from_millis(1500));
+    let live = lines.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(live["event"], "live", "{live}");
     blair.ok(&["send", "Alex Example", "live message"]);
     let sent = Instant::now();
     let line = lines

@@ -30,7 +30,7 @@ use crate::error::Result;
 use crate::runtime::Engine;
 use crate::store::{self, ChannelRow};
 use crate::views::Notice;
-use crate::views::SyncReport;
+use crate::views::{Live, SyncReport};
 
 /// The longest wait between two attempts to reach a relay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -141,9 +141,16 @@ fn random_u16() -> u16 {
 
 impl Engine {
     /// Syncs, then keeps every channel subscribed and handles what is
-    /// pushed as it arrives; `on_report` gets every report with something
-    /// in it and returns `false` to stop.
-    pub async fn watch(&mut self, mut on_report: impl FnMut(&SyncReport) -> bool) -> Result<()> {
+    /// pushed as it arrives. `on_live` is called once, when the first sync
+    /// is done and every reachable relay is subscribed (what is sent from
+    /// then on arrives as it is pushed); `on_report` gets every report with
+    /// something in it and returns `false` to stop.
+    pub async fn watch(
+        &mut self,
+        on_live: impl FnOnce(&Live),
+        mut on_report: impl FnMut(&SyncReport) -> bool,
+    ) -> Result<()> {
+        let mut on_live = Some(on_live);
         let (events_tx, mut events) = mpsc::channel::<Event>(EVENT_QUEUE);
         let mut links: BTreeMap<String, Link> = BTreeMap::new();
         self.watching = true;
@@ -164,6 +171,19 @@ impl Engine {
             }
             if !report.is_empty() && !on_report(&report) {
                 return Ok(());
+            }
+            if let Some(on_live) = on_live.take() {
+                on_live(&Live {
+                    channels: store::readable_channels(&self.db)?.len(),
+                    relays: links
+                        .values()
+                        .filter(|l| matches!(l, Link::Up { .. }))
+                        .count(),
+                    unreachable: links
+                        .values()
+                        .filter(|l| matches!(l, Link::Down { .. }))
+                        .count(),
+                });
             }
 
             let wake = links

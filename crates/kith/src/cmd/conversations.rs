@@ -137,11 +137,14 @@ pub(crate) fn read(engine: &mut Engine, conv: &str, as_json: bool) -> Result<()>
 pub(crate) async fn watch(engine: &mut Engine, as_json: bool) -> Result<()> {
     let mut result = Ok(());
     engine
-        .watch(|report| {
-            warn(&report.errors);
-            result = render::report(report, as_json);
-            result.is_ok()
-        })
+        .watch(
+            |live| render::live(live, as_json),
+            |report| {
+                warn(&report.errors);
+                result = render::report(report, as_json);
+                result.is_ok()
+            },
+        )
         .await?;
     result
 }

@@ -156,6 +156,26 @@ pub(crate) fn conversation(c: &ConversationView) {
     ));
 }
 
+/// `watch` is live: from now on what is sent arrives as it is pushed.
+pub(crate) fn live(live: &kith_core::Live, as_json: bool) {
+    if as_json {
+        let mut line = serde_json::to_value(live).unwrap_or_default();
+        if let Some(fields) = line.as_object_mut() {
+            fields.insert("event".into(), "live".into());
+        }
+        let _ = json(&line);
+    } else {
+        let mut said = format!(
+            "watching {} channel(s) on {} relay(s)",
+            live.channels, live.relays
+        );
+        if live.unreachable > 0 {
+            said.push_str(&format!(", {} unreachable for now", live.unreachable));
+        }
+        let _ = writeln!(std::io::stderr().lock(), "kith: {said} (Ctrl-C to stop)");
+    }
+}
+
 pub(crate) fn report(report: &SyncReport, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         for c in &report.connected {

@@ -131,7 +131,7 @@ fn benches(c: &mut Criterion) {
                     let joiner = IdentityKey::generate().unwrap();
                     let (kp, pending) = key_package(&joiner).unwrap();
                     let staged = group.creator().commit(&[&kp], &[]).unwrap();
-                    (joiner, pending, staged.welcome.unwrap())
+                    (joiner, pending, staged.welcomes[0].clone())
                 },
                 |(joiner, pending, welcome)| Session::join(&joiner, &pending, &welcome).unwrap(),
                 BatchSize::LargeInput,

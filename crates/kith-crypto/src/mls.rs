@@ -23,7 +23,7 @@ use mls_rs::client_builder::{
     WithIdentityProvider, WithKeyPackageRepo, WithMlsRules,
 };
 use mls_rs::group::proposal::Proposal;
-use mls_rs::group::{CommitEffect, GroupContext, ReceivedMessage, Roster, Sender};
+use mls_rs::group::{CommitEffect, ExportedTree, GroupContext, ReceivedMessage, Roster, Sender};
 use mls_rs::identity::SigningIdentity;
 use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
 use mls_rs::mls_rs_codec::{MlsDecode, MlsEncode};
@@ -32,7 +32,7 @@ use mls_rs::mls_rules::{
 };
 use mls_rs::{
     CipherSuite, CipherSuiteProvider, Client, CryptoProvider, Extension, ExtensionList, Group,
-    MlsMessage, MlsRules,
+    KeyPackageRef, MlsMessage, MlsRules,
 };
 use mls_rs_core::crypto::{SignaturePublicKey, SignatureSecretKey};
 use mls_rs_core::extension::ExtensionType;
@@ -172,12 +172,21 @@ impl MlsRules for KithRules {
     fn commit_options(
         &self,
         _: &Roster<'_>,
-        _: &GroupContext,
+        context: &GroupContext,
         _: &ProposalBundle,
     ) -> Result<CommitOptions, PolicyError> {
         // A path only where MLS requires one (removes, updates): an add
         // without one stays cheap in a large group (docs/performance.md).
-        Ok(CommitOptions::new())
+        let options = CommitOptions::new();
+        if admins_in(context).is_none() {
+            return Ok(options);
+        }
+        // A group (group-v1.md §6.3): one Welcome per new member, without
+        // the ratchet tree, which is published once per commit instead, so
+        // that what each joiner gets does not grow with the group.
+        Ok(options
+            .with_ratchet_tree_extension(false)
+            .with_single_welcome_message(false))
     }
 
     fn encryption_options(
@@ -270,6 +279,16 @@ impl IdentityKey {
 }
 
 /// The identity key a key package's holder would join with.
+fn key_package_reference(key_package: &[u8]) -> Result<KeyPackageRef, CryptoError> {
+    MlsMessage::from_bytes(key_package)
+        .map_err(CryptoError::mls("decode key package"))?
+        .key_package_reference(&suite()?)
+        .map_err(CryptoError::mls("key package reference"))?
+        .ok_or(CryptoError::UnexpectedMessage {
+            expected: "key package",
+        })
+}
+
 pub fn key_package_identity(key_package: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let message =
         MlsMessage::from_bytes(key_package).map_err(CryptoError::mls("decode key package"))?;
@@ -481,8 +500,12 @@ pub struct Changes<'a> {
 pub struct StagedCommit {
     /// The MLSMessage to send on the group's channel.
     pub commit: Vec<u8>,
-    /// For the members it adds, if any.
-    pub welcome: Option<Vec<u8>>,
+    /// One Welcome per member it adds, in the order of [`Changes::add`]
+    /// (in a 1:1 group, the one Welcome carries the ratchet tree).
+    pub welcomes: Vec<Vec<u8>>,
+    /// The ratchet tree of the new epoch, for the members it adds, where it
+    /// is not in their Welcomes (groups).
+    pub tree: Option<Vec<u8>>,
 }
 
 fn member_info(m: &mls_rs::group::Member) -> MemberInfo {
@@ -604,11 +627,21 @@ impl Session {
         self.group.commit_required()
     }
 
-    /// Joins the group a Welcome for `pending` invites to.
+    /// Joins the group a Welcome for `pending` invites to (the Welcome
+    /// carries the ratchet tree: a 1:1 group).
     pub fn join(
         key: &IdentityKey,
         pending: &PendingKeyPackage,
         welcome: &[u8],
+    ) -> Result<Self, CryptoError> {
+        Self::join_with(key, pending, welcome, None)
+    }
+
+    fn join_with(
+        key: &IdentityKey,
+        pending: &PendingKeyPackage,
+        welcome: &[u8],
+        tree: Option<ExportedTree<'static>>,
     ) -> Result<Self, CryptoError> {
         let store = StagedStore::default();
         // Checked here so that damaged stored bytes give this error, not
@@ -625,9 +658,21 @@ impl Session {
             MlsMessage::from_bytes(welcome).map_err(CryptoError::mls("decode welcome"))?;
         let (group, _) = key
             .client(store.clone())
-            .join_group(None, &welcome, None)
+            .join_group(tree, &welcome, None)
             .map_err(CryptoError::mls("join"))?;
         Ok(Self { group, store })
+    }
+
+    /// Joins a group (GroupV1) with the ratchet tree published beside its
+    /// Welcome (group-v1.md §6.3).
+    pub fn join_group(
+        key: &IdentityKey,
+        pending: &PendingKeyPackage,
+        welcome: &[u8],
+        tree: &[u8],
+    ) -> Result<Self, CryptoError> {
+        let tree = ExportedTree::from_bytes(tree).map_err(CryptoError::mls("decode tree"))?;
+        Self::join_with(key, pending, welcome, Some(tree))
     }
 
     /// Opens a group from its stored snapshot. The snapshot holds the
@@ -783,9 +828,30 @@ impl Session {
                 .remove_member(*index)
                 .map_err(CryptoError::mls("remove member"))?;
         }
+        let references = add
+            .iter()
+            .map(|kp| key_package_reference(kp))
+            .collect::<Result<Vec<_>, _>>()?;
         let output = builder.build().map_err(CryptoError::mls("commit"))?;
-        let welcome = match output.welcome_messages.first() {
-            Some(w) => Some(w.to_bytes().map_err(CryptoError::mls("encode welcome"))?),
+        let mut welcomes = vec![Vec::new(); add.len()];
+        for welcome in &output.welcome_messages {
+            let bytes = welcome
+                .to_bytes()
+                .map_err(CryptoError::mls("encode welcome"))?;
+            // A Welcome for several members (a 1:1 group's) goes to each.
+            for reference in welcome.welcome_key_package_references() {
+                if let Some(i) = references.iter().position(|r| r == reference)
+                    && let Some(slot) = welcomes.get_mut(i)
+                {
+                    slot.clone_from(&bytes);
+                }
+            }
+        }
+        if welcomes.iter().any(Vec::is_empty) {
+            return Err(CryptoError::Invalid("a member added without a Welcome"));
+        }
+        let tree = match &output.ratchet_tree {
+            Some(tree) => Some(tree.to_bytes().map_err(CryptoError::mls("encode tree"))?),
             None => None,
         };
         Ok(StagedCommit {
@@ -793,7 +859,8 @@ impl Session {
                 .commit_message
                 .to_bytes()
                 .map_err(CryptoError::mls("encode commit"))?,
-            welcome,
+            welcomes,
+            tree,
         })
     }
 
@@ -1006,7 +1073,7 @@ mod tests {
         );
         assert!(blair.process(&from_alex.commit).is_err());
         assert_eq!(alex.epoch(), blair.epoch());
-        let mut charlie = Session::join(&charlie, &pending, &from_blair.welcome.unwrap()).unwrap();
+        let mut charlie = Session::join(&charlie, &pending, &from_blair.welcomes[0]).unwrap();
         assert_eq!(charlie.members().len(), 3);
 
         // Removing Charlie: he cannot read what follows.
@@ -1042,11 +1109,48 @@ mod tests {
                 let member: &mut Session = member;
                 member.process(&staged.commit).unwrap();
             }
-            joined.push(Session::join(&key, &pending, &staged.welcome.unwrap()).unwrap());
+            // A group's Welcome comes without the tree (published beside it).
+            assert!(Session::join(&key, &pending, &staged.welcomes[0]).is_err());
+            let tree = staged.tree.as_deref().unwrap();
+            joined.push(Session::join_group(&key, &pending, &staged.welcomes[0], tree).unwrap());
         }
         let second = joined.pop().unwrap();
         let first = joined.pop().unwrap();
         (admin, first, second)
+    }
+
+    /// A group's commit that adds several members gives each their own
+    /// Welcome, in the order they were added, none carrying the tree: what
+    /// a joiner receives does not grow with the number added beside them.
+    #[test]
+    fn each_member_a_group_adds_gets_a_welcome_of_their_own() {
+        let admin_key = IdentityKey::generate().unwrap();
+        let mut admin = Session::create_group(&admin_key).unwrap();
+        let joiners: Vec<_> = (0..20)
+            .map(|_| {
+                let key = IdentityKey::generate().unwrap();
+                let (kp, pending) = key_package(&key).unwrap();
+                (key, kp, pending)
+            })
+            .collect();
+        let kps: Vec<&[u8]> = joiners.iter().map(|(_, kp, _)| kp.as_slice()).collect();
+        let staged = admin.commit(&kps, &[]).unwrap();
+        admin.process(&staged.commit).unwrap();
+        assert_eq!(staged.welcomes.len(), 20);
+        let tree = staged.tree.as_deref().unwrap();
+        let sizes: Vec<usize> = staged.welcomes.iter().map(Vec::len).collect();
+        assert!(
+            sizes.iter().max().unwrap() - sizes.iter().min().unwrap() < 16,
+            "{sizes:?}"
+        );
+        for ((key, _, pending), welcome) in joiners.iter().zip(&staged.welcomes) {
+            let joined = Session::join_group(key, pending, welcome, tree).unwrap();
+            assert_eq!(joined.members().len(), 21);
+            assert_eq!(joined.epoch(), admin.epoch());
+        }
+        // Another joiner's Welcome does not open.
+        let (key, _, pending) = &joiners[0];
+        assert!(Session::join_group(key, pending, &staged.welcomes[1], tree).is_err());
     }
 
     #[test]

@@ -355,43 +355,169 @@ impl Codec for PairFrame {
     }
 }
 
-/// `GroupWelcome` (group-v1.md §6): how a new member learns its group — the
-/// MLS Welcome, the group's channel with the member's own capability key,
-/// and the group's name.
+/// Version of [`GroupWelcome`]: 2 since the ratchet tree and roster moved
+/// out of it into [`GroupState`] (group-v1.md §6.3).
+pub const GROUP_WELCOME_VERSION: u8 = 2;
+
+/// `GroupWelcome` (group-v1.md §6): how a new member learns its group — its
+/// own MLS Welcome, the group's channel with the member's own capability
+/// key, the group's name, where the group's state for this epoch is
+/// published, and where on the channel the member starts reading.
 ///
 /// ```text
-/// struct { u8 version = 1; opaque group_name<0..256>; ChannelGrant channel;
-///          opaque welcome<1..262144>; MemberEntry roster<0..100000>; } GroupWelcome;
+/// struct { u8 version = 2; opaque group_name<0..256>; ChannelGrant channel;
+///          opaque welcome<1..262144>; GroupStateRef state; u64 from_seq; } GroupWelcome;
 /// ```
 ///
-/// `roster` is what the adder knows of the members (names and capability
-/// keys); MLS membership itself comes from the Welcome.
+/// `from_seq` is the channel sequence number of the commit that adds the
+/// member: it reads what comes after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupWelcome {
     pub group_name: String,
     pub channel: ChannelGrant,
     pub welcome: Vec<u8>,
-    pub roster: Vec<MemberEntry>,
+    pub state: GroupStateRef,
+    pub from_seq: u64,
 }
 
 impl Codec for GroupWelcome {
     fn encode(&self, w: &mut Writer) {
-        w.u8(VERSION);
+        w.u8(GROUP_WELCOME_VERSION);
         w.string(&self.group_name);
         self.channel.encode(w);
         w.opaque(&self.welcome);
+        self.state.encode(w);
+        w.u64(self.from_seq);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8("group_welcome.version")? {
+            GROUP_WELCOME_VERSION => {}
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "group_welcome.version",
+                    tag,
+                });
+            }
+        }
+        Ok(Self {
+            group_name: r.string(MAX_NAME, "group_welcome.group_name")?,
+            channel: ChannelGrant::decode(r)?,
+            welcome: nonempty_opaque(r, MAX_MLS, "group_welcome.welcome")?,
+            state: GroupStateRef::decode(r)?,
+            from_seq: r.u64("group_welcome.from_seq")?,
+        })
+    }
+}
+
+/// `GroupStateRef` (group-v1.md §6.3): a blob on the group channel's relay
+/// holding one epoch's [`GroupState`], sealed with `key` (context
+/// `"kith group state v1"`). `key` is a secret.
+///
+/// ```text
+/// struct { opaque blob_id[32]; u32 chunk_size; u32 chunk_count;
+///          u32 length; opaque key[32]; } GroupStateRef;
+/// ```
+///
+/// The blob is `chunk_count` chunks of `chunk_size` bytes (a size bucket;
+/// 262,144 when there is more than one chunk); its first `length` bytes
+/// are the sealed state, the rest zeros.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GroupStateRef {
+    pub blob_id: [u8; 32],
+    pub chunk_size: u32,
+    pub chunk_count: u32,
+    pub length: u32,
+    pub key: [u8; 32],
+}
+
+/// Most chunks a group's state blob may take (64 MiB).
+pub const MAX_STATE_CHUNKS: u32 = 256;
+
+impl std::fmt::Debug for GroupStateRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupStateRef")
+            .field("chunk_size", &self.chunk_size)
+            .field("chunk_count", &self.chunk_count)
+            .field("length", &self.length)
+            .field("key", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for GroupStateRef {
+    fn drop(&mut self) {
+        self.key.zeroize();
+        self.blob_id.zeroize();
+    }
+}
+
+impl Codec for GroupStateRef {
+    fn encode(&self, w: &mut Writer) {
+        w.raw(&self.blob_id);
+        w.u32(self.chunk_size);
+        w.u32(self.chunk_count);
+        w.u32(self.length);
+        w.raw(&self.key);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let blob_id = r.array("group_state_ref.blob_id")?;
+        let chunk_size = r.u32("group_state_ref.chunk_size")?;
+        let chunk_count = r.u32("group_state_ref.chunk_count")?;
+        let length = r.u32("group_state_ref.length")?;
+        let invalid = |reason| DecodeError::Invalid {
+            what: "group_state_ref",
+            reason,
+        };
+        if !crate::relay::SIZE_BUCKETS.contains(&chunk_size) {
+            return Err(invalid("chunk_size is not a size bucket"));
+        }
+        if chunk_count == 0 || chunk_count > MAX_STATE_CHUNKS {
+            return Err(invalid("chunk_count out of range"));
+        }
+        if chunk_count > 1 && chunk_size != crate::relay::MAX_PAYLOAD {
+            return Err(invalid("a blob of several chunks uses the largest bucket"));
+        }
+        if length == 0 || u64::from(length) > u64::from(chunk_size) * u64::from(chunk_count) {
+            return Err(invalid("length does not fit the chunks"));
+        }
+        Ok(Self {
+            blob_id,
+            chunk_size,
+            chunk_count,
+            length,
+            key: r.array("group_state_ref.key")?,
+        })
+    }
+}
+
+/// Longest ratchet tree a [`GroupState`] carries.
+pub const MAX_TREE: u32 = 64 << 20;
+
+/// `GroupState` (group-v1.md §6.3): what a member joining in one epoch
+/// needs beside its Welcome, published once for all of them — the MLS
+/// ratchet tree of the epoch and what the admin knows of the members.
+///
+/// ```text
+/// struct { u8 version = 1; opaque ratchet_tree<1..67108864>;
+///          MemberEntry roster<0..100000>; } GroupState;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    pub ratchet_tree: Vec<u8>,
+    pub roster: Vec<MemberEntry>,
+}
+
+impl Codec for GroupState {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(VERSION);
+        w.opaque(&self.ratchet_tree);
         w.vec(&self.roster, |w, m| m.encode(w));
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        version(r, "group_welcome.version")?;
-        let group_name = r.string(MAX_NAME, "group_welcome.group_name")?;
-        let channel = ChannelGrant::decode(r)?;
-        let welcome = nonempty_opaque(r, MAX_MLS, "group_welcome.welcome")?;
+        version(r, "group_state.version")?;
         Ok(Self {
-            group_name,
-            channel,
-            welcome,
-            roster: r.vec(MAX_MEMBERS, "group_welcome.roster", MemberEntry::decode)?,
+            ratchet_tree: nonempty_opaque(r, MAX_TREE, "group_state.ratchet_tree")?,
+            roster: r.vec(MAX_MEMBERS, "group_state.roster", MemberEntry::decode)?,
         })
     }
 }

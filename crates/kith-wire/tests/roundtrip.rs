@@ -11,13 +11,15 @@
 
 use kith_wire::Codec;
 use kith_wire::conv::{
-    ChannelGrant, ChannelMove, CommitKeys, Content, Envelope, GroupInvitation, GroupWelcome,
-    IntroStep, Introduction, Invitation, JoinRequest, MemberEntry, PairFrame,
+    ChannelGrant, ChannelMove, CommitKeys, Content, Envelope, GroupInvitation, GroupState,
+    GroupStateRef, GroupWelcome, IntroStep, Introduction, Invitation, JoinRequest,
+    MAX_STATE_CHUNKS, MemberEntry, PairFrame,
 };
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;
 use kith_wire::relay::response::*;
 use kith_wire::relay::*;
+use kith_wire::relay::{MAX_PAYLOAD, SIZE_BUCKETS};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -437,19 +439,55 @@ fn introduction() -> impl Strategy<Value = Introduction> {
     (any::<[u8; 16]>(), step).prop_map(|(intro_id, step)| Introduction { intro_id, step })
 }
 
+fn group_state_ref() -> impl Strategy<Value = GroupStateRef> {
+    (
+        arr32(),
+        prop_oneof![
+            (0..6usize, Just(1u32)).prop_map(|(b, n)| (SIZE_BUCKETS[b], n)),
+            (2..MAX_STATE_CHUNKS).prop_map(|n| (MAX_PAYLOAD, n)),
+        ],
+        any::<u32>(),
+        arr32(),
+    )
+        .prop_map(|(blob_id, (chunk_size, chunk_count), length, key)| {
+            let room = u64::from(chunk_size) * u64::from(chunk_count);
+            let length = u32::try_from(1 + u64::from(length) % room).unwrap();
+            GroupStateRef {
+                blob_id,
+                chunk_size,
+                chunk_count,
+                length,
+                key,
+            }
+        })
+}
+
 fn group_welcome() -> impl Strategy<Value = GroupWelcome> {
     (
         ".{0,30}",
         channel_grant(),
         vec(any::<u8>(), 1..300),
-        vec(member_entry(), 0..4),
+        group_state_ref(),
+        any::<u64>(),
     )
-        .prop_map(|(group_name, channel, welcome, roster)| GroupWelcome {
-            group_name,
-            channel,
-            welcome,
+        .prop_map(
+            |(group_name, channel, welcome, state, from_seq)| GroupWelcome {
+                group_name,
+                channel,
+                welcome,
+                state,
+                from_seq,
+            },
+        )
+}
+
+fn group_state() -> impl Strategy<Value = GroupState> {
+    (vec(any::<u8>(), 1..300), vec(member_entry(), 0..4)).prop_map(|(ratchet_tree, roster)| {
+        GroupState {
+            ratchet_tree,
             roster,
-        })
+        }
+    })
 }
 
 fn member_entry() -> impl Strategy<Value = MemberEntry> {
@@ -503,6 +541,9 @@ proptest! {
 
     #[test]
     fn group_welcome_round_trips(v in group_welcome()) { round_trip(&v)?; }
+
+    #[test]
+    fn group_state_round_trips(v in group_state()) { round_trip(&v)?; }
 
     #[test]
     fn group_invitation_round_trips(v in group_invitation()) { round_trip(&v)?; }
@@ -606,6 +647,7 @@ proptest! {
         check::<Invitation>(&bytes)?;
         check::<PairFrame>(&bytes)?;
         check::<GroupWelcome>(&bytes)?;
+        check::<GroupState>(&bytes)?;
         check::<GroupInvitation>(&bytes)?;
         check::<JoinRequest>(&bytes)?;
         check::<CommitKeys>(&bytes)?;

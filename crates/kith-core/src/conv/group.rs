@@ -7,7 +7,8 @@ use kith_crypto::mls::{
 use kith_crypto::seal::SealKey;
 use kith_wire::Codec;
 use kith_wire::conv::{
-    ChannelGrant, CommitKeys, Envelope, GroupWelcome, JoinRequest, MemberEntry, PairFrame,
+    ChannelGrant, CommitKeys, Envelope, GroupState, GroupStateRef, GroupWelcome, JoinRequest,
+    MemberEntry, PairFrame,
 };
 use kith_wire::relay::to_hex;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -36,6 +37,9 @@ const COMMIT_KEYS_LABEL: &str = "kith commit keys v1";
 
 const COMMIT_KEYS_CONTEXT: &[u8] = b"kith commit keys v1";
 
+/// Seal context of a published group state (§6.3).
+const GROUP_STATE_CONTEXT: &[u8] = b"kith group state v1";
+
 /// What one message on a group's channel (or inbox) turned out to be.
 pub(crate) enum GroupOutcome {
     /// A commit that lost its epoch's race, or a message for a past epoch
@@ -63,10 +67,9 @@ pub(crate) enum GroupOutcome {
         own_epoch: Option<u64>,
     },
     JoinRequest(JoinRequest),
-    Joined {
-        snapshot: Zeroizing<Vec<u8>>,
-        welcome: GroupWelcome,
-    },
+    /// A Welcome on a link's inbox: the join completes once the group's
+    /// state it names is fetched (§6.3).
+    Welcomed(GroupWelcome),
 }
 
 /// What applying a group outcome asks of the caller after its transaction.
@@ -277,17 +280,12 @@ pub(crate) fn open_group_message(
             let plain = seal()?
                 .open(GROUP_WELCOME_CONTEXT, &sealed)
                 .map_err(refused)?;
-            let welcome = GroupWelcome::from_bytes(&plain).map_err(refused)?;
-            let pending =
-                pending.ok_or_else(|| refused("no key package waits for this Welcome"))?;
-            let pending =
-                PendingKeyPackage::from_bytes(&Zeroizing::new(pending)).map_err(CoreError::from)?;
-            let mut session =
-                Session::join(&identity, &pending, &welcome.welcome).map_err(refused)?;
-            Ok(GroupOutcome::Joined {
-                snapshot: session.snapshot().map_err(CoreError::from)?.to_bytes(),
-                welcome,
-            })
+            if pending.is_none() {
+                return Err(refused("no key package waits for this Welcome").into());
+            }
+            Ok(GroupOutcome::Welcomed(
+                GroupWelcome::from_bytes(&plain).map_err(refused)?,
+            ))
         }
         Envelope::Mls(message)
             if matches!(channel.role, ChannelRole::Conv | ChannelRole::Retiring)
@@ -526,7 +524,7 @@ pub(crate) fn apply_group(
                     .notices
                     .extend(close_group(tx, conv, GroupExit::Committed)?);
             } else if summary.own {
-                deliver_welcomes(tx, conv, epoch_before, now)?;
+                deliver_welcomes(tx, conv, epoch_before, seq, now)?;
                 tx.execute(
                     "DELETE FROM group_ops WHERE conversation_id = ?1 AND epoch = ?2",
                     params![conv, ms(epoch_before)],
@@ -574,38 +572,16 @@ pub(crate) fn apply_group(
                 )?;
             }
         }
-        GroupOutcome::Joined { snapshot, welcome } => {
+        GroupOutcome::Welcomed(welcome) => {
             tx.execute(
-                "UPDATE conversations SET state = 'active', mls_state = ?2, pending_kp = NULL, expires_at = NULL, \
-                 contact_name = ?3, last_activity = ?4, last_commit = ?4 WHERE id = ?1",
-                params![conv, snapshot.as_slice(), welcome.group_name, ms(now)],
-            )?;
-            insert_channel(
-                tx,
-                conv,
-                &welcome.channel,
-                &welcome.channel.key,
-                false,
-                true,
-                now,
+                "UPDATE conversations SET pending_welcome = ?2, contact_name = ?3, last_activity = ?4 \
+                 WHERE id = ?1",
+                params![conv, welcome.to_bytes(), welcome.group_name, ms(now)],
             )?;
             tx.execute(
                 "UPDATE channels SET role = 'inbox-done' WHERE id = ?1",
                 [channel.id],
             )?;
-            for entry in &welcome.roster {
-                upsert_member(tx, conv, entry)?;
-            }
-            let identity: Vec<u8> = tx.query_row(
-                "SELECT identity FROM conversations WHERE id = ?1",
-                [conv],
-                |r| r.get(0),
-            )?;
-            let me = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
-            report
-                .notices
-                .extend(announce_tags(tx, conv, me.public(), now)?);
-            applied.joined = true;
         }
     }
     Ok(applied)
@@ -614,8 +590,15 @@ pub(crate) fn apply_group(
 /// Sends the Welcome of each member this member's commit at `epoch`
 /// added: through the 1:1 conversation it came from, or sealed on the
 /// group link's inbox.
-fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> Result<()> {
+fn deliver_welcomes(
+    tx: &Transaction<'_>,
+    conv: &str,
+    epoch: u64,
+    seq: u64,
+    now: u64,
+) -> Result<()> {
     type Row = (
+        Option<Vec<u8>>,
         Option<Vec<u8>>,
         Option<Vec<u8>>,
         Option<String>,
@@ -623,11 +606,11 @@ fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> R
     );
     let adds: Vec<Row> = {
         let mut stmt = tx.prepare(
-            "SELECT welcome, capability_seed, deliver_to, inbox_channel FROM group_ops \
+            "SELECT welcome, state_ref, capability_seed, deliver_to, inbox_channel FROM group_ops \
              WHERE conversation_id = ?1 AND epoch = ?2 AND kind = 'add'",
         )?;
         let rows = stmt.query_map(params![conv, ms(epoch)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
@@ -640,23 +623,8 @@ fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> R
         [conv],
         |r| r.get(0),
     )?;
-    let roster: Vec<MemberEntry> = {
-        let mut stmt = tx.prepare(
-            "SELECT identity_key, display_name, capability_key, tags FROM group_members WHERE conversation_id = ?1",
-        )?;
-        let rows = stmt.query_map([conv], |r| {
-            let cap: Vec<u8> = r.get(2)?;
-            Ok(MemberEntry {
-                identity_key: r.get(0)?,
-                display_name: r.get(1)?,
-                capability_key: <[u8; 32]>::try_from(cap.as_slice()).unwrap_or([0; 32]),
-                tags: split_tags(&r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default()),
-            })
-        })?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    for (welcome, seed, pair, inbox) in adds {
-        let (Some(welcome), Some(seed)) = (welcome, seed) else {
+    for (welcome, state, seed, pair, inbox) in adds {
+        let (Some(welcome), Some(state), Some(seed)) = (welcome, state, seed) else {
             continue;
         };
         let seed = <[u8; 32]>::try_from(seed.as_slice())
@@ -665,7 +633,8 @@ fn deliver_welcomes(tx: &Transaction<'_>, conv: &str, epoch: u64, now: u64) -> R
             group_name: group_name.clone(),
             channel: grant_for(&channel, seed),
             welcome,
-            roster: roster.clone(),
+            state: GroupStateRef::from_bytes(&state)?,
+            from_seq: seq,
         };
         if let Some(pair) = pair {
             queue_frame(tx, &pair, &PairFrame::GroupInvite(invite), now)?;
@@ -711,7 +680,13 @@ pub(crate) enum GroupInput<'a> {
     Channel(Arrived<'a>),
     /// A Welcome sent to this user through the 1:1 conversation `via`
     /// (§6.1), answering the spare key package offered there.
-    Invitation { via: String, invite: GroupWelcome },
+    Invitation {
+        via: String,
+        invite: Box<GroupWelcome>,
+    },
+    /// The group's state a waiting Welcome names, fetched by the runtime
+    /// from the group's relay (§6.3): still sealed.
+    State { conv: String, sealed: Vec<u8> },
 }
 
 /// A group message, opened.
@@ -723,10 +698,43 @@ pub(crate) enum OpenedGroup<'a> {
     },
     Invitation {
         via: String,
-        invite: GroupWelcome,
+        invite: Box<GroupWelcome>,
+        identity: Zeroizing<Vec<u8>>,
+        pending: Zeroizing<Vec<u8>>,
+    },
+    Joined {
+        conv: String,
+        welcome: GroupWelcome,
+        roster: Vec<MemberEntry>,
         identity: IdentityKey,
         snapshot: Zeroizing<Vec<u8>>,
     },
+}
+
+/// What this member knows of the group's members: names, capability keys,
+/// recognition tags.
+pub(crate) fn group_roster(db: &rusqlite::Connection, conv: &str) -> Result<Vec<MemberEntry>> {
+    let mut stmt = db.prepare(
+        "SELECT identity_key, display_name, capability_key, tags FROM group_members WHERE conversation_id = ?1",
+    )?;
+    let rows = stmt.query_map([conv], |r| {
+        let cap: Vec<u8> = r.get(2)?;
+        Ok(MemberEntry {
+            identity_key: r.get(0)?,
+            display_name: r.get(1)?,
+            capability_key: <[u8; 32]>::try_from(cap.as_slice()).unwrap_or([0; 32]),
+            tags: split_tags(&r.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default()),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Seals one epoch's state for the members a commit adds (§6.3): returns
+/// the key and the sealed bytes, to be published as a blob.
+pub(crate) fn seal_state(state: &GroupState) -> Result<([u8; 32], Vec<u8>)> {
+    let key: [u8; 32] = random()?;
+    let sealed = SealKey::from_bytes(key).seal(GROUP_STATE_CONTEXT, &state.to_bytes())?;
+    Ok((key, sealed))
 }
 
 impl GroupV1 {
@@ -786,19 +794,43 @@ impl ConversationType for GroupV1 {
                     )
                     .into());
                 };
+                Ok(OpenedGroup::Invitation {
+                    via,
+                    invite,
+                    identity: Zeroizing::new(identity),
+                    pending: Zeroizing::new(pending),
+                })
+            }
+            GroupInput::State { conv, sealed } => {
+                type Row = (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+                let (identity, pending, welcome): Row = tx.query_row(
+                    "SELECT identity, pending_kp, pending_welcome FROM conversations WHERE id = ?1",
+                    [&conv],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                let (Some(pending), Some(welcome)) = (pending, welcome) else {
+                    return Err(CoreError::Corrupt("no Welcome waits for this state".into()).into());
+                };
+                let welcome = GroupWelcome::from_bytes(&welcome).map_err(CoreError::from)?;
                 let identity =
                     IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(CoreError::from)?;
                 let pending = PendingKeyPackage::from_bytes(&Zeroizing::new(pending))
                     .map_err(CoreError::from)?;
+                let plain = SealKey::from_bytes(welcome.state.key)
+                    .open(GROUP_STATE_CONTEXT, &sealed)
+                    .map_err(|e| refused(format!("the group's state: {e}")))?;
+                let state = GroupState::from_bytes(&plain).map_err(refused)?;
                 let mut session =
-                    Session::join(&identity, &pending, &invite.welcome).map_err(refused)?;
+                    Session::join_group(&identity, &pending, &welcome.welcome, &state.ratchet_tree)
+                        .map_err(refused)?;
                 if session.admins().is_none() {
                     return Err(refused("a group Welcome without an admin list").into());
                 }
                 let snapshot = session.snapshot().map_err(CoreError::from)?.to_bytes();
-                Ok(OpenedGroup::Invitation {
-                    via,
-                    invite,
+                Ok(OpenedGroup::Joined {
+                    conv,
+                    welcome,
+                    roster: state.roster,
                     identity,
                     snapshot,
                 })
@@ -834,11 +866,43 @@ impl ConversationType for GroupV1 {
                 via,
                 invite,
                 identity,
+                pending,
+            } => wait_for_state(tx, &via, &invite, &identity, &pending, now)?,
+            OpenedGroup::Joined {
+                conv,
+                welcome,
+                roster,
+                identity,
                 snapshot,
             } => {
-                let (id, notices) = join_from_pair(tx, &via, &invite, &identity, &snapshot, now)?;
-                fx.report.joined_groups.push(id);
-                fx.report.notices.extend(notices);
+                tx.execute(
+                    "UPDATE conversations SET state = 'active', mls_state = ?2, pending_kp = NULL, \
+                     pending_welcome = NULL, expires_at = NULL, contact_name = ?3, last_activity = ?4, \
+                     last_commit = ?4 WHERE id = ?1",
+                    params![conv, snapshot.as_slice(), welcome.group_name, ms(now)],
+                )?;
+                insert_channel(
+                    tx,
+                    &conv,
+                    &welcome.channel,
+                    &welcome.channel.key,
+                    false,
+                    true,
+                    now,
+                )?;
+                // The commit that added this member and what came before it
+                // are not for it (§6.3).
+                tx.execute(
+                    "UPDATE channels SET cursor = ?3 WHERE conversation_id = ?1 AND write_id = ?2",
+                    params![conv, welcome.channel.write_id.0, ms(welcome.from_seq)],
+                )?;
+                for entry in &roster {
+                    upsert_member(tx, &conv, entry)?;
+                }
+                fx.report
+                    .notices
+                    .extend(announce_tags(tx, &conv, identity.public(), now)?);
+                fx.joined.push(conv);
             }
         }
         Ok(())
@@ -865,15 +929,17 @@ impl ConversationType for GroupV1 {
     }
 }
 
-/// Joins a group from a Welcome sent through the 1:1 conversation `pair`.
-fn join_from_pair(
+/// A Welcome sent through the 1:1 conversation `pair` (§6.1): the group
+/// conversation is made, `joining` with the spare identity and key package
+/// it answers, until the runtime has fetched the group's state it names.
+fn wait_for_state(
     tx: &Transaction<'_>,
     pair: &str,
     invite: &GroupWelcome,
-    identity: &IdentityKey,
-    snapshot: &[u8],
+    identity: &[u8],
+    pending: &[u8],
     now: u64,
-) -> Result<(String, Vec<Notice>)> {
+) -> Result<()> {
     let my_name: String = tx.query_row(
         "SELECT my_name FROM conversations WHERE id = ?1",
         [pair],
@@ -881,26 +947,22 @@ fn join_from_pair(
     )?;
     let id = conversation_id(&invite.channel.write_id);
     tx.execute(
-        "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, last_commit) \
-         VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
-        params![id, invite.group_name, my_name, identity.to_bytes().as_slice(), snapshot, ms(now)],
+        "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, pending_kp, \
+         pending_welcome, created_at, last_activity) \
+         VALUES (?1, 'group', 'joining', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            id,
+            invite.group_name,
+            my_name,
+            identity,
+            pending,
+            invite.to_bytes(),
+            ms(now)
+        ],
     )?;
-    insert_channel(
-        tx,
-        &id,
-        &invite.channel,
-        &invite.channel.key,
-        false,
-        true,
-        now,
-    )?;
-    for entry in &invite.roster {
-        upsert_member(tx, &id, entry)?;
-    }
     tx.execute(
         "UPDATE conversations SET spare_identity = NULL, spare_kp = NULL WHERE id = ?1",
         [pair],
     )?;
-    let notices = announce_tags(tx, &id, identity.public(), now)?;
-    Ok((id, notices))
+    Ok(())
 }

@@ -108,5 +108,8 @@ pub(crate) enum Handoff {
     /// An introduction step (IntroductionV1).
     Introduction { via: String, intro: Introduction },
     /// A Welcome into a group, sent to this contact (GroupV1 §6.1).
-    GroupInvitation { via: String, invite: GroupWelcome },
+    GroupInvitation {
+        via: String,
+        invite: Box<GroupWelcome>,
+    },
 }

@@ -190,7 +190,7 @@ impl ConversationType for PairV1 {
             }),
             PairFrame::GroupInvite(invite) => fx.handoffs.push(Handoff::GroupInvitation {
                 via: conv.to_string(),
-                invite,
+                invite: Box::new(invite),
             }),
         }
         Ok(())

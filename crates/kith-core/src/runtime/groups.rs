@@ -12,31 +12,53 @@ use kith_crypto::seal::SealKey;
 use kith_relay_client::{ChannelOptions, public_key};
 use kith_wire::Codec;
 use kith_wire::conv::{
-    ChannelGrant, CommitKeys, Envelope, GroupInvitation, JoinRequest, MemberEntry,
+    ChannelGrant, CommitKeys, Envelope, GroupInvitation, GroupState, GroupStateRef, GroupWelcome,
+    JoinRequest, MemberEntry,
 };
-use kith_wire::relay::{KeyGrant, PublicKey, Rights, SIZE_BUCKETS, to_hex};
+use kith_wire::relay::{
+    BlobId, KeyGrant, MAX_PAYLOAD, PublicKey, Rights, SIZE_BUCKETS, bucket_for, to_hex,
+};
 use rusqlite::{OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use crate::config::millis;
 use crate::conv::group::{
-    GROUP_INVITATION_CONTEXT, JOIN_REQUEST_CONTEXT, group_channel, is_blocked_member, member_name,
-    propose_leave, seal_keys, upsert_member,
+    GROUP_INVITATION_CONTEXT, GroupInput, GroupV1, JOIN_REQUEST_CONTEXT, group_channel,
+    group_roster, is_blocked_member, member_name, propose_leave, seal_keys, seal_state,
+    upsert_member,
 };
 use crate::conv::inbox::INVITATION_TTL;
-use crate::error::{CoreError, Result, check_name};
+use crate::conv::{Effects, Moment};
+use crate::error::{CoreError, OpenError, Result, check_name, refused};
 use crate::ids::{conversation_id, random};
 use crate::link::InviteLink;
+use crate::runtime::sync::{not_found, open_and_apply};
 use crate::runtime::{Engine, base_url};
 use crate::store::{
-    ChannelRole, ConversationKind, ConversationState, GroupExit, GroupOpKind, QueueOptions,
-    close_group, envelope_payload, insert_channel, load_versioned, ms, queue_with, store_versioned,
+    ChannelRole, ChannelRow, ConversationKind, ConversationState, GroupExit, GroupOpKind,
+    QueueOptions, close_group, envelope_payload, insert_channel, load_versioned, ms, queue_with,
+    record_integrity_event, store_versioned,
 };
-use crate::views::{ConversationView, GroupChange, Invite, MemberView, Notice};
+use crate::views::{ConversationView, GroupChange, Invite, MemberView, Notice, SyncReport};
 use crate::{recognition, store};
 
 /// Syncs a group command waits through for its commit to be taken.
 const DRIVE_ROUNDS: usize = 12;
+
+/// The most the adds of one commit may weigh (key packages and member
+/// entries): half the largest size bucket, so a commit always fits with
+/// room to spare (group-v1.md §6.4).
+const COMMIT_ADD_BUDGET: usize = 128 * 1024;
+
+/// How long a published group state stays on the relay: as long as a
+/// group link.
+const STATE_TTL: std::time::Duration = INVITATION_TTL;
+
+/// What adding one member weighs in a commit: its key package in the
+/// proposal, and its entry in the sealed `CommitKeys`.
+fn add_weight(key_package: &[u8], name: Option<&str>) -> usize {
+    key_package.len() + name.map_or(0, str::len) + 2 * 32 + 16
+}
 
 /// A change this member asked for (a `group_ops` row).
 #[derive(Debug)]
@@ -601,6 +623,10 @@ impl Engine {
         let mut keys = CommitKeys::default();
         let mut admins_changed = false;
         let mut used = Vec::new();
+        // The adds' ops, in the order of `add`, and what they weigh in the
+        // commit (group-v1.md §6.4).
+        let mut add_ops = Vec::new();
+        let mut add_bytes = 0;
         for op in ops {
             if op.kind != GroupOpKind::Update && !admin {
                 self.db
@@ -612,6 +638,13 @@ impl Engine {
                     let (Some(kp), Some(seed)) = (op.key_package, op.capability_seed) else {
                         return Err(CoreError::Corrupt("an add without a key package".into()));
                     };
+                    // What does not fit this commit waits for the next one.
+                    let weight = add_weight(&kp, op.member_name.as_deref());
+                    if !add.is_empty() && add_bytes + weight > COMMIT_ADD_BUDGET {
+                        continue;
+                    }
+                    add_bytes += weight;
+                    add_ops.push(op.id);
                     let capability = public_key(&SigningKey::from_bytes(&seed));
                     // Registered before the commit exists: a Welcome must
                     // never name a channel the new member cannot read.
@@ -697,14 +730,42 @@ impl Engine {
             admins: admins_changed.then_some(admins.as_slice()),
             authenticated_data,
         })?;
+        // The new members' tree and roster, published once for all of them
+        // (§6.3), before the commit exists.
+        let state = if add.is_empty() {
+            None
+        } else {
+            let ratchet_tree = staged
+                .tree
+                .clone()
+                .ok_or_else(|| CoreError::Corrupt("a group commit without its tree".into()))?;
+            let removed: Vec<&[u8]> = members
+                .iter()
+                .filter(|m| remove.contains(&m.index))
+                .map(|m| m.identity_key.as_slice())
+                .collect();
+            let mut roster = group_roster(&self.db, id)?;
+            roster.retain(|m| !removed.contains(&m.identity_key.as_slice()));
+            roster.extend(keys.added.iter().cloned());
+            let (key, sealed) = seal_state(&GroupState {
+                ratchet_tree,
+                roster,
+            })?;
+            Some(self.publish_state(&channel, key, &sealed).await?.to_bytes())
+        };
         let payload = envelope_payload(&Envelope::Mls(staged.commit))?;
         let at = self.now();
         let tx = self.db.transaction()?;
         store_versioned(&tx, id, &mut read)?;
         for op in &used {
+            let welcome = add_ops
+                .iter()
+                .position(|a| a == op)
+                .and_then(|i| staged.welcomes.get(i));
+            let state = welcome.and(state.as_ref());
             tx.execute(
-                "UPDATE group_ops SET epoch = ?2, welcome = ?3 WHERE id = ?1",
-                params![op, ms(epoch), staged.welcome],
+                "UPDATE group_ops SET epoch = ?2, welcome = ?3, state_ref = ?4 WHERE id = ?1",
+                params![op, ms(epoch), welcome, state],
             )?;
         }
         if used.is_empty() {
@@ -727,6 +788,136 @@ impl Engine {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Publishes a group's sealed state as a blob on its channel (group-v1.md
+    /// §6.3): one chunk of the smallest size bucket that holds it, or chunks
+    /// of the largest.
+    async fn publish_state(
+        &mut self,
+        channel: &ChannelRow,
+        key: [u8; 32],
+        sealed: &[u8],
+    ) -> Result<GroupStateRef> {
+        let length = u32::try_from(sealed.len())
+            .map_err(|_| CoreError::Corrupt("a group state over 4 GiB".into()))?;
+        let (chunk_size, chunk_count) = match bucket_for(sealed.len()) {
+            Some(bucket) => (bucket, 1),
+            None => (MAX_PAYLOAD, length.div_ceil(MAX_PAYLOAD)),
+        };
+        let client = self.relay(&channel.relay_url)?;
+        let created = client
+            .blob_create(
+                &channel.key,
+                channel.write_id,
+                chunk_size,
+                chunk_count,
+                Some(STATE_TTL),
+                false,
+            )
+            .await?;
+        let size = usize::try_from(chunk_size).unwrap_or(usize::MAX);
+        for (index, chunk) in (0u32..).zip(sealed.chunks(size)) {
+            let mut data = chunk.to_vec();
+            data.resize(size, 0);
+            client
+                .blob_put(
+                    &channel.key,
+                    channel.write_id,
+                    created.blob_id,
+                    index,
+                    &data,
+                )
+                .await?;
+        }
+        Ok(GroupStateRef {
+            blob_id: created.blob_id.0,
+            chunk_size,
+            chunk_count,
+            length,
+            key,
+        })
+    }
+
+    /// The sealed group state a Welcome names, from the group's relay.
+    async fn fetch_state(&mut self, welcome: &GroupWelcome) -> Result<Vec<u8>> {
+        let state = &welcome.state;
+        let client = self.relay(&welcome.channel.relay_url)?;
+        let mut sealed = Vec::new();
+        for index in 0..state.chunk_count {
+            let chunk = client.blob_get(BlobId(state.blob_id), index).await?;
+            sealed.extend_from_slice(&chunk.data);
+        }
+        sealed.truncate(usize::try_from(state.length).unwrap_or(usize::MAX));
+        Ok(sealed)
+    }
+
+    /// Completes the joins whose Welcome has arrived: fetches the group's
+    /// state each names and joins with it (group-v1.md §6.3). Returns the
+    /// groups joined; their channels are read next.
+    pub(crate) async fn complete_joins(&mut self, report: &mut SyncReport) -> Result<Vec<String>> {
+        let waiting: Vec<(String, Vec<u8>)> = {
+            let mut stmt = self.db.prepare(
+                "SELECT id, pending_welcome FROM conversations \
+                 WHERE kind = 'group' AND state = 'joining' AND pending_welcome IS NOT NULL",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut joined = Vec::new();
+        for (conv, welcome) in waiting {
+            let welcome = GroupWelcome::from_bytes(&welcome)?;
+            let input = match self.fetch_state(&welcome).await {
+                Ok(sealed) => Ok(GroupInput::State {
+                    conv: conv.clone(),
+                    sealed,
+                }),
+                // Expired or never published: this Welcome can never be used.
+                Err(CoreError::Relay(e)) if not_found(&e) => {
+                    Err(refused("the group's state is not on its relay"))
+                }
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("{}: joining: {e}", welcome.group_name));
+                    continue;
+                }
+            };
+            let now = self.now();
+            let mut group = GroupV1::new(Moment {
+                now,
+                drain: millis(self.config.drain_limit),
+            });
+            let mut fx = Effects::default();
+            let tx = self.db.transaction()?;
+            let done = match input {
+                Ok(input) => open_and_apply(&mut group, &tx, input, &mut fx),
+                Err(refusal) => Err(OpenError::Refused(refusal)),
+            };
+            match done {
+                Ok(()) => {}
+                Err(OpenError::Refused(refusal)) => {
+                    record_integrity_event(
+                        &tx,
+                        &conv,
+                        now,
+                        format!("a group Welcome could not be used: {refusal}"),
+                        &mut fx.report,
+                    )?;
+                    tx.execute(
+                        "UPDATE conversations SET state = 'closed', pending_welcome = NULL, \
+                         closed_reason = 'the invitation could not be completed' WHERE id = ?1",
+                        [&conv],
+                    )?;
+                }
+                Err(OpenError::Local(e)) => return Err(e),
+            }
+            tx.commit()?;
+            joined.append(&mut fx.joined);
+            fx.report.absorb(std::mem::take(report));
+            *report = fx.report;
+        }
+        Ok(joined)
     }
 
     /// Gives waiting adds of contacts the key package that has arrived

@@ -20,7 +20,7 @@ mod conversations;
 mod groups;
 mod introductions;
 mod moves;
-mod sync;
+pub(crate) mod sync;
 pub(crate) mod watch;
 
 /// A profile: its store and the relays it talks to.

@@ -42,6 +42,10 @@ const HEAD_ATTEMPTS: usize = 8;
 /// Rounds of a sync that read channels which appeared in the round before.
 const SYNC_ROUNDS: usize = 4;
 
+/// Most commits one member builds for one sync (each one read back before
+/// the next; group-v1.md §6.4).
+const STAGE_ROUNDS: usize = 64;
+
 pub(crate) fn not_found(e: &ClientError) -> bool {
     e.code() == Some(ErrorCode::NOT_FOUND)
 }
@@ -87,7 +91,7 @@ impl Types {
 
 /// Opens a message with its type and applies it; `Err` before anything
 /// was applied.
-fn open_and_apply<T: ConversationType>(
+pub(super) fn open_and_apply<T: ConversationType>(
     kind: &mut T,
     tx: &Transaction<'_>,
     input: T::Input<'_>,
@@ -515,6 +519,9 @@ impl Engine {
                     self.sync_one(&channel, &mut report, &mut joined).await?;
                 }
             }
+            // A Welcome read this round: its group's channel is read in
+            // the next.
+            joined.extend(self.complete_joins(&mut report).await?);
         }
         self.finish_report(&mut report, joined).await?;
         Ok(report)
@@ -529,6 +536,7 @@ impl Engine {
         mut joined: Vec<String>,
     ) -> Result<()> {
         report.absorb(std::mem::take(&mut self.carry));
+        joined.extend(self.complete_joins(report).await?);
         // Views are made last: the contact's name arrives after the Welcome.
         joined.append(&mut report.joined_groups);
         joined.dedup();
@@ -665,15 +673,7 @@ impl Engine {
                     .push(format!("revoking a removed member's key: {e}"));
             }
         }
-        for id in self.conversation_ids(
-            "SELECT id FROM conversations WHERE kind = 'group' AND state = 'active'",
-        )? {
-            if let Err(e) = self.stage(&id, false).await {
-                report
-                    .errors
-                    .push(format!("{}: {e}", contact_name(&self.db, &id)?));
-            }
-        }
+        self.stage_groups(report).await?;
         self.tick(report)?;
         match self.create_introduced().await {
             Ok(created) => {
@@ -691,16 +691,17 @@ impl Engine {
         }
         // A commit of ours that the channel took is confirmed by reading it
         // back; doing that now sends the Welcomes it unlocked in this sync,
-        // not the next one.
-        for id in self.conversation_ids(
-            "SELECT id FROM conversations WHERE kind = 'group' AND state = 'active' AND id IN \
-             (SELECT conversation_id FROM group_ops WHERE epoch IS NOT NULL) AND id NOT IN \
-             (SELECT conversation_id FROM outbox WHERE commit_epoch IS NOT NULL)",
-        )? {
-            if let Err(e) = self.catch_up(&id).await {
-                report.errors.push(format!("reading back a change: {e}"));
+        // not the next one. Changes that did not fit one commit get the
+        // next one then (group-v1.md §6.4), as long as that makes progress.
+        let mut before = usize::MAX;
+        for _ in 0..STAGE_ROUNDS {
+            self.read_back_own_commits(report).await?;
+            let waiting = self.waiting_changes()?;
+            if waiting == 0 || waiting >= before {
+                break;
             }
-            // The Welcomes go through the new members' 1:1 conversations.
+            before = waiting;
+            self.stage_groups(report).await?;
             if let Err(e) = self.flush_outbox(None).await {
                 report.errors.push(format!("sending queued messages: {e}"));
             }
@@ -728,5 +729,52 @@ impl Engine {
         fx.report.absorb(std::mem::take(report));
         *report = fx.report;
         Ok(())
+    }
+
+    /// Builds a commit for every group with changes waiting (or a due
+    /// update); what goes wrong is reported per group.
+    async fn stage_groups(&mut self, report: &mut SyncReport) -> Result<()> {
+        for id in self.conversation_ids(
+            "SELECT id FROM conversations WHERE kind = 'group' AND state = 'active'",
+        )? {
+            if let Err(e) = self.stage(&id, false).await {
+                report
+                    .errors
+                    .push(format!("{}: {e}", contact_name(&self.db, &id)?));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads back this member's commits that the channel took, and sends
+    /// the Welcomes they unlocked.
+    async fn read_back_own_commits(&mut self, report: &mut SyncReport) -> Result<()> {
+        for id in self.conversation_ids(
+            "SELECT id FROM conversations WHERE kind = 'group' AND state = 'active' AND id IN \
+             (SELECT conversation_id FROM group_ops WHERE epoch IS NOT NULL) AND id NOT IN \
+             (SELECT conversation_id FROM outbox WHERE commit_epoch IS NOT NULL)",
+        )? {
+            if let Err(e) = self.catch_up(&id).await {
+                report.errors.push(format!("reading back a change: {e}"));
+            }
+            // The Welcomes go through the new members' inboxes and 1:1
+            // conversations.
+            if let Err(e) = self.flush_outbox(None).await {
+                report.errors.push(format!("sending queued messages: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// How many of this member's group changes wait for a commit.
+    fn waiting_changes(&self) -> Result<usize> {
+        let n: i64 = self.db.query_row(
+            "SELECT COUNT(*) FROM group_ops o JOIN conversations c ON c.id = o.conversation_id \
+             WHERE c.kind = 'group' AND c.state = 'active' AND o.epoch IS NULL \
+             AND NOT (o.kind = 'add' AND o.key_package IS NULL)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 }

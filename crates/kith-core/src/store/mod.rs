@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_relationships.sql"),
     include_str!("../../migrations/0004_engine.sql"),
     include_str!("../../migrations/0005_state_version.sql"),
+    include_str!("../../migrations/0006_large_groups.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

@@ -1,0 +1,10 @@
+-- Groups at scale (issue 13, group-v1.md §6.3).
+
+-- A group Welcome waiting for the group's state it names (the ratchet tree
+-- and roster of its epoch, published once as a blob): the runtime fetches
+-- it and completes the join.
+ALTER TABLE conversations ADD COLUMN pending_welcome BLOB;
+
+-- An add's own Welcome is in `welcome`; `state_ref` is the GroupStateRef of
+-- the state published for the commit that carries it.
+ALTER TABLE group_ops ADD COLUMN state_ref BLOB;

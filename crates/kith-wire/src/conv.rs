@@ -557,30 +557,46 @@ impl Codec for GroupInvitation {
     }
 }
 
-/// `JoinRequest` (group-v1.md §6): the accepter of a group link asks to be
-/// added.
+/// Version of [`JoinRequest`]: 2 since it carries the joiner's recognition
+/// tags (group-v1.md §7.1).
+pub const JOIN_REQUEST_VERSION: u8 = 2;
+
+/// `JoinRequest` (group-v1.md §6.2): what someone who opened a group's link
+/// writes on its inbox, sealed — a key package, the name they show, and
+/// their recognition tags for the member key of that key package.
 ///
 /// ```text
-/// struct { u8 version = 1; opaque key_package<1..65536>;
-///          opaque display_name<0..256>; } JoinRequest;
+/// struct { u8 version = 2; opaque key_package<1..65536>;
+///          opaque display_name<0..256>; opaque tags[32]<0..1024>; } JoinRequest;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinRequest {
     pub key_package: Vec<u8>,
     pub display_name: String,
+    pub tags: Vec<[u8; 32]>,
 }
 
 impl Codec for JoinRequest {
     fn encode(&self, w: &mut Writer) {
-        w.u8(VERSION);
+        w.u8(JOIN_REQUEST_VERSION);
         w.opaque(&self.key_package);
         w.string(&self.display_name);
+        w.vec(&self.tags, |w, t| w.raw(t));
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        version(r, "join_request.version")?;
+        match r.u8("join_request.version")? {
+            JOIN_REQUEST_VERSION => {}
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "join_request.version",
+                    tag,
+                });
+            }
+        }
         Ok(Self {
             key_package: key_package(r, "join_request.key_package")?,
             display_name: r.string(MAX_NAME, "join_request.display_name")?,
+            tags: member_tags(r, "join_request.tags")?,
         })
     }
 }

@@ -519,10 +519,13 @@ fn group_invitation() -> impl Strategy<Value = GroupInvitation> {
 }
 
 fn join_request() -> impl Strategy<Value = JoinRequest> {
-    (vec(any::<u8>(), 1..300), ".{0,30}").prop_map(|(key_package, display_name)| JoinRequest {
-        key_package,
-        display_name,
-    })
+    (vec(any::<u8>(), 1..300), ".{0,30}", vec(arr32(), 0..20)).prop_map(
+        |(key_package, display_name, tags)| JoinRequest {
+            key_package,
+            display_name,
+            tags,
+        },
+    )
 }
 
 fn commit_keys() -> impl Strategy<Value = CommitKeys> {

@@ -158,7 +158,7 @@ pub(crate) fn is_blocked_member(
         .unwrap_or(false))
 }
 
-fn split_tags(bytes: &[u8]) -> Vec<[u8; 32]> {
+pub(crate) fn split_tags(bytes: &[u8]) -> Vec<[u8; 32]> {
     bytes
         .chunks_exact(32)
         .filter_map(|c| <[u8; 32]>::try_from(c).ok())
@@ -495,6 +495,7 @@ pub(crate) fn apply_group(
             admin,
         } => {
             save(&snapshot)?;
+            let mut tagged = false;
             for entry in &keys.added {
                 if summary
                     .added
@@ -502,7 +503,13 @@ pub(crate) fn apply_group(
                     .any(|m| m.identity_key == entry.identity_key)
                 {
                     upsert_member(tx, conv, entry)?;
+                    tagged |= !entry.tags.is_empty();
                 }
+            }
+            // Members added with the tags their JoinRequest carried
+            // (§7.1): one of them may be someone this user blocked.
+            if tagged && !summary.removed_self {
+                report.notices.extend(find_blocked_members(tx, conv)?);
             }
             for gone in &summary.removed {
                 let key: Option<Vec<u8>> = tx
@@ -566,9 +573,9 @@ pub(crate) fn apply_group(
             if !answered {
                 let seed: [u8; 32] = random()?;
                 tx.execute(
-                    "INSERT INTO group_ops (conversation_id, kind, key_package, capability_seed, member_name, inbox_channel, created_at) \
-                     VALUES (?1, 'add', ?2, ?3, ?4, ?5, ?6)",
-                    params![conv, request.key_package, seed.as_slice(), request.display_name, channel.id, ms(now)],
+                    "INSERT INTO group_ops (conversation_id, kind, key_package, capability_seed, member_name, inbox_channel, tags, created_at) \
+                     VALUES (?1, 'add', ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![conv, request.key_package, seed.as_slice(), request.display_name, channel.id, request.tags.concat(), ms(now)],
                 )?;
             }
         }
@@ -899,9 +906,18 @@ impl ConversationType for GroupV1 {
                 for entry in &roster {
                     upsert_member(tx, &conv, entry)?;
                 }
-                fx.report
-                    .notices
-                    .extend(announce_tags(tx, &conv, identity.public(), now)?);
+                // A link joiner's tags came with the commit that added it;
+                // a contact added through a 1:1 conversation publishes its
+                // own (§7.1).
+                let tagged = roster
+                    .iter()
+                    .any(|m| m.identity_key == identity.public() && !m.tags.is_empty());
+                let notices = if tagged {
+                    find_blocked_members(tx, &conv)?
+                } else {
+                    announce_tags(tx, &conv, identity.public(), now)?
+                };
+                fx.report.notices.extend(notices);
                 fx.joined.push(conv);
             }
         }

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use crate::config::millis;
 use crate::conv::group::{
     GROUP_INVITATION_CONTEXT, GroupInput, GroupV1, JOIN_REQUEST_CONTEXT, group_channel,
-    group_roster, is_blocked_member, member_name, propose_leave, seal_keys, seal_state,
+    group_roster, is_blocked_member, member_name, propose_leave, seal_keys, seal_state, split_tags,
     upsert_member,
 };
 use crate::conv::inbox::INVITATION_TTL;
@@ -55,9 +55,13 @@ const COMMIT_ADD_BUDGET: usize = 128 * 1024;
 const STATE_TTL: std::time::Duration = INVITATION_TTL;
 
 /// What adding one member weighs in a commit: its key package in the
-/// proposal, and its entry in the sealed `CommitKeys`.
-fn add_weight(key_package: &[u8], name: Option<&str>) -> usize {
-    key_package.len() + name.map_or(0, str::len) + 2 * 32 + 16
+/// proposal, and its entry (name, keys, tags) in the sealed `CommitKeys`.
+fn add_weight(op: &Op, key_package: &[u8]) -> usize {
+    let entry = op.member_name.as_ref().map_or(0, String::len)
+        + op.tags.as_ref().map_or(0, Vec::len)
+        + 2 * 32
+        + 16;
+    key_package.len() + entry
 }
 
 /// A change this member asked for (a `group_ops` row).
@@ -69,6 +73,8 @@ struct Op {
     capability_seed: Option<[u8; 32]>,
     member_name: Option<String>,
     target: Option<Vec<u8>>,
+    /// A link joiner's recognition tags (§7.1), concatenated.
+    tags: Option<Vec<u8>>,
 }
 
 /// Column values of a new `group_ops` row.
@@ -488,6 +494,7 @@ impl Engine {
         let request = JoinRequest {
             key_package: kp,
             display_name: my_name.clone(),
+            tags: recognition::own_member_tags(&self.db, identity.public())?,
         };
         let sealed = seal_key.seal(JOIN_REQUEST_CONTEXT, &request.to_bytes())?;
         let payload = envelope_payload(&Envelope::JoinRequest(sealed))?;
@@ -635,11 +642,11 @@ impl Engine {
             }
             match op.kind {
                 GroupOpKind::Add => {
-                    let (Some(kp), Some(seed)) = (op.key_package, op.capability_seed) else {
+                    let (Some(kp), Some(seed)) = (op.key_package.clone(), op.capability_seed) else {
                         return Err(CoreError::Corrupt("an add without a key package".into()));
                     };
                     // What does not fit this commit waits for the next one.
-                    let weight = add_weight(&kp, op.member_name.as_deref());
+                    let weight = add_weight(&op, &kp);
                     if !add.is_empty() && add_bytes + weight > COMMIT_ADD_BUDGET {
                         continue;
                     }
@@ -662,8 +669,9 @@ impl Engine {
                         identity_key: key_package_identity(&kp)?,
                         display_name: op.member_name.unwrap_or_default(),
                         capability_key: capability.0,
-                        // The new member publishes its own (§7.1).
-                        tags: Vec::new(),
+                        // A link joiner's, from its request; a contact
+                        // publishes its own (§7.1).
+                        tags: split_tags(op.tags.as_deref().unwrap_or_default()),
                     });
                     add.push(kp);
                 }
@@ -955,7 +963,7 @@ impl Engine {
 
     fn unstaged_ops(&self, id: &str) -> Result<Vec<Op>> {
         let mut stmt = self.db.prepare(
-            "SELECT id, kind, key_package, capability_seed, member_name, target FROM group_ops \
+            "SELECT id, kind, key_package, capability_seed, member_name, target, tags FROM group_ops \
              WHERE conversation_id = ?1 AND epoch IS NULL \
                AND NOT (kind = 'add' AND key_package IS NULL) ORDER BY id",
         )?;
@@ -968,6 +976,7 @@ impl Engine {
                 capability_seed: seed.and_then(|s| <[u8; 32]>::try_from(s.as_slice()).ok()),
                 member_name: r.get(4)?,
                 target: r.get(5)?,
+                tags: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -464,3 +464,53 @@ fn a_blocked_contact_cannot_reach_alex_through_a_group() {
     blair.ok(&["sync"]);
     assert_eq!(texts_of(&blair, "Ski"), ["Dani: hi Alex"]);
 }
+
+/// Issue 13's flow through the binary at a hundred members: a link per
+/// person, each accepts, one `sync` by the admin commits every join in
+/// batches, each member's first `sync` joins, a message reaches everyone,
+/// and a removal holds.
+#[test]
+fn a_hundred_people_join_by_links_through_the_cli() {
+    const N: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let admin = Person::new(dir.path(), "admin");
+    admin.ok(&["init", "--name", "Admin", "--relay", relay.url()]);
+    admin.ok(&["group", "create", "Club"]);
+    let people: Vec<Person> = (0..N)
+        .map(|i| {
+            let p = Person::new(dir.path(), &format!("p{i}"));
+            p.ok(&["init", "--name", &format!("P{i}")]);
+            let link = admin.json(&["group", "invite", "Club"])["link"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            p.ok(&["accept", &link]);
+            p
+        })
+        .collect();
+    let sync = admin.json(&["sync"]);
+    assert!(sync["errors"].as_array().unwrap().is_empty(), "{sync}");
+    assert_eq!(names(&admin, "Club").len(), N + 1);
+    for p in &people {
+        let joined = p.json(&["sync"]);
+        assert!(joined.to_string().contains("\"Club\""), "{joined}");
+    }
+    people[0].ok(&["send", "Club", "hello, club"]);
+    for p in &people[1..] {
+        assert_eq!(texts_of(p, "Club"), Vec::<String>::new());
+        p.ok(&["sync"]);
+        assert_eq!(texts_of(p, "Club"), ["P0: hello, club"]);
+    }
+    assert!(admin.json(&["group", "remove", "Club", "P1"])["done"] == true);
+    people[1].ok(&["sync"]);
+    people[2].ok(&["sync"]);
+    people[2].ok(&["send", "Club", "after P1 left"]);
+    people[1].ok(&["sync"]);
+    assert_eq!(texts_of(&people[1], "Club"), ["P0: hello, club"]);
+    people[3].ok(&["sync"]);
+    assert_eq!(
+        texts_of(&people[3], "Club"),
+        ["P0: hello, club", "P2: after P1 left"]
+    );
+}

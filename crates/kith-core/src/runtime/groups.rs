@@ -642,7 +642,8 @@ impl Engine {
             }
             match op.kind {
                 GroupOpKind::Add => {
-                    let (Some(kp), Some(seed)) = (op.key_package.clone(), op.capability_seed) else {
+                    let (Some(kp), Some(seed)) = (op.key_package.clone(), op.capability_seed)
+                    else {
                         return Err(CoreError::Corrupt("an add without a key package".into()));
                     };
                     // What does not fit this commit waits for the next one.

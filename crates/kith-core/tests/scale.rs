@@ -45,6 +45,21 @@ fn largest_message(relay: &RelayProcess) -> i64 {
     .unwrap()
 }
 
+/// How many messages the channel with the most bytes holds: after the
+/// admin's sync, the group's channel with its commits (a link's inbox
+/// holds a request and a Welcome of a few KiB).
+fn commits(relay: &RelayProcess) -> i64 {
+    let db = rusqlite::Connection::open(relay.db_path()).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.query_row(
+        "SELECT COUNT(*) FROM messages WHERE channel_id = (SELECT channel_id FROM messages \
+         GROUP BY channel_id ORDER BY SUM(LENGTH(payload)) DESC LIMIT 1)",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 /// This process's peak resident memory since the last reset, in KiB.
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -107,6 +122,11 @@ async fn a_thousand_members_join_by_links_and_hear_each_other() {
     let report = admin.sync().await.unwrap();
     let admin_sync = admin_sync.elapsed();
     let admin_peak = peak_rss_kib();
+    // The relay holds the most now: every Welcome, state and commit is
+    // written, and no new member has read (and acknowledged) anything.
+    let stored = relay_bytes(&relay);
+    let largest = largest_message(&relay);
+    let commits = commits(&relay);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(admin.group_members("Big").unwrap().len(), n + 1);
     drop(admin);
@@ -126,8 +146,7 @@ async fn a_thousand_members_join_by_links_and_hear_each_other() {
     }
     let formed = started.elapsed();
     eprintln!("scale: every member joined; formed in {formed:?}");
-    let stored = relay_bytes(&relay);
-    let largest = largest_message(&relay);
+    let stored_after = relay_bytes(&relay);
 
     // A message from one member reaches every other.
     let send = Instant::now();
@@ -182,7 +201,8 @@ async fn a_thousand_members_join_by_links_and_hear_each_other() {
     eprintln!(
         "scale: {n} members; links made and accepted {:.1} s; admin's sync {:.2} s, \
          process peak RSS during it {} MiB; first sync of a new member: median {:.1} ms, \
-         p95 {:.1} ms; formed in {:.1} s; relay holds {:.1} MB; largest message {} bytes; \
+         p95 {:.1} ms; formed in {:.1} s; relay holds {:.1} MB after the admin's sync \
+         ({:.1} MB once everyone joined); largest message {} bytes ({} commits); \
          a message to everyone: {:.2} s for {} syncs",
         links_accepted.as_secs_f64(),
         admin_sync.as_secs_f64(),
@@ -191,7 +211,9 @@ async fn a_thousand_members_join_by_links_and_hear_each_other() {
         ms(p95),
         formed.as_secs_f64(),
         stored as f64 / 1e6,
+        stored_after as f64 / 1e6,
         largest,
+        commits,
         everyone_heard.as_secs_f64(),
         n - 1,
     );

@@ -20,44 +20,39 @@ use std::time::{Duration, Instant};
 use kith_core::{Config, Engine};
 use kith_testkit::{RelayOptions, RelayProcess};
 
-/// What the relay holds, in bytes: message payloads and blob chunks.
-fn relay_bytes(relay: &RelayProcess) -> i64 {
+/// One number from the relay's store, as its operator could read it.
+fn relay_number(relay: &RelayProcess, sql: &str) -> i64 {
     let db = rusqlite::Connection::open(relay.db_path()).unwrap();
     db.busy_timeout(Duration::from_secs(10)).unwrap();
-    db.query_row(
+    db.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// What the relay holds, in bytes: message payloads and blob chunks.
+fn relay_bytes(relay: &RelayProcess) -> i64 {
+    relay_number(
+        relay,
         "SELECT (SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM messages) + \
                 (SELECT COALESCE(SUM(LENGTH(data)), 0) FROM blob_chunks)",
-        [],
-        |r| r.get(0),
     )
-    .unwrap()
 }
 
 /// The largest message on the relay (a commit of the biggest batch).
 fn largest_message(relay: &RelayProcess) -> i64 {
-    let db = rusqlite::Connection::open(relay.db_path()).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    db.query_row(
+    relay_number(
+        relay,
         "SELECT COALESCE(MAX(LENGTH(payload)), 0) FROM messages",
-        [],
-        |r| r.get(0),
     )
-    .unwrap()
 }
 
 /// How many messages the channel with the most bytes holds: after the
 /// admin's sync, the group's channel with its commits (a link's inbox
 /// holds a request and a Welcome of a few KiB).
 fn commits(relay: &RelayProcess) -> i64 {
-    let db = rusqlite::Connection::open(relay.db_path()).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    db.query_row(
+    relay_number(
+        relay,
         "SELECT COUNT(*) FROM messages WHERE channel_id = (SELECT channel_id FROM messages \
          GROUP BY channel_id ORDER BY SUM(LENGTH(payload)) DESC LIMIT 1)",
-        [],
-        |r| r.get(0),
     )
-    .unwrap()
 }
 
 /// This process's peak resident memory since the last reset, in KiB.

@@ -56,12 +56,12 @@ const STATE_TTL: std::time::Duration = INVITATION_TTL;
 
 /// What adding one member weighs in a commit: its key package in the
 /// proposal, and its entry (name, keys, tags) in the sealed `CommitKeys`.
-fn add_weight(op: &Op, key_package: &[u8]) -> usize {
+fn add_weight(op: &Op) -> usize {
     let entry = op.member_name.as_ref().map_or(0, String::len)
         + op.tags.as_ref().map_or(0, Vec::len)
         + 2 * 32
         + 16;
-    key_package.len() + entry
+    op.key_package.as_ref().map_or(0, Vec::len) + entry
 }
 
 /// A change this member asked for (a `group_ops` row).
@@ -642,15 +642,14 @@ impl Engine {
             }
             match op.kind {
                 GroupOpKind::Add => {
-                    let (Some(kp), Some(seed)) = (op.key_package.clone(), op.capability_seed)
-                    else {
-                        return Err(CoreError::Corrupt("an add without a key package".into()));
-                    };
                     // What does not fit this commit waits for the next one.
-                    let weight = add_weight(&op, &kp);
+                    let weight = add_weight(&op);
                     if !add.is_empty() && add_bytes + weight > COMMIT_ADD_BUDGET {
                         continue;
                     }
+                    let (Some(kp), Some(seed)) = (op.key_package, op.capability_seed) else {
+                        return Err(CoreError::Corrupt("an add without a key package".into()));
+                    };
                     add_bytes += weight;
                     add_ops.push(op.id);
                     let capability = public_key(&SigningKey::from_bytes(&seed));
@@ -733,7 +732,7 @@ impl Engine {
         let add_refs: Vec<&[u8]> = add.iter().map(Vec::as_slice).collect();
         let authenticated_data = seal_keys(session, &keys)?;
         let epoch = session.epoch();
-        let staged = session.commit_with(Changes {
+        let mut staged = session.commit_with(Changes {
             add: &add_refs,
             remove: &remove,
             admins: admins_changed.then_some(admins.as_slice()),
@@ -746,7 +745,7 @@ impl Engine {
         } else {
             let ratchet_tree = staged
                 .tree
-                .clone()
+                .take()
                 .ok_or_else(|| CoreError::Corrupt("a group commit without its tree".into()))?;
             let removed: Vec<&[u8]> = members
                 .iter()

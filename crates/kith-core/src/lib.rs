@@ -37,7 +37,13 @@ mod link;
 mod recognition;
 mod runtime;
 mod store;
+#[cfg(test)]
+mod testing;
 mod views;
+
+// Lets `testing.rs` name this crate as the integration tests do.
+#[cfg(test)]
+extern crate self as kith_core;
 
 pub use config::{
     Clock, Config, DRAIN_LIMIT, ManualClock, ROTATE_INTERVAL, SystemClock, UPDATE_INTERVAL,

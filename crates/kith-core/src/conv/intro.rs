@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 use super::{ConversationType, Effects, Moment};
 use crate::ids::conversation_id;
 use crate::store::{
-    IntroAnswer, IntroMade, IntroReceived, NewPair, contact_name, envelope_payload,
-    insert_active_pair, insert_channel, ms, queue, queue_frame, record_integrity_event,
+    IntroAnswer, IntroMade, IntroReceived, NewPair, PairChannel, contact_name, envelope_payload,
+    ms, queue_frame, record_integrity_event, start_pair,
 };
 use crate::views::{IntroductionView, SyncReport};
 use crate::{recognition, store};
@@ -434,7 +434,7 @@ fn join(
         .encrypt(&Zeroizing::new(profile.to_bytes()))
         .map_err(|e| e.to_string())?;
     let snapshot = session.snapshot().map_err(|e| e.to_string())?;
-    insert_active_pair(
+    start_pair(
         tx,
         &NewPair {
             id: &conv,
@@ -442,17 +442,16 @@ fn join(
             my_name: &my_name,
             identity: &identity,
             snapshot: &snapshot,
-            now: ms(now),
             introduced_by: Some(&introducer),
+            channels: &[PairChannel {
+                grant: &grant,
+                key: &grant.key,
+                owner: false,
+                preferred: true,
+            }],
+            queued: &[envelope_payload(&Envelope::Mls(ct)).map_err(e)?],
+            at: now,
         },
-    )
-    .map_err(e)?;
-    insert_channel(tx, &conv, &grant, &grant.key, false, true, now).map_err(e)?;
-    queue(
-        tx,
-        &conv,
-        &envelope_payload(&Envelope::Mls(ct)).map_err(e)?,
-        now,
     )
     .map_err(e)?;
     tx.execute(

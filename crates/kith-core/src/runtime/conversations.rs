@@ -1,6 +1,8 @@
 //! Invitations, 1:1 conversations, sending, reading, listing.
 //! Specs: `docs/spec/inbox-v1.md`, `docs/spec/pair-v1.md`.
 
+use std::time::Duration;
+
 use kith_crypto::mls::{IdentityKey, Session, key_package};
 use kith_crypto::padding::{pad, unpad};
 use kith_crypto::seal::SealKey;
@@ -21,8 +23,8 @@ use crate::runtime::sync::not_found;
 use crate::runtime::{Engine, base_url};
 use crate::store;
 use crate::store::{
-    ConversationState, NewPair, QueueOptions, SharedChannel, contact_name, encrypt_in,
-    envelope_payload, insert_active_pair, insert_channel, ms, queue, queue_with,
+    ConversationState, NewPair, PairChannel, QueueOptions, SharedChannel, contact_name, encrypt_in,
+    envelope_payload, insert_channel, ms, queue_with, start_pair,
 };
 use crate::views::{
     Accepted, ChannelInfo, ConversationInfo, ConversationView, IntegrityEvent, Invite, MessageView,
@@ -40,7 +42,7 @@ impl Engine {
             .or(profile.relay_url)
             .ok_or(CoreError::NoRelay)?;
         let client = self.relay(&relay_url)?;
-        let SharedChannel { owner, grant } = self.create_shared_channel(&relay_url).await?;
+        let SharedChannel { owner, grant } = self.create_shared_channel(&relay_url, None).await?;
         let identity = IdentityKey::generate()?;
         let (kp, pending) = key_package(&identity)?;
         let expires_at = self.now().saturating_add(millis(INVITATION_TTL));
@@ -143,7 +145,7 @@ impl Engine {
         }];
         let mut own_channel = None;
         if let Some(own_url) = profile.relay_url.as_deref().filter(|u| *u != relay_url) {
-            match self.create_shared_channel(own_url).await {
+            match self.create_shared_channel(own_url, None).await {
                 Ok(shared) => {
                     frames.push(PairFrame::Channel(shared.grant.clone()));
                     own_channel = Some(shared);
@@ -157,10 +159,24 @@ impl Engine {
             payloads.push(envelope_payload(&Envelope::Mls(ct))?);
         }
         let snapshot = session.snapshot()?;
-        let now = ms(self.now());
+        let owner_key = own_channel.as_ref().map(|shared| shared.owner.to_bytes());
+        let mut channels = vec![PairChannel {
+            grant,
+            key: &grant.key,
+            owner: false,
+            preferred: true,
+        }];
+        if let (Some(shared), Some(key)) = (&own_channel, &owner_key) {
+            channels.push(PairChannel {
+                grant: &shared.grant,
+                key,
+                owner: true,
+                preferred: false,
+            });
+        }
         let at = self.now();
         let tx = self.db.transaction()?;
-        insert_active_pair(
+        start_pair(
             &tx,
             &NewPair {
                 id: &id,
@@ -168,25 +184,12 @@ impl Engine {
                 my_name: &my_name,
                 identity: &identity,
                 snapshot: &snapshot,
-                now,
                 introduced_by: None,
+                channels: &channels,
+                queued: &payloads,
+                at,
             },
         )?;
-        insert_channel(&tx, &id, grant, &grant.key, false, true, at)?;
-        if let Some(shared) = &own_channel {
-            insert_channel(
-                &tx,
-                &id,
-                &shared.grant,
-                &shared.owner.to_bytes(),
-                true,
-                false,
-                at,
-            )?;
-        }
-        for payload in &payloads {
-            queue(&tx, &id, payload, at)?;
-        }
         tx.commit()?;
         if let Err(e) = self.flush_outbox(Some(&id)).await {
             warnings.push(format!(
@@ -201,8 +204,13 @@ impl Engine {
     }
 
     /// A channel on the relay at `url` for a conversation, with a
-    /// READ|WRITE capability key for the contact.
-    pub(crate) async fn create_shared_channel(&mut self, url: &str) -> Result<SharedChannel> {
+    /// READ|WRITE capability key for the contact; with a `ttl`, the channel
+    /// and its messages expire (an invitation's inbox).
+    pub(crate) async fn create_shared_channel(
+        &mut self,
+        url: &str,
+        ttl: Option<Duration>,
+    ) -> Result<SharedChannel> {
         let client = self.relay(url)?;
         let info = client.info().await?;
         let owner = generate_key()?;
@@ -215,6 +223,8 @@ impl Engine {
                         key: public_key(&guest),
                         rights: Rights::READ | Rights::WRITE,
                     }],
+                    message_ttl: ttl,
+                    channel_ttl: ttl,
                     ..ChannelOptions::default()
                 },
             )

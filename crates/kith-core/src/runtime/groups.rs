@@ -36,8 +36,8 @@ use crate::runtime::sync::{not_found, open_and_apply};
 use crate::runtime::{Engine, base_url};
 use crate::store::{
     ChannelRole, ChannelRow, ConversationKind, ConversationState, GroupExit, GroupOpKind,
-    QueueOptions, close_group, envelope_payload, insert_channel, load_versioned, ms, queue_with,
-    record_integrity_event, store_versioned,
+    QueueOptions, SharedChannel, close_group, envelope_payload, insert_channel, load_versioned, ms,
+    queue_with, record_integrity_event, store_versioned,
 };
 use crate::views::{ConversationView, GroupChange, Invite, MemberView, Notice, SyncReport};
 use crate::{recognition, store};
@@ -396,32 +396,14 @@ impl Engine {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let host = group_channel(&self.db, &id)?;
-        let client = self.relay(&host.relay_url)?;
-        let info = client.info().await?;
-        let owner = kith_relay_client::generate_key()?;
-        let guest = kith_relay_client::generate_key()?;
         let ttl = INVITATION_TTL;
-        let created = client
-            .create_channel(
-                &owner,
-                ChannelOptions {
-                    grants: vec![KeyGrant {
-                        key: public_key(&guest),
-                        rights: Rights::READ | Rights::WRITE,
-                    }],
-                    message_ttl: Some(ttl),
-                    channel_ttl: Some(ttl),
-                    ..ChannelOptions::default()
-                },
-            )
+        let SharedChannel {
+            owner,
+            grant: inbox,
+        } = self
+            .create_shared_channel(&host.relay_url, Some(ttl))
             .await?;
-        let inbox = ChannelGrant {
-            relay_url: host.relay_url.clone(),
-            relay_id: info.relay_id,
-            write_id: created.write_id,
-            read_id: created.read_id,
-            key: guest.to_bytes(),
-        };
+        let write_id = inbox.write_id;
         let seal_key = SealKey::generate()?;
         let expires_at = self.now().saturating_add(millis(ttl));
         insert_channel(
@@ -452,11 +434,12 @@ impl Engine {
         )?;
         let chunk_size =
             u32::try_from(blob.len()).map_err(|_| CoreError::Corrupt("blob size".into()))?;
+        let client = self.relay(&host.relay_url)?;
         let created_blob = client
-            .blob_create(&owner, created.write_id, chunk_size, 1, Some(ttl), true)
+            .blob_create(&owner, write_id, chunk_size, 1, Some(ttl), true)
             .await?;
         client
-            .blob_put(&owner, created.write_id, created_blob.blob_id, 0, &blob)
+            .blob_put(&owner, write_id, created_blob.blob_id, 0, &blob)
             .await?;
         let link = InviteLink {
             relay_url: host.relay_url,
@@ -1036,6 +1019,7 @@ mod tests {
 
     use super::*;
     use crate::store::encrypt_in;
+    use crate::testing::meet;
     use kith_testkit::{RelayOptions, RelayProcess};
     use kith_wire::conv::PairFrame;
 
@@ -1043,15 +1027,6 @@ mod tests {
         Engine::init(&dir.join(name), name, relay, crate::Config::default())
             .await
             .unwrap()
-    }
-
-    async fn meet(a: &mut Engine, b: &mut Engine) -> (String, String) {
-        let invite = a.invite(None, None).await.unwrap();
-        let on_b = b.accept(&invite.link, None).await.unwrap().conversation.id;
-        a.sync().await.unwrap();
-        b.sync().await.unwrap();
-        a.sync().await.unwrap();
-        (invite.conversation, on_b)
     }
 
     /// Alex, on `relay`, who has met each of `names` (people without a

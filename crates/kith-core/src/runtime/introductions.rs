@@ -17,8 +17,8 @@ use crate::ids::{conversation_id, random};
 use crate::runtime::Engine;
 use crate::store;
 use crate::store::{
-    ChannelRole, ConversationKind, ConversationState, IntroReceived, NewPair, envelope_payload,
-    insert_active_pair, insert_channel, ms, queue,
+    ChannelRole, ConversationKind, ConversationState, IntroReceived, NewPair, PairChannel,
+    envelope_payload, ms, start_pair,
 };
 use crate::views::IntroductionView;
 
@@ -232,7 +232,7 @@ impl Engine {
                     .map(|c| c.relay_url)
                     .ok_or(CoreError::NoRelay)?,
             };
-            let shared = self.create_shared_channel(&relay_url).await?;
+            let shared = self.create_shared_channel(&relay_url, None).await?;
             let identity = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
             let (mut session, welcome) = Session::create(&identity, &[&peer_kp])?;
             let key = session.export(CHANNEL_LABEL)?;
@@ -248,10 +248,9 @@ impl Engine {
             let snapshot = session.snapshot()?;
             let conv = conversation_id(&shared.grant.write_id);
             let introducer = shown_name(&self.db, &via)?;
-            let now = ms(self.now());
             let at = self.now();
             let tx = self.db.transaction()?;
-            insert_active_pair(
+            start_pair(
                 &tx,
                 &NewPair {
                     id: &conv,
@@ -259,20 +258,17 @@ impl Engine {
                     my_name: &my_name,
                     identity: &identity,
                     snapshot: &snapshot,
-                    now,
                     introduced_by: Some(&introducer),
+                    channels: &[PairChannel {
+                        grant: &shared.grant,
+                        key: &shared.owner.to_bytes(),
+                        owner: true,
+                        preferred: true,
+                    }],
+                    queued: &[envelope_payload(&Envelope::Mls(ct))?],
+                    at,
                 },
             )?;
-            insert_channel(
-                &tx,
-                &conv,
-                &shared.grant,
-                &shared.owner.to_bytes(),
-                true,
-                true,
-                at,
-            )?;
-            queue(&tx, &conv, &envelope_payload(&Envelope::Mls(ct))?, at)?;
             step(
                 &tx,
                 &via,

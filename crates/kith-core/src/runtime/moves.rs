@@ -102,7 +102,7 @@ impl Engine {
             };
             (grant, None)
         } else {
-            let shared = self.create_shared_channel(to).await?;
+            let shared = self.create_shared_channel(to, None).await?;
             let grant = ChannelGrant {
                 relay_url: shared.grant.relay_url.clone(),
                 relay_id: shared.grant.relay_id,

@@ -6,7 +6,7 @@ use kith_wire::conv::ChannelGrant;
 use rusqlite::{Connection, Transaction, params};
 
 use crate::error::Result;
-use crate::store::{ConversationState, ms};
+use crate::store::{ConversationState, ms, queue};
 use crate::views::Notice;
 
 /// A channel this user created on its relay: the owner key it keeps, and
@@ -51,14 +51,27 @@ pub(crate) struct NewPair<'a> {
     pub(crate) my_name: &'a str,
     pub(crate) identity: &'a IdentityKey,
     pub(crate) snapshot: &'a GroupSnapshot,
-    pub(crate) now: i64,
     pub(crate) introduced_by: Option<&'a str>,
+    pub(crate) channels: &'a [PairChannel<'a>],
+    /// Payloads to send first, in order (a Welcome, the profile).
+    pub(crate) queued: &'a [Vec<u8>],
+    pub(crate) at: u64,
+}
+
+/// One of a new conversation's channels, with the key this side uses.
+pub(crate) struct PairChannel<'a> {
+    pub(crate) grant: &'a ChannelGrant,
+    pub(crate) key: &'a [u8; 32],
+    /// This side created it (and may delete it).
+    pub(crate) owner: bool,
+    /// This side sends on it.
+    pub(crate) preferred: bool,
 }
 
 /// Stores a 1:1 conversation whose MLS group exists (accepted, or made by
-/// an introduction).
-pub(crate) fn insert_active_pair(db: &Connection, pair: &NewPair<'_>) -> Result<()> {
-    db.execute(
+/// an introduction): its row, its channels, and its first payloads queued.
+pub(crate) fn start_pair(tx: &Transaction<'_>, pair: &NewPair<'_>) -> Result<()> {
+    tx.execute(
         "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, introduced_by) \
          VALUES (?1, 'pair', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
         params![
@@ -67,10 +80,16 @@ pub(crate) fn insert_active_pair(db: &Connection, pair: &NewPair<'_>) -> Result<
             pair.my_name,
             pair.identity.to_bytes().as_slice(),
             pair.snapshot.to_bytes().as_slice(),
-            pair.now,
+            ms(pair.at),
             pair.introduced_by
         ],
     )?;
+    for c in pair.channels {
+        insert_channel(tx, pair.id, c.grant, c.key, c.owner, c.preferred, pair.at)?;
+    }
+    for payload in pair.queued {
+        queue(tx, pair.id, payload, pair.at)?;
+    }
     Ok(())
 }
 

@@ -61,15 +61,9 @@ impl World {
     }
 }
 
-/// `a` invites `b`; both synced. Returns the conversation ids (on a, on b).
-pub async fn meet(a: &mut Engine, b: &mut Engine) -> (String, String) {
-    let invite = a.invite(None, None).await.unwrap();
-    let on_b = b.accept(&invite.link, None).await.unwrap().conversation.id;
-    a.sync().await.unwrap();
-    b.sync().await.unwrap();
-    a.sync().await.unwrap();
-    (invite.conversation, on_b)
-}
+#[path = "../../src/testing.rs"]
+mod testing;
+pub use testing::meet;
 
 pub fn texts(e: &mut Engine, conv: &str) -> Vec<(String, String)> {
     e.read(conv)

@@ -73,7 +73,7 @@ async fn the_relay_recovers_when_postgresql_restarts() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    wait_for_count("appends acknowledged", 20, || acked.lock().unwrap().len()).await;
     let before = acked.lock().unwrap().len();
     let status = tokio::task::spawn_blocking(move || {
         std::process::Command::new("sh")

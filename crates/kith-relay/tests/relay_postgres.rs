@@ -72,7 +72,7 @@ async fn two_processes_share_one_database_and_push_across() {
                 .unwrap()
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for_long_poll(a.url()).await;
     via_b
         .append(&ch.writer, w, &payload(21, 256))
         .await

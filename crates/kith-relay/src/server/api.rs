@@ -5,16 +5,18 @@
 
 use super::AppState;
 use super::auth::{self, UnverifiedRequest, VerifiedRequest, acceptable_key};
+use super::budget::Room;
 use super::error::{ApiError, binary};
 use crate::store::{ChannelKey, NewBlob, NewChannel};
 use crate::time::now_ms;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use kith_wire::Codec;
 use kith_wire::relay::request::{BlobCreate, BlobGet, MAX_SIGNED_REQUEST, Operation, Read};
 use kith_wire::relay::response::{ErrorCode, RelayInfo};
@@ -75,7 +77,11 @@ pub(crate) fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr)
     peer.ip()
 }
 
-async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads a request body of at most `limit` bytes, all of it within the
+/// body timeout. Each frame is copied into one buffer as it comes and
+/// dropped: keeping hyper's frames would pin a read buffer of kilobytes
+/// per frame, so a body dripped a byte at a time cost kilobytes per byte.
+async fn read_body(state: &AppState, req: Request, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorCode::TOO_LARGE,
@@ -90,14 +96,40 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(ApiError::new(
-            ErrorCode::MALFORMED,
-            "the request body could not be read",
-        )),
+    let timeout = Duration::from_secs(state.config.body_timeout_secs);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut body = req.into_body();
+    // Grown as bytes arrive, never from the declared length alone: a
+    // client that declares much and sends little holds little.
+    let mut bytes = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {} s",
+                        timeout.as_secs()
+                    ),
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                return Err(ApiError::new(
+                    ErrorCode::MALFORMED,
+                    "the request body could not be read",
+                ));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if bytes.len().saturating_add(data.len()) > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&data);
+        }
     }
+    Ok(Bytes::from(bytes))
 }
 
 fn encoded<T: Codec>(value: &T) -> Result<Vec<u8>, ApiError> {
@@ -178,11 +210,11 @@ async fn signed(
             "append" | "append_after" | "blob_put" => MAX_SIGNED_REQUEST as usize,
             _ => SMALL_BODY,
         };
-        let bytes = read_body(req, limit).await?;
+        let bytes = read_body(&state, req, limit).await?;
         execute(&state, &bytes, Some(path)).await.1
     }
     .await
-    .map(|body| binary(body).into_response());
+    .map(Answer::into_response);
     state.answer(op, started, result)
 }
 
@@ -190,11 +222,78 @@ async fn signed(
 /// metrics) and the answer's encoding. Over HTTP the operation must be the
 /// one `path` names; over the WebSocket (`path` is `None`) any operation but
 /// `subscribe` is allowed.
+/// An answer's encoding, with the room it takes in the answer budget
+/// (given back once it is written).
+pub(crate) struct Answer {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) room: Option<Room>,
+}
+
+impl From<Vec<u8>> for Answer {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self { bytes, room: None }
+    }
+}
+
+impl Answer {
+    /// An HTTP response whose body keeps the answer's room until hyper has
+    /// taken its last bytes: hyper asks for more only as it writes, so a
+    /// client that stops reading holds the room, and nothing beyond it.
+    fn into_response(self) -> Response {
+        let Some(room) = self.room else {
+            return binary(self.bytes).into_response();
+        };
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )],
+            Body::new(HeldBody {
+                rest: Bytes::from(self.bytes),
+                _room: room,
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// A response body given to hyper in pieces, holding its room until done.
+struct HeldBody {
+    rest: Bytes,
+    _room: Room,
+}
+
+impl hyper::body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        const PIECE: usize = 64 * 1024;
+        if self.rest.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.rest.len().min(PIECE);
+        let piece = self.rest.split_to(n);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
+
 pub(crate) async fn execute(
     state: &AppState,
     bytes: &[u8],
     path: Option<&'static str>,
-) -> (&'static str, Result<Vec<u8>, ApiError>) {
+) -> (&'static str, Result<Answer, ApiError>) {
     let request = match UnverifiedRequest::decode(bytes) {
         Ok(r) => r,
         Err(e) => return ("malformed", Err(e)),
@@ -233,11 +332,11 @@ async fn dispatch(
     state: &AppState,
     verified: VerifiedRequest,
     now: u64,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Answer, ApiError> {
     let body = verified.into_body();
     let signer = body.signer;
     let limits = &state.config.limits;
-    match body.op {
+    let answer = match body.op {
         Operation::CreateChannel(c) => {
             if !state.create_token_ok(&c.create_token) {
                 return Err(ApiError::unauthorized());
@@ -268,7 +367,7 @@ async fn dispatch(
         Operation::AppendAfter(a) => {
             append(state, signer, a.write_id, a.payload, Some(a.after_seq), now).await
         }
-        Operation::Read(r) => read(state, signer, r, now).await,
+        Operation::Read(r) => return read(state, signer, r, now).await,
         Operation::Ack(a) => encoded(&state.store.ack(a.read_id, signer, a.seq, now).await?),
         Operation::AddKey(a) => {
             refuse_weak(&a.grant.key)?;
@@ -322,7 +421,8 @@ async fn dispatch(
             ErrorCode::MALFORMED,
             "subscribe is only valid on the WebSocket",
         )),
-    }
+    };
+    answer.map(Answer::from)
 }
 
 fn validate_blob(state: &AppState, mut b: BlobCreate) -> Result<BlobCreate, ApiError> {
@@ -370,6 +470,7 @@ impl Drop for Watch<'_> {
         if let Some(n) = self.notify.take() {
             self.state.hub.unwatch(self.channel, n);
         }
+        self.state.metrics.long_polls.dec();
     }
 }
 
@@ -392,28 +493,59 @@ async fn append(
     encoded(&appended)
 }
 
-async fn read(state: &AppState, signer: PublicKey, r: Read, now: u64) -> Result<Vec<u8>, ApiError> {
+/// Room a read takes before it knows its page: one message of the
+/// largest size and its framing (a page always holds its first message).
+pub(crate) fn page_floor(state: &AppState) -> usize {
+    state.config.limits.max_payload as usize + 64
+}
+
+/// A page of `read_id` after `after_seq`, no larger than the room it could
+/// take from the answer budget.
+pub(crate) async fn read_page(
+    state: &AppState,
+    read_id: kith_wire::relay::ReadId,
+    key: PublicKey,
+    after_seq: u64,
+    max_messages: u16,
+    now: u64,
+) -> Result<(crate::store::ReadPage, Room), ApiError> {
+    let max_bytes = state.config.limits.max_read_bytes;
+    let room = state
+        .answers
+        .take(page_floor(state), max_bytes as usize)
+        .await?;
+    let max_bytes = max_bytes.min(u32::try_from(room.bytes()).unwrap_or(u32::MAX));
+    let page = state
+        .store
+        .read(read_id, key, after_seq, max_messages, max_bytes, now)
+        .await?;
+    Ok((page, room))
+}
+
+fn page_answer(page: &crate::store::ReadPage, mut room: Room) -> Result<Answer, ApiError> {
+    let bytes = encoded(&page.messages)?;
+    room.shrink_to(bytes.len());
+    Ok(Answer {
+        bytes,
+        room: Some(room),
+    })
+}
+
+async fn read(state: &AppState, signer: PublicKey, r: Read, now: u64) -> Result<Answer, ApiError> {
     let limits = &state.config.limits;
     let max_messages = r.max_messages.clamp(1, limits.max_read_messages);
     let wait = Duration::from_millis(u64::from(r.wait_ms.min(limits.max_wait_ms)));
-    let read_page = |now| {
-        state.store.read(
-            r.read_id,
-            signer,
-            r.after_seq,
-            max_messages,
-            limits.max_read_bytes,
-            now,
-        )
-    };
-    let page = read_page(now).await?;
+    let (page, room) = read_page(state, r.read_id, signer, r.after_seq, max_messages, now).await?;
     if !page.messages.items.is_empty() || wait.is_zero() {
-        return encoded(&page.messages);
+        return page_answer(&page, room);
     }
+    drop(room);
     // Long-poll: wait for a commit to this channel, then read again.
     let Some(notify) = state.hub.watch(page.channel) else {
-        return encoded(&page.messages);
+        return encoded(&page.messages).map(Answer::from);
     };
+    // Counted from here: an append from now on wakes this read.
+    state.metrics.long_polls.inc();
     let watch = Watch {
         state,
         channel: page.channel,
@@ -424,15 +556,25 @@ async fn read(state: &AppState, signer: PublicKey, r: Read, now: u64) -> Result<
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let page = read_page(now_ms()).await?;
+        let (page, room) = read_page(
+            state,
+            r.read_id,
+            signer,
+            r.after_seq,
+            max_messages,
+            now_ms(),
+        )
+        .await?;
         if !page.messages.items.is_empty() {
             drop(watch);
-            return encoded(&page.messages);
+            return page_answer(&page, room);
         }
+        // An empty page holds no room while it waits.
+        drop(room);
         tokio::select! {
             () = &mut notified => {}
-            () = tokio::time::sleep_until(deadline) => return encoded(&page.messages),
-            () = state.shutdown.cancelled() => return encoded(&page.messages),
+            () = tokio::time::sleep_until(deadline) => return encoded(&page.messages).map(Answer::from),
+            () = state.shutdown.cancelled() => return encoded(&page.messages).map(Answer::from),
         }
     }
 }
@@ -445,13 +587,21 @@ async fn blob_get(
     let started = Instant::now();
     let result = async {
         state.check_ip(client_ip(&state, req.headers(), peer))?;
-        let bytes = read_body(req, 1_024).await?;
+        let bytes = read_body(&state, req, 1_024).await?;
         let get = BlobGet::from_bytes(&bytes).map_err(|e| ApiError::malformed(&e))?;
+        let floor = page_floor(&state);
+        let mut room = state.answers.take(floor, floor).await?;
         let chunk = state
             .store
             .blob_get(get.blob_id, get.index, now_ms())
             .await?;
-        Ok(binary(chunk.to_bytes()).into_response())
+        let bytes = chunk.to_bytes();
+        room.shrink_to(bytes.len());
+        Ok(Answer {
+            bytes,
+            room: Some(room),
+        }
+        .into_response())
     }
     .await;
     state.answer("blob_get", started, result)

@@ -193,6 +193,15 @@ pub struct Config {
     pub name: String,
     /// Most simultaneous TCP connections (WebSockets included).
     pub max_connections: usize,
+    /// Seconds a request's body may take to arrive, from its headers on;
+    /// then the answer is `timeout` (408) and the connection closes.
+    pub body_timeout_secs: u64,
+    /// Seconds a write to a client may make no progress (it stopped
+    /// reading) before its connection is closed, WebSockets included.
+    pub write_timeout_secs: u64,
+    /// MiB of answers (read pages, blob chunks) on their way to clients;
+    /// beyond it pages get shorter, then reads wait (up to 10 s) for room.
+    pub answer_memory_mib: u32,
     /// If non-empty, `create_channel` needs one of these tokens.
     pub create_tokens: Vec<String>,
     /// Take the client address from `X-Forwarded-For` (behind a proxy).
@@ -226,6 +235,9 @@ impl Default for Config {
             tls_key: PathBuf::new(),
             name: String::new(),
             max_connections: 10_000,
+            body_timeout_secs: 30,
+            write_timeout_secs: 30,
+            answer_memory_mib: 32,
             create_tokens: Vec::new(),
             trust_forwarded_for: false,
             sweep_interval_secs: 60,
@@ -301,6 +313,12 @@ impl Config {
         }
         if l.timestamp_max_age_ms < 1_000 {
             return bad("limits.timestamp_max_age_ms must be at least 1000");
+        }
+        if self.body_timeout_secs == 0 || self.write_timeout_secs == 0 {
+            return bad("body_timeout_secs and write_timeout_secs must be positive");
+        }
+        if (self.answer_memory_mib as usize) * 1024 * 1024 < 2 * (l.max_payload as usize + 64) {
+            return bad("answer_memory_mib must hold at least two messages of limits.max_payload");
         }
         if self.max_connections == 0 {
             return bad("max_connections must be positive");

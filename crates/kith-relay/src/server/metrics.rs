@@ -32,6 +32,8 @@ pub(crate) struct Metrics {
     pub(crate) subscriptions: Gauge,
     pub(crate) connections: Gauge,
     pub(crate) connections_refused: Counter,
+    pub(crate) write_timeouts: Counter,
+    pub(crate) long_polls: Gauge,
     pub(crate) replay_nonces: Gauge,
     pub(crate) verify_batch_size: Histogram,
     pub(crate) commit_seconds: Histogram,
@@ -89,6 +91,18 @@ impl Metrics {
             "TCP connections closed at once because max_connections was reached",
             connections_refused.clone(),
         );
+        let write_timeouts = Counter::default();
+        registry.register(
+            "write_timeouts",
+            "Connections closed because the client stopped reading",
+            write_timeouts.clone(),
+        );
+        let long_polls = Gauge::default();
+        registry.register(
+            "long_polls",
+            "Reads waiting for a message to arrive",
+            long_polls.clone(),
+        );
         let replay_nonces = Gauge::default();
         registry.register(
             "replay_nonces",
@@ -136,6 +150,8 @@ impl Metrics {
             subscriptions,
             connections,
             connections_refused,
+            write_timeouts,
+            long_polls,
             replay_nonces,
             verify_batch_size,
             commit_seconds,

@@ -5,6 +5,8 @@
 //!  accept loop ──(permit from max_connections)──▶ connection task (hyper HTTP/1.1)
 //!      │                                             ├─ axum router ─▶ api / ws
 //!      │                                             └─ WebSocket task (tracked)
+//!      │   every connection: body timeout, write timeout (CountedStream);
+//!      │   every answer read from the store: room from the answer budget
 //!  sweeper task: expiry, rate-limit memory
 //!  verifier threads: Ed25519 in batches
 //!  store writer thread (SqliteStore)
@@ -16,6 +18,7 @@
 
 mod api;
 mod auth;
+mod budget;
 pub mod cgi;
 pub mod config;
 mod error;
@@ -39,6 +42,7 @@ use metrics::Metrics;
 use ratelimit::RateLimits;
 use replay::ReplayGuard;
 use sha2::{Digest, Sha256};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -111,6 +115,7 @@ pub(crate) struct AppState {
     pub(crate) verifier: Verifier,
     pub(crate) keys: auth::KeyCache,
     pub(crate) metrics: Metrics,
+    pub(crate) answers: budget::AnswerBudget,
     pub(crate) create_token_hashes: Vec<[u8; 32]>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
@@ -356,6 +361,7 @@ fn build_state(
         .map_err(ServerError::Threads)?,
         keys: auth::KeyCache::new(),
         metrics,
+        answers: budget::AnswerBudget::new(config.answer_memory_mib, budget::ANSWER_WAIT),
         create_token_hashes: config
             .create_tokens
             .iter()
@@ -371,11 +377,53 @@ fn build_state(
 }
 
 /// A TCP stream that holds a connection permit for as long as it lives,
-/// including after an upgrade to WebSocket.
+/// including after an upgrade to WebSocket; and fails a write that makes
+/// no progress for `write_timeout_secs`, so a peer that stops reading
+/// (HTTP or WebSocket) is closed and what was queued for it freed.
 struct CountedStream {
     inner: Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>,
     state: Arc<AppState>,
     _permit: OwnedSemaphorePermit,
+    /// Set while writes wait on the peer; reset by any progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl CountedStream {
+    fn new(
+        inner: Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>,
+        state: Arc<AppState>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        Self {
+            inner,
+            state,
+            _permit: permit,
+            stalled: None,
+        }
+    }
+
+    fn guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let limit = Duration::from_secs(self.state.config.write_timeout_secs);
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if stalled.as_mut().poll(cx).is_ready() {
+            self.state.metrics.write_timeouts.inc();
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
 }
 
 impl Drop for CountedStream {
@@ -400,20 +448,24 @@ impl AsyncWrite for CountedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.guard(cx, polled)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.guard(cx, polled)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.guard(cx, polled)
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.guard(cx, polled)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
@@ -476,11 +528,7 @@ async fn accept_loop(
                     }
                 }
             };
-            let io = TokioIo::new(CountedStream {
-                inner,
-                state: state_for_io,
-                _permit: permit,
-            });
+            let io = TokioIo::new(CountedStream::new(inner, state_for_io, permit));
             let connection = http.serve_connection(io, service).with_upgrades();
             tokio::pin!(connection);
             tokio::select! {

@@ -48,7 +48,9 @@ pub(crate) struct ReplayGuard {
 }
 
 impl ReplayGuard {
-    /// A guard for a relay that started at `started_ms`.
+    /// A guard for a relay that started at `started_ms`; 0 for one whose
+    /// nonces live in the store (nothing forgotten on restart, so no
+    /// minimum: `min_timestamp_ms` is 0, relay.md §6).
     pub(crate) fn new(
         started_ms: u64,
         max_age_ms: u64,
@@ -66,7 +68,11 @@ impl ReplayGuard {
                 .collect(),
             max_age_ms,
             max_future_ms,
-            min_timestamp_ms: started_ms.saturating_add(max_future_ms),
+            min_timestamp_ms: if started_ms == 0 {
+                0
+            } else {
+                started_ms.saturating_add(max_future_ms)
+            },
             max_entries_per_shard: (max_entries / SHARDS).max(1),
         }
     }

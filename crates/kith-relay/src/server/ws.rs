@@ -13,8 +13,9 @@
 
 use super::AppState;
 use super::api::client_ip;
-use super::api::execute;
+use super::api::{execute, read_page};
 use super::auth::{self, UnverifiedRequest};
+use super::budget::Room;
 use super::error::ApiError;
 use super::hub::{Push, SubFlags, Subscriber};
 use crate::store::ChannelKey;
@@ -90,7 +91,8 @@ enum Stop {
     Gone,
 }
 
-type InFlight = BoxFuture<'static, ServerFrame>;
+/// An answer and the room it holds in the answer budget until written.
+type InFlight = BoxFuture<'static, (ServerFrame, Option<Room>)>;
 
 struct Connection {
     state: Arc<AppState>,
@@ -101,6 +103,8 @@ struct Connection {
     push_tx: mpsc::Sender<Push>,
     wake: Arc<Notify>,
     in_flight: FuturesUnordered<InFlight>,
+    /// Room of answers fed to the socket and not yet flushed.
+    held: Vec<Room>,
 }
 
 async fn serve(state: Arc<AppState>, socket: WebSocket, ip: IpAddr) {
@@ -115,6 +119,7 @@ async fn serve(state: Arc<AppState>, socket: WebSocket, ip: IpAddr) {
         push_tx,
         wake: Arc::new(Notify::new()),
         in_flight: FuturesUnordered::new(),
+        held: Vec::new(),
     };
     state.metrics.websocket_connections.inc();
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
@@ -128,7 +133,7 @@ async fn serve(state: Arc<AppState>, socket: WebSocket, ip: IpAddr) {
                 break;
             }
             Some(answer) = conn.in_flight.next(), if !conn.in_flight.is_empty() => {
-                conn.feed_frame(&answer).await
+                conn.feed_answer(answer).await
             }
             frame = stream.next(), if reading => {
                 last_heard = Instant::now();
@@ -170,12 +175,28 @@ impl Connection {
         self.feed(Message::Binary(frame.to_bytes().into())).await
     }
 
+    async fn feed_answer(
+        &mut self,
+        (frame, room): (ServerFrame, Option<Room>),
+    ) -> Result<(), Stop> {
+        self.feed_frame(&frame).await?;
+        self.held.extend(room);
+        Ok(())
+    }
+
+    /// Writes out what was fed, then gives back the room it held.
+    async fn flush(&mut self) -> Result<(), Stop> {
+        self.sink.flush().await.map_err(|_| Stop::Gone)?;
+        self.held.clear();
+        Ok(())
+    }
+
     /// Feeds whatever else is ready without waiting (answers, pushes), then
     /// flushes once.
     async fn drain_ready(&mut self, push_rx: &mut mpsc::Receiver<Push>) -> Result<(), Stop> {
         loop {
             if let Some(Some(answer)) = self.in_flight.next().now_or_never() {
-                self.feed_frame(&answer).await?;
+                self.feed_answer(answer).await?;
                 continue;
             }
             if let Ok(push) = push_rx.try_recv() {
@@ -184,7 +205,7 @@ impl Connection {
             }
             break;
         }
-        self.sink.flush().await.map_err(|_| Stop::Gone)
+        self.flush().await
     }
 
     async fn close_socket(&mut self, code: u16, reason: &'static str) {
@@ -237,11 +258,20 @@ impl Connection {
             let code = result.as_ref().map_or_else(|e| e.code.name(), |_| "ok");
             state.record(op, code, started);
             match result {
-                Ok(body) => ServerFrame::Response { id, body },
-                Err(e) => ServerFrame::Failed {
-                    id,
-                    error: error_body(&state, e),
-                },
+                Ok(answer) => (
+                    ServerFrame::Response {
+                        id,
+                        body: answer.bytes,
+                    },
+                    answer.room,
+                ),
+                Err(e) => (
+                    ServerFrame::Failed {
+                        id,
+                        error: error_body(&state, e),
+                    },
+                    None,
+                ),
             }
         }));
     }
@@ -333,23 +363,26 @@ impl Connection {
             let Some(s) = self.subs.get(&sub) else {
                 return Ok(());
             };
-            let page = self
-                .state
-                .store
-                .read(
-                    s.read_id,
-                    s.key,
-                    s.last_sent,
-                    limits.max_read_messages,
-                    limits.max_read_bytes,
-                    now_ms(),
-                )
-                .await;
-            let page = match page {
+            let (read_id, key, after) = (s.read_id, s.key, s.last_sent);
+            if !self.held.is_empty() {
+                // Nothing held while waiting for room: what waits for room
+                // then never holds up what would give it back.
+                self.flush().await?;
+            }
+            let page = read_page(
+                &self.state,
+                read_id,
+                key,
+                after,
+                limits.max_read_messages,
+                now_ms(),
+            )
+            .await;
+            let (page, room) = match page {
                 Ok(p) => p,
                 Err(e) => {
                     self.remove(sub);
-                    return self.refuse(sub, e.into()).await;
+                    return self.refuse(sub, e).await;
                 }
             };
             let last_seq = page.messages.last_seq;
@@ -362,6 +395,7 @@ impl Connection {
                     s.last_sent = message.seq;
                 }
             }
+            self.held.push(room);
             let Some(s) = self.subs.get_mut(&sub) else {
                 return Ok(());
             };

@@ -8,6 +8,8 @@
     clippy::panic
 )]
 
+use std::time::{Duration, Instant};
+
 use ed25519_dalek::SigningKey;
 use kith_relay_client::{ChannelOptions, ClientError, RelayClient, generate_key, public_key};
 use kith_testkit::{RelayOptions, RelayProcess};
@@ -139,4 +141,72 @@ fn drop_stale_schemas(url: &str) {
     })
     .join()
     .unwrap();
+}
+
+/// A metric's value from the relay's `/metrics` (summed over its labels).
+pub async fn metric(url: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `metric` until `holds` is true of it; panics after `within`.
+pub async fn wait_for_metric(url: &str, name: &str, within: Duration, holds: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + within;
+    loop {
+        let value = metric(url, name).await;
+        if holds(value) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} stayed at {value}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Until a long-poll read is waiting on the relay at `url` (an append from
+/// then on wakes it).
+pub async fn wait_for_long_poll(url: &str) {
+    wait_for_metric(url, "kith_relay_long_polls", Duration::from_secs(30), |n| {
+        n >= 1.0
+    })
+    .await;
+}
+
+/// Polls `check` until it gives `Some`; panics with `what` after `within`.
+/// For what takes time on the relay (an expiry, a sweep): the test waits for
+/// the outcome, however slow the machine.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+const POLL: Duration = Duration::from_millis(50);
+
+/// Until `counter` holds more than `n` (acknowledged appends, say).
+pub async fn wait_for_count(what: &str, n: usize, count: impl Fn() -> usize) {
+    eventually(what, Duration::from_secs(60), || {
+        let reached = count() > n;
+        async move { reached.then_some(()) }
+    })
+    .await;
 }

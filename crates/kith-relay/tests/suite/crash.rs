@@ -81,8 +81,14 @@ async fn acknowledged_appends_survive_sigkill() {
 
     for round in 0..KILLS as u32 {
         let client = RelayClient::new(relay.url()).unwrap();
+        let before = acked.lock().unwrap().len();
         let writers = write_until_killed(&client, &channels, &acked, round).await;
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // Killed while busy: after a good number of acknowledged appends,
+        // however slow the machine.
+        wait_for_count("appends acknowledged", before + 200, || {
+            acked.lock().unwrap().len()
+        })
+        .await;
         relay = tokio::task::spawn_blocking(move || {
             relay.kill().unwrap();
             relay

@@ -225,25 +225,38 @@ async fn messages_and_idle_channels_expire() {
             .len(),
         1
     );
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let after = client
-        .read(&ch.reader, r, 0, 10, Duration::ZERO)
-        .await
-        .unwrap();
-    assert!(after.items.is_empty(), "expired messages are not served");
+    // Expired messages are not served, and the sweeper deletes them.
+    let after = eventually("the message's expiry", Duration::from_secs(30), || async {
+        let page = client
+            .read(&ch.reader, r, 0, 10, Duration::ZERO)
+            .await
+            .unwrap();
+        page.items.is_empty().then_some(page)
+    })
+    .await;
     assert_eq!(after.last_seq, 1);
-    let status = client
-        .status(&ch.owner, ChannelRef::Write(w))
-        .await
-        .unwrap();
-    assert_eq!(status.message_count, 0, "the sweeper deleted it");
+    eventually("the sweep", Duration::from_secs(30), || async {
+        let status = client
+            .status(&ch.owner, ChannelRef::Write(w))
+            .await
+            .unwrap();
+        (status.message_count == 0).then_some(())
+    })
+    .await;
 
     let short_channel = ChannelOptions {
         channel_ttl: Some(Duration::from_secs(1)),
         ..ChannelOptions::default()
     };
     let idle = channel(&client, short_channel).await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Once the relay's clock passes its expiry (asked without touching the
+    // channel: any use of it would push the expiry on), an expired channel
+    // is as unknown.
+    eventually("the channel's expiry time", Duration::from_secs(30), || async {
+        let now = client.info().await.unwrap().server_time_ms;
+        (now > idle.created.expires_at_ms).then_some(())
+    })
+    .await;
     assert_eq!(
         code(
             client
@@ -670,9 +683,9 @@ async fn long_poll_returns_when_a_message_arrives() {
     assert!(started.elapsed() >= Duration::from_millis(350), "it waited");
 
     let writer = {
-        let (client, key) = (client.clone(), ch.writer.clone());
+        let (client, key, url) = (client.clone(), ch.writer.clone(), relay.url().to_owned());
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            wait_for_long_poll(&url).await;
             client.append(&key, w, &payload(5, 256)).await.unwrap();
         })
     };
@@ -820,11 +833,16 @@ async fn blobs_small_read_once_and_chunked() {
         .await
         .unwrap();
     client.blob_get(brief.blob_id, 0).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
-    assert_eq!(
-        code(client.blob_get(brief.blob_id, 0).await),
-        ErrorCode::NOT_FOUND
-    );
+    eventually("the blob's expiry", Duration::from_secs(30), || async {
+        match client.blob_get(brief.blob_id, 0).await {
+            Ok(_) => None,
+            Err(e) => {
+                assert_eq!(e.code(), Some(ErrorCode::NOT_FOUND), "{e}");
+                Some(())
+            }
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -1052,7 +1070,7 @@ async fn health_metrics_restart_and_graceful_shutdown() {
         let (c, k, r) = (client.clone(), ch.reader.clone(), ch.created.read_id);
         tokio::spawn(async move { c.read(&k, r, 1, 10, Duration::from_secs(20)).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_long_poll(relay.url()).await;
     let status = tokio::task::spawn_blocking(move || {
         let s = relay.terminate(Duration::from_secs(15));
         (relay, s)

@@ -484,6 +484,8 @@ error_codes! {
     INTERNAL = 13, 500, "internal";
     /// A field is outside its allowed range.
     INVALID_ARGUMENT = 14, 422, "invalid_argument";
+    /// The request's body did not arrive within the relay's body timeout.
+    TIMEOUT = 15, 408, "timeout";
 }
 
 impl fmt::Debug for ErrorCode {

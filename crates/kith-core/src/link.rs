@@ -15,6 +15,18 @@ use kith_wire::relay::BlobId;
 
 use crate::error::{CoreError, Result};
 
+/// What the link's secret derives the claim key from (inbox-v1.md §2).
+const CLAIM_CONTEXT: &[u8] = b"kith invitation claim v1";
+
+/// The key that claims (and so consumes) the read-once blob behind a link
+/// sealed with `secret`: the relay stores its public half, and consumes the
+/// blob only for a fetch signed by it. Whoever lacks the fragment (a typo,
+/// a log line, a link preview) uses nothing up.
+pub(crate) fn claim_key(secret: &SealKey) -> Result<ed25519_dalek::SigningKey> {
+    let seed = secret.derive(CLAIM_CONTEXT)?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
 /// A parsed invitation link.
 #[derive(Debug)]
 pub struct InviteLink {

@@ -187,3 +187,39 @@ async fn unknown_content_is_shown_as_its_fallback() {
         ]
     );
 }
+
+/// One character of a link's secret changed, `at` positions from the end
+/// (the secret is the base64url text after `#`).
+fn mistyped(link: &str, at: usize) -> String {
+    let mut chars: Vec<char> = link.chars().collect();
+    let i = chars.len() - at;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+#[tokio::test]
+async fn a_mistyped_link_uses_nothing_up() {
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut blair = world.guest("Blair").await;
+    let mut dani = world.guest("Dani").await;
+    for group in [false, true] {
+        let link = if group {
+            alex.group_create("Crew", None).await.unwrap();
+            alex.group_invite("Crew").await.unwrap().link
+        } else {
+            alex.invite(None, None).await.unwrap().link
+        };
+        // A typo in the secret: refused, and said so; the invitation stays.
+        let e = dani.accept(&mistyped(&link, 5), None).await.unwrap_err();
+        assert!(e.to_string().contains("does not fit"), "{e}");
+        // The link without its secret is not a link.
+        let bare = link.split('#').next().unwrap();
+        assert!(dani.accept(bare, None).await.is_err());
+        // The right link still works, once.
+        let who = if group { &mut blair } else { &mut dani };
+        who.accept(&link, None).await.unwrap();
+        let e = blair.accept(&link, None).await.unwrap_err();
+        assert!(e.to_string().contains("already used"), "{e}");
+    }
+}

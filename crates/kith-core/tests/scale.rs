@@ -317,6 +317,35 @@ async fn a_thousand_members_join_by_links_and_hear_each_other() {
     });
     let catch_up = catch_up.elapsed();
 
+    let (first_median, first_p95) = median_p95(first_syncs);
+    let (heard_median, _) = median_p95(heard.clone());
+    let heard_max = heard.iter().max().copied().map_or(0.0, ms);
+    let (catch_up_median, _) = median_p95(catch_ups);
+    eprintln!(
+        "scale: {n} members ({} opened kith); links made and accepted {:.1} s; admin's sync {:.2} s, \
+         process peak RSS during it {} MiB; first sync of a new member ({} timed): \
+         median {:.1} ms, p95 {:.1} ms; formed in {:.1} s; relay holds {:.1} MB after \
+         the admin's sync ({:.1} MB once everyone joined); {} commits, sizes as stored: {}; \
+         a message pushed to {watchers} watching members: median {:.1} ms, last {:.1} ms; \
+         then {} syncs reading it in {:.1} s (median {:.1} ms)",
+        joined.len(),
+        links_accepted.as_secs_f64(),
+        admin_sync.as_secs_f64(),
+        admin_peak / 1024,
+        sample.len(),
+        first_median,
+        first_p95,
+        formed.as_secs_f64(),
+        stored as f64 / 1e6,
+        stored_after as f64 / 1e6,
+        commits.len(),
+        runs(&commits),
+        heard_median,
+        heard_max,
+        quiet.len(),
+        catch_up.as_secs_f64(),
+        catch_up_median,
+    );
     // A removal holds: the removed member reads nothing after it.
     let (gone, other, third) = (joined_others[0], joined_others[1], joined_others[2]);
     let mut admin = open(&admin_home).await;
@@ -354,35 +383,6 @@ async fn a_thousand_members_join_by_links_and_hear_each_other() {
         "{report:?}"
     );
 
-    let (first_median, first_p95) = median_p95(first_syncs);
-    let (heard_median, _) = median_p95(heard.clone());
-    let heard_max = heard.iter().max().copied().map_or(0.0, ms);
-    let (catch_up_median, _) = median_p95(catch_ups);
-    eprintln!(
-        "scale: {n} members ({} opened kith); links made and accepted {:.1} s; admin's sync {:.2} s, \
-         process peak RSS during it {} MiB; first sync of a new member ({} timed): \
-         median {:.1} ms, p95 {:.1} ms; formed in {:.1} s; relay holds {:.1} MB after \
-         the admin's sync ({:.1} MB once everyone joined); {} commits, sizes as stored: {}; \
-         a message pushed to {watchers} watching members: median {:.1} ms, last {:.1} ms; \
-         then {} syncs reading it in {:.1} s (median {:.1} ms)",
-        joined.len(),
-        links_accepted.as_secs_f64(),
-        admin_sync.as_secs_f64(),
-        admin_peak / 1024,
-        sample.len(),
-        first_median,
-        first_p95,
-        formed.as_secs_f64(),
-        stored as f64 / 1e6,
-        stored_after as f64 / 1e6,
-        commits.len(),
-        runs(&commits),
-        heard_median,
-        heard_max,
-        quiet.len(),
-        catch_up.as_secs_f64(),
-        catch_up_median,
-    );
     let largest_bucket = kith_wire::relay::SIZE_BUCKETS.iter().max().copied();
     assert!(
         u32::try_from(largest).ok() <= largest_bucket,

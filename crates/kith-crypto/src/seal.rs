@@ -45,7 +45,11 @@ impl SealKey {
         &self.0
     }
 
-    fn cipher(&self, context: &[u8]) -> Result<ChaCha20Poly1305, CryptoError> {
+    /// A 32-byte secret for `context`, independent of every other context's:
+    /// `HKDF-SHA256(salt = "", ikm = secret, info = "kith seal v1" || 0x00 || context)`.
+    /// The sealing key is one; the seed of the key that claims a read-once
+    /// blob (`"kith invitation claim v1"`) is another.
+    pub fn derive(&self, context: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
         let mut info = Vec::with_capacity(13 + context.len());
         info.extend_from_slice(b"kith seal v1\0");
         info.extend_from_slice(context);
@@ -53,6 +57,11 @@ impl SealKey {
         Hkdf::<Sha256>::new(None, &self.0)
             .expand(&info, key.as_mut())
             .map_err(|_| CryptoError::Invalid("HKDF output length"))?;
+        Ok(key)
+    }
+
+    fn cipher(&self, context: &[u8]) -> Result<ChaCha20Poly1305, CryptoError> {
+        let key = self.derive(context)?;
         Ok(ChaCha20Poly1305::new(Key::from_slice(key.as_ref())))
     }
 

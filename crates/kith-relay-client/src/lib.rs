@@ -16,7 +16,7 @@ pub use session::{Requester, Session};
 use ed25519_dalek::{Signer, SigningKey};
 use kith_wire::relay::request::{
     Ack, AddKey, Append, AppendAfter, BlobCreate, BlobDelete, BlobGet, BlobPut, CreateChannel,
-    DeleteChannel, Operation, Read, RequestBody, RevokeKey, Status,
+    DeleteChannel, Operation, Read, RequestBody, RevokeKey, Status, blob_claim_message,
 };
 use kith_wire::relay::response::{
     Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, ErrorBody, ErrorCode,
@@ -518,7 +518,9 @@ impl RelayClient {
             .await
     }
 
-    /// Reserves a blob owned by the channel.
+    /// Reserves a blob owned by the channel. With `read_once`, the blob is
+    /// deleted by the first fetch claimed with that key's secret
+    /// ([`RelayClient::blob_claim`]); fetches without it consume nothing.
     pub async fn blob_create(
         &self,
         key: &SigningKey,
@@ -526,14 +528,15 @@ impl RelayClient {
         chunk_size: u32,
         chunk_count: u32,
         ttl: Option<Duration>,
-        read_once: bool,
+        read_once: Option<PublicKey>,
     ) -> Result<BlobCreated, ClientError> {
         let op = Operation::BlobCreate(BlobCreate {
             write_id,
             chunk_size,
             chunk_count,
             ttl_secs: secs(ttl),
-            read_once,
+            read_once: read_once.is_some(),
+            claim_key: read_once,
         });
         self.call_decode(key, op).await
     }
@@ -558,12 +561,35 @@ impl RelayClient {
 
     /// Fetches one chunk; the blob id is the only credential.
     pub async fn blob_get(&self, blob_id: BlobId, index: u32) -> Result<BlobChunk, ClientError> {
+        self.fetch_blob(BlobGet {
+            blob_id,
+            index,
+            claim: None,
+        })
+        .await
+    }
+
+    /// Fetches, and so consumes, a read-once blob: the fetch carries a
+    /// signature by `claim` (the key derived from the link's secret), so
+    /// that nobody without the secret can use the blob up (relay.md §5.2).
+    pub async fn blob_claim(
+        &self,
+        blob_id: BlobId,
+        claim: &SigningKey,
+    ) -> Result<BlobChunk, ClientError> {
+        let relay_id = self.cached_info().await?.relay_id;
+        let signature = claim.sign(&blob_claim_message(&relay_id, &blob_id));
+        self.fetch_blob(BlobGet {
+            blob_id,
+            index: 0,
+            claim: Some(Signature(signature.to_bytes())),
+        })
+        .await
+    }
+
+    async fn fetch_blob(&self, get: BlobGet) -> Result<BlobChunk, ClientError> {
         let body = self
-            .post(
-                "/v1/blob/get",
-                BlobGet { blob_id, index }.to_bytes(),
-                REQUEST_TIMEOUT,
-            )
+            .post("/v1/blob/get", get.to_bytes(), REQUEST_TIMEOUT)
             .await?;
         Ok(BlobChunk::from_bytes(&body)?)
     }

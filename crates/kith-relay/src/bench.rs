@@ -13,7 +13,7 @@
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
 use hdrhistogram::Histogram;
-use kith_relay_client::{ChannelOptions, RelayClient, generate_key};
+use kith_relay_client::{ChannelOptions, RelayClient, generate_key, one_line};
 use kith_wire::Codec;
 use kith_wire::relay::push::ServerFrame;
 use kith_wire::relay::request::{Ack, Append, Operation};
@@ -316,8 +316,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
             let mut unacked = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let frame = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
-                let Ok(Some(ServerFrame::Message { message, .. })) = frame else {
-                    continue;
+                let message = match frame {
+                    Ok(Some(ServerFrame::Message { message, .. })) => message,
+                    Ok(None) => bail!("the relay closed a reader's WebSocket"),
+                    Ok(Some(_)) | Err(_) => continue,
                 };
                 let now = clock.epoch.elapsed();
                 if let Some(sent) = clock
@@ -418,6 +420,12 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
                             let _ = local.record((took.as_micros() as u64).max(1));
                         }
                         Ok(_) => {}
+                        Err(e) if e.code().is_none() => {
+                            // Not an answer from the relay: it is gone or
+                            // dropping connections, and nothing after this
+                            // measures it.
+                            anyhow::bail!("the relay stopped answering: {}", one_line(&e));
+                        }
                         Err(e) => {
                             let what = e
                                 .code()

@@ -131,3 +131,48 @@ async fn a_backup_taken_under_load_is_a_working_relay() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_stops_and_fails_when_the_relay_dies() {
+    let mut relay = relay(unlimited());
+    let url = relay.url().to_owned();
+    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_kith-relay"))
+        .args([
+            "bench",
+            "--url",
+            &url,
+            "--writers",
+            "2",
+            "--readers",
+            "2",
+            "--warmup",
+            "0",
+            "--duration",
+            "60",
+            "--no-baseline",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed once the bench is writing.
+    common::wait_for_metric(
+        &url,
+        "kith_relay_appended_bytes_total",
+        Duration::from_secs(60),
+        |n| n > 0.0,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || relay.kill().unwrap())
+        .await
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || bench.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the bench succeeded: {stderr}");
+    assert!(stderr.contains("the relay stopped answering"), "{stderr}");
+    // It stopped long before its 60 s were up.
+    assert!(started.elapsed() < Duration::from_secs(50), "{stderr}");
+}

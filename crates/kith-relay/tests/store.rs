@@ -9,12 +9,13 @@
     clippy::indexing_slicing
 )]
 
+use ed25519_dalek::{Signer, SigningKey};
 use kith_relay::store::{
-    EventSink, NewBlob, NewChannel, PostgresOptions, PostgresStore, Quotas, SqliteOptions,
-    SqliteStore, Store, StoreError, StoreEvent,
+    BlobClaim, EventSink, NewBlob, NewChannel, PostgresOptions, PostgresStore, Quotas,
+    SqliteOptions, SqliteStore, Store, StoreError, StoreEvent,
 };
-use kith_wire::relay::request::BlobCreate;
-use kith_wire::relay::{ChannelRef, KeyGrant, PublicKey, Rights};
+use kith_wire::relay::request::{BlobCreate, blob_claim_message};
+use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, RelayId, Rights, Signature};
 use std::sync::{Arc, Mutex};
 
 const NOW: u64 = 1_800_000_000_000;
@@ -87,9 +88,24 @@ fn blob(
             chunk_count,
             ttl_secs,
             read_once,
+            claim_key: read_once.then(|| PublicKey(claimer().verifying_key().to_bytes())),
         },
         key: key(1),
         now_ms: NOW,
+    }
+}
+
+/// The holder of a read-once blob's secret.
+fn claimer() -> SigningKey {
+    SigningKey::from_bytes(&[9; 32])
+}
+
+/// A fetch signed by `signer` (`None`: unsigned, as for any other blob).
+fn claim(blob_id: BlobId, signer: Option<&SigningKey>) -> BlobClaim {
+    let message = blob_claim_message(&RelayId([7; 32]), &blob_id);
+    BlobClaim {
+        signature: signer.map(|k| Signature(k.sign(&message).to_bytes())),
+        message,
     }
 }
 
@@ -337,22 +353,34 @@ async fn read_once_blobs_are_taken_exactly_once(store: Arc<dyn Store>, _: &Recor
         .blob_create(blob(ch.write_id, 256, 1, 60, true))
         .await
         .unwrap();
+    let id = blob.blob_id;
     assert!(
         matches!(
-            store.blob_get(blob.blob_id, 0, NOW).await,
+            store
+                .blob_get(id, 0, claim(id, Some(&claimer())), NOW)
+                .await,
             Err(StoreError::NotFound)
         ),
         "not yet uploaded"
     );
     store
-        .blob_put(ch.write_id, key(1), blob.blob_id, 0, vec![5; 256], NOW)
+        .blob_put(ch.write_id, key(1), id, 0, vec![5; 256], NOW)
         .await
         .unwrap();
+    // Without the secret (no claim, or signed by another key) a fetch is
+    // refused and consumes nothing.
+    let stranger = SigningKey::from_bytes(&[8; 32]);
+    for attempt in [claim(id, None), claim(id, Some(&stranger))] {
+        assert!(is_unauthorized(store.blob_get(id, 0, attempt, NOW).await));
+    }
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.blob_get(blob.blob_id, 0, NOW).await.is_ok()
+            store
+                .blob_get(id, 0, claim(id, Some(&claimer())), NOW)
+                .await
+                .is_ok()
         }));
     }
     let mut won = 0;
@@ -381,7 +409,9 @@ async fn sweeps_delete_what_expired(store: Arc<dyn Store>, events: &Recorder) {
     let swept = store.sweep(NOW + 2 * DAY).await.unwrap();
     assert_eq!((swept.messages, swept.blobs, swept.channels), (1, 1, 0));
     assert!(matches!(
-        store.blob_get(blob.blob_id, 0, NOW + 2 * DAY).await,
+        store
+            .blob_get(blob.blob_id, 0, claim(blob.blob_id, None), NOW + 2 * DAY)
+            .await,
         Err(StoreError::NotFound)
     ));
     let status = store

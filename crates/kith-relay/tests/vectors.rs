@@ -11,7 +11,7 @@
     clippy::indexing_slicing
 )]
 
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signer, SigningKey};
 use kith_relay_client::{public_key, sign_request};
 use kith_wire::Codec;
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
@@ -24,6 +24,13 @@ fn key() -> SigningKey {
     // RFC 8032 §7.1, test 1: a published key, so that anyone can reproduce.
     let seed: [u8; 32] =
         from_hex::<32>("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
+    SigningKey::from_bytes(&seed)
+}
+
+/// A read-once blob's claim key (RFC 8032 §7.1, test 2's key).
+fn claim_key() -> SigningKey {
+    let seed: [u8; 32] =
+        from_hex::<32>("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb").unwrap();
     SigningKey::from_bytes(&seed)
 }
 
@@ -138,6 +145,7 @@ fn vectors() -> Value {
                 chunk_count: 1,
                 ttl_secs: 600,
                 read_once: true,
+                claim_key: Some(public_key(&claim_key())),
             }),
         ),
         request_vector(
@@ -164,6 +172,22 @@ fn vectors() -> Value {
             &BlobGet {
                 blob_id: BlobId([0x55; 32]),
                 index: 3,
+                claim: None,
+            },
+        ),
+        value_vector(
+            "blob_get_claimed",
+            &BlobGet {
+                blob_id: BlobId([0x55; 32]),
+                index: 0,
+                claim: Some(Signature(
+                    claim_key()
+                        .sign(&blob_claim_message(
+                            &RelayId([0x11; 32]),
+                            &BlobId([0x55; 32]),
+                        ))
+                        .to_bytes(),
+                )),
             },
         ),
         value_vector(

@@ -102,15 +102,17 @@ fn operation() -> impl Strategy<Value = Operation> {
             any::<u32>(),
             any::<u32>(),
             any::<u32>(),
-            any::<bool>()
+            any::<bool>(),
+            proptest::option::of(arr32())
         )
-            .prop_map(|(w, chunk_size, chunk_count, ttl_secs, read_once)| {
+            .prop_map(|(w, chunk_size, chunk_count, ttl_secs, read_once, claim)| {
                 Operation::BlobCreate(BlobCreate {
                     write_id: WriteId(w),
                     chunk_size,
                     chunk_count,
                     ttl_secs,
                     read_once,
+                    claim_key: claim.map(PublicKey),
                 })
             }),
         (arr32(), arr32(), any::<u32>(), payload()).prop_map(|(w, b, index, data)| {
@@ -574,8 +576,13 @@ proptest! {
     }
 
     #[test]
-    fn blob_get_round_trips(b in arr32(), index in any::<u32>()) {
-        round_trip(&BlobGet { blob_id: BlobId(b), index })?;
+    fn blob_get_round_trips(
+        b in arr32(),
+        index in any::<u32>(),
+        claim in proptest::option::of(proptest::collection::vec(any::<u8>(), 64)),
+    ) {
+        let claim = claim.map(|c| Signature(c.try_into().unwrap()));
+        round_trip(&BlobGet { blob_id: BlobId(b), index, claim })?;
     }
 
     #[test]

@@ -9,6 +9,7 @@ use kith_crypto::seal::SealKey;
 use kith_relay_client::{ChannelOptions, generate_key, public_key};
 use kith_wire::Codec;
 use kith_wire::conv::{ChannelGrant, Envelope, GroupInvitation, Invitation, PairFrame};
+use kith_wire::relay::response::ErrorCode;
 use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, to_hex};
 use rusqlite::params;
 use zeroize::Zeroizing;
@@ -18,7 +19,7 @@ use crate::conv::group::GROUP_INVITATION_CONTEXT;
 use crate::conv::inbox::{INVITATION_CONTEXT, INVITATION_TTL};
 use crate::error::{CoreError, Result, check_len, check_name};
 use crate::ids::{conversation_id, random, safety_number};
-use crate::link::InviteLink;
+use crate::link::{InviteLink, claim_key};
 use crate::runtime::sync::not_found;
 use crate::runtime::{Engine, base_url};
 use crate::store;
@@ -75,8 +76,16 @@ impl Engine {
         )?;
         let chunk_size =
             u32::try_from(blob.len()).map_err(|_| CoreError::Corrupt("blob size".into()))?;
+        let claim = public_key(&claim_key(&seal_key)?);
         let created_blob = client
-            .blob_create(&owner, write_id, chunk_size, 1, Some(INVITATION_TTL), true)
+            .blob_create(
+                &owner,
+                write_id,
+                chunk_size,
+                1,
+                Some(INVITATION_TTL),
+                Some(claim),
+            )
             .await?;
         client
             .blob_put(&owner, write_id, created_blob.blob_id, 0, &blob)
@@ -96,9 +105,19 @@ impl Engine {
         let profile = self.profile()?;
         let link = InviteLink::parse(link)?;
         let client = self.relay(&link.relay_url)?;
-        let chunk = match client.blob_get(link.blob_id, 0).await {
+        let chunk = match client
+            .blob_claim(link.blob_id, &claim_key(&link.key)?)
+            .await
+        {
             Ok(chunk) => chunk,
             Err(e) if not_found(&e) => return Err(CoreError::InvitationUnavailable),
+            Err(e) if e.code() == Some(ErrorCode::UNAUTHORIZED) => {
+                // The relay refused the claim and kept the invitation.
+                return Err(CoreError::BadInvitation(
+                    "the key in the link does not fit this invitation (a character changed?);                      it is still usable with the right link"
+                        .into(),
+                ));
+            }
             Err(e) => return Err(e.into()),
         };
         let sealed = unpad(&chunk.data).map_err(|e| CoreError::BadInvitation(e.to_string()))?;

@@ -31,7 +31,7 @@ use crate::conv::inbox::INVITATION_TTL;
 use crate::conv::{Effects, Moment};
 use crate::error::{CoreError, OpenError, Result, check_name, refused};
 use crate::ids::{conversation_id, random};
-use crate::link::InviteLink;
+use crate::link::{InviteLink, claim_key};
 use crate::runtime::sync::{not_found, open_and_apply};
 use crate::runtime::{Engine, base_url};
 use crate::store::{
@@ -436,7 +436,14 @@ impl Engine {
             u32::try_from(blob.len()).map_err(|_| CoreError::Corrupt("blob size".into()))?;
         let client = self.relay(&host.relay_url)?;
         let created_blob = client
-            .blob_create(&owner, write_id, chunk_size, 1, Some(ttl), true)
+            .blob_create(
+                &owner,
+                write_id,
+                chunk_size,
+                1,
+                Some(ttl),
+                Some(public_key(&claim_key(&seal_key)?)),
+            )
             .await?;
         client
             .blob_put(&owner, write_id, created_blob.blob_id, 0, &blob)
@@ -804,7 +811,7 @@ impl Engine {
                 chunk_size,
                 chunk_count,
                 Some(STATE_TTL),
-                false,
+                None,
             )
             .await?;
         let size = usize::try_from(chunk_size).unwrap_or(usize::MAX);

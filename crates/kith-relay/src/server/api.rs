@@ -7,7 +7,7 @@ use super::AppState;
 use super::auth::{self, UnverifiedRequest, VerifiedRequest, acceptable_key};
 use super::budget::Room;
 use super::error::{ApiError, binary};
-use crate::store::{ChannelKey, NewBlob, NewChannel};
+use crate::store::{BlobClaim, ChannelKey, NewBlob, NewChannel};
 use crate::time::now_ms;
 use axum::Router;
 use axum::body::Body;
@@ -18,7 +18,10 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use kith_wire::Codec;
-use kith_wire::relay::request::{BlobCreate, BlobGet, MAX_SIGNED_REQUEST, Operation, Read};
+use kith_wire::relay::request::{
+    BlobCreate, BlobGet, MAX_SIGNED_REQUEST, OP_TAG_OFFSET, Operation, Read, blob_claim_message,
+    carries_payload,
+};
 use kith_wire::relay::response::{ErrorCode, RelayInfo};
 use kith_wire::relay::{CHUNK_SIZE, PROTOCOL_VERSION, PublicKey, is_bucket_size};
 use std::net::{IpAddr, SocketAddr};
@@ -45,6 +48,14 @@ const SIGNED_PATHS: &[(&str, &str)] = &[
 /// Limit for requests without a payload.
 const SMALL_BODY: usize = 8_192;
 
+/// The largest signed request of operation `op` (relay.md §3).
+fn body_limit(op: &str) -> usize {
+    match op {
+        "append" | "append_after" | "blob_put" => MAX_SIGNED_REQUEST as usize,
+        _ => SMALL_BODY,
+    }
+}
+
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new()
         .route("/v1/info", get(info))
@@ -56,7 +67,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     for (path, _) in SIGNED_PATHS {
         router = router.route(path, post(signed));
     }
-    router.fallback(not_found).with_state(state)
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
 }
 
 /// The client's address: the TCP peer, or the last `X-Forwarded-For` hop
@@ -202,15 +216,11 @@ async fn signed(
 ) -> Response {
     let started = Instant::now();
     let Some(&(path, op)) = SIGNED_PATHS.iter().find(|(p, _)| *p == req.uri().path()) else {
-        return not_found().await;
+        return not_found(State(state)).await;
     };
     let result = async {
         state.check_ip(client_ip(&state, req.headers(), peer))?;
-        let limit = match op {
-            "append" | "append_after" | "blob_put" => MAX_SIGNED_REQUEST as usize,
-            _ => SMALL_BODY,
-        };
-        let bytes = read_body(&state, req, limit).await?;
+        let bytes = read_body(&state, req, body_limit(op)).await?;
         execute(&state, &bytes, Some(path)).await.1
     }
     .await
@@ -294,6 +304,25 @@ pub(crate) async fn execute(
     bytes: &[u8],
     path: Option<&'static str>,
 ) -> (&'static str, Result<Answer, ApiError>) {
+    // Over HTTP the path's limit came first; inside a WebSocket frame the
+    // operation's limit holds just the same, before decoding (§4.3, §8).
+    let limit = if bytes
+        .get(OP_TAG_OFFSET)
+        .is_some_and(|&tag| carries_payload(tag))
+    {
+        MAX_SIGNED_REQUEST as usize
+    } else {
+        SMALL_BODY
+    };
+    if bytes.len() > limit {
+        return (
+            "too_large",
+            Err(ApiError::new(
+                ErrorCode::TOO_LARGE,
+                format!("this request is at most {limit} bytes"),
+            )),
+        );
+    }
     let request = match UnverifiedRequest::decode(bytes) {
         Ok(r) => r,
         Err(e) => return ("malformed", Err(e)),
@@ -446,6 +475,22 @@ fn validate_blob(state: &AppState, mut b: BlobCreate) -> Result<BlobCreate, ApiE
             "only single-chunk blobs can be read once",
         ));
     }
+    match (&b.claim_key, b.read_once) {
+        (Some(key), true) => refuse_weak(key)?,
+        (None, true) => {
+            return Err(ApiError::new(
+                ErrorCode::INVALID_ARGUMENT,
+                "a read-once blob needs a claim key",
+            ));
+        }
+        (Some(_), false) => {
+            return Err(ApiError::new(
+                ErrorCode::INVALID_ARGUMENT,
+                "only a read-once blob has a claim key",
+            ));
+        }
+        (None, false) => {}
+    }
     b.ttl_secs = u32::try_from(
         ttl_ms(
             b.ttl_secs,
@@ -591,9 +636,13 @@ async fn blob_get(
         let get = BlobGet::from_bytes(&bytes).map_err(|e| ApiError::malformed(&e))?;
         let floor = page_floor(&state);
         let mut room = state.answers.take(floor, floor).await?;
+        let claim = BlobClaim {
+            message: blob_claim_message(&state.relay_id, &get.blob_id),
+            signature: get.claim,
+        };
         let chunk = state
             .store
-            .blob_get(get.blob_id, get.index, now_ms())
+            .blob_get(get.blob_id, get.index, claim, now_ms())
             .await?;
         let bytes = chunk.to_bytes();
         room.shrink_to(bytes.len());
@@ -667,6 +716,15 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn not_found() -> Response {
-    ApiError::new(ErrorCode::NOT_FOUND, "no such path").into_response(now_ms(), 0)
+async fn not_found(State(state): State<Arc<AppState>>) -> Response {
+    ApiError::new(ErrorCode::NOT_FOUND, "no such path")
+        .into_response(now_ms(), state.replay.min_timestamp_ms())
+}
+
+async fn method_not_allowed(State(state): State<Arc<AppState>>) -> Response {
+    ApiError::new(
+        ErrorCode::METHOD_NOT_ALLOWED,
+        "this path does not take that method",
+    )
+    .into_response(now_ms(), state.replay.min_timestamp_ms())
 }

@@ -20,6 +20,7 @@ use super::error::ApiError;
 use super::hub::{Push, SubFlags, Subscriber};
 use crate::store::ChannelKey;
 use crate::time::now_ms;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
@@ -55,8 +56,16 @@ pub(crate) async fn upgrade(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(_) => {
+            // A plain GET, or a CGI relay (which cannot upgrade).
+            return ApiError::new(ErrorCode::MALFORMED, "a WebSocket upgrade is expected here")
+                .into_response(now_ms(), state.replay.min_timestamp_ms());
+        }
+    };
     let ip = client_ip(&state, &headers, peer);
     if let Err(wait) = state.rate.check_ip(ip) {
         return ApiError::rate_limited(wait)
@@ -144,7 +153,19 @@ async fn serve(state: Arc<AppState>, socket: WebSocket, ip: IpAddr) {
                         conn.close_socket(close_code::UNSUPPORTED, "binary frames only").await;
                         break;
                     }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Err(e)) => {
+                        // Tungstenite reports a frame over the limit as
+                        // "Message too long"; anything else is a protocol
+                        // error. Either way the client is told why.
+                        let (code, reason) = if e.to_string().contains("too long") {
+                            (close_code::SIZE, "frame too large")
+                        } else {
+                            (close_code::PROTOCOL, "protocol error")
+                        };
+                        conn.close_socket(code, reason).await;
+                        break;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
                 }
             }
             Some(push) = push_rx.recv() => conn.deliver(push).await,

@@ -289,6 +289,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         blob_id: BlobId,
         index: u32,
+        claim: BlobClaim,
         now_ms: u64,
     ) -> Result<BlobChunk, StoreError>;
 
@@ -441,28 +442,75 @@ impl Authorized {
         touch_due(self.expires_at, self.channel_ttl_ms, now_ms)
     }
 
-    /// The channel's status, given its lowest retained sequence number and
-    /// (for an admin) its keys.
+    /// The channel's status at `now_ms`: its unexpired messages (expired
+    /// ones are gone for every purpose, swept or not), (for an admin) its
+    /// keys, and the expiry this request pushes it to if it is due.
     pub(crate) fn status(
         &self,
-        first_seq: Option<i64>,
+        live: LiveMessages,
         keys: Option<Vec<KeyStatus>>,
+        now_ms: u64,
     ) -> Result<ChannelStatus, StoreError> {
         Ok(ChannelStatus {
             last_seq: self.last_seq,
-            first_seq: first_seq.map(to_u64).transpose()?.unwrap_or(0),
-            message_count: u32::try_from(self.message_count).unwrap_or(u32::MAX),
-            message_bytes: self.message_bytes,
+            first_seq: live.first_seq.map(to_u64).transpose()?.unwrap_or(0),
+            message_count: u32::try_from(live.count).unwrap_or(u32::MAX),
+            message_bytes: to_u64(live.bytes)?,
             blob_bytes: self.blob_bytes,
             rights: self.rights,
             acked_seq: self.acked_seq,
-            expires_at_ms: self.expires_at,
+            expires_at_ms: if self.touch_due(now_ms) {
+                now_ms.saturating_add(self.channel_ttl_ms)
+            } else {
+                self.expires_at
+            },
             message_ttl_secs: secs(self.message_ttl_ms),
             channel_ttl_secs: secs(self.channel_ttl_ms),
             keys,
         })
     }
 }
+
+/// A fetch's proof that it may consume a read-once blob (relay.md §5.2):
+/// the claim message for this relay and blob, and the signature it carries.
+#[derive(Debug, Clone)]
+pub struct BlobClaim {
+    pub message: Vec<u8>,
+    pub signature: Option<kith_wire::relay::Signature>,
+}
+
+impl BlobClaim {
+    /// Whether this fetch may consume `blob`: a read-once blob with a claim
+    /// key needs a valid signature by it (`unauthorized` otherwise, and the
+    /// blob stays). Blobs made before claims existed need none.
+    pub(crate) fn allows(&self, blob: &BlobRow) -> Result<(), StoreError> {
+        let Some(key) = blob.claim_key.as_deref() else {
+            return Ok(());
+        };
+        let key = <[u8; 32]>::try_from(key)
+            .ok()
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+            .ok_or(StoreError::Corrupt("claim key"))?;
+        let signature = self.signature.ok_or(StoreError::Unauthorized)?;
+        key.verify_strict(
+            &self.message,
+            &ed25519_dalek::Signature::from_bytes(&signature.0),
+        )
+        .map_err(|_| StoreError::Unauthorized)
+    }
+}
+
+/// A channel's unexpired messages, as `status` reports them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LiveMessages {
+    pub(crate) first_seq: Option<i64>,
+    pub(crate) count: i64,
+    pub(crate) bytes: i64,
+}
+
+/// Selects [`LiveMessages`] for `channel_id = $1/?1` at `expires_at > $2/?2`.
+pub(crate) const LIVE_MESSAGES: &str = "SELECT MIN(seq), COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) \
+     FROM messages WHERE channel_id = $1 AND expires_at > $2";
 
 /// Rights as stored (bit 0 read, 1 write, 2 admin).
 pub(crate) fn rights_from(bits: i64) -> Result<Rights, StoreError> {
@@ -517,6 +565,8 @@ pub(crate) struct BlobRow {
     pub(crate) chunk_size: u32,
     pub(crate) chunk_count: u32,
     pub(crate) read_once: bool,
+    /// The key that must sign a fetch that consumes this read-once blob.
+    pub(crate) claim_key: Option<Vec<u8>>,
 }
 
 impl BlobRow {

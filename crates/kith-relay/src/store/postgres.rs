@@ -21,9 +21,10 @@
 //! to re-read from the store.
 
 use super::{
-    AUTH_COLUMNS, Authorized, BlobRow, ChannelKey, EventSink, NewBlob, NewChannel, Quotas,
-    ReadPage, Store, StoreError, StoreEvent, StoreStats, SweepStats, blob_hash, channel_created,
-    channel_grants, key_status, page, random_32, rights_from, to_i64, to_u64,
+    AUTH_COLUMNS, Authorized, BlobClaim, BlobRow, ChannelKey, EventSink, LIVE_MESSAGES,
+    LiveMessages, NewBlob, NewChannel, Quotas, ReadPage, Store, StoreError, StoreEvent, StoreStats,
+    SweepStats, blob_hash, channel_created, channel_grants, key_status, page, random_32,
+    rights_from, to_i64, to_u64,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
@@ -42,6 +43,10 @@ use tokio_postgres::{AsyncMessage, NoTls};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_nonces.sql")),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_blob_claims.sql"),
+    ),
 ];
 /// The notification channel every relay process listens on.
 const NOTIFY_CHANNEL: &str = "kith_relay";
@@ -306,7 +311,7 @@ async fn find_blob(
     lock: bool,
 ) -> Result<BlobRow, StoreError> {
     let sql = format!(
-        "SELECT id, channel_id, chunk_size, chunk_count, read_once FROM blobs \
+        "SELECT id, channel_id, chunk_size, chunk_count, read_once, claim_key FROM blobs \
          WHERE id_hash = $1 AND expires_at > $2{}",
         if lock { " FOR UPDATE" } else { "" }
     );
@@ -320,7 +325,7 @@ async fn find_blob(
     blob_row(&row)
 }
 
-/// A `BlobRow` from `SELECT id, channel_id, chunk_size, chunk_count, read_once`.
+/// A `BlobRow` from `SELECT id, channel_id, chunk_size, chunk_count, read_once, claim_key`.
 fn blob_row(row: &tokio_postgres::Row) -> Result<BlobRow, StoreError> {
     let int = |i: usize| -> Result<u32, StoreError> {
         u32::try_from(row.try_get::<_, i32>(i)?).map_err(|_| StoreError::Corrupt("blob size"))
@@ -331,6 +336,7 @@ fn blob_row(row: &tokio_postgres::Row) -> Result<BlobRow, StoreError> {
         chunk_size: int(2)?,
         chunk_count: int(3)?,
         read_once: row.try_get(4)?,
+        claim_key: row.try_get(5)?,
     })
 }
 
@@ -1056,17 +1062,17 @@ impl Store for PostgresStore {
     ) -> Result<ChannelStatus, StoreError> {
         let client = self.inner.pool.get().await?;
         let a = authorize(&client, channel, &key, Rights::NONE, now_ms, false).await?;
-        let first: Option<i64> = client
+        let row = client
             .query_one(
-                &stmt(
-                    &client,
-                    "SELECT MIN(seq) FROM messages WHERE channel_id = $1 AND expires_at > $2",
-                )
-                .await?,
+                &stmt(&client, LIVE_MESSAGES).await?,
                 &[&a.id, &to_i64(now_ms)?],
             )
-            .await?
-            .try_get(0)?;
+            .await?;
+        let live = LiveMessages {
+            first_seq: row.try_get(0)?,
+            count: row.try_get(1)?,
+            bytes: row.try_get(2)?,
+        };
         let keys = if a.rights.contains(Rights::ADMIN) {
             let rows = client
                 .query(
@@ -1093,7 +1099,7 @@ impl Store for PostgresStore {
         };
         drop(client);
         self.touch_later(a, now_ms);
-        a.status(first, keys)
+        a.status(live, keys, now_ms)
     }
 
     async fn authorize_reader(
@@ -1147,7 +1153,7 @@ impl Store for PostgresStore {
                 &stmt(
                     tx,
                     "INSERT INTO blobs (id_hash, channel_id, chunk_size, chunk_count, read_once, \
-                     created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     created_at, expires_at, claim_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .await?,
                 &[
@@ -1158,6 +1164,7 @@ impl Store for PostgresStore {
                     &spec.read_once,
                     &to_i64(new.now_ms)?,
                     &to_i64(expires_at)?,
+                    &spec.claim_key.map(|k| k.0.to_vec()),
                 ],
             )
             .await?;
@@ -1245,6 +1252,7 @@ impl Store for PostgresStore {
         &self,
         blob_id: BlobId,
         index: u32,
+        claim: BlobClaim,
         now_ms: u64,
     ) -> Result<BlobChunk, StoreError> {
         {
@@ -1253,10 +1261,13 @@ impl Store for PostgresStore {
             if !blob.read_once {
                 return chunk(&client, &blob, index).await;
             }
+            // Checked before the write: a wrong claim costs no transaction.
+            claim.allows(&blob)?;
         }
         // Read-once: the row lock lets exactly one concurrent fetch find it.
         in_transaction!(self, |tx, _| {
             let blob = find_blob(tx, &blob_id, now_ms, true).await?;
+            claim.allows(&blob)?;
             let c = chunk(tx, &blob, index).await?;
             delete_blob(tx, &blob).await?;
             Ok(c)
@@ -1392,7 +1403,7 @@ async fn sweep_pass(
         .query(
             &stmt(
                 tx,
-                "SELECT id, channel_id, chunk_size, chunk_count, read_once FROM blobs \
+                "SELECT id, channel_id, chunk_size, chunk_count, read_once, claim_key FROM blobs \
              WHERE expires_at <= $1 LIMIT $2",
             )
             .await?,

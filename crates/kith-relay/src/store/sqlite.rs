@@ -15,9 +15,10 @@
 //! arrived meanwhile. A job that fails rolls back only its own savepoint.
 
 use super::{
-    AUTH_COLUMNS, Authorized, BlobRow, ChannelKey, EventSink, NewBlob, NewChannel, Quotas,
-    ReadPage, Store, StoreError, StoreEvent, StoreStats, SweepStats, blob_hash, channel_created,
-    channel_grants, key_status, page, random_32, rights_from, to_i64, to_u64,
+    AUTH_COLUMNS, Authorized, BlobClaim, BlobRow, ChannelKey, EventSink, LIVE_MESSAGES,
+    LiveMessages, NewBlob, NewChannel, Quotas, ReadPage, Store, StoreError, StoreEvent, StoreStats,
+    SweepStats, blob_hash, channel_created, channel_grants, key_status, page, random_32,
+    rights_from, to_i64, to_u64,
 };
 use async_trait::async_trait;
 use kith_wire::relay::response::{
@@ -33,6 +34,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_nonces.sql")),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_blob_claims.sql"),
+    ),
 ];
 
 /// WAL pages after which a commit also checkpoints (16 MiB).
@@ -328,7 +333,7 @@ fn key_rights(
 /// The blob row for an id, if it exists and has not expired.
 fn find_blob(conn: &Connection, blob_id: &BlobId, now_ms: u64) -> Result<BlobRow, StoreError> {
     conn.prepare_cached(
-        "SELECT id, channel_id, chunk_size, chunk_count, read_once FROM blobs \
+        "SELECT id, channel_id, chunk_size, chunk_count, read_once, claim_key FROM blobs \
          WHERE id_hash = ?1 AND expires_at > ?2",
     )?
     .query_row(params![&blob_hash(blob_id)[..], to_i64(now_ms)?], |r| {
@@ -338,6 +343,7 @@ fn find_blob(conn: &Connection, blob_id: &BlobId, now_ms: u64) -> Result<BlobRow
             chunk_size: r.get(2)?,
             chunk_count: r.get(3)?,
             read_once: r.get(4)?,
+            claim_key: r.get(5)?,
         })
     })
     .optional()?
@@ -887,11 +893,17 @@ impl Store for SqliteStore {
         let (auth, status) = self
             .read_with(move |conn| {
                 let a = authorize(conn, channel, &key, Rights::NONE, now_ms)?;
-                let first: Option<i64> = conn
-                    .prepare_cached(
-                        "SELECT MIN(seq) FROM messages WHERE channel_id = ?1 AND expires_at > ?2",
-                    )?
-                    .query_row(params![a.id, to_i64(now_ms)?], |r| r.get(0))?;
+                // SQLite reads `$1`, `$2` as numbered parameters too.
+                let live = conn.prepare_cached(LIVE_MESSAGES)?.query_row(
+                    params![a.id, to_i64(now_ms)?],
+                    |r| {
+                        Ok(LiveMessages {
+                            first_seq: r.get(0)?,
+                            count: r.get(1)?,
+                            bytes: r.get(2)?,
+                        })
+                    },
+                )?;
                 let keys = if a.rights.contains(Rights::ADMIN) {
                     let mut stmt = conn.prepare_cached(
                         "SELECT key, rights, acked_seq FROM channel_keys WHERE channel_id = ?1 \
@@ -907,7 +919,7 @@ impl Store for SqliteStore {
                 } else {
                     None
                 };
-                Ok((a, a.status(first, keys)?))
+                Ok((a, a.status(live, keys, now_ms)?))
             })
             .await?;
         self.touch_if_due(&auth, now_ms);
@@ -953,7 +965,7 @@ impl Store for SqliteStore {
                 .saturating_add(u64::from(spec.ttl_secs).saturating_mul(1000));
             conn.prepare_cached(
                 "INSERT INTO blobs (id_hash, channel_id, chunk_size, chunk_count, read_once, \
-                 created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 created_at, expires_at, claim_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 &blob_hash(&blob_id)[..],
@@ -963,6 +975,7 @@ impl Store for SqliteStore {
                 spec.read_once,
                 to_i64(new.now_ms)?,
                 to_i64(expires_at)?,
+                spec.claim_key.map(|k| k.0.to_vec()),
             ])?;
             conn.prepare_cached("UPDATE channels SET blob_bytes = blob_bytes + ?2 WHERE id = ?1")?
                 .execute(params![a.id, to_i64(bytes)?])?;
@@ -1029,12 +1042,18 @@ impl Store for SqliteStore {
         &self,
         blob_id: BlobId,
         index: u32,
+        claim: BlobClaim,
         now_ms: u64,
     ) -> Result<BlobChunk, StoreError> {
+        let claim = Arc::new(claim);
+        let check = claim.clone();
         let (read_once, found) = self
             .read_with(move |conn| {
                 let blob = find_blob(conn, &blob_id, now_ms)?;
                 if blob.read_once {
+                    // Checked before the writer is asked: a wrong claim
+                    // costs the relay no write.
+                    check.allows(&blob)?;
                     Ok((true, None))
                 } else {
                     chunk(conn, &blob, index).map(|c| (false, Some(c)))
@@ -1048,6 +1067,7 @@ impl Store for SqliteStore {
         // concurrent fetches cannot both succeed.
         self.write(move |conn, _| {
             let blob = find_blob(conn, &blob_id, now_ms)?;
+            claim.allows(&blob)?;
             let c = chunk(conn, &blob, index)?;
             delete_blob(conn, &blob)?;
             Ok(c)
@@ -1171,7 +1191,7 @@ fn sweep_pass(
 
     let blobs: Vec<BlobRow> = conn
         .prepare_cached(
-            "SELECT id, channel_id, chunk_size, chunk_count, read_once FROM blobs \
+            "SELECT id, channel_id, chunk_size, chunk_count, read_once, claim_key FROM blobs \
              WHERE expires_at <= ?1 LIMIT ?2",
         )?
         .query_map(params![now, SWEEP_BATCH], |r| {
@@ -1181,6 +1201,7 @@ fn sweep_pass(
                 chunk_size: r.get(2)?,
                 chunk_count: r.get(3)?,
                 read_once: r.get(4)?,
+                claim_key: r.get(5)?,
             })
         })?
         .collect::<Result<_, _>>()?;

@@ -5,7 +5,7 @@ use common::*;
 use kith_relay_client::{ChannelOptions, RelayClient, generate_key, public_key, sign_request};
 use kith_relay::time::now_ms;
 use kith_wire::Codec;
-use kith_wire::relay::push::ServerFrame;
+use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::{
     Append, MAX_SIGNED_REQUEST, Operation, Read, RequestBody, Subscribe,
 };
@@ -235,14 +235,15 @@ async fn messages_and_idle_channels_expire() {
     })
     .await;
     assert_eq!(after.last_seq, 1);
-    eventually("the sweep", Duration::from_secs(30), || async {
-        let status = client
-            .status(&ch.owner, ChannelRef::Write(w))
-            .await
-            .unwrap();
-        (status.message_count == 0).then_some(())
-    })
-    .await;
+    // Expired is gone for status too, swept or not.
+    let status = client
+        .status(&ch.owner, ChannelRef::Write(w))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status.message_count, status.message_bytes, status.first_seq),
+        (0, 0, 0)
+    );
 
     let short_channel = ChannelOptions {
         channel_ttl: Some(Duration::from_secs(1)),
@@ -709,21 +710,35 @@ async fn blobs_small_read_once_and_chunked() {
     let ch = channel(&client, ChannelOptions::default()).await;
     let w = ch.created.write_id;
 
-    // A read-once invitation blob: of many racing fetches, exactly one wins.
+    // A read-once invitation blob, claimed by a key only the link's holder
+    // can derive.
+    let claim = generate_key().unwrap();
     let blob = client
-        .blob_create(&ch.writer, w, 1024, 1, None, true)
+        .blob_create(&ch.writer, w, 1024, 1, None, Some(public_key(&claim)))
         .await
         .unwrap();
     client
         .blob_put(&ch.writer, w, blob.blob_id, 0, &payload(3, 1024))
         .await
         .unwrap();
+    // Whoever has only the blob id (a link without its fragment, or with a
+    // wrong one) is refused and uses nothing up.
+    let stranger = generate_key().unwrap();
+    assert_eq!(
+        code(client.blob_get(blob.blob_id, 0).await),
+        ErrorCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        code(client.blob_claim(blob.blob_id, &stranger).await),
+        ErrorCode::UNAUTHORIZED
+    );
+    // Of many racing claims, exactly one wins.
     let mut racers = Vec::new();
     for _ in 0..8 {
-        let c = client.clone();
-        racers.push(tokio::spawn(
-            async move { c.blob_get(blob.blob_id, 0).await },
-        ));
+        let (c, claim) = (client.clone(), claim.clone());
+        racers.push(tokio::spawn(async move {
+            c.blob_claim(blob.blob_id, &claim).await
+        }));
     }
     let mut won = 0;
     for r in racers {
@@ -740,7 +755,7 @@ async fn blobs_small_read_once_and_chunked() {
     // A chunked attachment.
     let size = CHUNK_SIZE as usize;
     let big = client
-        .blob_create(&ch.writer, w, CHUNK_SIZE, 3, None, false)
+        .blob_create(&ch.writer, w, CHUNK_SIZE, 3, None, None)
         .await
         .unwrap();
     for i in 0..3u8 {
@@ -796,9 +811,10 @@ async fn blobs_small_read_once_and_chunked() {
         (1000, 1, false, ErrorCode::BAD_SIZE),
         (1024, 0, false, ErrorCode::INVALID_ARGUMENT),
     ];
+    let claim_key = public_key(&claim);
     for (size, count, once, want) in rules {
         let got = client
-            .blob_create(&ch.writer, w, size, count, None, once)
+            .blob_create(&ch.writer, w, size, count, None, once.then_some(claim_key))
             .await;
         assert_eq!(
             code(got),
@@ -809,7 +825,7 @@ async fn blobs_small_read_once_and_chunked() {
     assert_eq!(
         code(
             client
-                .blob_create(&ch.reader, w, 1024, 1, None, false)
+                .blob_create(&ch.reader, w, 1024, 1, None, None)
                 .await
         ),
         ErrorCode::UNAUTHORIZED
@@ -825,7 +841,7 @@ async fn blobs_small_read_once_and_chunked() {
         ErrorCode::NOT_FOUND
     );
     let brief = client
-        .blob_create(&ch.writer, w, 256, 1, Some(Duration::from_secs(1)), false)
+        .blob_create(&ch.writer, w, 256, 1, Some(Duration::from_secs(1)), None)
         .await
         .unwrap();
     client
@@ -938,6 +954,96 @@ async fn a_garbage_websocket_frame_closes_only_that_connection() {
     assert!(closed);
     let client = client(&relay);
     channel(&client, ChannelOptions::default()).await;
+}
+
+#[tokio::test]
+async fn status_reports_the_expiry_its_own_use_pushed() {
+    let relay = relay(unlimited());
+    let client = client(&relay);
+    let options = ChannelOptions {
+        channel_ttl: Some(Duration::from_secs(4)),
+        ..ChannelOptions::default()
+    };
+    let ch = channel(&client, options).await;
+    let created = ch.created.expires_at_ms;
+    // Past half the idle TTL, any use pushes the expiry on (§5.1).
+    eventually("half the idle TTL", Duration::from_secs(30), || async {
+        let now = client.info().await.unwrap().server_time_ms;
+        (now > created - 1_900).then_some(())
+    })
+    .await;
+    let w = ChannelRef::Write(ch.created.write_id);
+    let status = client.status(&ch.owner, w).await.unwrap();
+    assert!(
+        status.expires_at_ms > created,
+        "{} is not past {created}",
+        status.expires_at_ms
+    );
+    let again = client.status(&ch.owner, w).await.unwrap();
+    assert!(again.expires_at_ms >= status.expires_at_ms);
+}
+
+#[tokio::test]
+async fn every_failure_carries_an_error_body() {
+    let relay = relay(unlimited());
+    let url = relay.url();
+    let decode = |bytes: &[u8]| ErrorBody::from_bytes(bytes).unwrap();
+    // Another method on a known path.
+    let response = reqwest::get(format!("{url}/v1/channel/append")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    let body = decode(&response.bytes().await.unwrap());
+    assert_eq!(body.code, ErrorCode::METHOD_NOT_ALLOWED);
+    // The WebSocket path without an upgrade.
+    let response = reqwest::get(format!("{url}/v1/ws")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body = decode(&response.bytes().await.unwrap());
+    assert_eq!(body.code, ErrorCode::MALFORMED);
+}
+
+#[tokio::test]
+async fn websocket_frames_have_the_limits_of_their_paths() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let relay = relay(unlimited());
+    let ws_url = format!("{}/v1/ws", relay.url().replace("http://", "ws://"));
+
+    // A request without a payload is at most 8,192 bytes, as over HTTP: a
+    // `status` with its operation tag where the relay looks, padded.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let mut request = vec![1u8; 9_000];
+    request[kith_wire::relay::request::OP_TAG_OFFSET] = 8;
+    let frame = ClientFrame::Request { id: 7, request }.to_bytes();
+    ws.send(Message::Binary(frame.into())).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let Message::Binary(bytes) = answer else {
+        panic!("{answer:?}")
+    };
+    let ServerFrame::Failed { id, error } = ServerFrame::from_bytes(&bytes).unwrap() else {
+        panic!()
+    };
+    assert_eq!((id, error.code), (7, ErrorCode::TOO_LARGE));
+
+    // A frame over the WebSocket limit closes the connection with 1009.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let huge = vec![0u8; kith_wire::relay::request::MAX_SIGNED_REQUEST as usize + 1_000];
+    ws.send(Message::Binary(huge.into())).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(Some(frame))) => return Some(u16::from(frame.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, Some(1009));
 }
 
 #[tokio::test]

@@ -136,6 +136,9 @@ pub struct BlobCreate {
     pub ttl_secs: u32,
     /// Deleted by the first successful fetch; single-chunk blobs only.
     pub read_once: bool,
+    /// For a read-once blob, the key whose signature a fetch must carry to
+    /// consume it ([`blob_claim_message`]); `None` for any other blob.
+    pub claim_key: Option<PublicKey>,
 }
 
 /// `blob_put` (tag 11): upload one chunk.
@@ -276,6 +279,7 @@ impl Codec for Operation {
                 w.u32(op.chunk_count);
                 w.u32(op.ttl_secs);
                 w.bool(op.read_once);
+                w.opaque(op.claim_key.as_ref().map_or(&[][..], |k| &k.0[..]));
             }
             Self::BlobPut(op) => {
                 op.write_id.encode(w);
@@ -341,6 +345,7 @@ impl Codec for Operation {
                 chunk_count: r.u32("chunk_count")?,
                 ttl_secs: r.u32("ttl_secs")?,
                 read_once: r.bool("read_once")?,
+                claim_key: optional_fixed::<32>(r, "claim_key")?.map(PublicKey),
             }),
             11 => Self::BlobPut(BlobPut {
                 write_id: WriteId::decode(r)?,
@@ -415,6 +420,18 @@ impl Codec for RequestBody {
     }
 }
 
+/// Where a `SignedRequest`'s operation tag is: after the version, relay id,
+/// timestamp, nonce and signer. A relay reads it before decoding, to apply
+/// the operation's size limit first (relay.md §4.3).
+pub const OP_TAG_OFFSET: usize = 1 + 32 + 8 + 16 + 32;
+
+/// Whether the operation with this tag carries a payload (`append`,
+/// `blob_put`, `append_after`), and so may be up to [`MAX_SIGNED_REQUEST`]
+/// bytes; every other signed request is at most 8,192.
+pub fn carries_payload(tag: u8) -> bool {
+    matches!(tag, 2 | 11 | 13)
+}
+
 impl RequestBody {
     /// The exact bytes the signer signs: the context string, then the body.
     pub fn signed_message(encoded_body: &[u8]) -> Vec<u8> {
@@ -466,26 +483,62 @@ impl Codec for SignedRequest {
     }
 }
 
-/// `POST /v1/blob/get` (unsigned): the blob id is the capability.
+/// `POST /v1/blob/get` (unsigned): the blob id is the capability; a
+/// read-once blob is consumed only with a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobGet {
     /// The blob.
     pub blob_id: BlobId,
     /// Chunk index.
     pub index: u32,
+    /// For a read-once blob: the signature of [`blob_claim_message`] by the
+    /// blob's claim key.
+    pub claim: Option<Signature>,
 }
 
 impl Codec for BlobGet {
     fn encode(&self, w: &mut Writer) {
         self.blob_id.encode(w);
         w.u32(self.index);
+        w.opaque(self.claim.as_ref().map_or(&[][..], |s| &s.0[..]));
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             blob_id: BlobId::decode(r)?,
             index: r.u32("index")?,
+            claim: optional_fixed::<64>(r, "claim")?.map(Signature),
         })
     }
+}
+
+/// What the claim key of a read-once blob signs to consume it (relay.md
+/// §5.2): the context string, 0x00, the relay's id and the blob's id.
+pub fn blob_claim_message(relay_id: &RelayId, blob_id: &BlobId) -> Vec<u8> {
+    let mut m = Vec::with_capacity(BLOB_CLAIM_CONTEXT.len() + 1 + 64);
+    m.extend_from_slice(BLOB_CLAIM_CONTEXT);
+    m.push(0);
+    m.extend_from_slice(&relay_id.0);
+    m.extend_from_slice(&blob_id.0);
+    m
+}
+
+const BLOB_CLAIM_CONTEXT: &[u8] = b"kith relay blob claim v1";
+
+/// `opaque field<0..N>` that is either empty or exactly `N` bytes.
+fn optional_fixed<const N: usize>(
+    r: &mut Reader<'_>,
+    what: &'static str,
+) -> Result<Option<[u8; N]>, DecodeError> {
+    let bytes = r.opaque(N as u32, what)?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    <[u8; N]>::try_from(bytes)
+        .map(Some)
+        .map_err(|_| DecodeError::Invalid {
+            what,
+            reason: "neither empty nor of its fixed length",
+        })
 }
 
 #[cfg(test)]
@@ -516,6 +569,22 @@ mod tests {
         assert_eq!(decoded, req.body);
         assert_eq!(signed, &req.body.to_bytes()[..]);
         assert_eq!(sig, req.signature);
+    }
+
+    #[test]
+    fn the_operation_tag_is_where_a_relay_peeks_for_it() {
+        let append = body(Operation::Append(Append {
+            write_id: WriteId([4; 32]),
+            payload: vec![0; 256],
+        }))
+        .to_bytes();
+        let delete = body(Operation::DeleteChannel(DeleteChannel {
+            write_id: WriteId([4; 32]),
+        }))
+        .to_bytes();
+        assert_eq!(append.get(OP_TAG_OFFSET), Some(&2));
+        assert_eq!(delete.get(OP_TAG_OFFSET), Some(&7));
+        assert!(carries_payload(2) && !carries_payload(7));
     }
 
     #[test]

@@ -486,6 +486,8 @@ error_codes! {
     INVALID_ARGUMENT = 14, 422, "invalid_argument";
     /// The request's body did not arrive within the relay's body timeout.
     TIMEOUT = 15, 408, "timeout";
+    /// The path does not take this HTTP method.
+    METHOD_NOT_ALLOWED = 16, 405, "method_not_allowed";
 }
 
 impl fmt::Debug for ErrorCode {

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n 65536 2>/dev/null || ulimit -n 8192
-cargo build --release -p kith-relay --example hostile -q
+cargo build --release -p kith-relay --bin kith-relay --example hostile -q
 bin=target/release/kith-relay
 hostile=target/release/examples/hostile
 n=${CONNECTIONS:-1000}

@@ -9,8 +9,8 @@
 //! - `drip`: `POST /v1/channel/append` headers declaring 20,000 bytes, then
 //!   the body one byte per connection in turn, for `--seconds`;
 //! - `stall`: the headers and 2 of 100 declared bytes, then silence;
-//! - `ws-no-read`: a WebSocket that asks for 20 pages of about 4 MiB and
-//!   never reads an answer.
+//! - `ws-no-read`: a WebSocket that asks for `--requests` (20) pages of
+//!   about 4 MiB and never reads an answer.
 //!
 //! It samples the relay's resident memory (`/metrics`) every 250 ms and
 //! prints one line: the kind, connections, the relay's memory before, at its
@@ -36,6 +36,8 @@ struct Args {
     kind: String,
     connections: usize,
     seconds: u64,
+    /// Reads each non-reading WebSocket asks for.
+    requests: u32,
 }
 
 fn args() -> Result<Args> {
@@ -44,6 +46,7 @@ fn args() -> Result<Args> {
         kind: String::new(),
         connections: 1000,
         seconds: 20,
+        requests: 20,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +56,7 @@ fn args() -> Result<Args> {
             "--kind" => a.kind = value,
             "--connections" => a.connections = value.parse()?,
             "--seconds" => a.seconds = value.parse()?,
+            "--requests" => a.requests = value.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -99,6 +103,7 @@ async fn closed_by_relay(tcp: &mut TcpStream) -> bool {
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = args()?;
+    kith_relay_client::install_crypto_provider();
     let addr = a.url.trim_start_matches("http://").to_owned();
     let before = rss_mb(&a.url).await?;
     let mut peak = before;
@@ -160,7 +165,7 @@ async fn main() -> Result<()> {
             let mut sockets = Vec::with_capacity(a.connections);
             for _ in 0..a.connections {
                 let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await?;
-                for id in 0..20 {
+                for id in 0..a.requests {
                     let request = client
                         .sign(
                             &reader,

@@ -340,7 +340,8 @@ pub(crate) async fn execute(
     }
     let now = now_ms();
     let result = match auth::verify(state, request, now).await {
-        Ok(verified) => dispatch(state, verified, now).await,
+        // Over a WebSocket an answer is copied once more on its way out.
+        Ok(verified) => dispatch(state, verified, if path.is_none() { 2 } else { 1 }, now).await,
         Err(e) => Err(e),
     };
     (op, result)
@@ -360,6 +361,7 @@ fn refuse_weak(key: &PublicKey) -> Result<(), ApiError> {
 async fn dispatch(
     state: &AppState,
     verified: VerifiedRequest,
+    copies: usize,
     now: u64,
 ) -> Result<Answer, ApiError> {
     let body = verified.into_body();
@@ -396,7 +398,7 @@ async fn dispatch(
         Operation::AppendAfter(a) => {
             append(state, signer, a.write_id, a.payload, Some(a.after_seq), now).await
         }
-        Operation::Read(r) => return read(state, signer, r, now).await,
+        Operation::Read(r) => return read(state, signer, r, copies, now).await,
         Operation::Ack(a) => encoded(&state.store.ack(a.read_id, signer, a.seq, now).await?),
         Operation::AddKey(a) => {
             refuse_weak(&a.grant.key)?;
@@ -546,20 +548,25 @@ pub(crate) fn page_floor(state: &AppState) -> usize {
 
 /// A page of `read_id` after `after_seq`, no larger than the room it could
 /// take from the answer budget.
+///
+/// `copies` is how many copies of the page are alive at once on its way
+/// out: 1 over HTTP (hyper writes slices of the one buffer), 2 over a
+/// WebSocket (the encoded frame, and the WebSocket's own write buffer).
 pub(crate) async fn read_page(
     state: &AppState,
     read_id: kith_wire::relay::ReadId,
     key: PublicKey,
     after_seq: u64,
     max_messages: u16,
+    copies: usize,
     now: u64,
 ) -> Result<(crate::store::ReadPage, Room), ApiError> {
     let max_bytes = state.config.limits.max_read_bytes;
     let room = state
         .answers
-        .take(page_floor(state), max_bytes as usize)
+        .take(page_floor(state) * copies, max_bytes as usize * copies)
         .await?;
-    let max_bytes = max_bytes.min(u32::try_from(room.bytes()).unwrap_or(u32::MAX));
+    let max_bytes = max_bytes.min(u32::try_from(room.bytes() / copies).unwrap_or(u32::MAX));
     let page = state
         .store
         .read(read_id, key, after_seq, max_messages, max_bytes, now)
@@ -567,22 +574,41 @@ pub(crate) async fn read_page(
     Ok((page, room))
 }
 
-fn page_answer(page: &crate::store::ReadPage, mut room: Room) -> Result<Answer, ApiError> {
+fn page_answer(
+    page: &crate::store::ReadPage,
+    mut room: Room,
+    copies: usize,
+) -> Result<Answer, ApiError> {
     let bytes = encoded(&page.messages)?;
-    room.shrink_to(bytes.len());
+    room.shrink_to(bytes.len() * copies);
     Ok(Answer {
         bytes,
         room: Some(room),
     })
 }
 
-async fn read(state: &AppState, signer: PublicKey, r: Read, now: u64) -> Result<Answer, ApiError> {
+async fn read(
+    state: &AppState,
+    signer: PublicKey,
+    r: Read,
+    copies: usize,
+    now: u64,
+) -> Result<Answer, ApiError> {
     let limits = &state.config.limits;
     let max_messages = r.max_messages.clamp(1, limits.max_read_messages);
     let wait = Duration::from_millis(u64::from(r.wait_ms.min(limits.max_wait_ms)));
-    let (page, room) = read_page(state, r.read_id, signer, r.after_seq, max_messages, now).await?;
+    let (page, room) = read_page(
+        state,
+        r.read_id,
+        signer,
+        r.after_seq,
+        max_messages,
+        copies,
+        now,
+    )
+    .await?;
     if !page.messages.items.is_empty() || wait.is_zero() {
-        return page_answer(&page, room);
+        return page_answer(&page, room, copies);
     }
     drop(room);
     // Long-poll: wait for a commit to this channel, then read again.
@@ -607,12 +633,13 @@ async fn read(state: &AppState, signer: PublicKey, r: Read, now: u64) -> Result<
             signer,
             r.after_seq,
             max_messages,
+            copies,
             now_ms(),
         )
         .await?;
         if !page.messages.items.is_empty() {
             drop(watch);
-            return page_answer(&page, room);
+            return page_answer(&page, room, copies);
         }
         // An empty page holds no room while it waits.
         drop(room);

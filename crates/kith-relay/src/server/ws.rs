@@ -100,8 +100,9 @@ enum Stop {
     Gone,
 }
 
-/// An answer and the room it holds in the answer budget until written.
-type InFlight = BoxFuture<'static, (ServerFrame, Option<Room>)>;
+/// An answer, already encoded (its body dropped), and the room it holds in
+/// the answer budget until written.
+type InFlight = BoxFuture<'static, (Vec<u8>, Option<Room>)>;
 
 struct Connection {
     state: Arc<AppState>,
@@ -196,11 +197,8 @@ impl Connection {
         self.feed(Message::Binary(frame.to_bytes().into())).await
     }
 
-    async fn feed_answer(
-        &mut self,
-        (frame, room): (ServerFrame, Option<Room>),
-    ) -> Result<(), Stop> {
-        self.feed_frame(&frame).await?;
+    async fn feed_answer(&mut self, (frame, room): (Vec<u8>, Option<Room>)) -> Result<(), Stop> {
+        self.feed(Message::Binary(frame.into())).await?;
         self.held.extend(room);
         Ok(())
     }
@@ -279,20 +277,20 @@ impl Connection {
             let code = result.as_ref().map_or_else(|e| e.code.name(), |_| "ok");
             state.record(op, code, started);
             match result {
-                Ok(answer) => (
-                    ServerFrame::Response {
+                Ok(answer) => {
+                    let frame = ServerFrame::Response {
                         id,
                         body: answer.bytes,
-                    },
-                    answer.room,
-                ),
-                Err(e) => (
-                    ServerFrame::Failed {
+                    };
+                    (frame.to_bytes(), answer.room)
+                }
+                Err(e) => {
+                    let frame = ServerFrame::Failed {
                         id,
                         error: error_body(&state, e),
-                    },
-                    None,
-                ),
+                    };
+                    (frame.to_bytes(), None)
+                }
             }
         }));
     }
@@ -396,6 +394,7 @@ impl Connection {
                 key,
                 after,
                 limits.max_read_messages,
+                2,
                 now_ms(),
             )
             .await;

@@ -597,16 +597,18 @@ async fn read(
     let limits = &state.config.limits;
     let max_messages = r.max_messages.clamp(1, limits.max_read_messages);
     let wait = Duration::from_millis(u64::from(r.wait_ms.min(limits.max_wait_ms)));
-    let (page, room) = read_page(
-        state,
-        r.read_id,
-        signer,
-        r.after_seq,
-        max_messages,
-        copies,
-        now,
-    )
-    .await?;
+    let page_at = |now| {
+        read_page(
+            state,
+            r.read_id,
+            signer,
+            r.after_seq,
+            max_messages,
+            copies,
+            now,
+        )
+    };
+    let (page, room) = page_at(now).await?;
     if !page.messages.items.is_empty() || wait.is_zero() {
         return page_answer(&page, room, copies);
     }
@@ -627,16 +629,7 @@ async fn read(
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (page, room) = read_page(
-            state,
-            r.read_id,
-            signer,
-            r.after_seq,
-            max_messages,
-            copies,
-            now_ms(),
-        )
-        .await?;
+        let (page, room) = page_at(now_ms()).await?;
         if !page.messages.items.is_empty() {
             drop(watch);
             return page_answer(&page, room, copies);

@@ -348,7 +348,124 @@ fn vectors() -> Value {
         "signing_key_public": to_hex(&public_key(&key()).0),
         "requests": requests,
         "values": values,
+        "reject": rejects(),
     })
+}
+
+/// Encodings a decoder must refuse (relay.md §2, §4.3 step 2), each made
+/// from a valid one with one thing wrong.
+fn rejects() -> Value {
+    let w = WriteId([0x33; 32]);
+    let body_bytes = |op: Operation| body(op).to_bytes();
+    let at = OP_TAG_OFFSET;
+    let with = |mut bytes: Vec<u8>, i: usize, byte: u8| {
+        bytes[i] = byte;
+        bytes
+    };
+    let delete = body_bytes(Operation::DeleteChannel(DeleteChannel { write_id: w }));
+    let add_key = body_bytes(Operation::AddKey(AddKey {
+        write_id: w,
+        grant: KeyGrant {
+            key: PublicKey([0x66; 32]),
+            rights: Rights::READ,
+        },
+    }));
+    let status = body_bytes(Operation::Status(Status {
+        channel: ChannelRef::Write(w),
+    }));
+    let blob_create = body_bytes(Operation::BlobCreate(BlobCreate {
+        write_id: w,
+        chunk_size: 1024,
+        chunk_count: 1,
+        ttl_secs: 600,
+        read_once: false,
+        claim_key: None,
+    }));
+    // blob_create: tag, write_id, three u32, then read_once.
+    let read_once_at = at + 1 + 32 + 12;
+    let mut claim_of_5 = blob_create.clone();
+    claim_of_5.truncate(claim_of_5.len() - 4);
+    claim_of_5.extend_from_slice(&5u32.to_be_bytes());
+    claim_of_5.extend_from_slice(&[0x77; 5]);
+    let mut append_too_long = delete[..at].to_vec();
+    append_too_long.push(2);
+    append_too_long.extend_from_slice(&w.0);
+    append_too_long.extend_from_slice(&(MAX_PAYLOAD + 1).to_be_bytes());
+    append_too_long.extend_from_slice(&[0; 16]);
+    let get = BlobGet {
+        blob_id: BlobId([0x55; 32]),
+        index: 0,
+        claim: None,
+    }
+    .to_bytes();
+    let mut get_trailing = get.clone();
+    get_trailing.push(0);
+    let mut claim_of_63 = get[..get.len() - 4].to_vec();
+    claim_of_63.extend_from_slice(&63u32.to_be_bytes());
+    claim_of_63.extend_from_slice(&[0x77; 63]);
+    let reject = |name: &str, of: &str, bytes: &[u8], why: &str| json!({ "name": name, "type": of, "encoding": to_hex(bytes), "why": why });
+    json!([
+        reject(
+            "version_2",
+            "RequestBody",
+            &with(delete.clone(), 0, 2),
+            "version other than 1"
+        ),
+        reject(
+            "unknown_operation",
+            "RequestBody",
+            &with(delete.clone(), at, 99),
+            "operation tag 99"
+        ),
+        reject(
+            "rights_bit_3",
+            "RequestBody",
+            &with(add_key.clone(), add_key.len() - 1, 0x08),
+            "Rights with a bit other than the three defined"
+        ),
+        reject(
+            "channel_ref_kind_3",
+            "RequestBody",
+            &with(status, at + 1, 3),
+            "ChannelRef kind 3"
+        ),
+        reject(
+            "bool_2",
+            "RequestBody",
+            &with(blob_create, read_once_at, 2),
+            "a bool other than 0 or 1"
+        ),
+        reject(
+            "claim_key_of_5_bytes",
+            "RequestBody",
+            &claim_of_5,
+            "claim_key neither empty nor 32 bytes"
+        ),
+        reject(
+            "payload_over_its_bound",
+            "RequestBody",
+            &append_too_long,
+            "an opaque length above its bound"
+        ),
+        reject(
+            "trailing_byte",
+            "BlobGet",
+            &get_trailing,
+            "a byte after a complete value"
+        ),
+        reject(
+            "truncated",
+            "BlobGet",
+            &get[..get.len() - 1],
+            "the input ends inside a value"
+        ),
+        reject(
+            "claim_of_63_bytes",
+            "BlobGet",
+            &claim_of_63,
+            "claim neither empty nor 64 bytes"
+        ),
+    ])
 }
 
 #[test]
@@ -369,6 +486,17 @@ fn known_answer_vectors() {
         stored, computed,
         "encodings or signatures changed; see the module docs"
     );
+
+    // Every encoding to refuse is refused.
+    for v in stored["reject"].as_array().unwrap() {
+        let bytes = hex::decode(v["encoding"].as_str().unwrap()).unwrap();
+        let refused = match v["type"].as_str().unwrap() {
+            "RequestBody" => RequestBody::from_bytes(&bytes).is_err(),
+            "BlobGet" => BlobGet::from_bytes(&bytes).is_err(),
+            other => panic!("no decoder for {other}"),
+        };
+        assert!(refused, "{} was accepted", v["name"]);
+    }
 
     // The vectors decode back to the same values, and the signatures verify.
     let vk = key().verifying_key();

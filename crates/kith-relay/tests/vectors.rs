@@ -45,6 +45,67 @@ fn body(op: Operation) -> RequestBody {
     }
 }
 
+/// The fields of an operation as a second implementation would set them:
+/// byte strings in hex, `Rights` as their bits, a `ChannelRef` as kind and
+/// id.
+fn op_input(op: &Operation) -> Value {
+    let grant = |g: &KeyGrant| json!({ "key": to_hex(&g.key.0), "rights": g.rights.bits() });
+    match op {
+        Operation::CreateChannel(c) => json!({
+            "message_ttl_secs": c.message_ttl_secs,
+            "channel_ttl_secs": c.channel_ttl_secs,
+            "grants": c.grants.iter().map(grant).collect::<Vec<_>>(),
+            "create_token": to_hex(&c.create_token),
+        }),
+        Operation::Append(a) => {
+            json!({ "write_id": to_hex(&a.write_id.0), "payload": to_hex(&a.payload) })
+        }
+        Operation::AppendAfter(a) => json!({
+            "write_id": to_hex(&a.write_id.0),
+            "after_seq": a.after_seq,
+            "payload": to_hex(&a.payload),
+        }),
+        Operation::Read(r) => json!({
+            "read_id": to_hex(&r.read_id.0),
+            "after_seq": r.after_seq,
+            "max_messages": r.max_messages,
+            "wait_ms": r.wait_ms,
+        }),
+        Operation::Ack(a) => json!({ "read_id": to_hex(&a.read_id.0), "seq": a.seq }),
+        Operation::AddKey(a) => {
+            json!({ "write_id": to_hex(&a.write_id.0), "grant": grant(&a.grant) })
+        }
+        Operation::RevokeKey(r) => {
+            json!({ "write_id": to_hex(&r.write_id.0), "key": to_hex(&r.key.0) })
+        }
+        Operation::DeleteChannel(d) => json!({ "write_id": to_hex(&d.write_id.0) }),
+        Operation::Status(st) => match st.channel {
+            ChannelRef::Write(id) => json!({ "channel": { "kind": 1, "id": to_hex(&id.0) } }),
+            ChannelRef::Read(id) => json!({ "channel": { "kind": 2, "id": to_hex(&id.0) } }),
+        },
+        Operation::Subscribe(sub) => {
+            json!({ "read_id": to_hex(&sub.read_id.0), "after_seq": sub.after_seq })
+        }
+        Operation::BlobCreate(b) => json!({
+            "write_id": to_hex(&b.write_id.0),
+            "chunk_size": b.chunk_size,
+            "chunk_count": b.chunk_count,
+            "ttl_secs": b.ttl_secs,
+            "read_once": b.read_once,
+            "claim_key": b.claim_key.map_or_else(String::new, |k| to_hex(&k.0)),
+        }),
+        Operation::BlobPut(b) => json!({
+            "write_id": to_hex(&b.write_id.0),
+            "blob_id": to_hex(&b.blob_id.0),
+            "index": b.index,
+            "data": to_hex(&b.data),
+        }),
+        Operation::BlobDelete(b) => {
+            json!({ "write_id": to_hex(&b.write_id.0), "blob_id": to_hex(&b.blob_id.0) })
+        }
+    }
+}
+
 fn request_vector(name: &str, op: Operation) -> Value {
     let body = body(op);
     let encoded = body.to_bytes();
@@ -52,6 +113,14 @@ fn request_vector(name: &str, op: Operation) -> Value {
     json!({
         "name": name,
         "path": body.op.path(),
+        "input": {
+            "version": body.version,
+            "relay_id": to_hex(&body.relay_id.0),
+            "timestamp_ms": body.timestamp_ms,
+            "nonce": to_hex(&body.nonce.0),
+            "signer": to_hex(&body.signer.0),
+            "op": op_input(&body.op),
+        },
         "body": to_hex(&encoded),
         "signed_message": to_hex(&RequestBody::signed_message(&encoded)),
         "signature": to_hex(&signed[encoded.len()..]),

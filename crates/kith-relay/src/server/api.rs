@@ -564,8 +564,7 @@ pub(crate) async fn read_page(
     let max_bytes = state.config.limits.max_read_bytes;
     let room = state
         .answers
-        .take(page_floor(state) * copies, max_bytes as usize * copies)
-        .await?;
+        .take(page_floor(state) * copies, max_bytes as usize * copies)?;
     let max_bytes = max_bytes.min(u32::try_from(room.bytes() / copies).unwrap_or(u32::MAX));
     let page = state
         .store
@@ -655,7 +654,7 @@ async fn blob_get(
         let bytes = read_body(&state, req, 1_024).await?;
         let get = BlobGet::from_bytes(&bytes).map_err(|e| ApiError::malformed(&e))?;
         let floor = page_floor(&state);
-        let mut room = state.answers.take(floor, floor).await?;
+        let mut room = state.answers.take(floor, floor)?;
         let claim = BlobClaim {
             message: blob_claim_message(&state.relay_id, &get.blob_id),
             signature: get.claim,

@@ -200,7 +200,7 @@ pub struct Config {
     /// reading) before its connection is closed, WebSockets included.
     pub write_timeout_secs: u64,
     /// MiB of answers (read pages, blob chunks) on their way to clients;
-    /// beyond it pages get shorter, then reads wait (up to 10 s) for room.
+    /// beyond it pages get shorter, then reads are refused `unavailable`.
     pub answer_memory_mib: u32,
     /// If non-empty, `create_channel` needs one of these tokens.
     pub create_tokens: Vec<String>,

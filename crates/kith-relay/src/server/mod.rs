@@ -361,7 +361,7 @@ fn build_state(
         .map_err(ServerError::Threads)?,
         keys: auth::KeyCache::new(),
         metrics,
-        answers: budget::AnswerBudget::new(config.answer_memory_mib, budget::ANSWER_WAIT),
+        answers: budget::AnswerBudget::new(config.answer_memory_mib),
         create_token_hashes: config
             .create_tokens
             .iter()

@@ -384,8 +384,8 @@ impl Connection {
             };
             let (read_id, key, after) = (s.read_id, s.key, s.last_sent);
             if !self.held.is_empty() {
-                // Nothing held while waiting for room: what waits for room
-                // then never holds up what would give it back.
+                // The pages already fed give their room back first, so a
+                // long catch-up does not find the budget full of itself.
                 self.flush().await?;
             }
             let page = read_page(

@@ -32,9 +32,9 @@ pub(crate) fn receive_move(
     let key = match moved.key {
         Some(seed) => seed,
         // A group member keeps its own key (group-v1.md §11).
-        None => store::channels(tx, Some(conv))?
+        None => store::channels_with_role(tx, conv, ChannelRole::Conv)?
             .into_iter()
-            .find(|c| c.role == ChannelRole::Conv)
+            .next()
             .map_or(arrived_on.key.to_bytes(), |c| c.key.to_bytes()),
     };
     let grant = ChannelGrant {

@@ -96,9 +96,9 @@ fn grant_for(channel: &ChannelRow, key: [u8; 32]) -> ChannelGrant {
 }
 
 pub(crate) fn group_channel(tx: &rusqlite::Connection, conv: &str) -> Result<ChannelRow> {
-    store::channels(tx, Some(conv))?
+    store::channels_with_role(tx, conv, ChannelRole::Conv)?
         .into_iter()
-        .find(|c| c.role == ChannelRole::Conv)
+        .next()
         .ok_or_else(|| CoreError::Corrupt(format!("group {conv} has no channel")))
 }
 

@@ -292,11 +292,10 @@ impl Engine {
                 continue;
             }
             if entry.group && entry.only_channel.is_none() {
-                let down = store::channels(&self.db, Some(&entry.conversation))?
-                    .iter()
-                    .any(|c| {
-                        c.role == ChannelRole::Conv && self.unreachable.contains(&c.relay_url)
-                    });
+                let down =
+                    store::channels_with_role(&self.db, &entry.conversation, ChannelRole::Conv)?
+                        .iter()
+                        .any(|c| self.unreachable.contains(&c.relay_url));
                 if down {
                     // Its relay is known to be down: wait quietly.
                     blocked.insert(entry.conversation.clone());
@@ -312,13 +311,17 @@ impl Engine {
                 }
                 continue;
             }
-            let channels: Vec<ChannelRow> = store::channels(&self.db, Some(&entry.conversation))?
-                .into_iter()
-                .filter(|c| match entry.only_channel {
-                    Some(id) => c.id == id,
-                    None => c.role == ChannelRole::Conv,
-                })
-                .collect();
+            // One row or the conversation's own channels: never all of a
+            // group's link inboxes for each entry.
+            let channels: Vec<ChannelRow> = match entry.only_channel {
+                Some(id) => store::channel(&self.db, id)?
+                    .into_iter()
+                    .filter(|c| c.conversation_id == entry.conversation)
+                    .collect(),
+                None => {
+                    store::channels_with_role(&self.db, &entry.conversation, ChannelRole::Conv)?
+                }
+            };
             let channels: Vec<ChannelRow> = channels
                 .into_iter()
                 .filter(|c| !self.unreachable.contains(&c.relay_url))
@@ -445,9 +448,10 @@ impl Engine {
                 payload = sealed.payload;
                 epoch = Some(sealed.epoch);
             }
-            let Some(channel) = store::channels(&self.db, Some(&entry.conversation))?
-                .into_iter()
-                .find(|c| c.role == ChannelRole::Conv)
+            let Some(channel) =
+                store::channels_with_role(&self.db, &entry.conversation, ChannelRole::Conv)?
+                    .into_iter()
+                    .next()
             else {
                 return Err(CoreError::Corrupt("a group without a channel".into()));
             };

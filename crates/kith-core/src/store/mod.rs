@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_engine.sql"),
     include_str!("../../migrations/0005_state_version.sql"),
     include_str!("../../migrations/0006_large_groups.sql"),
+    include_str!("../../migrations/0007_channels_by_role.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
@@ -300,6 +301,20 @@ pub(crate) fn channels(db: &Connection, conversation: Option<&str>) -> Result<Ve
     );
     let mut stmt = db.prepare(sql)?;
     let rows = stmt.query_map(params![conversation], channel_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A conversation's channels with `role`, preferred first: a group's own
+/// channel without reading its link inboxes, which may be thousands.
+pub(crate) fn channels_with_role(
+    db: &Connection,
+    conversation: &str,
+    role: ChannelRole,
+) -> Result<Vec<ChannelRow>> {
+    let sql =
+        select_channels!("WHERE conversation_id = ?1 AND role = ?2 ORDER BY preferred DESC, id");
+    let mut stmt = db.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![conversation, role], channel_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

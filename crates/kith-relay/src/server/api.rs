@@ -228,10 +228,6 @@ async fn signed(
     state.answer(op, started, result)
 }
 
-/// Verifies and carries out one signed request: the operation's name (for
-/// metrics) and the answer's encoding. Over HTTP the operation must be the
-/// one `path` names; over the WebSocket (`path` is `None`) any operation but
-/// `subscribe` is allowed.
 /// An answer's encoding, with the room it takes in the answer budget
 /// (given back once it is written).
 pub(crate) struct Answer {
@@ -299,6 +295,10 @@ impl hyper::body::Body for HeldBody {
     }
 }
 
+/// Verifies and carries out one signed request: the operation's name (for
+/// metrics) and the answer's encoding. Over HTTP the operation must be the
+/// one `path` names; over the WebSocket (`path` is `None`) any operation but
+/// `subscribe` is allowed.
 pub(crate) async fn execute(
     state: &AppState,
     bytes: &[u8],

@@ -345,7 +345,7 @@ fn build_state(
         // With nonces in the store there is no memory to lose on restart,
         // so no request needs refusing for having been signed before it.
         replay: ReplayGuard::new(
-            if shared_nonces { 0 } else { now_ms() },
+            (!shared_nonces).then(now_ms),
             u64::from(limits.timestamp_max_age_ms),
             u64::from(limits.timestamp_max_future_ms),
             MAX_REPLAY_NONCES,

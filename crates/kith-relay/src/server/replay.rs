@@ -48,11 +48,11 @@ pub(crate) struct ReplayGuard {
 }
 
 impl ReplayGuard {
-    /// A guard for a relay that started at `started_ms`; 0 for one whose
-    /// nonces live in the store (nothing forgotten on restart, so no
-    /// minimum: `min_timestamp_ms` is 0, relay.md §6).
+    /// A guard for a relay that started at `started_ms`; `None` for one
+    /// whose nonces live in the store, which forgets nothing on restart and
+    /// so has no minimum (`min_timestamp_ms` is 0, relay.md §6).
     pub(crate) fn new(
-        started_ms: u64,
+        started_ms: Option<u64>,
         max_age_ms: u64,
         max_future_ms: u64,
         max_entries: usize,
@@ -68,11 +68,7 @@ impl ReplayGuard {
                 .collect(),
             max_age_ms,
             max_future_ms,
-            min_timestamp_ms: if started_ms == 0 {
-                0
-            } else {
-                started_ms.saturating_add(max_future_ms)
-            },
+            min_timestamp_ms: started_ms.map_or(0, |t| t.saturating_add(max_future_ms)),
             max_entries_per_shard: (max_entries / SHARDS).max(1),
         }
     }
@@ -153,7 +149,7 @@ mod tests {
     const START: u64 = 1_000_000_000;
 
     fn guard() -> ReplayGuard {
-        ReplayGuard::new(START, 60_000, 10_000, 1_000_000)
+        ReplayGuard::new(Some(START), 60_000, 10_000, 1_000_000)
     }
 
     #[test]
@@ -189,7 +185,7 @@ mod tests {
 
     #[test]
     fn memory_is_bounded() {
-        let g = ReplayGuard::new(START, 60_000, 10_000, 32);
+        let g = ReplayGuard::new(Some(START), 60_000, 10_000, 32);
         let mut refused = 0;
         for i in 0..100u8 {
             let mut n = [0u8; 16];

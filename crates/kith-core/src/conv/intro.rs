@@ -445,7 +445,7 @@ fn join(
             introduced_by: Some(&introducer),
             channels: &[PairChannel {
                 grant: &grant,
-                key: &grant.key,
+                key: grant.key,
                 owner: false,
                 preferred: true,
             }],

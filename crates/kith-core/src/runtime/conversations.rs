@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use ed25519_dalek::SigningKey;
+
 use kith_crypto::mls::{IdentityKey, Session, key_package};
 use kith_crypto::padding::{pad, unpad};
 use kith_crypto::seal::SealKey;
@@ -10,7 +12,7 @@ use kith_relay_client::{ChannelOptions, generate_key, public_key};
 use kith_wire::Codec;
 use kith_wire::conv::{ChannelGrant, Envelope, GroupInvitation, Invitation, PairFrame};
 use kith_wire::relay::response::ErrorCode;
-use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, to_hex};
+use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, WriteId, to_hex};
 use rusqlite::params;
 use zeroize::Zeroizing;
 
@@ -42,7 +44,6 @@ impl Engine {
             .map(str::to_string)
             .or(profile.relay_url)
             .ok_or(CoreError::NoRelay)?;
-        let client = self.relay(&relay_url)?;
         let SharedChannel { owner, grant } = self.create_shared_channel(&relay_url, None).await?;
         let identity = IdentityKey::generate()?;
         let (kp, pending) = key_package(&identity)?;
@@ -68,34 +69,57 @@ impl Engine {
             display_name: my_name,
             expires_at_ms: expires_at,
         };
-        let seal_key = SealKey::generate()?;
-        let plaintext = Zeroizing::new(invitation.to_bytes());
-        let blob = pad(
-            &seal_key.seal(INVITATION_CONTEXT, &plaintext)?,
-            &SIZE_BUCKETS,
-        )?;
+        let link = self
+            .publish_invitation(
+                relay_url,
+                &owner,
+                write_id,
+                SealKey::generate()?,
+                INVITATION_CONTEXT,
+                &Zeroizing::new(invitation.to_bytes()),
+                INVITATION_TTL,
+            )
+            .await?;
+        Ok(Invite::new(&link, id, expires_at))
+    }
+
+    /// Puts an invitation behind a one-time link (inbox-v1.md §2, group-v1.md
+    /// §6.2): `plaintext` sealed with `seal_key` for `context` and padded, as
+    /// a read-once blob on the channel `write_id` that `owner` made at
+    /// `relay_url`, claimable only with the key the link's secret derives.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn publish_invitation(
+        &mut self,
+        relay_url: String,
+        owner: &SigningKey,
+        write_id: WriteId,
+        seal_key: SealKey,
+        context: &[u8],
+        plaintext: &[u8],
+        ttl: Duration,
+    ) -> Result<InviteLink> {
+        let blob = pad(&seal_key.seal(context, plaintext)?, &SIZE_BUCKETS)?;
         let chunk_size =
             u32::try_from(blob.len()).map_err(|_| CoreError::Corrupt("blob size".into()))?;
-        let claim = public_key(&claim_key(&seal_key)?);
-        let created_blob = client
+        let client = self.relay(&relay_url)?;
+        let created = client
             .blob_create(
-                &owner,
+                owner,
                 write_id,
                 chunk_size,
                 1,
-                Some(INVITATION_TTL),
-                Some(claim),
+                Some(ttl),
+                Some(public_key(&claim_key(&seal_key)?)),
             )
             .await?;
         client
-            .blob_put(&owner, write_id, created_blob.blob_id, 0, &blob)
+            .blob_put(owner, write_id, created.blob_id, 0, &blob)
             .await?;
-        let link = InviteLink {
+        Ok(InviteLink {
             relay_url,
-            blob_id: created_blob.blob_id,
+            blob_id: created.blob_id,
             key: seal_key,
-        };
-        Ok(Invite::new(&link, id, expires_at))
+        })
     }
 
     /// Accepts an invitation link: fetches (and so consumes) its blob,
@@ -114,7 +138,8 @@ impl Engine {
             Err(e) if e.code() == Some(ErrorCode::UNAUTHORIZED) => {
                 // The relay refused the claim and kept the invitation.
                 return Err(CoreError::BadInvitation(
-                    "the key in the link does not fit this invitation (a character changed?);                      it is still usable with the right link"
+                    "the key in the link does not fit this invitation (a character changed?); \
+                     it is still usable with the right link"
                         .into(),
                 ));
             }
@@ -178,17 +203,16 @@ impl Engine {
             payloads.push(envelope_payload(&Envelope::Mls(ct))?);
         }
         let snapshot = session.snapshot()?;
-        let owner_key = own_channel.as_ref().map(|shared| shared.owner.to_bytes());
         let mut channels = vec![PairChannel {
             grant,
-            key: &grant.key,
+            key: grant.key,
             owner: false,
             preferred: true,
         }];
-        if let (Some(shared), Some(key)) = (&own_channel, &owner_key) {
+        if let Some(shared) = &own_channel {
             channels.push(PairChannel {
                 grant: &shared.grant,
-                key,
+                key: shared.owner.to_bytes(),
                 owner: true,
                 preferred: false,
             });

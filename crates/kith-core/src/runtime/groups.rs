@@ -7,7 +7,6 @@ use ed25519_dalek::SigningKey;
 use kith_crypto::mls::{
     Changes, IdentityKey, Session, decode_admins, encode_admins, key_package, key_package_identity,
 };
-use kith_crypto::padding::pad;
 use kith_crypto::seal::SealKey;
 use kith_relay_client::{ChannelOptions, public_key};
 use kith_wire::Codec;
@@ -15,9 +14,7 @@ use kith_wire::conv::{
     ChannelGrant, CommitKeys, Envelope, GroupInvitation, GroupState, GroupStateRef, GroupWelcome,
     JoinRequest, MemberEntry,
 };
-use kith_wire::relay::{
-    BlobId, KeyGrant, MAX_PAYLOAD, PublicKey, Rights, SIZE_BUCKETS, bucket_for, to_hex,
-};
+use kith_wire::relay::{BlobId, KeyGrant, MAX_PAYLOAD, PublicKey, Rights, bucket_for, to_hex};
 use rusqlite::{OptionalExtension, params};
 use zeroize::Zeroizing;
 
@@ -31,7 +28,6 @@ use crate::conv::inbox::INVITATION_TTL;
 use crate::conv::{Effects, Moment};
 use crate::error::{CoreError, OpenError, Result, check_name, refused};
 use crate::ids::{conversation_id, random};
-use crate::link::{InviteLink, claim_key};
 use crate::runtime::sync::{not_found, open_and_apply};
 use crate::runtime::{Engine, base_url};
 use crate::store::{
@@ -425,34 +421,17 @@ impl Engine {
             inviter_name: my_name,
             expires_at_ms: expires_at,
         };
-        let blob = pad(
-            &seal_key.seal(
-                GROUP_INVITATION_CONTEXT,
-                &Zeroizing::new(invitation.to_bytes()),
-            )?,
-            &SIZE_BUCKETS,
-        )?;
-        let chunk_size =
-            u32::try_from(blob.len()).map_err(|_| CoreError::Corrupt("blob size".into()))?;
-        let client = self.relay(&host.relay_url)?;
-        let created_blob = client
-            .blob_create(
+        let link = self
+            .publish_invitation(
+                host.relay_url,
                 &owner,
                 write_id,
-                chunk_size,
-                1,
-                Some(ttl),
-                Some(public_key(&claim_key(&seal_key)?)),
+                seal_key,
+                GROUP_INVITATION_CONTEXT,
+                &Zeroizing::new(invitation.to_bytes()),
+                ttl,
             )
             .await?;
-        client
-            .blob_put(&owner, write_id, created_blob.blob_id, 0, &blob)
-            .await?;
-        let link = InviteLink {
-            relay_url: host.relay_url,
-            blob_id: created_blob.blob_id,
-            key: seal_key,
-        };
         Ok(Invite::new(&link, id, expires_at))
     }
 

@@ -261,7 +261,7 @@ impl Engine {
                     introduced_by: Some(&introducer),
                     channels: &[PairChannel {
                         grant: &shared.grant,
-                        key: &shared.owner.to_bytes(),
+                        key: shared.owner.to_bytes(),
                         owner: true,
                         preferred: true,
                     }],

@@ -61,7 +61,7 @@ pub(crate) struct NewPair<'a> {
 /// One of a new conversation's channels, with the key this side uses.
 pub(crate) struct PairChannel<'a> {
     pub(crate) grant: &'a ChannelGrant,
-    pub(crate) key: &'a [u8; 32],
+    pub(crate) key: [u8; 32],
     /// This side created it (and may delete it).
     pub(crate) owner: bool,
     /// This side sends on it.
@@ -85,7 +85,7 @@ pub(crate) fn start_pair(tx: &Transaction<'_>, pair: &NewPair<'_>) -> Result<()>
         ],
     )?;
     for c in pair.channels {
-        insert_channel(tx, pair.id, c.grant, c.key, c.owner, c.preferred, pair.at)?;
+        insert_channel(tx, pair.id, c.grant, &c.key, c.owner, c.preferred, pair.at)?;
     }
     for payload in pair.queued {
         queue(tx, pair.id, payload, pair.at)?;

@@ -69,6 +69,10 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     /// How long to wait for another process using the profile.
     pub lock_wait: Duration,
+    /// Largest group commit sent inside its channel message; a larger one
+    /// travels as a blob the message names (group-v1.md §6.5). Tests lower
+    /// it to take that path with small groups.
+    pub inline_commit_limit: usize,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -80,6 +84,7 @@ impl Default for Config {
             drain_limit: DRAIN_LIMIT,
             ca_file: None,
             lock_wait: Duration::from_secs(10),
+            inline_commit_limit: usize::MAX,
             clock: Arc::new(SystemClock),
         }
     }

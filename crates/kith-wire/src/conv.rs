@@ -65,7 +65,9 @@ fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
 /// struct { u8 version = 1; u8 kind; opaque body<0..262144>; } Envelope;
 /// kind 1 = welcome (InboxV1 Hello: an MLS Welcome), 2 = mls (an MLS message),
 ///      3 = join request, 4 = group welcome (group-v1.md §6: sealed
-///      JoinRequest / GroupWelcome on a group invitation's inbox channel)
+///      JoinRequest / GroupWelcome on a group invitation's inbox channel),
+///      5 = mls blob (group-v1.md §6.5: an MlsBlobRef naming a group
+///      commit too large for one message)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Envelope {
@@ -77,16 +79,23 @@ pub enum Envelope {
     JoinRequest(Vec<u8>),
     /// A sealed [`GroupWelcome`].
     GroupWelcome(Vec<u8>),
+    /// A group commit too large for one message, stored as a blob.
+    MlsBlob(MlsBlobRef),
 }
 
 impl Codec for Envelope {
     fn encode(&self, w: &mut Writer) {
         w.u8(VERSION);
         let (kind, body) = match self {
-            Self::Welcome(b) => (1, b),
-            Self::Mls(b) => (2, b),
-            Self::JoinRequest(b) => (3, b),
-            Self::GroupWelcome(b) => (4, b),
+            Self::Welcome(b) => (1, b.as_slice()),
+            Self::Mls(b) => (2, b.as_slice()),
+            Self::JoinRequest(b) => (3, b.as_slice()),
+            Self::GroupWelcome(b) => (4, b.as_slice()),
+            Self::MlsBlob(reference) => {
+                w.u8(5);
+                w.opaque(&reference.to_bytes());
+                return;
+            }
         };
         w.u8(kind);
         w.opaque(body);
@@ -100,6 +109,7 @@ impl Codec for Envelope {
             2 => Ok(Self::Mls(body)),
             3 => Ok(Self::JoinRequest(body)),
             4 => Ok(Self::GroupWelcome(body)),
+            5 => Ok(Self::MlsBlob(MlsBlobRef::from_bytes(&body)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "envelope.kind",
                 tag,
@@ -460,18 +470,43 @@ impl Codec for GroupStateRef {
         w.raw(&self.key);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let blob_id = r.array("group_state_ref.blob_id")?;
-        let chunk_size = r.u32("group_state_ref.chunk_size")?;
-        let chunk_count = r.u32("group_state_ref.chunk_count")?;
-        let length = r.u32("group_state_ref.length")?;
-        let invalid = |reason| DecodeError::Invalid {
-            what: "group_state_ref",
-            reason,
-        };
+        let span = BlobSpan::decode(r, "group_state_ref", MAX_STATE_CHUNKS)?;
+        Ok(Self {
+            blob_id: span.blob_id,
+            chunk_size: span.chunk_size,
+            chunk_count: span.chunk_count,
+            length: span.length,
+            key: r.array("group_state_ref.key")?,
+        })
+    }
+}
+
+/// Where a blob's bytes are (group-v1.md §6.3): `chunk_count` chunks of
+/// `chunk_size` bytes (a size bucket; 262,144 when there is more than one
+/// chunk) whose first `length` bytes are the content, the rest zeros.
+/// Shared by the references to a group's state and to a large commit.
+struct BlobSpan {
+    blob_id: [u8; 32],
+    chunk_size: u32,
+    chunk_count: u32,
+    length: u32,
+}
+
+impl BlobSpan {
+    fn decode(
+        r: &mut Reader<'_>,
+        what: &'static str,
+        max_chunks: u32,
+    ) -> Result<Self, DecodeError> {
+        let blob_id = r.array(what)?;
+        let chunk_size = r.u32(what)?;
+        let chunk_count = r.u32(what)?;
+        let length = r.u32(what)?;
+        let invalid = |reason| DecodeError::Invalid { what, reason };
         if !crate::relay::SIZE_BUCKETS.contains(&chunk_size) {
             return Err(invalid("chunk_size is not a size bucket"));
         }
-        if chunk_count == 0 || chunk_count > MAX_STATE_CHUNKS {
+        if chunk_count == 0 || chunk_count > max_chunks {
             return Err(invalid("chunk_count out of range"));
         }
         if chunk_count > 1 && chunk_size != crate::relay::MAX_PAYLOAD {
@@ -485,7 +520,47 @@ impl Codec for GroupStateRef {
             chunk_size,
             chunk_count,
             length,
-            key: r.array("group_state_ref.key")?,
+        })
+    }
+}
+
+/// Most chunks a commit blob may take (16 MiB).
+pub const MAX_COMMIT_CHUNKS: u32 = 64;
+
+/// `MlsBlobRef` (group-v1.md §6.5): a group commit too large for one relay
+/// message, stored as a blob on the group's channel. The commit is an MLS
+/// `PrivateMessage`, so the blob needs no sealing of its own; `sha256`
+/// binds the message to its bytes.
+///
+/// ```text
+/// struct { opaque blob_id[32]; u32 chunk_size; u32 chunk_count;
+///          u32 length; opaque sha256[32]; } MlsBlobRef;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MlsBlobRef {
+    pub blob_id: [u8; 32],
+    pub chunk_size: u32,
+    pub chunk_count: u32,
+    pub length: u32,
+    pub sha256: [u8; 32],
+}
+
+impl Codec for MlsBlobRef {
+    fn encode(&self, w: &mut Writer) {
+        w.raw(&self.blob_id);
+        w.u32(self.chunk_size);
+        w.u32(self.chunk_count);
+        w.u32(self.length);
+        w.raw(&self.sha256);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let span = BlobSpan::decode(r, "mls_blob_ref", MAX_COMMIT_CHUNKS)?;
+        Ok(Self {
+            blob_id: span.blob_id,
+            chunk_size: span.chunk_size,
+            chunk_count: span.chunk_count,
+            length: span.length,
+            sha256: r.array("mls_blob_ref.sha256")?,
         })
     }
 }

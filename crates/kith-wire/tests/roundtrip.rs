@@ -13,7 +13,7 @@ use kith_wire::Codec;
 use kith_wire::conv::{
     ChannelGrant, ChannelMove, CommitKeys, Content, Envelope, GroupInvitation, GroupState,
     GroupStateRef, GroupWelcome, IntroStep, Introduction, Invitation, JoinRequest,
-    MAX_STATE_CHUNKS, MemberEntry, PairFrame,
+    MAX_COMMIT_CHUNKS, MAX_STATE_CHUNKS, MemberEntry, MlsBlobRef, PairFrame,
 };
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;
@@ -334,7 +334,31 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         payload().prop_map(Envelope::Mls),
         payload().prop_map(Envelope::JoinRequest),
         payload().prop_map(Envelope::GroupWelcome),
+        mls_blob_ref().prop_map(Envelope::MlsBlob),
     ]
+}
+
+fn mls_blob_ref() -> impl Strategy<Value = MlsBlobRef> {
+    (
+        arr32(),
+        prop_oneof![
+            (0..6usize, Just(1u32)).prop_map(|(b, n)| (SIZE_BUCKETS[b], n)),
+            (2..=MAX_COMMIT_CHUNKS).prop_map(|n| (MAX_PAYLOAD, n)),
+        ],
+        any::<u32>(),
+        arr32(),
+    )
+        .prop_map(|(blob_id, (chunk_size, chunk_count), length, sha256)| {
+            let room = u64::from(chunk_size) * u64::from(chunk_count);
+            let length = u32::try_from(1 + u64::from(length) % room).unwrap();
+            MlsBlobRef {
+                blob_id,
+                chunk_size,
+                chunk_count,
+                length,
+                sha256,
+            }
+        })
 }
 
 fn invitation() -> impl Strategy<Value = Invitation> {

@@ -12,10 +12,11 @@ use kith_relay_client::{ChannelOptions, public_key};
 use kith_wire::Codec;
 use kith_wire::conv::{
     ChannelGrant, CommitKeys, Envelope, GroupInvitation, GroupState, GroupStateRef, GroupWelcome,
-    JoinRequest, MemberEntry,
+    JoinRequest, MemberEntry, MlsBlobRef,
 };
 use kith_wire::relay::{BlobId, KeyGrant, MAX_PAYLOAD, PublicKey, Rights, bucket_for, to_hex};
 use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::config::millis;
@@ -49,6 +50,14 @@ const COMMIT_ADD_BUDGET: usize = 128 * 1024;
 /// How long a published group state stays on the relay: as long as a
 /// group link.
 const STATE_TTL: std::time::Duration = INVITATION_TTL;
+
+/// Where a group's blob is on its relay (group-v1.md §6.3).
+pub(crate) struct BlobSpan {
+    pub(crate) blob_id: BlobId,
+    pub(crate) chunk_size: u32,
+    pub(crate) chunk_count: u32,
+    pub(crate) length: u32,
+}
 
 /// What adding one member weighs in a commit: its key package in the
 /// proposal, and its entry (name, keys, tags) in the sealed `CommitKeys`.
@@ -730,7 +739,7 @@ impl Engine {
             })?;
             Some(self.publish_state(&channel, key, &sealed).await?.to_bytes())
         };
-        let payload = envelope_payload(&Envelope::Mls(staged.commit))?;
+        let payload = self.commit_payload(&channel, staged.commit).await?;
         let at = self.now();
         let tx = self.db.transaction()?;
         store_versioned(&tx, id, &mut read)?;
@@ -767,18 +776,67 @@ impl Engine {
         Ok(())
     }
 
+    /// A commit as it goes on the channel: in the message itself or, when
+    /// it does not fit the largest size bucket (a removal's path in a large
+    /// group formed by adds), as a blob the message names (group-v1.md
+    /// §6.5). The blob lives as long as the channel keeps its messages.
+    async fn commit_payload(&mut self, channel: &ChannelRow, commit: Vec<u8>) -> Result<Vec<u8>> {
+        let inline = Envelope::Mls(commit);
+        if let Envelope::Mls(commit) = &inline
+            && commit.len() <= self.config.inline_commit_limit
+            && let Ok(payload) = envelope_payload(&inline)
+        {
+            return Ok(payload);
+        }
+        let Envelope::Mls(commit) = inline else {
+            return Err(CoreError::Corrupt("a commit envelope changed kind".into()));
+        };
+        let limits = self.relay(&channel.relay_url)?.cached_info().await?.limits;
+        let ttl = limits
+            .default_message_ttl_secs
+            .min(limits.max_blob_ttl_secs);
+        let span = self
+            .publish_blob(channel, &commit, Duration::from_secs(ttl.into()))
+            .await?;
+        envelope_payload(&Envelope::MlsBlob(MlsBlobRef {
+            blob_id: span.blob_id.0,
+            chunk_size: span.chunk_size,
+            chunk_count: span.chunk_count,
+            length: span.length,
+            sha256: Sha256::digest(&commit).into(),
+        }))
+    }
+
     /// Publishes a group's sealed state as a blob on its channel (group-v1.md
-    /// §6.3): one chunk of the smallest size bucket that holds it, or chunks
-    /// of the largest.
+    /// §6.3).
     async fn publish_state(
         &mut self,
         channel: &ChannelRow,
         key: [u8; 32],
         sealed: &[u8],
     ) -> Result<GroupStateRef> {
-        let length = u32::try_from(sealed.len())
-            .map_err(|_| CoreError::Corrupt("a group state over 4 GiB".into()))?;
-        let (chunk_size, chunk_count) = match bucket_for(sealed.len()) {
+        let span = self.publish_blob(channel, sealed, STATE_TTL).await?;
+        Ok(GroupStateRef {
+            blob_id: span.blob_id.0,
+            chunk_size: span.chunk_size,
+            chunk_count: span.chunk_count,
+            length: span.length,
+            key,
+        })
+    }
+
+    /// Stores `bytes` as a blob on a group's channel: one chunk of the
+    /// smallest size bucket that holds it, or chunks of the largest, the
+    /// last zero-filled (group-v1.md §6.3).
+    async fn publish_blob(
+        &mut self,
+        channel: &ChannelRow,
+        bytes: &[u8],
+        ttl: Duration,
+    ) -> Result<BlobSpan> {
+        let length = u32::try_from(bytes.len())
+            .map_err(|_| CoreError::Corrupt("a group blob over 4 GiB".into()))?;
+        let (chunk_size, chunk_count) = match bucket_for(bytes.len()) {
             Some(bucket) => (bucket, 1),
             None => (MAX_PAYLOAD, length.div_ceil(MAX_PAYLOAD)),
         };
@@ -789,12 +847,12 @@ impl Engine {
                 channel.write_id,
                 chunk_size,
                 chunk_count,
-                Some(STATE_TTL),
+                Some(ttl),
                 None,
             )
             .await?;
         let size = usize::try_from(chunk_size).unwrap_or(usize::MAX);
-        for (index, chunk) in (0u32..).zip(sealed.chunks(size)) {
+        for (index, chunk) in (0u32..).zip(bytes.chunks(size)) {
             let mut data = chunk.to_vec();
             data.resize(size, 0);
             client
@@ -807,26 +865,36 @@ impl Engine {
                 )
                 .await?;
         }
-        Ok(GroupStateRef {
-            blob_id: created.blob_id.0,
+        Ok(BlobSpan {
+            blob_id: created.blob_id,
             chunk_size,
             chunk_count,
             length,
-            key,
         })
+    }
+
+    /// The first `length` bytes of the blob a group names, from `relay_url`.
+    pub(crate) async fn fetch_blob(&mut self, relay_url: &str, span: &BlobSpan) -> Result<Vec<u8>> {
+        let client = self.relay(relay_url)?;
+        let mut bytes = Vec::new();
+        for index in 0..span.chunk_count {
+            let chunk = client.blob_get(span.blob_id, index).await?;
+            bytes.extend_from_slice(&chunk.data);
+        }
+        bytes.truncate(usize::try_from(span.length).unwrap_or(usize::MAX));
+        Ok(bytes)
     }
 
     /// The sealed group state a Welcome names, from the group's relay.
     async fn fetch_state(&mut self, welcome: &GroupWelcome) -> Result<Vec<u8>> {
         let state = &welcome.state;
-        let client = self.relay(&welcome.channel.relay_url)?;
-        let mut sealed = Vec::new();
-        for index in 0..state.chunk_count {
-            let chunk = client.blob_get(BlobId(state.blob_id), index).await?;
-            sealed.extend_from_slice(&chunk.data);
-        }
-        sealed.truncate(usize::try_from(state.length).unwrap_or(usize::MAX));
-        Ok(sealed)
+        let span = BlobSpan {
+            blob_id: BlobId(state.blob_id),
+            chunk_size: state.chunk_size,
+            chunk_count: state.chunk_count,
+            length: state.length,
+        };
+        self.fetch_blob(&welcome.channel.relay_url, &span).await
     }
 
     /// Completes the joins whose Welcome has arrived: fetches the group's
@@ -1355,5 +1423,95 @@ mod tests {
                     .all(|c| c.relay_url == relay_b.url().trim_end_matches('/'))
             );
         }
+    }
+
+    /// A commit too large for one message travels as a blob the message
+    /// names (group-v1.md §6.5): with Alex's limit at zero, every commit
+    /// he makes does, and the group works as always — adds, messages, a
+    /// removal. A reference whose blob is not the bytes it names is an
+    /// integrity event, and the group goes on.
+    #[tokio::test]
+    async fn a_commit_too_large_for_a_message_travels_as_a_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = RelayProcess::start(RelayOptions::default().unlimited()).unwrap();
+        let (mut alex, [(mut blair, ab), (mut dani, ad)]) =
+            alex_with(dir.path(), relay.url(), ["Blair", "Dani"]).await;
+        alex.config.inline_commit_limit = 0;
+        alex.group_create("Crew", None).await.unwrap();
+        assert!(alex.group_add("Crew", &ab).await.unwrap().done);
+        assert!(alex.group_add("Crew", &ad).await.unwrap().done);
+
+        let crew_a = alex.resolve("Crew").unwrap();
+        let channel = group_channel(&alex.db, &crew_a).unwrap();
+        let client = alex.relay(&channel.relay_url).unwrap();
+        let on_channel = client
+            .read(&channel.key, channel.read_id, 0, 256, Duration::ZERO)
+            .await
+            .unwrap();
+        let refs: Vec<MlsBlobRef> = on_channel
+            .items
+            .iter()
+            .filter_map(crate::runtime::sync::commit_blob)
+            .collect();
+        assert_eq!(refs.len(), 2, "each add is a blob the channel names");
+        blair.sync().await.unwrap();
+        dani.sync().await.unwrap();
+
+        blair.send("Crew", "hello crew").await.unwrap();
+        for e in [&mut alex, &mut dani] {
+            e.sync().await.unwrap();
+            assert!(
+                e.read("Crew")
+                    .unwrap()
+                    .iter()
+                    .any(|m| m.text == "hello crew")
+            );
+        }
+
+        // Blair, a member, names a real blob with the wrong digest.
+        let crew_b = blair.resolve("Crew").unwrap();
+        let on_blair = group_channel(&blair.db, &crew_b).unwrap();
+        let mut forged = refs[0].clone();
+        forged.sha256[0] ^= 1;
+        blair
+            .relay(&on_blair.relay_url)
+            .unwrap()
+            .append(
+                &on_blair.key,
+                on_blair.write_id,
+                &envelope_payload(&Envelope::MlsBlob(forged)).unwrap(),
+            )
+            .await
+            .unwrap();
+        alex.sync().await.unwrap();
+        let events = alex.integrity_events("Crew").unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(
+            events[0].detail.contains("does not match its reference"),
+            "{events:?}"
+        );
+
+        assert!(alex.group_remove("Crew", "Dani").await.unwrap().done);
+        blair.sync().await.unwrap();
+        dani.sync().await.unwrap();
+        let state = |e: &Engine| {
+            e.list()
+                .unwrap()
+                .into_iter()
+                .find(|c| c.name == "Crew")
+                .unwrap()
+                .state
+        };
+        assert_eq!(state(&dani), "closed");
+        alex.sync().await.unwrap();
+        assert_eq!(epoch(&alex, "Crew"), epoch(&blair, "Crew"));
+        blair.send("Crew", "after Dani").await.unwrap();
+        alex.sync().await.unwrap();
+        assert!(
+            alex.read("Crew")
+                .unwrap()
+                .iter()
+                .any(|m| m.text == "after Dani")
+        );
     }
 }

@@ -17,13 +17,16 @@ use std::time::Duration;
 use kith_crypto::padding::unpad;
 use kith_relay_client::ClientError;
 use kith_wire::Codec;
-use kith_wire::conv::{Envelope, PairFrame};
+use kith_wire::conv::{Envelope, MlsBlobRef, PairFrame};
+use kith_wire::relay::BlobId;
 use kith_wire::relay::response::{ErrorCode, StoredMessage};
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
+use sha2::{Digest, Sha256};
 
 use crate::error::{CoreError, OpenError, Result, refused};
 use crate::ids::digest;
 use crate::runtime::Engine;
+use crate::runtime::groups::BlobSpan;
 use crate::store;
 use crate::store::{
     ChannelRole, ChannelRow, ConversationKind, ConversationState, contact_name, count_unread,
@@ -109,6 +112,7 @@ fn handle(
     tx: &Transaction<'_>,
     channel: &ChannelRow,
     item: &StoredMessage,
+    large: Option<LargeCommit>,
     types: &mut Types,
     fx: &mut Effects,
     now: u64,
@@ -121,7 +125,7 @@ fn handle(
         )?
         .query_row(params![conv, digest], |r| r.get(0))?;
     if !seen {
-        match dispatch(tx, channel, item, types, fx) {
+        match dispatch(tx, channel, item, large, types, fx) {
             Ok(()) => {}
             Err(OpenError::Refused(refusal)) => {
                 let detail = format!(
@@ -169,16 +173,38 @@ fn handle(
     Ok(())
 }
 
+/// A large group commit fetched from its blob, or why it cannot be used.
+type LargeCommit = std::result::Result<Vec<u8>, String>;
+
+/// The blob a message names in place of a commit too large for it
+/// (group-v1.md §6.5); only the kind byte is looked at for others.
+pub(crate) fn commit_blob(item: &StoredMessage) -> Option<MlsBlobRef> {
+    let bytes = unpad(&item.payload).ok()?;
+    // `Envelope`: version, then kind; 5 is a commit's blob.
+    if bytes.get(1) != Some(&5) {
+        return None;
+    }
+    match Envelope::from_bytes(bytes) {
+        Ok(Envelope::MlsBlob(reference)) => Some(reference),
+        _ => None,
+    }
+}
+
 /// Gives a message to its conversation's type (docs/spec/README.md §1).
 fn dispatch(
     tx: &Transaction<'_>,
     channel: &ChannelRow,
     item: &StoredMessage,
+    large: Option<LargeCommit>,
     types: &mut Types,
     fx: &mut Effects,
 ) -> std::result::Result<(), OpenError> {
     let bytes = unpad(&item.payload).map_err(refused)?;
-    let envelope = Envelope::from_bytes(bytes).map_err(refused)?;
+    let envelope = match (Envelope::from_bytes(bytes).map_err(refused)?, large) {
+        (Envelope::MlsBlob(_), Some(Ok(commit))) => Envelope::Mls(commit),
+        (Envelope::MlsBlob(_), Some(Err(why))) => return Err(refused(why).into()),
+        (envelope, _) => envelope,
+    };
     let (kind, state): (ConversationKind, ConversationState) = tx
         .prepare_cached("SELECT kind, state FROM conversations WHERE id = ?1")?
         .query_row([&channel.conversation_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -613,7 +639,10 @@ impl Engine {
             let Some(last) = batch.items.last().map(|m| m.seq) else {
                 break;
             };
-            if !self.handle_items(channel.id, &batch.items, report, joined)? {
+            if !self
+                .handle_fetched(channel, &batch.items, report, joined)
+                .await?
+            {
                 return Ok(());
             }
             cursor = last;
@@ -625,14 +654,94 @@ impl Engine {
         Ok(())
     }
 
+    /// Messages of one channel, in order: runs of them a page at a time
+    /// ([`Self::handle_items`]); a group commit stored as a blob
+    /// (group-v1.md §6.5) is fetched first and handled on its own, so one
+    /// such blob at most is in memory. `false` if the channel is gone.
+    pub(crate) async fn handle_fetched(
+        &mut self,
+        channel: &ChannelRow,
+        items: &[StoredMessage],
+        report: &mut SyncReport,
+        joined: &mut Vec<String>,
+    ) -> Result<bool> {
+        let group = matches!(channel.role, ChannelRole::Conv | ChannelRole::Retiring)
+            && self
+                .db
+                .prepare_cached("SELECT kind FROM conversations WHERE id = ?1")?
+                .query_row([&channel.conversation_id], |r| r.get(0))
+                .optional()?
+                == Some(ConversationKind::Group);
+        let mut rest = items;
+        while let Some((at, reference)) = rest
+            .iter()
+            .enumerate()
+            .find_map(|(at, item)| commit_blob(item).filter(|_| group).map(|r| (at, r)))
+        {
+            let (before, from) = rest.split_at(at);
+            if !before.is_empty() && !self.handle_items(channel.id, before, None, report, joined)? {
+                return Ok(false);
+            }
+            let Some((item, after)) = from.split_first() else {
+                break;
+            };
+            let commit = self.fetch_commit(&channel.relay_url, &reference).await?;
+            if !self.handle_items(
+                channel.id,
+                std::slice::from_ref(item),
+                Some(commit),
+                report,
+                joined,
+            )? {
+                return Ok(false);
+            }
+            rest = after;
+        }
+        if rest.is_empty() {
+            return Ok(true);
+        }
+        self.handle_items(channel.id, rest, None, report, joined)
+    }
+
+    /// The commit a channel message names (group-v1.md §6.5); `Ok(Err)` is
+    /// a refusal (gone, or not the bytes named), `Err` a local failure
+    /// (the relay could not be asked: read it again later).
+    async fn fetch_commit(
+        &mut self,
+        relay_url: &str,
+        reference: &MlsBlobRef,
+    ) -> Result<LargeCommit> {
+        let span = BlobSpan {
+            blob_id: BlobId(reference.blob_id),
+            chunk_size: reference.chunk_size,
+            chunk_count: reference.chunk_count,
+            length: reference.length,
+        };
+        let commit = match self.fetch_blob(relay_url, &span).await {
+            Ok(commit) => commit,
+            Err(CoreError::Relay(e)) if not_found(&e) => {
+                return Ok(Err("the blob of a large commit is gone".into()));
+            }
+            Err(e) => return Err(e),
+        };
+        if <[u8; 32]>::from(Sha256::digest(&commit)) != reference.sha256 {
+            return Ok(Err(
+                "a large commit's blob does not match its reference".into()
+            ));
+        }
+        Ok(Ok(commit))
+    }
+
     /// Messages of one channel, in order, in one transaction (one commit
     /// and one fsync for the page, not one per message); `false` if the
     /// channel is gone (a move in the batch deleted it). A local failure
-    /// keeps what was handled before it and stops there.
+    /// keeps what was handled before it and stops there. `large` is the
+    /// fetched commit of a page of one message that names a blob.
     pub(crate) fn handle_items(
         &mut self,
         channel_id: i64,
         items: &[StoredMessage],
+        mut large: Option<LargeCommit>,
         report: &mut SyncReport,
         joined: &mut Vec<String>,
     ) -> Result<bool> {
@@ -651,7 +760,7 @@ impl Engine {
                 result = Ok(false);
                 break;
             };
-            if let Err(e) = handle(&tx, &channel, item, &mut types, &mut fx, now) {
+            if let Err(e) = handle(&tx, &channel, item, large.take(), &mut types, &mut fx, now) {
                 result = Err(e);
                 break;
             }

@@ -394,7 +394,8 @@ impl Engine {
             let Some(last) = fresh.last().map(|m| m.seq) else {
                 continue;
             };
-            self.handle_items(channel_id, &fresh, report, &mut joined)?;
+            self.handle_fetched(&channel, &fresh, report, &mut joined)
+                .await?;
             if let Some(Link::Up { requester, .. }) = links.get(&channel.relay_url) {
                 let ack = Operation::Ack(Ack {
                     read_id: channel.read_id,

@@ -19,9 +19,9 @@ use crate::channels::receive_move;
 use crate::error::{CoreError, OpenError, Result, refused};
 use crate::ids::{conversation_id, random};
 use crate::store::{
-    ChannelRole, ChannelRow, ConversationState, GroupExit, OpenRow, QueueOptions, Received,
-    close_group, contact_name, encrypt_in, envelope_payload, insert_channel, load_session, ms,
-    open_session, queue_frame, queue_with, receive_message,
+    ChannelRole, ChannelRow, ConversationState, GroupExit, QueueOptions, Received, close_group,
+    contact_name, encrypt_in, envelope_payload, insert_channel, load_session, ms, open_session,
+    queue_frame, queue_with, receive_message,
 };
 use crate::views::{Notice, SyncReport};
 use crate::{recognition, store};
@@ -46,23 +46,18 @@ pub(crate) enum GroupOutcome {
     /// that no longer opens: dropped without an integrity event.
     Stale,
     Message {
-        snapshot: Zeroizing<Vec<u8>>,
         sender_key: Vec<u8>,
         frame: PairFrame,
     },
     Commit {
-        snapshot: Zeroizing<Vec<u8>>,
         summary: CommitSummary,
         epoch_before: u64,
         keys: CommitKeys,
         admin: bool,
     },
-    Proposal {
-        snapshot: Zeroizing<Vec<u8>>,
-    },
+    Proposal,
     /// A commit on a retired channel after the move: not applied.
     Void {
-        snapshot: Zeroizing<Vec<u8>>,
         /// The epoch of this member's own commit, when it was ours.
         own_epoch: Option<u64>,
     },
@@ -246,18 +241,39 @@ fn announce_tags(
     find_blocked_members(tx, conv)
 }
 
-/// Reads one group message without touching the store.
+/// What opening a group message needs from its row. `session` is the
+/// group's session kept for the page, when the message is one for it.
+pub(crate) struct OpenRow<'s> {
+    pub(crate) state: ConversationState,
+    pub(crate) pending: Option<Vec<u8>>,
+    pub(crate) identity: IdentityKey,
+    pub(crate) session: Option<&'s mut Session>,
+}
+
+/// Whether a message of this kind, on this channel, in this state, is
+/// processed by the group's MLS session.
+fn for_session(envelope: &Envelope, channel: &ChannelRow, state: ConversationState) -> bool {
+    matches!(envelope, Envelope::Mls(_))
+        && matches!(channel.role, ChannelRole::Conv | ChannelRole::Retiring)
+        && matches!(
+            state,
+            ConversationState::Active | ConversationState::Leaving
+        )
+}
+
+/// Reads one group message: nothing is written to the store; the page's
+/// session moves on when the message opens.
 pub(crate) fn open_group_message(
     channel: &ChannelRow,
     seq: u64,
     envelope: Envelope,
-    row: OpenRow,
+    row: OpenRow<'_>,
 ) -> std::result::Result<GroupOutcome, OpenError> {
     let OpenRow {
         state,
         pending,
         identity,
-        mls_state,
+        session,
     } = row;
     let seal = || {
         channel
@@ -265,8 +281,10 @@ pub(crate) fn open_group_message(
             .map(SealKey::from_bytes)
             .ok_or_else(|| CoreError::Corrupt("an inbox channel without a seal key".into()))
     };
-    match envelope {
-        Envelope::JoinRequest(sealed) if channel.role == ChannelRole::Inbox && channel.owner => {
+    match (envelope, session) {
+        (Envelope::JoinRequest(sealed), _)
+            if channel.role == ChannelRole::Inbox && channel.owner =>
+        {
             let plain = seal()?
                 .open(JOIN_REQUEST_CONTEXT, &sealed)
                 .map_err(refused)?;
@@ -274,7 +292,7 @@ pub(crate) fn open_group_message(
                 JoinRequest::from_bytes(&plain).map_err(refused)?,
             ))
         }
-        Envelope::GroupWelcome(sealed)
+        (Envelope::GroupWelcome(sealed), _)
             if channel.role == ChannelRole::Inbox && state == ConversationState::Joining =>
         {
             let plain = seal()?
@@ -287,104 +305,102 @@ pub(crate) fn open_group_message(
                 GroupWelcome::from_bytes(&plain).map_err(refused)?,
             ))
         }
-        Envelope::Mls(message)
-            if matches!(channel.role, ChannelRole::Conv | ChannelRole::Retiring)
-                && matches!(
-                    state,
-                    ConversationState::Active | ConversationState::Leaving
-                ) =>
-        {
-            let stored = mls_state.clone();
-            let mut session = open_session(&identity, mls_state)?;
-            let epoch_before = session.epoch();
-            let secret = session.export(COMMIT_KEYS_LABEL).map_err(CoreError::from)?;
-            let incoming = match session.process(&message) {
-                Ok(incoming) => incoming,
-                Err(_) if message_epoch(&message).is_some_and(|e| e < epoch_before) => {
-                    return Ok(GroupOutcome::Stale);
-                }
-                Err(e) => return Err(refused(e).into()),
-            };
-            if let Incoming::Commit(summary) = &incoming
-                && channel.retire_seq.is_some_and(|moved_at| seq > moved_at)
-            {
-                // A commit sent to the old channel after the move is
-                // void for every member (group-v1.md §11); its
-                // committer builds the change again.
-                let mut kept = open_session(&identity, stored)?;
-                kept.discard_pending();
-                return Ok(GroupOutcome::Void {
-                    snapshot: kept.snapshot().map_err(CoreError::from)?.to_bytes(),
-                    own_epoch: summary.own.then_some(epoch_before),
-                });
-            }
-            let admin = session
-                .admins()
-                .unwrap_or_default()
-                .contains(&identity.public().to_vec());
-            let snapshot = session
-                .snapshot()
-                .map(|s| s.to_bytes())
-                .map_err(CoreError::from)?;
-            match incoming {
-                // A member on its way out reads only for the commit
-                // that removes it.
-                Incoming::Application { .. } if state == ConversationState::Leaving => {
-                    Ok(GroupOutcome::Proposal { snapshot })
-                }
-                Incoming::Application { sender, plaintext } => {
-                    let frame = PairFrame::from_bytes(&plaintext).map_err(refused)?;
-                    let sender_key = session
-                        .member(sender)
-                        .map(|m| m.identity_key)
-                        .unwrap_or_default();
-                    match &frame {
-                        PairFrame::Text { .. }
-                        | PairFrame::Content(_)
-                        | PairFrame::Profile { .. }
-                        | PairFrame::MemberTags(_) => {}
-                        PairFrame::Move(moved)
-                            if moved.key.is_none()
-                                && session.admins().unwrap_or_default().contains(&sender_key) => {}
-                        PairFrame::Move(_) => {
-                            return Err(
-                                refused("a group move by a member who is not an admin").into()
-                            );
-                        }
-                        _ => return Err(refused("a frame a group does not carry").into()),
-                    }
-                    Ok(GroupOutcome::Message {
-                        snapshot,
-                        sender_key,
-                        frame,
-                    })
-                }
-                Incoming::Commit(summary) => {
-                    let keys = if summary.authenticated_data.is_empty() {
-                        CommitKeys::default()
-                    } else {
-                        let plain = SealKey::from_bytes(*secret)
-                            .open(COMMIT_KEYS_CONTEXT, &summary.authenticated_data)
-                            .map_err(|e| refused(format!("commit keys: {e}")))?;
-                        CommitKeys::from_bytes(&plain).map_err(refused)?
-                    };
-                    Ok(GroupOutcome::Commit {
-                        snapshot,
-                        summary,
-                        epoch_before,
-                        keys,
-                        admin,
-                    })
-                }
-                Incoming::Proposal => Ok(GroupOutcome::Proposal { snapshot }),
-                _ => Err(refused("an MLS message a group does not use").into()),
-            }
+        (Envelope::Mls(message), Some(session)) => {
+            open_in_session(channel, seq, &message, state, &identity, session)
         }
         _ => Err(refused(format!(
             "a message this {} channel does not carry",
             channel.role
         ))
         .into()),
+    }
+}
+
+/// An MLS message on the group's channel, processed by its session.
+fn open_in_session(
+    channel: &ChannelRow,
+    seq: u64,
+    message: &[u8],
+    state: ConversationState,
+    identity: &IdentityKey,
+    session: &mut Session,
+) -> std::result::Result<GroupOutcome, OpenError> {
+    let epoch_before = session.epoch();
+    let secret = session.export(COMMIT_KEYS_LABEL).map_err(CoreError::from)?;
+    // A commit sent to the old channel after the move is void for every
+    // member (§11): processed to learn whose it was, then undone. Rare, so
+    // the state before it is encoded only then.
+    let after_move = channel.retire_seq.is_some_and(|moved_at| seq > moved_at)
+        && !kith_crypto::mls::is_private_application(message);
+    let before = if after_move {
+        Some(session.snapshot().map_err(CoreError::from)?)
+    } else {
+        None
+    };
+    let incoming = match session.process(message) {
+        Ok(incoming) => incoming,
+        Err(_) if message_epoch(message).is_some_and(|e| e < epoch_before) => {
+            return Ok(GroupOutcome::Stale);
+        }
+        Err(e) => return Err(refused(e).into()),
+    };
+    if let (Incoming::Commit(summary), Some(before)) = (&incoming, before) {
+        // Its committer builds the change again.
+        *session = Session::load(identity, before).map_err(CoreError::from)?;
+        session.discard_pending();
+        return Ok(GroupOutcome::Void {
+            own_epoch: summary.own.then_some(epoch_before),
+        });
+    }
+    let admin = session
+        .admins()
+        .unwrap_or_default()
+        .contains(&identity.public().to_vec());
+    match incoming {
+        // A member on its way out reads only for the commit that removes
+        // it.
+        Incoming::Application { .. } if state == ConversationState::Leaving => {
+            Ok(GroupOutcome::Proposal)
+        }
+        Incoming::Application { sender, plaintext } => {
+            let frame = PairFrame::from_bytes(&plaintext).map_err(refused)?;
+            let sender_key = session
+                .member(sender)
+                .map(|m| m.identity_key)
+                .unwrap_or_default();
+            match &frame {
+                PairFrame::Text { .. }
+                | PairFrame::Content(_)
+                | PairFrame::Profile { .. }
+                | PairFrame::MemberTags(_) => {}
+                PairFrame::Move(moved)
+                    if moved.key.is_none()
+                        && session.admins().unwrap_or_default().contains(&sender_key) => {}
+                PairFrame::Move(_) => {
+                    return Err(refused("a group move by a member who is not an admin").into());
+                }
+                _ => return Err(refused("a frame a group does not carry").into()),
+            }
+            Ok(GroupOutcome::Message { sender_key, frame })
+        }
+        Incoming::Commit(summary) => {
+            let keys = if summary.authenticated_data.is_empty() {
+                CommitKeys::default()
+            } else {
+                let plain = SealKey::from_bytes(*secret)
+                    .open(COMMIT_KEYS_CONTEXT, &summary.authenticated_data)
+                    .map_err(|e| refused(format!("commit keys: {e}")))?;
+                CommitKeys::from_bytes(&plain).map_err(refused)?
+            };
+            Ok(GroupOutcome::Commit {
+                summary,
+                epoch_before,
+                keys,
+                admin,
+            })
+        }
+        Incoming::Proposal => Ok(GroupOutcome::Proposal),
+        _ => Err(refused("an MLS message a group does not use").into()),
     }
 }
 
@@ -423,21 +439,9 @@ pub(crate) fn apply_group(
 ) -> Result<GroupApplied> {
     let conv = channel.conversation_id.as_str();
     let mut applied = GroupApplied::default();
-    let save = |snapshot: &[u8]| -> Result<()> {
-        tx.execute(
-            "UPDATE conversations SET mls_state = ?2 WHERE id = ?1",
-            params![conv, snapshot],
-        )?;
-        Ok(())
-    };
     match outcome {
-        GroupOutcome::Stale => {}
-        GroupOutcome::Proposal { snapshot } => save(&snapshot)?,
-        GroupOutcome::Void {
-            snapshot,
-            own_epoch,
-        } => {
-            save(&snapshot)?;
+        GroupOutcome::Stale | GroupOutcome::Proposal => {}
+        GroupOutcome::Void { own_epoch } => {
             if let Some(epoch) = own_epoch {
                 tx.execute(
                     "UPDATE group_ops SET epoch = NULL, welcome = NULL WHERE conversation_id = ?1 AND epoch = ?2",
@@ -450,12 +454,7 @@ pub(crate) fn apply_group(
                 )?;
             }
         }
-        GroupOutcome::Message {
-            snapshot,
-            sender_key,
-            frame,
-        } => {
-            save(&snapshot)?;
+        GroupOutcome::Message { sender_key, frame } => {
             match frame {
                 PairFrame::Text { .. } | PairFrame::Content(_)
                     if is_blocked_member(tx, conv, &sender_key)? =>
@@ -488,13 +487,11 @@ pub(crate) fn apply_group(
             }
         }
         GroupOutcome::Commit {
-            snapshot,
             summary,
             epoch_before,
             keys,
             admin,
         } => {
-            save(&snapshot)?;
             let mut tagged = false;
             for entry in &keys.added {
                 if summary
@@ -679,6 +676,11 @@ fn deliver_welcomes(
 /// The GroupV1 logic for one page of one channel (group-v1.md).
 pub(crate) struct GroupV1 {
     moment: Moment,
+    /// The group's MLS session kept across the page, as PairV1 keeps its
+    /// own: a large group's state (megabytes at thousands of members) is
+    /// decoded once and written once per page, not for every message.
+    open: Option<(String, Session)>,
+    dirty: bool,
 }
 
 /// What arrives for a group.
@@ -746,7 +748,50 @@ pub(crate) fn seal_state(state: &GroupState) -> Result<([u8; 32], Vec<u8>)> {
 
 impl GroupV1 {
     pub(crate) fn new(moment: Moment) -> Self {
-        Self { moment }
+        Self {
+            moment,
+            open: None,
+            dirty: false,
+        }
+    }
+
+    fn holds(&self, conv: &str) -> bool {
+        self.open.as_ref().is_some_and(|(open, _)| open == conv)
+    }
+
+    /// The page's session of `conv`, read from the store the first time.
+    fn session(
+        &mut self,
+        tx: &Transaction<'_>,
+        conv: &str,
+        identity: &IdentityKey,
+    ) -> Result<&mut Session> {
+        if !self.holds(conv) {
+            self.finish(tx)?;
+            let state: Option<Vec<u8>> = tx
+                .prepare_cached("SELECT mls_state FROM conversations WHERE id = ?1")?
+                .query_row([conv], |r| r.get(0))?;
+            self.open = Some((conv.to_string(), open_session(identity, state)?));
+            self.dirty = false;
+        }
+        match &mut self.open {
+            Some((_, session)) => Ok(session),
+            None => Err(CoreError::Corrupt("no session".into())),
+        }
+    }
+
+    /// Writes the kept session, if it moved on: at the end of the page,
+    /// and before another group's session is read.
+    pub(crate) fn finish(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        if let (true, Some((conv, session))) = (self.dirty, &mut self.open) {
+            tx.prepare_cached("UPDATE conversations SET mls_state = ?2 WHERE id = ?1")?
+                .execute(params![
+                    conv.as_str(),
+                    session.snapshot()?.to_bytes().as_slice()
+                ])?;
+        }
+        self.dirty = false;
+        Ok(())
     }
 }
 
@@ -766,23 +811,30 @@ impl ConversationType for GroupV1 {
                 envelope,
                 state,
             }) => {
-                type Row = (Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
-                let (pending, identity, mls_state): Row = tx
-                    .prepare_cached(
-                        "SELECT pending_kp, identity, mls_state FROM conversations WHERE id = ?1",
-                    )?
-                    .query_row([&channel.conversation_id], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?;
+                let conv = channel.conversation_id.as_str();
+                let (pending, identity): (Option<Vec<u8>>, Vec<u8>) = tx
+                    .prepare_cached("SELECT pending_kp, identity FROM conversations WHERE id = ?1")?
+                    .query_row([conv], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 let identity =
                     IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(CoreError::from)?;
+                let session = if for_session(&envelope, channel, state) {
+                    Some(self.session(tx, conv, &identity)?)
+                } else {
+                    None
+                };
+                let uses_session = session.is_some();
                 let row = OpenRow {
                     state,
                     pending,
                     identity,
-                    mls_state,
+                    session,
                 };
-                let outcome = open_group_message(channel, seq, envelope, row)?;
+                let opened = open_group_message(channel, seq, envelope, row);
+                // The kept session is the truth from now on, refused or not
+                // (a message refused after MLS opened it still used up its
+                // key).
+                self.dirty |= uses_session;
+                let outcome = opened?;
                 Ok(OpenedGroup::Channel {
                     channel,
                     seq,

@@ -735,8 +735,8 @@ impl Engine {
     /// Messages of one channel, in order, in one transaction (one commit
     /// and one fsync for the page, not one per message); `false` if the
     /// channel is gone (a move in the batch deleted it). A local failure
-    /// keeps what was handled before it and stops there. `large` is the
-    /// fetched commit of a page of one message that names a blob.
+    /// undoes the whole page. `large` is the fetched commit of a page of
+    /// one message that names a blob.
     pub(crate) fn handle_items(
         &mut self,
         channel_id: i64,
@@ -753,26 +753,27 @@ impl Engine {
         let mut types = Types::new(moment);
         let mut fx = Effects::default();
         let tx = self.db.transaction()?;
-        let mut result = Ok(true);
+        let mut result = true;
         for item in items {
             // Fresh each time: a move in this batch changes the row.
             let Some(channel) = store::channel(&tx, channel_id)? else {
-                result = Ok(false);
+                result = false;
                 break;
             };
-            if let Err(e) = handle(&tx, &channel, item, large.take(), &mut types, &mut fx, now) {
-                result = Err(e);
-                break;
-            }
+            // A local failure rolls the page back (`tx` dropped uncommitted,
+            // the kept sessions with it): nothing of it was applied or
+            // acknowledged, and it is read again later.
+            handle(&tx, &channel, item, large.take(), &mut types, &mut fx, now)?;
         }
         types.pair.finish(&tx)?;
+        types.group.finish(&tx)?;
         count_unread(&tx, &fx.report, 0, now)?;
         tx.commit()?;
         self.revocations.extend(fx.revoke);
         joined.extend(fx.joined);
         fx.report.absorb(std::mem::take(report));
         *report = fx.report;
-        result
+        Ok(result)
     }
 
     /// After a sync: revokes the keys of removed members (admins), builds

@@ -101,14 +101,6 @@ pub(crate) fn contact_name(db: &Connection, id: &str) -> Result<String> {
         .query_row([id], |r| r.get(0))?)
 }
 
-/// What opening a conversation's message needs from its row, read once.
-pub(crate) struct OpenRow {
-    pub(crate) state: ConversationState,
-    pub(crate) pending: Option<Vec<u8>>,
-    pub(crate) identity: IdentityKey,
-    pub(crate) mls_state: Option<Vec<u8>>,
-}
-
 /// Why this member is out of a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GroupExit {

@@ -551,14 +551,6 @@ pub(crate) fn apply_group(
                     "DELETE FROM outbox WHERE conversation_id = ?1 AND commit_epoch = ?2",
                     params![conv, ms(epoch_before)],
                 )?;
-                if !summary.removed.is_empty() {
-                    // After a removal every member refreshes its leaf
-                    // (post-compromise security).
-                    tx.execute(
-                        "UPDATE conversations SET last_commit = 0 WHERE id = ?1",
-                        [conv],
-                    )?;
-                }
             }
         }
         GroupOutcome::JoinRequest(request) => {

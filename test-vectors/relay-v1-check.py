@@ -35,6 +35,7 @@ OPERATIONS = {
                  + opaque(h(o["data"]))),
     "blob_delete": (12, lambda o: h(o["write_id"]) + h(o["blob_id"])),
     "append_after": (13, lambda o: h(o["write_id"]) + u64(o["after_seq"]) + opaque(h(o["payload"]))),
+    "bind": (14, lambda o: b""),
 }
 
 def body(i, name):

@@ -15,8 +15,8 @@ use ed25519_dalek::SigningKey;
 use futures_util::{SinkExt, StreamExt};
 use kith_wire::Codec;
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
-use kith_wire::relay::request::{Operation, Subscribe};
-use kith_wire::relay::response::Appended;
+use kith_wire::relay::request::{Bind, Operation, Subscribe};
+use kith_wire::relay::response::{Appended, KeyBound};
 use kith_wire::relay::{ReadId, WriteId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -130,6 +130,23 @@ impl Session {
         self.requester.append(key, write_id, payload).await
     }
 
+    /// See [`Requester::bind`].
+    pub async fn bind(&self, key: &SigningKey) -> Result<u32, ClientError> {
+        self.requester.bind(key).await
+    }
+
+    /// See [`Requester::append_bound`].
+    pub async fn append_bound(
+        &self,
+        key_ref: u32,
+        write_id: WriteId,
+        payload: &[u8],
+    ) -> Result<Appended, ClientError> {
+        self.requester
+            .append_bound(key_ref, write_id, payload)
+            .await
+    }
+
     /// The next push (`Subscribed`, `Message` or `Closed`); `None` once the
     /// connection is gone.
     pub async fn next(&mut self) -> Option<ServerFrame> {
@@ -184,12 +201,52 @@ impl Requester {
     /// Sends an already signed request (see [`RelayClient::sign`]) and waits
     /// for its answer's body. No retry: a retry must be signed afresh.
     pub async fn send_signed(&self, request: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        self.ask(|id| ClientFrame::Request { id, request }).await
+    }
+
+    /// Binds `key` to this connection (relay.md §8, "Bound keys"): its later
+    /// operations here, by the returned `key_ref`, need no signature. Only
+    /// as safe as the connection: bind over TLS, or to a relay on this
+    /// machine.
+    pub async fn bind(&self, key: &SigningKey) -> Result<u32, ClientError> {
+        let body = self.call(key, Operation::Bind(Bind)).await?;
+        Ok(KeyBound::from_bytes(&body)?.key_ref)
+    }
+
+    /// Sends an operation by a key bound to this connection and waits for
+    /// its answer's body.
+    pub async fn send_bound(&self, key_ref: u32, op: &Operation) -> Result<Vec<u8>, ClientError> {
+        let operation = op.to_bytes();
+        self.ask(|id| ClientFrame::Bound {
+            id,
+            key_ref,
+            operation,
+        })
+        .await
+    }
+
+    /// Appends a payload by a bound key.
+    pub async fn append_bound(
+        &self,
+        key_ref: u32,
+        write_id: WriteId,
+        payload: &[u8],
+    ) -> Result<Appended, ClientError> {
+        let body = self
+            .send_bound(key_ref, &append_op(write_id, payload))
+            .await?;
+        Ok(Appended::from_bytes(&body)?)
+    }
+
+    /// Sends the frame `frame(id)` makes and waits for the answer with that
+    /// id.
+    async fn ask(&self, frame: impl FnOnce(u32) -> ClientFrame) -> Result<Vec<u8>, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
             p.insert(id, tx);
         }
-        if let Err(e) = self.send(ClientFrame::Request { id, request }).await {
+        if let Err(e) = self.send(frame(id)).await {
             if let Ok(mut p) = self.pending.lock() {
                 p.remove(&id);
             }

@@ -77,15 +77,12 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [0, 1, 2].map(|i| chunk.get(i).copied().unwrap_or(0));
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+                let digit = ALPHABET.get((n >> (18 - 6 * i)) as usize & 63);
+                out.push(char::from(digit.copied().unwrap_or(b'A')));
             } else {
                 out.push('=');
             }
@@ -107,7 +104,7 @@ impl Incoming {
         let marker = marker.as_bytes();
         let mut from = 0;
         loop {
-            if let Some(at) = find(&self.buf[from..], marker) {
+            if let Some(at) = find(self.buf.get(from..).unwrap_or_default(), marker) {
                 let end = from + at + marker.len();
                 return Ok(self.buf.drain(..end).collect());
             }
@@ -120,7 +117,8 @@ impl Incoming {
                     String::from_utf8_lossy(marker)
                 );
             }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.buf
+                .extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
     }
 }
@@ -147,7 +145,9 @@ async fn login(args: &Args, user: &str) -> Result<(Incoming, OwnedWriteHalf)> {
         read,
         buf: Vec::new(),
     };
-    write.write_all(stream_header(&args.domain).as_bytes()).await?;
+    write
+        .write_all(stream_header(&args.domain).as_bytes())
+        .await?;
     incoming.until("</stream:features>").await?;
     let plain = base64(format!("\0{user}\0{}", args.password).as_bytes());
     write
@@ -167,7 +167,9 @@ async fn login(args: &Args, user: &str) -> Result<(Incoming, OwnedWriteHalf)> {
             String::from_utf8_lossy(&rest)
         );
     }
-    write.write_all(stream_header(&args.domain).as_bytes()).await?;
+    write
+        .write_all(stream_header(&args.domain).as_bytes())
+        .await?;
     incoming.until("</stream:features>").await?;
     write
         .write_all(
@@ -176,9 +178,7 @@ async fn login(args: &Args, user: &str) -> Result<(Incoming, OwnedWriteHalf)> {
         )
         .await?;
     incoming.until("</iq>").await?;
-    write
-        .write_all(b"<enable xmlns='urn:xmpp:sm:3'/>")
-        .await?;
+    write.write_all(b"<enable xmlns='urn:xmpp:sm:3'/>").await?;
     incoming.until("<enabled").await?;
     incoming.until(">").await?;
     Ok((incoming, write))
@@ -274,7 +274,9 @@ async fn main() -> Result<()> {
                     // The server asks what this sender has received: nothing.
                     write.write_all(b"<a xmlns='urn:xmpp:sm:3' h='0'/>").await?;
                 } else if let Some(at) = find(&answer, b"h='") {
-                    let digits: String = answer[at + 3..]
+                    let digits: String = answer
+                        .get(at + 3..)
+                        .unwrap_or_default()
                         .iter()
                         .take_while(|b| b.is_ascii_digit())
                         .map(|b| char::from(*b))

@@ -65,6 +65,11 @@ pub(crate) struct BenchArgs {
     /// WebSocket transport and a run shorter than the relay's timestamp window.
     #[arg(long, default_value_t = 0)]
     presign: usize,
+    /// Bind each writer's and reader's key to its WebSocket once and send
+    /// its appends and acknowledgements unsigned (relay.md §8, "Bound
+    /// keys"), as a client on a TLS connection does.
+    #[arg(long)]
+    bound: bool,
     /// Readers acknowledge after this many messages (0: never), as clients
     /// do once they have processed what they read.
     #[arg(long, default_value_t = 32)]
@@ -196,6 +201,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
     if args.writers == 0 {
         bail!("--writers must be at least 1");
     }
+    if args.bound && (args.transport == Transport::Http || args.presign > 0) {
+        bail!("--bound needs --transport ws and no --presign (bound requests are not signed)");
+    }
     let client = RelayClient::new(&args.url)?;
     let info = client
         .info()
@@ -204,6 +212,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
     let mut report = serde_report::Report {
         relay: args.url.clone(),
         presigned: args.presign > 0,
+        bound: args.bound,
         transport: args.transport,
         in_flight: args.in_flight.max(1),
         writers: args.writers,
@@ -306,6 +315,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
             Some(ServerFrame::Subscribed { .. }) => {}
             other => bail!("subscription failed: {other:?}"),
         }
+        let bound = if args.bound {
+            Some(sub.bind(&ch.key).await?)
+        } else {
+            None
+        };
         let hist = push_latency.clone();
         let stop = stop_readers.clone();
         let (key, read_id) = (ch.key.clone(), ch.read_id);
@@ -338,7 +352,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
                     // Acknowledge without pausing the reading, as a client does.
                     let (requester, key) = (sub.requester(), key.clone());
                     tokio::spawn(async move {
-                        let _ = requester.call(&key, ack).await;
+                        let _ = match bound {
+                            Some(key_ref) => requester.send_bound(key_ref, &ack).await,
+                            None => requester.call(&key, ack).await,
+                        };
                     });
                 }
             }
@@ -357,6 +374,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
         let session = match args.transport {
             Transport::Ws => Some(Arc::new(client.session().await?)),
             Transport::Http => None,
+        };
+        let bound = match (&session, channels.get(w)) {
+            (Some(s), Some(ch)) if args.bound => Some(s.bind(&ch.key).await?),
+            _ => None,
         };
         for slot in 0..slots_per_writer {
             let client = client.clone();
@@ -406,9 +427,12 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
                         }
                         (session, _) => {
                             stamp(&mut payload, start, slot_id as u64);
-                            match session {
-                                Some(s) => s.append(&ch.key, ch.write_id, &payload).await,
-                                None => client.append(&ch.key, ch.write_id, &payload).await,
+                            match (session, bound) {
+                                (Some(s), Some(key_ref)) => {
+                                    s.append_bound(key_ref, ch.write_id, &payload).await
+                                }
+                                (Some(s), None) => s.append(&ch.key, ch.write_id, &payload).await,
+                                (None, _) => client.append(&ch.key, ch.write_id, &payload).await,
                             }
                         }
                     };
@@ -710,6 +734,7 @@ mod serde_report {
     #[derive(Debug, Serialize)]
     pub(crate) struct Report {
         pub(crate) relay: String,
+        pub(crate) bound: bool,
         pub(crate) presigned: bool,
         pub(crate) transport: super::Transport,
         pub(crate) in_flight: usize,

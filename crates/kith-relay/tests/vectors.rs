@@ -103,6 +103,7 @@ fn op_input(op: &Operation) -> Value {
         Operation::BlobDelete(b) => {
             json!({ "write_id": to_hex(&b.write_id.0), "blob_id": to_hex(&b.blob_id.0) })
         }
+        Operation::Bind(Bind) => json!({}),
     }
 }
 
@@ -233,6 +234,15 @@ fn vectors() -> Value {
                 blob_id: BlobId([0x55; 32]),
             }),
         ),
+        request_vector(
+            "append_after",
+            Operation::AppendAfter(AppendAfter {
+                write_id: w,
+                after_seq: 41,
+                payload: vec![0xab; 256],
+            }),
+        ),
+        request_vector("bind", Operation::Bind(Bind)),
     ];
     let limits = kith_relay::server::config::LimitsConfig::default().to_wire();
     let values = vec![
@@ -368,6 +378,19 @@ fn vectors() -> Value {
                 request: vec![0xee; 8],
             },
         ),
+        value_vector(
+            "client_frame_bound",
+            &ClientFrame::Bound {
+                id: 10,
+                key_ref: 0,
+                operation: Operation::Ack(Ack {
+                    read_id: r,
+                    seq: 42,
+                })
+                .to_bytes(),
+            },
+        ),
+        value_vector("key_bound", &KeyBound { key_ref: 3 }),
         value_vector(
             "server_frame_subscribed",
             &ServerFrame::Subscribed {

@@ -127,6 +127,7 @@ fn operation() -> impl Strategy<Value = Operation> {
             write_id: WriteId(w),
             blob_id: BlobId(b)
         })),
+        Just(Operation::Bind(Bind)),
     ]
 }
 
@@ -292,6 +293,13 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         any::<u32>().prop_map(|sub| ClientFrame::Unsubscribe { sub }),
         (any::<u32>(), vec(any::<u8>(), 0..2048))
             .prop_map(|(id, request)| ClientFrame::Request { id, request }),
+        (any::<u32>(), any::<u32>(), vec(any::<u8>(), 0..2048)).prop_map(
+            |(id, key_ref, operation)| ClientFrame::Bound {
+                id,
+                key_ref,
+                operation
+            }
+        ),
     ]
 }
 
@@ -629,6 +637,9 @@ proptest! {
 
     #[test]
     fn acked_round_trips(acked_seq in any::<u64>()) { round_trip(&Acked { acked_seq })?; }
+
+    #[test]
+    fn key_bound_round_trips(key_ref in any::<u32>()) { round_trip(&KeyBound { key_ref })?; }
 
     #[test]
     fn channel_status_round_trips(v in channel_status()) { round_trip(&v)?; }

@@ -4,7 +4,7 @@
 //! `SignedRequest` whose operation must be the one the path names.
 
 use super::AppState;
-use super::auth::{self, UnverifiedRequest, VerifiedRequest, acceptable_key};
+use super::auth::{self, UnverifiedRequest, acceptable_key};
 use super::budget::Room;
 use super::error::{ApiError, binary};
 use crate::store::{BlobClaim, ChannelKey, NewBlob, NewChannel};
@@ -29,30 +29,33 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// Every path that takes a signed request, with its operation's name.
-const SIGNED_PATHS: &[(&str, &str)] = &[
-    ("/v1/channel/create", "create_channel"),
-    ("/v1/channel/append", "append"),
-    ("/v1/channel/append-after", "append_after"),
-    ("/v1/channel/read", "read"),
-    ("/v1/channel/ack", "ack"),
-    ("/v1/channel/key/add", "add_key"),
-    ("/v1/channel/key/revoke", "revoke_key"),
-    ("/v1/channel/delete", "delete_channel"),
-    ("/v1/channel/status", "status"),
-    ("/v1/blob/create", "blob_create"),
-    ("/v1/blob/put", "blob_put"),
-    ("/v1/blob/delete", "blob_delete"),
+/// Every path that takes a signed request, with its operation's name and
+/// tag.
+const SIGNED_PATHS: &[(&str, &str, u8)] = &[
+    ("/v1/channel/create", "create_channel", 1),
+    ("/v1/channel/append", "append", 2),
+    ("/v1/channel/append-after", "append_after", 13),
+    ("/v1/channel/read", "read", 3),
+    ("/v1/channel/ack", "ack", 4),
+    ("/v1/channel/key/add", "add_key", 5),
+    ("/v1/channel/key/revoke", "revoke_key", 6),
+    ("/v1/channel/delete", "delete_channel", 7),
+    ("/v1/channel/status", "status", 8),
+    ("/v1/blob/create", "blob_create", 10),
+    ("/v1/blob/put", "blob_put", 11),
+    ("/v1/blob/delete", "blob_delete", 12),
 ];
 
 /// Limit for requests without a payload.
 const SMALL_BODY: usize = 8_192;
 
-/// The largest signed request of operation `op` (relay.md §3).
-fn body_limit(op: &str) -> usize {
-    match op {
-        "append" | "append_after" | "blob_put" => MAX_SIGNED_REQUEST as usize,
-        _ => SMALL_BODY,
+/// The largest request of the operation with this tag (relay.md §3), over
+/// HTTP, in a `Request` frame or in a `Bound` frame alike.
+fn body_limit(tag: Option<u8>) -> usize {
+    if tag.is_some_and(carries_payload) {
+        MAX_SIGNED_REQUEST as usize
+    } else {
+        SMALL_BODY
     }
 }
 
@@ -64,7 +67,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/i/{id}", get(invitation_page));
-    for (path, _) in SIGNED_PATHS {
+    for (path, _, _) in SIGNED_PATHS {
         router = router.route(path, post(signed));
     }
     router
@@ -215,12 +218,13 @@ async fn signed(
     req: Request,
 ) -> Response {
     let started = Instant::now();
-    let Some(&(path, op)) = SIGNED_PATHS.iter().find(|(p, _)| *p == req.uri().path()) else {
+    let Some(&(path, op, tag)) = SIGNED_PATHS.iter().find(|(p, _, _)| *p == req.uri().path())
+    else {
         return not_found(State(state)).await;
     };
     let result = async {
         state.check_ip(client_ip(&state, req.headers(), peer))?;
-        let bytes = read_body(&state, req, body_limit(op)).await?;
+        let bytes = read_body(&state, req, body_limit(Some(tag))).await?;
         execute(&state, &bytes, Some(path)).await.1
     }
     .await
@@ -306,14 +310,7 @@ pub(crate) async fn execute(
 ) -> (&'static str, Result<Answer, ApiError>) {
     // Over HTTP the path's limit came first; inside a WebSocket frame the
     // operation's limit holds just the same, before decoding (§4.3, §8).
-    let limit = if bytes
-        .get(OP_TAG_OFFSET)
-        .is_some_and(|&tag| carries_payload(tag))
-    {
-        MAX_SIGNED_REQUEST as usize
-    } else {
-        SMALL_BODY
-    };
+    let limit = body_limit(bytes.get(OP_TAG_OFFSET).copied());
     if bytes.len() > limit {
         return (
             "too_large",
@@ -327,24 +324,77 @@ pub(crate) async fn execute(
         Ok(r) => r,
         Err(e) => return ("malformed", Err(e)),
     };
+    let op = op_name(&request.body.op);
     let op_path = request.body.op.path();
-    let op = op_path
-        .and_then(|p| SIGNED_PATHS.iter().find(|(path, _)| *path == p))
-        .map_or("subscribe", |(_, name)| *name);
     if op_path.is_none() || path.is_some_and(|p| op_path != Some(p)) {
         let message = match path {
             Some(p) => format!("the request's operation does not belong on {p}"),
-            None => "subscribe requests go in a Subscribe frame".to_owned(),
+            None => format!("{op} requests do not go in a Request frame"),
         };
         return (op, Err(ApiError::new(ErrorCode::MALFORMED, message)));
     }
     let now = now_ms();
     let result = match auth::verify(state, request, now).await {
         // Over a WebSocket an answer is copied once more on its way out.
-        Ok(verified) => dispatch(state, verified, if path.is_none() { 2 } else { 1 }, now).await,
+        Ok(verified) => {
+            let body = verified.into_body();
+            let copies = if path.is_none() { 2 } else { 1 };
+            dispatch(state, body.signer, body.op, copies, now).await
+        }
         Err(e) => Err(e),
     };
     (op, result)
+}
+
+/// An operation's name in metrics.
+fn op_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::Subscribe(_) => "subscribe",
+        Operation::Bind(_) => "bind",
+        op => SIGNED_PATHS
+            .iter()
+            .find(|(_, _, tag)| *tag == op.tag())
+            .map_or("unknown", |(_, name, _)| *name),
+    }
+}
+
+/// Carries out an operation by a key bound to a WebSocket connection
+/// (relay.md §8, "Bound keys"): §4.3 without steps 3–5 and 7, which the
+/// binding did once; the size limit, decoding, the key's rate limit and
+/// the operation's own checks as for any request.
+pub(crate) async fn execute_bound(
+    state: &AppState,
+    signer: PublicKey,
+    bytes: &[u8],
+) -> (&'static str, Result<Answer, ApiError>) {
+    let limit = body_limit(bytes.first().copied());
+    if bytes.len() > limit {
+        return (
+            "too_large",
+            Err(ApiError::new(
+                ErrorCode::TOO_LARGE,
+                format!("this request is at most {limit} bytes"),
+            )),
+        );
+    }
+    let op = match Operation::from_bytes(bytes) {
+        Ok(op) => op,
+        Err(e) => return ("malformed", Err(ApiError::malformed(&e))),
+    };
+    let name = op_name(&op);
+    if op.path().is_none() {
+        return (
+            name,
+            Err(ApiError::new(
+                ErrorCode::MALFORMED,
+                format!("{name} requests do not go in a Bound frame"),
+            )),
+        );
+    }
+    if let Err(e) = state.rate.check_key(&signer) {
+        return (name, Err(ApiError::rate_limited(e)));
+    }
+    (name, dispatch(state, signer, op, 2, now_ms()).await)
 }
 
 fn refuse_weak(key: &PublicKey) -> Result<(), ApiError> {
@@ -360,14 +410,13 @@ fn refuse_weak(key: &PublicKey) -> Result<(), ApiError> {
 
 async fn dispatch(
     state: &AppState,
-    verified: VerifiedRequest,
+    signer: PublicKey,
+    op: Operation,
     copies: usize,
     now: u64,
 ) -> Result<Answer, ApiError> {
-    let body = verified.into_body();
-    let signer = body.signer;
     let limits = &state.config.limits;
-    let answer = match body.op {
+    let answer = match op {
         Operation::CreateChannel(c) => {
             if !state.create_token_ok(&c.create_token) {
                 return Err(ApiError::unauthorized());
@@ -448,9 +497,9 @@ async fn dispatch(
                 .await?;
             empty()
         }
-        Operation::Subscribe(_) => Err(ApiError::new(
+        Operation::Subscribe(_) | Operation::Bind(_) => Err(ApiError::new(
             ErrorCode::MALFORMED,
-            "subscribe is only valid on the WebSocket",
+            "this operation is only valid on the WebSocket",
         )),
     };
     answer.map(Answer::from)

@@ -13,7 +13,7 @@
 
 use super::AppState;
 use super::api::client_ip;
-use super::api::{execute, read_page};
+use super::api::{execute, execute_bound, read_page};
 use super::auth::{self, UnverifiedRequest};
 use super::budget::Room;
 use super::error::ApiError;
@@ -29,9 +29,9 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, SplitSink};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use kith_wire::Codec;
-use kith_wire::relay::push::{ClientFrame, ServerFrame};
-use kith_wire::relay::request::Operation;
-use kith_wire::relay::response::{ErrorBody, ErrorCode};
+use kith_wire::relay::push::{ClientFrame, MAX_SUBSCRIBE_REQUEST, ServerFrame};
+use kith_wire::relay::request::{Bind, OP_TAG_OFFSET, Operation};
+use kith_wire::relay::response::{ErrorBody, ErrorCode, KeyBound};
 use kith_wire::relay::{PublicKey, ReadId};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -115,6 +115,8 @@ struct Connection {
     in_flight: FuturesUnordered<InFlight>,
     /// Room of answers fed to the socket and not yet flushed.
     held: Vec<Room>,
+    /// Keys bound to this connection, by `key_ref` (relay.md §8).
+    bound: Vec<PublicKey>,
 }
 
 async fn serve(state: Arc<AppState>, socket: WebSocket, ip: IpAddr) {
@@ -130,6 +132,7 @@ async fn serve(state: Arc<AppState>, socket: WebSocket, ip: IpAddr) {
         wake: Arc::new(Notify::new()),
         in_flight: FuturesUnordered::new(),
         held: Vec::new(),
+        bound: Vec::new(),
     };
     state.metrics.websocket_connections.inc();
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
@@ -257,11 +260,94 @@ impl Connection {
                 self.remove(sub);
                 Ok(())
             }
+            ClientFrame::Request { id, request }
+                if request.get(OP_TAG_OFFSET) == Some(&Operation::Bind(Bind).tag()) =>
+            {
+                self.bind(id, &request).await
+            }
             ClientFrame::Request { id, request } => {
                 self.request(id, request);
                 Ok(())
             }
+            ClientFrame::Bound {
+                id,
+                key_ref,
+                operation,
+            } => {
+                self.bound_request(id, key_ref, operation);
+                Ok(())
+            }
         }
+    }
+
+    /// Binds the signer of a `bind` request to this connection (relay.md
+    /// §8, "Bound keys"), once its request has passed §4.3 like any other;
+    /// answered with the key's `key_ref`. Done before the next frame is
+    /// read, so a `Bound` frame sent after the answer always finds it.
+    async fn bind(&mut self, id: u32, request: &[u8]) -> Result<(), Stop> {
+        let started = std::time::Instant::now();
+        let result = match self.state.check_ip(self.ip) {
+            Ok(()) => self.verify_bind(request).await,
+            Err(e) => Err(e),
+        };
+        let code = result.as_ref().map_or_else(|e| e.code.name(), |_| "ok");
+        self.state.record("bind", code, started);
+        let frame = match result {
+            Ok(key_ref) => ServerFrame::Response {
+                id,
+                body: KeyBound { key_ref }.to_bytes(),
+            },
+            Err(e) => ServerFrame::Failed {
+                id,
+                error: error_body(&self.state, e),
+            },
+        };
+        self.feed_frame(&frame).await
+    }
+
+    async fn verify_bind(&mut self, request: &[u8]) -> Result<u32, ApiError> {
+        if request.len() > MAX_SUBSCRIBE_REQUEST as usize {
+            return Err(ApiError::new(
+                ErrorCode::TOO_LARGE,
+                "a bind request is too large",
+            ));
+        }
+        let request = UnverifiedRequest::decode(request)?;
+        let signer = auth::verify(&self.state, request, now_ms())
+            .await?
+            .body()
+            .signer;
+        if let Some(at) = self.bound.iter().position(|k| *k == signer) {
+            return Ok(u32::try_from(at).unwrap_or(u32::MAX));
+        }
+        if self.bound.len() >= self.state.config.limits.max_subscriptions as usize {
+            return Err(ApiError::new(
+                ErrorCode::QUOTA_EXCEEDED,
+                "this connection has bound as many keys as it may",
+            ));
+        }
+        self.bound.push(signer);
+        Ok(u32::try_from(self.bound.len() - 1).unwrap_or(u32::MAX))
+    }
+
+    /// Starts an operation by a bound key; answered like a request.
+    fn bound_request(&mut self, id: u32, key_ref: u32, operation: Vec<u8>) {
+        let state = self.state.clone();
+        let ip = self.ip;
+        let signer = usize::try_from(key_ref)
+            .ok()
+            .and_then(|at| self.bound.get(at))
+            .copied();
+        self.in_flight.push(Box::pin(async move {
+            let started = std::time::Instant::now();
+            let (op, result) = match (state.check_ip(ip), signer) {
+                (Err(e), _) => ("rate_limited", Err(e)),
+                // As any key the relay does not know: nothing more said.
+                (Ok(()), None) => ("bound", Err(ApiError::unauthorized())),
+                (Ok(()), Some(signer)) => execute_bound(&state, signer, &operation).await,
+            };
+            answer_frame(&state, id, op, result, started)
+        }));
     }
 
     /// Starts a request; its answer is sent when it completes.
@@ -274,24 +360,7 @@ impl Connection {
                 Ok(()) => execute(&state, &request, None).await,
                 Err(e) => ("rate_limited", Err(e)),
             };
-            let code = result.as_ref().map_or_else(|e| e.code.name(), |_| "ok");
-            state.record(op, code, started);
-            match result {
-                Ok(answer) => {
-                    let frame = ServerFrame::Response {
-                        id,
-                        body: answer.bytes,
-                    };
-                    (frame.to_bytes(), answer.room)
-                }
-                Err(e) => {
-                    let frame = ServerFrame::Failed {
-                        id,
-                        error: error_body(&state, e),
-                    };
-                    (frame.to_bytes(), None)
-                }
-            }
+            answer_frame(&state, id, op, result, started)
         }));
     }
 
@@ -497,6 +566,34 @@ impl Connection {
         let subs: Vec<u32> = self.subs.keys().copied().collect();
         for sub in subs {
             self.remove(sub);
+        }
+    }
+}
+
+/// A request's answer as its frame, recorded in the metrics.
+fn answer_frame(
+    state: &AppState,
+    id: u32,
+    op: &'static str,
+    result: Result<super::api::Answer, ApiError>,
+    started: std::time::Instant,
+) -> (Vec<u8>, Option<Room>) {
+    let code = result.as_ref().map_or_else(|e| e.code.name(), |_| "ok");
+    state.record(op, code, started);
+    match result {
+        Ok(answer) => {
+            let frame = ServerFrame::Response {
+                id,
+                body: answer.bytes,
+            };
+            (frame.to_bytes(), answer.room)
+        }
+        Err(e) => {
+            let frame = ServerFrame::Failed {
+                id,
+                error: error_body(state, e),
+            };
+            (frame.to_bytes(), None)
         }
     }
 }

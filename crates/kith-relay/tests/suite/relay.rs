@@ -7,6 +7,7 @@ use kith_relay::time::now_ms;
 use kith_wire::Codec;
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::{
+    Bind,
     Append, MAX_SIGNED_REQUEST, Operation, Read, RequestBody, Subscribe,
 };
 use kith_wire::relay::response::{Acked, ErrorBody, ErrorCode, Messages};
@@ -666,6 +667,92 @@ async fn one_websocket_carries_requests_and_many_subscriptions() {
         code(session.call(&a.reader, sub).await),
         ErrorCode::MALFORMED
     );
+}
+
+/// relay.md §8, "Bound keys": a key bound once acts without signatures on
+/// its connection only, by its number; everything else about it is
+/// checked as for a signed request.
+#[tokio::test]
+async fn a_bound_key_acts_unsigned_on_its_connection_only() {
+    let relay = relay(unlimited());
+    let client = client(&relay);
+    let ch = channel(&client, ChannelOptions::default()).await;
+    let (w, r) = (ch.created.write_id, ch.created.read_id);
+    let session = client.session().await.unwrap();
+    let writer = session.bind(&ch.writer).await.unwrap();
+    let reader = session.bind(&ch.reader).await.unwrap();
+    assert_eq!((writer, reader), (0, 1));
+    assert_eq!(session.bind(&ch.writer).await.unwrap(), 0, "bound once");
+
+    let appended = session
+        .append_bound(writer, w, &payload(1, 256))
+        .await
+        .unwrap();
+    assert_eq!(appended.seq, 1);
+    let read = Operation::Read(Read {
+        read_id: r,
+        after_seq: 0,
+        max_messages: 10,
+        wait_ms: 0,
+    });
+    let body = session.requester().send_bound(reader, &read).await.unwrap();
+    assert_eq!(Messages::from_bytes(&body).unwrap().items.len(), 1);
+
+    // Rights are the key's, bound or not.
+    let requester = session.requester();
+    assert_eq!(
+        code(requester.send_bound(reader, &append_op(w, 1)).await),
+        ErrorCode::UNAUTHORIZED
+    );
+    // A number nothing was bound to, here or on another connection.
+    assert_eq!(
+        code(requester.send_bound(7, &read).await),
+        ErrorCode::UNAUTHORIZED
+    );
+    let other = client.session().await.unwrap();
+    assert_eq!(
+        code(other.requester().send_bound(writer, &append_op(w, 2)).await),
+        ErrorCode::UNAUTHORIZED
+    );
+    // subscribe and bind are not operations of a Bound frame; bind is not
+    // one of HTTP.
+    let sub = Operation::Subscribe(Subscribe {
+        read_id: r,
+        after_seq: 0,
+    });
+    assert_eq!(
+        code(requester.send_bound(reader, &sub).await),
+        ErrorCode::MALFORMED
+    );
+    assert_eq!(
+        code(requester.send_bound(reader, &Operation::Bind(Bind)).await),
+        ErrorCode::MALFORMED
+    );
+    let http = client.sign(&ch.writer, Operation::Bind(Bind)).await.unwrap();
+    assert_eq!(
+        code(
+            client
+                .post("/v1/channel/append", http, Duration::from_secs(5))
+                .await
+        ),
+        ErrorCode::MALFORMED
+    );
+    // Revoked: nothing more, though still bound.
+    client
+        .revoke_key(&ch.owner, w, public_key(&ch.writer))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(session.append_bound(writer, w, &payload(3, 256)).await),
+        ErrorCode::UNAUTHORIZED
+    );
+}
+
+fn append_op(write_id: WriteId, fill: u8) -> Operation {
+    Operation::Append(Append {
+        write_id,
+        payload: payload(fill, 256),
+    })
 }
 
 #[tokio::test]

@@ -38,6 +38,16 @@ pub enum ClientFrame {
         /// An encoded `SignedRequest`.
         request: Vec<u8>,
     },
+    /// Tag 4: an operation by a key bound to this connection (relay.md §8,
+    /// "Bound keys"), without a signature; answered as a `Request`.
+    Bound {
+        /// The client's number for this request.
+        id: u32,
+        /// The number the relay gave the key when it was bound.
+        key_ref: u32,
+        /// An encoded `Operation`: any but `subscribe` and `bind`.
+        operation: Vec<u8>,
+    },
 }
 
 impl Codec for ClientFrame {
@@ -57,6 +67,16 @@ impl Codec for ClientFrame {
                 w.u32(*id);
                 w.opaque(request);
             }
+            Self::Bound {
+                id,
+                key_ref,
+                operation,
+            } => {
+                w.u8(4);
+                w.u32(*id);
+                w.u32(*key_ref);
+                w.opaque(operation);
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -69,6 +89,11 @@ impl Codec for ClientFrame {
             3 => Ok(Self::Request {
                 id: r.u32("id")?,
                 request: r.opaque(MAX_SIGNED_REQUEST, "request")?.to_vec(),
+            }),
+            4 => Ok(Self::Bound {
+                id: r.u32("id")?,
+                key_ref: r.u32("key_ref")?,
+                operation: r.opaque(MAX_SIGNED_REQUEST, "operation")?.to_vec(),
             }),
             tag => Err(DecodeError::UnknownTag {
                 what: "client_frame",

@@ -163,6 +163,12 @@ pub struct BlobDelete {
     pub blob_id: BlobId,
 }
 
+/// `bind` (tag 14): binds the signer's key to this WebSocket connection,
+/// so that later requests by it on the connection need no signature
+/// (relay.md §8, "Bound keys"). Only valid in a WebSocket `Request` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bind;
+
 /// What a signed request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -192,6 +198,8 @@ pub enum Operation {
     BlobDelete(BlobDelete),
     /// Tag 13.
     AppendAfter(AppendAfter),
+    /// Tag 14.
+    Bind(Bind),
 }
 
 impl Operation {
@@ -211,11 +219,12 @@ impl Operation {
             Self::BlobPut(_) => 11,
             Self::BlobDelete(_) => 12,
             Self::AppendAfter(_) => 13,
+            Self::Bind(_) => 14,
         }
     }
 
-    /// The HTTP path that carries this operation; `None` for `subscribe`,
-    /// which travels over the WebSocket.
+    /// The HTTP path that carries this operation; `None` for `subscribe`
+    /// and `bind`, which travel over the WebSocket only.
     pub fn path(&self) -> Option<&'static str> {
         Some(match self {
             Self::CreateChannel(_) => "/v1/channel/create",
@@ -231,6 +240,7 @@ impl Operation {
             Self::BlobPut(_) => "/v1/blob/put",
             Self::BlobDelete(_) => "/v1/blob/delete",
             Self::AppendAfter(_) => "/v1/channel/append-after",
+            Self::Bind(_) => return None,
         })
     }
 }
@@ -296,6 +306,7 @@ impl Codec for Operation {
                 w.u64(op.after_seq);
                 w.opaque(&op.payload);
             }
+            Self::Bind(Bind) => {}
         }
     }
 
@@ -362,6 +373,7 @@ impl Codec for Operation {
                 after_seq: r.u64("after_seq")?,
                 payload: r.opaque(MAX_PAYLOAD, "payload")?.to_vec(),
             }),
+            14 => Self::Bind(Bind),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "operation",

@@ -209,6 +209,25 @@ impl Codec for Appended {
     }
 }
 
+/// Answer to `bind`: the number that names the key in `Bound` frames on
+/// this connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyBound {
+    /// Given by the relay, unique on the connection.
+    pub key_ref: u32,
+}
+
+impl Codec for KeyBound {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.key_ref);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            key_ref: r.u32("key_ref")?,
+        })
+    }
+}
+
 /// One message as stored by a relay.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredMessage {

@@ -14,14 +14,14 @@ use kith_wire::relay::to_hex;
 use rusqlite::{OptionalExtension, Transaction, params};
 use zeroize::Zeroizing;
 
-use super::{Arrived, ConversationType, Effects, Moment};
+use super::{Arrived, ConversationType, Effects, Moment, PageSession};
 use crate::channels::receive_move;
 use crate::error::{CoreError, OpenError, Result, refused};
 use crate::ids::{conversation_id, random};
 use crate::store::{
     ChannelRole, ChannelRow, ConversationState, GroupExit, QueueOptions, Received, close_group,
-    contact_name, encrypt_in, envelope_payload, insert_channel, load_session, ms, open_session,
-    queue_frame, queue_with, receive_message,
+    contact_name, encrypt_in, envelope_payload, insert_channel, load_session, ms, queue_frame,
+    queue_with, receive_message,
 };
 use crate::views::{Notice, SyncReport};
 use crate::{recognition, store};
@@ -668,11 +668,7 @@ fn deliver_welcomes(
 /// The GroupV1 logic for one page of one channel (group-v1.md).
 pub(crate) struct GroupV1 {
     moment: Moment,
-    /// The group's MLS session kept across the page, as PairV1 keeps its
-    /// own: a large group's state (megabytes at thousands of members) is
-    /// decoded once and written once per page, not for every message.
-    open: Option<(String, Session)>,
-    dirty: bool,
+    session: PageSession,
 }
 
 /// What arrives for a group.
@@ -742,48 +738,8 @@ impl GroupV1 {
     pub(crate) fn new(moment: Moment) -> Self {
         Self {
             moment,
-            open: None,
-            dirty: false,
+            session: PageSession::default(),
         }
-    }
-
-    fn holds(&self, conv: &str) -> bool {
-        self.open.as_ref().is_some_and(|(open, _)| open == conv)
-    }
-
-    /// The page's session of `conv`, read from the store the first time.
-    fn session(
-        &mut self,
-        tx: &Transaction<'_>,
-        conv: &str,
-        identity: &IdentityKey,
-    ) -> Result<&mut Session> {
-        if !self.holds(conv) {
-            self.finish(tx)?;
-            let state: Option<Vec<u8>> = tx
-                .prepare_cached("SELECT mls_state FROM conversations WHERE id = ?1")?
-                .query_row([conv], |r| r.get(0))?;
-            self.open = Some((conv.to_string(), open_session(identity, state)?));
-            self.dirty = false;
-        }
-        match &mut self.open {
-            Some((_, session)) => Ok(session),
-            None => Err(CoreError::Corrupt("no session".into())),
-        }
-    }
-
-    /// Writes the kept session, if it moved on: at the end of the page,
-    /// and before another group's session is read.
-    pub(crate) fn finish(&mut self, tx: &Transaction<'_>) -> Result<()> {
-        if let (true, Some((conv, session))) = (self.dirty, &mut self.open) {
-            tx.prepare_cached("UPDATE conversations SET mls_state = ?2 WHERE id = ?1")?
-                .execute(params![
-                    conv.as_str(),
-                    session.snapshot()?.to_bytes().as_slice()
-                ])?;
-        }
-        self.dirty = false;
-        Ok(())
     }
 }
 
@@ -810,7 +766,7 @@ impl ConversationType for GroupV1 {
                 let identity =
                     IdentityKey::from_bytes(&Zeroizing::new(identity)).map_err(CoreError::from)?;
                 let session = if for_session(&envelope, channel, state) {
-                    Some(self.session(tx, conv, &identity)?)
+                    Some(self.session.get(tx, conv)?)
                 } else {
                     None
                 };
@@ -825,7 +781,9 @@ impl ConversationType for GroupV1 {
                 // The kept session is the truth from now on, refused or not
                 // (a message refused after MLS opened it still used up its
                 // key).
-                self.dirty |= uses_session;
+                if uses_session {
+                    self.session.moved();
+                }
                 let outcome = opened?;
                 Ok(OpenedGroup::Channel {
                     channel,
@@ -966,6 +924,10 @@ impl ConversationType for GroupV1 {
             }
         }
         Ok(())
+    }
+
+    fn finish(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        self.session.save(tx)
     }
 
     /// A member on its way out proposes its removal again in every new

@@ -28,11 +28,13 @@ pub(crate) mod inbox;
 pub(crate) mod intro;
 pub(crate) mod pair;
 
+use kith_crypto::mls::{IdentityKey, Session};
 use kith_wire::conv::{Envelope, GroupWelcome, Introduction};
-use rusqlite::Transaction;
+use rusqlite::{Transaction, params};
+use zeroize::Zeroizing;
 
-use crate::error::{OpenError, Result};
-use crate::store::{ChannelRow, ConversationState};
+use crate::error::{CoreError, OpenError, Result};
+use crate::store::{ChannelRow, ConversationState, open_session};
 use crate::views::SyncReport;
 
 /// One conversation type's protocol logic.
@@ -68,6 +70,55 @@ pub(crate) trait ConversationType {
     /// What falls due with time and needs no relay (runtime settles after
     /// a sync), each conversation of this type in `tx`.
     fn tick(&mut self, _tx: &Transaction<'_>, _fx: &mut Effects) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A conversation's MLS session kept across a page by the type that opened
+/// it: loaded once and written once, at the end of the page or before the
+/// type does something that reads the stored state, rather than decoded
+/// and encoded again for every message (a large group's state is
+/// megabytes). A local failure drops it with the page's transaction.
+#[derive(Default)]
+pub(crate) struct PageSession {
+    open: Option<(String, Session)>,
+    dirty: bool,
+}
+
+impl PageSession {
+    /// `conv`'s session, read from the store the first time (writing the
+    /// one held before, if it was another conversation's).
+    pub(crate) fn get(&mut self, tx: &Transaction<'_>, conv: &str) -> Result<&mut Session> {
+        if self.open.as_ref().is_none_or(|(open, _)| open != conv) {
+            self.save(tx)?;
+            let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx
+                .prepare_cached("SELECT identity, mls_state FROM conversations WHERE id = ?1")?
+                .query_row([conv], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let identity = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
+            self.open = Some((conv.to_string(), open_session(&identity, state)?));
+            self.dirty = false;
+        }
+        match &mut self.open {
+            Some((_, session)) => Ok(session),
+            None => Err(CoreError::Corrupt("no session".into())),
+        }
+    }
+
+    /// The held session moved on: it is written by the next [`Self::save`].
+    pub(crate) fn moved(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Writes the held session, if it moved on.
+    pub(crate) fn save(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        if let (true, Some((conv, session))) = (self.dirty, &mut self.open) {
+            tx.prepare_cached("UPDATE conversations SET mls_state = ?2 WHERE id = ?1")?
+                .execute(params![
+                    conv.as_str(),
+                    session.snapshot()?.to_bytes().as_slice()
+                ])?;
+        }
+        self.dirty = false;
         Ok(())
     }
 }

@@ -2,31 +2,24 @@
 //! channels. Exactly two members for good (§7): every proposal and commit
 //! is refused before anything processes it.
 
-use kith_crypto::mls::{IdentityKey, Incoming, Session, key_package};
+use kith_crypto::mls::{IdentityKey, Incoming, key_package};
 use kith_wire::Codec;
 
 use kith_wire::conv::{Envelope, PairFrame};
 use rusqlite::{Transaction, params};
-use zeroize::Zeroizing;
 
-use super::{Arrived, ConversationType, Effects, Handoff, Moment};
+use super::{Arrived, ConversationType, Effects, Handoff, Moment, PageSession};
 use crate::channels::receive_move;
 
-use crate::error::{CoreError, OpenError, Result, refused};
+use crate::error::{OpenError, Result, refused};
 use crate::store::{
-    ChannelRow, ConversationState, Received, open_session, queue_frame, receive_message,
-    record_integrity_event,
+    ChannelRow, ConversationState, Received, queue_frame, receive_message, record_integrity_event,
 };
 
 /// The PairV1 logic for one page of one channel.
 pub(crate) struct PairV1 {
     moment: Moment,
-    /// The conversation's MLS session kept across the page: loaded once
-    /// and its state written once, at the end of the page or before a
-    /// control frame is applied (whose handling may read it), rather than
-    /// decoded and encoded again for every message.
-    open: Option<(String, Session)>,
-    dirty: bool,
+    session: PageSession,
 }
 
 /// A PairV1 message, opened.
@@ -40,43 +33,8 @@ impl PairV1 {
     pub(crate) fn new(moment: Moment) -> Self {
         Self {
             moment,
-            open: None,
-            dirty: false,
+            session: PageSession::default(),
         }
-    }
-
-    fn holds(&self, conv: &str) -> bool {
-        self.open.as_ref().is_some_and(|(open, _)| open == conv)
-    }
-
-    /// The page's session of `conv`, read from the store the first time.
-    fn session(&mut self, tx: &Transaction<'_>, conv: &str) -> Result<&mut Session> {
-        if !self.holds(conv) {
-            self.save(tx)?;
-            let (identity, state): (Vec<u8>, Option<Vec<u8>>) = tx
-                .prepare_cached("SELECT identity, mls_state FROM conversations WHERE id = ?1")?
-                .query_row([conv], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            let identity = IdentityKey::from_bytes(&Zeroizing::new(identity))?;
-            self.open = Some((conv.to_string(), open_session(&identity, state)?));
-            self.dirty = false;
-        }
-        match &mut self.open {
-            Some((_, session)) => Ok(session),
-            None => Err(CoreError::Corrupt("no session".into())),
-        }
-    }
-
-    /// Writes the kept state, if it moved on.
-    fn save(&mut self, tx: &Transaction<'_>) -> Result<()> {
-        if let (true, Some((conv, session))) = (self.dirty, &mut self.open) {
-            tx.prepare_cached("UPDATE conversations SET mls_state = ?2 WHERE id = ?1")?
-                .execute(params![
-                    conv.as_str(),
-                    session.snapshot()?.to_bytes().as_slice()
-                ])?;
-        }
-        self.dirty = false;
-        Ok(())
     }
 }
 
@@ -109,11 +67,11 @@ impl ConversationType for PairV1 {
                 refused("a change of members in a 1:1 conversation (it has exactly two)").into(),
             );
         }
-        let session = self.session(tx, &channel.conversation_id)?;
+        let session = self.session.get(tx, &channel.conversation_id)?;
         let incoming = session.process(&message).map_err(refused)?;
         // A message that failed left the state as it was; one that opened
         // moved it on (kept for the page, written once).
-        self.dirty = true;
+        self.session.moved();
         let frame = match incoming {
             Incoming::Application { plaintext, .. } => {
                 match PairFrame::from_bytes(&plaintext).map_err(refused)? {
@@ -149,7 +107,7 @@ impl ConversationType for PairV1 {
             return receive_message(tx, conv, message, now, &mut fx.report);
         }
         // A control frame's handling may read the session's state.
-        self.save(tx)?;
+        self.session.save(tx)?;
         match frame {
             PairFrame::Text { .. } | PairFrame::Content(_) | PairFrame::MemberTags(_) => {}
             PairFrame::Profile { display_name } => {
@@ -197,7 +155,7 @@ impl ConversationType for PairV1 {
     }
 
     fn finish(&mut self, tx: &Transaction<'_>) -> Result<()> {
-        self.save(tx)
+        self.session.save(tx)
     }
 
     /// Gives every contact without one a spare key package (a fresh

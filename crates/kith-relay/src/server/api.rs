@@ -59,6 +59,18 @@ fn body_limit(tag: Option<u8>) -> usize {
     }
 }
 
+/// Step 1 of §4.3 inside a WebSocket frame, where no path set the limit.
+fn within_limit(bytes: &[u8], tag: Option<u8>) -> Result<(), ApiError> {
+    let limit = body_limit(tag);
+    if bytes.len() > limit {
+        return Err(ApiError::new(
+            ErrorCode::TOO_LARGE,
+            format!("this request is at most {limit} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new()
         .route("/v1/info", get(info))
@@ -310,15 +322,8 @@ pub(crate) async fn execute(
 ) -> (&'static str, Result<Answer, ApiError>) {
     // Over HTTP the path's limit came first; inside a WebSocket frame the
     // operation's limit holds just the same, before decoding (§4.3, §8).
-    let limit = body_limit(bytes.get(OP_TAG_OFFSET).copied());
-    if bytes.len() > limit {
-        return (
-            "too_large",
-            Err(ApiError::new(
-                ErrorCode::TOO_LARGE,
-                format!("this request is at most {limit} bytes"),
-            )),
-        );
+    if let Err(e) = within_limit(bytes, bytes.get(OP_TAG_OFFSET).copied()) {
+        return ("too_large", Err(e));
     }
     let request = match UnverifiedRequest::decode(bytes) {
         Ok(r) => r,
@@ -367,15 +372,8 @@ pub(crate) async fn execute_bound(
     signer: PublicKey,
     bytes: &[u8],
 ) -> (&'static str, Result<Answer, ApiError>) {
-    let limit = body_limit(bytes.first().copied());
-    if bytes.len() > limit {
-        return (
-            "too_large",
-            Err(ApiError::new(
-                ErrorCode::TOO_LARGE,
-                format!("this request is at most {limit} bytes"),
-            )),
-        );
+    if let Err(e) = within_limit(bytes, bytes.first().copied()) {
+        return ("too_large", Err(e));
     }
     let op = match Operation::from_bytes(bytes) {
         Ok(op) => op,

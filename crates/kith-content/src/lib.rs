@@ -17,6 +17,7 @@
 //! indefinite lengths and unsorted maps never get in.
 
 mod codec;
+pub mod show;
 
 pub use codec::DecodeError;
 

@@ -45,6 +45,8 @@ pub struct MessageView {
     /// The sender marked the message as one only a newer kith can show as
     /// meant: `text` is its fallback.
     pub needs_newer: bool,
+    /// A mail's subject; `text` is its body.
+    pub subject: Option<String>,
 }
 
 /// A message that failed authentication (or could not be read) and was

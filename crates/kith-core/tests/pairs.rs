@@ -188,6 +188,77 @@ async fn unknown_content_is_shown_as_its_fallback() {
     );
 }
 
+/// ContentV1 (content-v1.md): a part this version shows is shown (markdown
+/// as plain text); a message with no part it shows falls back to the
+/// frame's fallback, marked only when critical; a body that is not the one
+/// deterministic encoding is refused as an integrity event.
+#[tokio::test]
+async fn content_v1_is_shown_its_fallback_used_and_bad_bytes_refused() {
+    use kith_content::{CONTENT_V1, Content, Disposition, Extensions, Part, PartBody};
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut blair = world.guest("Blair").await;
+    let (ab, ba) = meet(&mut alex, &mut blair).await;
+    let (mut session, url, key, write_id) = blairs_session(&world, &ba);
+    let single = |content_type: &str, content: &[u8]| Content {
+        salt: [9; 16],
+        replaces: None,
+        topic_id: Vec::new(),
+        expires: None,
+        in_reply_to: None,
+        extensions: Extensions::default(),
+        part: Part {
+            disposition: Disposition::RENDER,
+            language: String::new(),
+            body: PartBody::Single {
+                content_type: content_type.into(),
+                content: content.to_vec(),
+            },
+        },
+    };
+    let markdown = single("text/markdown", b"**bold** move").to_cbor();
+    let picture = single("image/png", &[0x89, b'P', b'N', b'G']).to_cbor();
+    // The markdown message with its first byte's array header written in
+    // a longer form: same value, not the deterministic encoding.
+    let mut long_form = vec![0x98, 0x07];
+    long_form.extend_from_slice(&markdown[1..]);
+    for (n, body, fallback) in [
+        (1u8, markdown, "bold move"),
+        (2, picture, "a picture"),
+        (3, long_form, "never shown"),
+    ] {
+        let frame = kith_wire::conv::PairFrame::Content(kith_wire::conv::Content {
+            message_id: [n; 16],
+            sent_at_ms: 1_795_000_000_000 + u64::from(n),
+            content_type: CONTENT_V1,
+            critical: false,
+            fallback: fallback.into(),
+            body,
+        });
+        let ct = session.encrypt(&frame.to_bytes()).unwrap();
+        append(&url, key, write_id, ct).await;
+    }
+    let report = alex.sync().await.unwrap();
+    assert_eq!(report.integrity_events.len(), 1, "{report:?}");
+    assert!(
+        report.integrity_events[0].detail.contains("deterministic"),
+        "{report:?}"
+    );
+    let shown: Vec<(String, bool)> = alex
+        .read(&ab)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.text, m.needs_newer))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("bold move".to_string(), false),
+            ("a picture".to_string(), false)
+        ]
+    );
+}
+
 /// One character of a link's secret changed, `at` positions from the end
 /// (the secret is the base64url text after `#`).
 fn mistyped(link: &str, at: usize) -> String {

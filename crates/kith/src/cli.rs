@@ -50,6 +50,17 @@ pub(crate) enum Command {
     List,
     /// Send a text message (`-`: read it from standard input).
     Send { conv: String, text: String },
+    /// Send a mail: a subject and a markdown body, read from --file or
+    /// standard input. Without --subject: the conversation's mail, listed
+    /// by subject.
+    Mail {
+        conv: String,
+        #[arg(long)]
+        subject: Option<String>,
+        /// Read the body from this file instead of standard input.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+    },
     /// Send queued messages and fetch new ones.
     Sync,
     /// Show a conversation's messages.

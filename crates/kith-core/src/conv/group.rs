@@ -19,9 +19,9 @@ use crate::channels::receive_move;
 use crate::error::{CoreError, OpenError, Result, refused};
 use crate::ids::{conversation_id, random};
 use crate::store::{
-    ChannelRole, ChannelRow, ConversationState, GroupExit, QueueOptions, Received, close_group,
-    contact_name, encrypt_in, envelope_payload, insert_channel, load_session, ms, queue_frame,
-    queue_with, receive_message,
+    ChannelRole, ChannelRow, ConversationState, GroupExit, QueueOptions, Received, check_content,
+    close_group, contact_name, encrypt_in, envelope_payload, insert_channel, load_session, ms,
+    queue_frame, queue_with, receive_message,
 };
 use crate::views::{Notice, SyncReport};
 use crate::{recognition, store};
@@ -364,6 +364,7 @@ fn open_in_session(
         }
         Incoming::Application { sender, plaintext } => {
             let frame = PairFrame::from_bytes(&plaintext).map_err(refused)?;
+            check_content(&frame).map_err(refused)?;
             let sender_key = session
                 .member(sender)
                 .map(|m| m.identity_key)

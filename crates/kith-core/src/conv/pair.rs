@@ -13,7 +13,8 @@ use crate::channels::receive_move;
 
 use crate::error::{OpenError, Result, refused};
 use crate::store::{
-    ChannelRow, ConversationState, Received, queue_frame, receive_message, record_integrity_event,
+    ChannelRow, ConversationState, Received, check_content, queue_frame, receive_message,
+    record_integrity_event,
 };
 
 /// The PairV1 logic for one page of one channel.
@@ -78,7 +79,10 @@ impl ConversationType for PairV1 {
                     PairFrame::MemberTags(_) => {
                         return Err(refused("a group's frame in a 1:1 conversation").into());
                     }
-                    frame => frame,
+                    frame => {
+                        check_content(&frame).map_err(refused)?;
+                        frame
+                    }
                 }
             }
             _ => return Err(refused("an MLS message a 1:1 conversation does not use").into()),

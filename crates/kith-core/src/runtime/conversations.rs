@@ -5,6 +5,11 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 
+use kith_content::show::{SUBJECT, Shown, markdown_to_plain};
+use kith_content::{
+    CONTENT_V1, Content, Disposition, ExtensionName, ExtensionValue, Extensions, MAX_CONTENT, Part,
+    PartBody, Semantics,
+};
 use kith_crypto::mls::{IdentityKey, Session, key_package};
 use kith_crypto::padding::{pad, unpad};
 use kith_crypto::seal::SealKey;
@@ -17,6 +22,9 @@ use rusqlite::params;
 use zeroize::Zeroizing;
 
 use crate::config::millis;
+
+/// Longest mail subject, in bytes of UTF-8.
+const MAX_SUBJECT: u32 = 1_000;
 use crate::conv::group::GROUP_INVITATION_CONTEXT;
 use crate::conv::inbox::{INVITATION_CONTEXT, INVITATION_TTL};
 use crate::error::{CoreError, Result, check_len, check_name};
@@ -289,6 +297,106 @@ impl Engine {
             return Err(CoreError::Empty("message"));
         }
         check_len("message", text, kith_wire::conv::MAX_TEXT)?;
+        let message_id: [u8; 16] = random()?;
+        let sent_at = self.now();
+        let frame = PairFrame::Text {
+            message_id,
+            sent_at_ms: sent_at,
+            text: text.to_string(),
+        };
+        let shown = Shown {
+            text: text.to_string(),
+            subject: None,
+        };
+        self.send_frame(conv, message_id, sent_at, frame, shown)
+            .await
+    }
+
+    /// Sends a mail: a subject and a markdown body (content-v1.md §7.4),
+    /// with a plain-text alternative and fallback for receivers that show
+    /// no markdown (§8).
+    pub async fn send_mail(
+        &mut self,
+        conv: &str,
+        subject: &str,
+        body: &str,
+    ) -> Result<MessageView> {
+        if subject.trim().is_empty() {
+            return Err(CoreError::Empty("subject"));
+        }
+        if body.trim().is_empty() {
+            return Err(CoreError::Empty("mail body"));
+        }
+        check_len("subject", subject, MAX_SUBJECT)?;
+        let plain = markdown_to_plain(body);
+        let text_part = |content_type: &str, text: &str| Part {
+            disposition: Disposition::RENDER,
+            language: String::new(),
+            body: PartBody::Single {
+                content_type: content_type.into(),
+                content: text.as_bytes().to_vec(),
+            },
+        };
+        let mut extensions = Extensions::default();
+        extensions.insert(
+            ExtensionName::Text(SUBJECT.into()),
+            ExtensionValue::Text(subject.into()),
+        );
+        let content = Content {
+            salt: random()?,
+            replaces: None,
+            topic_id: Vec::new(),
+            expires: None,
+            in_reply_to: None,
+            extensions,
+            part: Part {
+                disposition: Disposition::RENDER,
+                language: String::new(),
+                body: PartBody::Multi {
+                    semantics: Semantics::ChooseOne,
+                    parts: vec![
+                        text_part("text/markdown;charset=utf-8", body),
+                        text_part("text/plain;charset=utf-8", &plain),
+                    ],
+                },
+            },
+        };
+        let encoded = content.to_cbor();
+        if encoded.len() > MAX_CONTENT {
+            // The body goes twice (markdown and plain): say the room left.
+            return Err(CoreError::TooLong {
+                what: "mail body",
+                max: MAX_CONTENT / 2,
+                len: body.len(),
+            });
+        }
+        let message_id: [u8; 16] = random()?;
+        let sent_at = self.now();
+        let frame = PairFrame::Content(kith_wire::conv::Content {
+            message_id,
+            sent_at_ms: sent_at,
+            content_type: CONTENT_V1,
+            critical: false,
+            fallback: format!("Subject: {subject}\n\n{plain}"),
+            body: encoded,
+        });
+        let shown = Shown {
+            text: plain,
+            subject: Some(subject.to_string()),
+        };
+        self.send_frame(conv, message_id, sent_at, frame, shown)
+            .await
+    }
+
+    /// Stores, encrypts and queues a message frame, then sends it.
+    async fn send_frame(
+        &mut self,
+        conv: &str,
+        message_id: [u8; 16],
+        sent_at: u64,
+        frame: PairFrame,
+        shown: Shown,
+    ) -> Result<MessageView> {
         let id = self.resolve(conv)?;
         let (state, blocked): (ConversationState, bool) = self.db.query_row(
             "SELECT state, blocked FROM conversations WHERE id = ?1",
@@ -305,13 +413,6 @@ impl Engine {
             _ if blocked => return Err(CoreError::Blocked(conv.to_string())),
             _ => {}
         }
-        let message_id: [u8; 16] = random()?;
-        let sent_at = self.now();
-        let frame = PairFrame::Text {
-            message_id,
-            sent_at_ms: sent_at,
-            text: text.to_string(),
-        };
         let group = self.prepare_send(&id).await?;
         let at = self.now();
         let tx = self.db.transaction()?;
@@ -322,9 +423,9 @@ impl Engine {
             params![id, ms(sent_at)],
         )?;
         tx.execute(
-            "INSERT INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text) \
-             VALUES (?1, ?2, 1, ?3, ?3, ?4)",
-            params![id, message_id, ms(sent_at), text],
+            "INSERT INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, subject) \
+             VALUES (?1, ?2, 1, ?3, ?3, ?4, ?5)",
+            params![id, message_id, ms(sent_at), shown.text, shown.subject],
         )?;
         let options = QueueOptions {
             epoch: group.then_some(sealed.epoch),
@@ -352,8 +453,9 @@ impl Engine {
             outgoing: true,
             sent_at,
             received_at: sent_at,
-            text: text.to_string(),
+            text: shown.text,
             needs_newer: false,
+            subject: shown.subject,
         })
     }
 
@@ -400,7 +502,7 @@ impl Engine {
         let name = contact_name(&self.db, &id)?;
         let messages = {
             let mut stmt = self.db.prepare(
-                "SELECT message_id, outgoing, sent_at, received_at, text, sender, needs_newer FROM messages \
+                "SELECT message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject FROM messages \
                  WHERE conversation_id = ?1 ORDER BY sent_at, seq",
             )?;
             let rows = stmt.query_map([&id], |r| {
@@ -419,6 +521,7 @@ impl Engine {
                     received_at: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
                     text: r.get(4)?,
                     needs_newer: r.get(6)?,
+                    subject: r.get(7)?,
                 })
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?

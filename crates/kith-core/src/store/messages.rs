@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use kith_content::show::show;
+use kith_content::{CONTENT_V1, Content};
 use kith_wire::conv::PairFrame;
 use kith_wire::relay::to_hex;
 use rusqlite::{Transaction, params};
@@ -41,6 +43,8 @@ pub(crate) struct Received {
     pub(crate) sender: Option<String>,
     /// A critical content frame of a kind this version does not know.
     pub(crate) needs_newer: bool,
+    /// A mail's subject (content-v1.md §7.4).
+    pub(crate) subject: Option<String>,
 }
 
 impl Received {
@@ -58,18 +62,50 @@ impl Received {
                 text: text.clone(),
                 sender,
                 needs_newer: false,
+                subject: None,
             }),
-            // No content type is known in this version (pair-v1.md §4.1):
-            // every one is shown as its fallback.
-            PairFrame::Content(c) => Some(Self {
-                message_id: c.message_id,
-                sent_at_ms: c.sent_at_ms,
-                text: c.fallback.clone(),
-                sender,
-                needs_newer: c.critical,
-            }),
+            // ContentV1 as far as this version shows it; anything else as
+            // its fallback (pair-v1.md §4.1, content-v1.md §8).
+            PairFrame::Content(c) => {
+                let shown = (c.content_type == CONTENT_V1)
+                    .then(|| Content::from_cbor(&c.body).ok())
+                    .flatten()
+                    .and_then(|content| show(&content));
+                Some(match shown {
+                    Some(shown) => Self {
+                        message_id: c.message_id,
+                        sent_at_ms: c.sent_at_ms,
+                        text: shown.text,
+                        sender,
+                        needs_newer: false,
+                        subject: shown.subject,
+                    },
+                    None => Self {
+                        message_id: c.message_id,
+                        sent_at_ms: c.sent_at_ms,
+                        text: c.fallback.clone(),
+                        sender,
+                        needs_newer: c.critical,
+                        subject: None,
+                    },
+                })
+            }
             _ => None,
         }
+    }
+}
+
+/// Refuses a ContentV1 frame whose body is not one deterministic,
+/// well-formed message (content-v1.md §4): it is an integrity event, like
+/// any malformed frame. Other content types are shown by their fallback.
+pub(crate) fn check_content(
+    frame: &PairFrame,
+) -> std::result::Result<(), kith_content::DecodeError> {
+    match frame {
+        PairFrame::Content(c) if c.content_type == CONTENT_V1 => {
+            Content::from_cbor(&c.body).map(|_| ())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -84,8 +120,8 @@ pub(crate) fn receive_message(
 ) -> Result<()> {
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender, needs_newer) \
-             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject) \
+             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             conv,
@@ -94,7 +130,8 @@ pub(crate) fn receive_message(
             ms(now),
             message.text,
             message.sender,
-            message.needs_newer
+            message.needs_newer,
+            message.subject
         ])?;
     if inserted == 1 {
         // The conversation's unread count follows from the report: one
@@ -112,6 +149,7 @@ pub(crate) fn receive_message(
             received_at: now,
             text: message.text,
             needs_newer: message.needs_newer,
+            subject: message.subject,
         });
     }
     Ok(())

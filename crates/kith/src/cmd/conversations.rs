@@ -1,6 +1,6 @@
 //! Profiles, invitations and the messages of a conversation.
 
-use std::io::Read as _;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -80,28 +80,65 @@ fn message_text(text: &str) -> Result<String> {
     if text != "-" {
         return Ok(text.to_string());
     }
-    let max = kith_wire::conv::MAX_TEXT;
-    let mut stdin = std::io::stdin().lock();
+    let max = usize::try_from(kith_wire::conv::MAX_TEXT).unwrap_or(usize::MAX);
+    read_text(std::io::stdin().lock(), max, "message", "standard input")
+}
+
+/// At most `max` bytes of UTF-8 from `source`; more is an error that says
+/// how long it was (the rest is only counted, never held).
+fn read_text(mut source: impl Read, max: usize, what: &'static str, from: &str) -> Result<String> {
     let mut bytes = Vec::new();
-    (&mut stdin)
-        .take(u64::from(max))
+    (&mut source)
+        .take(u64::try_from(max).unwrap_or(u64::MAX))
         .read_to_end(&mut bytes)
-        .context("reading the message from standard input")?;
-    // The rest is only counted, never held: the error says how long it was.
-    let rest = std::io::copy(&mut stdin, &mut std::io::sink())
-        .context("reading the message from standard input")?;
+        .with_context(|| format!("reading the {what} from {from}"))?;
+    let rest = std::io::copy(&mut source, &mut std::io::sink())
+        .with_context(|| format!("reading the {what} from {from}"))?;
     if rest > 0 {
         let len = bytes
             .len()
             .saturating_add(usize::try_from(rest).unwrap_or(usize::MAX));
-        return Err(CoreError::TooLong {
-            what: "message",
-            len,
-            max: usize::try_from(max).unwrap_or(usize::MAX),
-        }
-        .into());
+        return Err(CoreError::TooLong { what, len, max }.into());
     }
-    String::from_utf8(bytes).context("the message on standard input is not UTF-8 text")
+    String::from_utf8(bytes).with_context(|| format!("the {what} in {from} is not UTF-8 text"))
+}
+
+pub(crate) async fn mail(
+    engine: &mut Engine,
+    conv: &str,
+    subject: &str,
+    file: Option<&Path>,
+    as_json: bool,
+) -> Result<()> {
+    // The body travels twice (markdown, and plain text for those who show
+    // no markdown) in one message.
+    let max = kith_content::MAX_CONTENT / 2;
+    let body = match file {
+        Some(path) => {
+            let opened = std::fs::File::open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            read_text(opened, max, "mail body", &path.display().to_string())?
+        }
+        None => read_text(std::io::stdin().lock(), max, "mail body", "standard input")?,
+    };
+    let message = engine.send_mail(conv, subject, &body).await?;
+    if as_json {
+        json(&message)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn mail_list(engine: &mut Engine, conv: &str, as_json: bool) -> Result<()> {
+    let mails: Vec<_> = engine
+        .read(conv)?
+        .into_iter()
+        .filter(|m| m.subject.is_some())
+        .collect();
+    if as_json {
+        return json(&mails);
+    }
+    mails.iter().for_each(render::mail_line);
+    Ok(())
 }
 
 pub(crate) async fn send(engine: &mut Engine, conv: &str, text: &str, as_json: bool) -> Result<()> {

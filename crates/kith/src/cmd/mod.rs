@@ -28,6 +28,16 @@ pub(crate) async fn run(home: &Path, config: Config, command: Command, json: boo
         }
         Command::List => conversations::list(engine, json),
         Command::Send { conv, text } => conversations::send(engine, &conv, &text, json).await,
+        Command::Mail {
+            conv,
+            subject,
+            file,
+        } => match subject {
+            Some(subject) => {
+                conversations::mail(engine, &conv, &subject, file.as_deref(), json).await
+            }
+            None => conversations::mail_list(engine, &conv, json),
+        },
         Command::Sync => conversations::sync(engine, json).await,
         Command::Read { conv } => conversations::read(engine, &conv, json),
         Command::Watch => conversations::watch(engine, json).await,

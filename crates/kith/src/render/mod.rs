@@ -88,11 +88,31 @@ pub(crate) fn message(m: &MessageView) {
     } else {
         ""
     };
+    match &m.subject {
+        Some(subject) => out(&format!(
+            "[{}] {}: mail \u{201c}{}\u{201d}\n{CONTINUATION}{}",
+            time(m.sent_at),
+            line(&m.from),
+            line(subject),
+            block(&m.text, CONTINUATION)
+        )),
+        None => out(&format!(
+            "[{}] {}: {newer}{}",
+            time(m.sent_at),
+            line(&m.from),
+            block(&m.text, CONTINUATION)
+        )),
+    }
+}
+
+/// One mail in a list by subject: when, from whom, the subject, its id.
+pub(crate) fn mail_line(m: &MessageView) {
     out(&format!(
-        "[{}] {}: {newer}{}",
+        "[{}] {}: {}  ({})",
         time(m.sent_at),
         line(&m.from),
-        block(&m.text, CONTINUATION)
+        line(m.subject.as_deref().unwrap_or_default()),
+        m.id.get(..8).unwrap_or(&m.id)
     ));
 }
 

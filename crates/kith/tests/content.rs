@@ -1,0 +1,122 @@
+//! ContentV1 through the `kith` binary and a real relay process
+//! (content-v1.md): mail with a subject and a markdown body.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::*;
+use std::io::Write as _;
+use std::process::Stdio;
+
+/// Alex mails Blair from a file and from standard input; Blair reads the
+/// body as plain text under its subject, lists mail by subject, and gets
+/// the structured form with `--json`. A peer's subject with terminal
+/// escapes is shown escaped.
+#[test]
+fn mail_has_a_subject_and_a_markdown_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+
+    let letter = dir.path().join("letter.md");
+    std::fs::write(
+        &letter,
+        "# Saturday\n\nMeet at **noon** by the [fountain](https://map.example/f).\n\n- bread\n- cheese\n",
+    )
+    .unwrap();
+    let sent = alex.json(&[
+        "mail",
+        "Blair Sample",
+        "--subject",
+        "Picnic",
+        "--file",
+        letter.to_str().unwrap(),
+    ]);
+    assert_eq!(sent["subject"], "Picnic");
+
+    let mut child = alex
+        .command(&["mail", "Blair Sample", "--subject", "Bell\u{1b}[31m"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Ring *twice*.")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    blair.ok(&["sync"]);
+    let read = blair.ok(&["read", "Alex Example"]);
+    assert!(read.contains("mail \u{201c}Picnic\u{201d}"), "{read}");
+    assert!(
+        read.contains("Meet at noon by the fountain <https://map.example/f>."),
+        "{read}"
+    );
+    assert!(read.contains("• bread"), "{read}");
+    assert!(
+        !read.contains('\u{1b}'),
+        "escapes reach the terminal: {read:?}"
+    );
+
+    let list = blair.ok(&["mail", "Alex Example"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(lines[0].contains("Alex Example: Picnic"), "{list}");
+
+    let messages = blair.json(&["read", "Alex Example"]);
+    let picnic = &messages[0];
+    assert_eq!(picnic["subject"], "Picnic");
+    assert_eq!(picnic["needs_newer"], false);
+    assert!(
+        picnic["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Saturday\n\nMeet at noon"),
+        "{picnic}"
+    );
+    assert_eq!(messages[1]["text"], "Ring twice.");
+    // A text message is not a mail.
+    alex.ok(&["send", "Blair Sample", "see you"]);
+    blair.ok(&["sync"]);
+    assert_eq!(
+        blair
+            .json(&["mail", "Alex Example"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Bad input loses nothing: an empty subject, a missing file.
+    let out = alex.run(&[
+        "mail",
+        "Blair Sample",
+        "--subject",
+        " ",
+        "--file",
+        letter.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("subject is empty"));
+    let out = alex.run(&[
+        "mail",
+        "Blair Sample",
+        "--subject",
+        "x",
+        "--file",
+        "/nonexistent/x.md",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}

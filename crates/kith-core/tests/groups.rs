@@ -39,6 +39,43 @@ async fn a_member_who_is_behind_catches_up_before_sending() {
     assert_eq!(member_names(&charlie, "Ski"), ["Alex", "Emery", "me"]);
 }
 
+/// A mail in a group (content-v1.md §7.4) reaches every member with its
+/// subject, and the sender's name as each member knows it.
+#[tokio::test]
+async fn a_mail_in_a_group_has_its_subject_for_everyone() {
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut charlie = world.guest("Charlie").await;
+    let mut emery = world.guest("Emery").await;
+    let (ac, _) = meet(&mut alex, &mut charlie).await;
+    let (ae, _) = meet(&mut alex, &mut emery).await;
+    alex.group_create("Ski", None).await.unwrap();
+    assert!(alex.group_add("Ski", &ac).await.unwrap().done);
+    assert!(alex.group_add("Ski", &ae).await.unwrap().done);
+    charlie.sync().await.unwrap();
+    charlie
+        .send_mail("Ski", "Cabin", "Keys are **under the mat**.")
+        .await
+        .unwrap();
+    for e in [&mut alex, &mut emery] {
+        e.sync().await.unwrap();
+        let got: Vec<_> = e
+            .read("Ski")
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.from, m.subject, m.text))
+            .collect();
+        assert_eq!(
+            got,
+            [(
+                "Charlie".to_string(),
+                Some("Cabin".to_string()),
+                "Keys are under the mat.".to_string()
+            )]
+        );
+    }
+}
+
 /// A member whose last sync was before a commit sends after it: the send
 /// reads the channel first and encrypts in the group's current epoch, so
 /// the member added by that commit reads it.

@@ -225,6 +225,29 @@ impl Extensions {
 }
 
 impl Content {
+    /// The ContentV1 message a text frame (pair-v1.md §4, tag 1) stands
+    /// for, so that a text has a [`MessageId`] like any message
+    /// (content-v1.md §5): salt is the frame's `message_id`, one
+    /// `text/plain` part, nothing else.
+    pub fn of_text(message_id: [u8; 16], text: &str) -> Self {
+        Self {
+            salt: message_id,
+            replaces: None,
+            topic_id: Vec::new(),
+            expires: None,
+            in_reply_to: None,
+            extensions: Extensions::default(),
+            part: Part {
+                disposition: Disposition::RENDER,
+                language: String::new(),
+                body: PartBody::Single {
+                    content_type: "text/plain;charset=utf-8".into(),
+                    content: text.as_bytes().to_vec(),
+                },
+            },
+        }
+    }
+
     /// The deterministic encoding.
     pub fn to_cbor(&self) -> Vec<u8> {
         codec::encode(self)

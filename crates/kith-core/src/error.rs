@@ -34,6 +34,8 @@ pub enum CoreError {
     NotAdmin,
     #[error("no member of the group matches {0:?}")]
     NoSuchMember(String),
+    #[error("no message of this conversation has the id {0}")]
+    NoSuchMessage(String),
     #[error("{0:?} is not a connected 1:1 conversation")]
     NotAContact(String),
     #[error("to remove yourself, use `kith group leave`")]
@@ -113,6 +115,7 @@ impl CoreError {
             Self::GroupClosed(_) => "group_closed",
             Self::NotAdmin => "not_admin",
             Self::NoSuchMember(_) => "no_such_member",
+            Self::NoSuchMessage(_) => "no_such_message",
             Self::NotAContact(_) => "not_a_contact",
             Self::RemoveSelf => "remove_self",
             Self::LastAdmin => "last_admin",

@@ -58,7 +58,8 @@ pub use runtime::Engine;
 pub use runtime::watch::MAX_BACKOFF;
 pub use views::{
     Accepted, ChannelInfo, ConversationInfo, ConversationView, GroupChange, IntegrityEvent,
-    IntroductionView, Invite, Live, MemberView, MessageView, MoveReport, Notice, SyncReport,
+    IntroductionView, Invite, Live, MemberView, MessageView, MoveReport, Notice, Quote,
+    ReactionCount, SyncReport,
 };
 
 /// The layering ARCHITECTURE.md draws, checked on the sources: conversation

@@ -47,6 +47,30 @@ pub struct MessageView {
     pub needs_newer: bool,
     /// A mail's subject; `text` is its body.
     pub subject: Option<String>,
+    /// The message this one replies to, quoted; `None` if it is not a
+    /// reply, or the message is not here (deleted, or from before joining).
+    pub reply_to: Option<Quote>,
+    /// Reactions to this message, counted (`read` fills them in).
+    pub reactions: Vec<ReactionCount>,
+}
+
+/// A message quoted by a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quote {
+    /// The quoted message's id, as `read` shows it.
+    pub id: String,
+    pub from: String,
+    /// Its first line, shortened.
+    pub text: String,
+}
+
+/// How many members reacted to a message with one reaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReactionCount {
+    pub reaction: String,
+    pub count: u64,
+    /// This user is one of them.
+    pub mine: bool,
 }
 
 /// A message that failed authentication (or could not be read) and was

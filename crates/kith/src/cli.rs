@@ -49,7 +49,25 @@ pub(crate) enum Command {
     /// Conversations, newest activity first.
     List,
     /// Send a text message (`-`: read it from standard input).
-    Send { conv: String, text: String },
+    Send {
+        conv: String,
+        text: String,
+        /// Reply to this message (its id as `read --json` shows it, or a
+        /// prefix of it).
+        #[arg(long)]
+        reply_to: Option<String>,
+    },
+    /// React to a message with an emoji (one per message: a new one
+    /// replaces yours), or take your reaction back with --remove.
+    React {
+        conv: String,
+        /// The message's id as `read --json` shows it, or a prefix of it.
+        message: String,
+        #[arg(required_unless_present = "remove")]
+        emoji: Option<String>,
+        #[arg(long, conflicts_with = "emoji")]
+        remove: bool,
+    },
     /// Send a mail: a subject and a markdown body, read from --file or
     /// standard input. Without --subject: the conversation's mail, listed
     /// by subject.

@@ -120,3 +120,78 @@ fn mail_has_a_subject_and_a_markdown_body() {
     assert!(!out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
+
+/// Replies quote what they answer, reactions are counted under the message
+/// they are about (one per person, replaced or taken back), and a wrong
+/// message id is one clear line that changes nothing.
+#[test]
+fn replies_quote_and_reactions_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+    let sent = alex.json(&["send", "Blair Sample", "lunch at noon?"]);
+    let lunch = sent["id"].as_str().unwrap().to_string();
+    blair.ok(&["sync"]);
+
+    blair.ok(&["send", "Alex Example", "yes!", "--reply-to", &lunch[..8]]);
+    blair.ok(&["react", "Alex Example", &lunch[..8], "\u{1f44d}"]);
+    let report = alex.json(&["sync"]);
+    let notices = report["notices"].to_string();
+    assert!(notices.contains("reacted \u{1f44d}"), "{report}");
+
+    let read = alex.json(&["read", "Blair Sample"]);
+    assert_eq!(read[0]["text"], "lunch at noon?");
+    assert_eq!(read[0]["reactions"][0]["reaction"], "\u{1f44d}");
+    assert_eq!(read[0]["reactions"][0]["count"], 1);
+    assert_eq!(read[0]["reactions"][0]["mine"], false);
+    assert_eq!(read[1]["text"], "yes!");
+    assert_eq!(read[1]["reply_to"]["id"], lunch.as_str());
+    assert_eq!(read[1]["reply_to"]["from"], "me");
+    assert_eq!(read[1]["reply_to"]["text"], "lunch at noon?");
+    let shown = alex.ok(&["read", "Blair Sample"]);
+    assert!(shown.contains("\u{1f44d} 1"), "{shown}");
+    assert!(
+        shown.contains("Blair Sample: \u{21aa} me: \u{201c}lunch at noon?\u{201d}"),
+        "{shown}"
+    );
+
+    // Alex reacts too, then Blair changes hers and takes it back.
+    alex.ok(&["react", "Blair Sample", &lunch, "\u{1f44d}"]);
+    blair.ok(&["react", "Alex Example", &lunch, "\u{2764}"]);
+    alex.ok(&["sync"]);
+    let read = alex.json(&["read", "Blair Sample"]);
+    let counts: Vec<(String, u64, bool)> = read[0]["reactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["reaction"].as_str().unwrap().to_string(),
+                r["count"].as_u64().unwrap(),
+                r["mine"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("\u{1f44d}".to_string(), 1, true),
+            ("\u{2764}".to_string(), 1, false)
+        ]
+    );
+    blair.ok(&["react", "Alex Example", &lunch, "--remove"]);
+    alex.ok(&["sync"]);
+    let read = alex.json(&["read", "Blair Sample"]);
+    assert_eq!(read[0]["reactions"].as_array().unwrap().len(), 1);
+    // Blair sees her own view the same way.
+    blair.ok(&["sync"]);
+    let hers = blair.json(&["read", "Alex Example"]);
+    assert_eq!(hers[0]["reactions"][0]["mine"], false);
+
+    let out = blair.run(&["send", "Alex Example", "?", "--reply-to", "ffffffff"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no message"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(blair.json(&["read", "Alex Example"]).as_array().unwrap().len(), 2);
+}

@@ -464,7 +464,9 @@ pub(crate) fn apply_group(
                 }
                 PairFrame::Text { .. } | PairFrame::Content(_) => {
                     let from = member_name(tx, conv, &sender_key)?;
-                    if let Some(message) = Received::from_frame(&frame, Some(from)) {
+                    if let Some(message) =
+                        Received::from_frame(&frame, Some(from), &sender_key, conv)
+                    {
                         receive_message(tx, conv, message, now, report)?;
                     }
                 }

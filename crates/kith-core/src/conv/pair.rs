@@ -28,6 +28,8 @@ pub(crate) struct OpenedPair<'a> {
     channel: &'a ChannelRow,
     seq: u64,
     frame: PairFrame,
+    /// The contact's identity key, which MLS authenticated.
+    author: Vec<u8>,
 }
 
 impl PairV1 {
@@ -69,28 +71,36 @@ impl ConversationType for PairV1 {
             );
         }
         let session = self.session.get(tx, &channel.conversation_id)?;
-        let incoming = session.process(&message).map_err(refused)?;
+        let incoming = session.process(&message).map_err(refused);
         // A message that failed left the state as it was; one that opened
         // moved it on (kept for the page, written once).
-        self.session.moved();
-        let frame = match incoming {
-            Incoming::Application { plaintext, .. } => {
-                match PairFrame::from_bytes(&plaintext).map_err(refused)? {
-                    PairFrame::MemberTags(_) => {
-                        return Err(refused("a group's frame in a 1:1 conversation").into());
-                    }
-                    frame => {
-                        check_content(&frame).map_err(refused)?;
-                        frame
-                    }
-                }
+        let (plaintext, author) = match incoming {
+            Ok(Incoming::Application { plaintext, sender }) => {
+                let author = session
+                    .member(sender)
+                    .map(|m| m.identity_key)
+                    .unwrap_or_default();
+                (plaintext, author)
             }
-            _ => return Err(refused("an MLS message a 1:1 conversation does not use").into()),
+            Ok(_) => {
+                self.session.moved();
+                return Err(refused("an MLS message a 1:1 conversation does not use").into());
+            }
+            Err(e) => return Err(e.into()),
         };
+        self.session.moved();
+        let frame = match PairFrame::from_bytes(&plaintext).map_err(refused)? {
+            PairFrame::MemberTags(_) => {
+                return Err(refused("a group's frame in a 1:1 conversation").into());
+            }
+            frame => frame,
+        };
+        check_content(&frame).map_err(refused)?;
         Ok(OpenedPair {
             channel,
             seq,
             frame,
+            author,
         })
     }
 
@@ -104,10 +114,11 @@ impl ConversationType for PairV1 {
             channel,
             seq,
             frame,
+            author,
         } = opened;
         let conv = channel.conversation_id.as_str();
         let Moment { now, drain } = self.moment;
-        if let Some(message) = Received::from_frame(&frame, None) {
+        if let Some(message) = Received::from_frame(&frame, None, &author, conv) {
             return receive_message(tx, conv, message, now, &mut fx.report);
         }
         // A control frame's handling may read the session's state.

@@ -7,8 +7,8 @@ use ed25519_dalek::SigningKey;
 
 use kith_content::show::{SUBJECT, Shown, markdown_to_plain};
 use kith_content::{
-    CONTENT_V1, Content, Disposition, ExtensionName, ExtensionValue, Extensions, MAX_CONTENT, Part,
-    PartBody, Semantics,
+    CONTENT_V1, Content, Disposition, ExtensionName, ExtensionValue, Extensions, MAX_CONTENT,
+    MessageId, Part, PartBody, Semantics,
 };
 use kith_crypto::mls::{IdentityKey, Session, key_package};
 use kith_crypto::padding::{pad, unpad};
@@ -22,6 +22,18 @@ use rusqlite::params;
 use zeroize::Zeroizing;
 
 use crate::config::millis;
+
+/// What the sender keeps of a frame it sends.
+enum Outgoing {
+    Message {
+        shown: Shown,
+        content: Content,
+    },
+    Reaction {
+        reaction: store::Reaction,
+        view: MessageView,
+    },
+}
 
 /// Longest mail subject, in bytes of UTF-8.
 const MAX_SUBJECT: u32 = 1_000;
@@ -308,8 +320,15 @@ impl Engine {
             text: text.to_string(),
             subject: None,
         };
-        self.send_frame(conv, message_id, sent_at, frame, shown)
-            .await
+        let content = Content::of_text(message_id, text);
+        self.send_frame(
+            conv,
+            message_id,
+            sent_at,
+            frame,
+            Outgoing::Message { shown, content },
+        )
+        .await
     }
 
     /// Sends a mail: a subject and a markdown body (content-v1.md §7.4),
@@ -384,18 +403,26 @@ impl Engine {
             text: plain,
             subject: Some(subject.to_string()),
         };
-        self.send_frame(conv, message_id, sent_at, frame, shown)
-            .await
+        self.send_frame(
+            conv,
+            message_id,
+            sent_at,
+            frame,
+            Outgoing::Message { shown, content },
+        )
+        .await
     }
 
-    /// Stores, encrypts and queues a message frame, then sends it.
+    /// Stores, encrypts and queues a frame, then sends it. `outgoing` is
+    /// what this user keeps of it: a message (with the content it stands
+    /// for, whose id replies and reactions name), or a reaction.
     async fn send_frame(
         &mut self,
         conv: &str,
         message_id: [u8; 16],
         sent_at: u64,
         frame: PairFrame,
-        shown: Shown,
+        outgoing: Outgoing,
     ) -> Result<MessageView> {
         let id = self.resolve(conv)?;
         let (state, blocked): (ConversationState, bool) = self.db.query_row(
@@ -413,6 +440,7 @@ impl Engine {
             _ if blocked => return Err(CoreError::Blocked(conv.to_string())),
             _ => {}
         }
+        let me = self.my_key(&id)?;
         let group = self.prepare_send(&id).await?;
         let at = self.now();
         let tx = self.db.transaction()?;
@@ -422,11 +450,37 @@ impl Engine {
             "UPDATE conversations SET last_activity = ?2 WHERE id = ?1",
             params![id, ms(sent_at)],
         )?;
-        tx.execute(
-            "INSERT INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, subject) \
-             VALUES (?1, ?2, 1, ?3, ?3, ?4, ?5)",
-            params![id, message_id, ms(sent_at), shown.text, shown.subject],
-        )?;
+        let view = match &outgoing {
+            Outgoing::Message { shown, content } => {
+                let content_id = content.id(&me, id.as_bytes()).0;
+                let reply_to = content.in_reply_to.map(|t| t.0);
+                tx.execute(
+                    "INSERT INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, subject, content_id, reply_to) \
+                     VALUES (?1, ?2, 1, ?3, ?3, ?4, ?5, ?6, ?7)",
+                    params![id, message_id, ms(sent_at), shown.text, shown.subject, content_id, reply_to],
+                )?;
+                MessageView {
+                    id: to_hex(&message_id),
+                    conversation: id.clone(),
+                    from: "me".into(),
+                    outgoing: true,
+                    sent_at,
+                    received_at: sent_at,
+                    text: shown.text.clone(),
+                    needs_newer: false,
+                    subject: shown.subject.clone(),
+                    reply_to: match reply_to {
+                        Some(target) => store::quote(&tx, &id, &target)?,
+                        None => None,
+                    },
+                    reactions: Vec::new(),
+                }
+            }
+            Outgoing::Reaction { reaction, view } => {
+                store::set_reaction(&tx, &id, reaction, &me, sent_at)?;
+                view.clone()
+            }
+        };
         let options = QueueOptions {
             epoch: group.then_some(sealed.epoch),
             frame: group.then(|| frame.to_bytes()),
@@ -438,25 +492,195 @@ impl Engine {
             Ok(()) => {}
             Err(e @ CoreError::Refused(_)) => {
                 // Never delivered: not kept as if it had been.
-                self.db.execute(
-                    "DELETE FROM messages WHERE conversation_id = ?1 AND message_id = ?2",
-                    params![id, message_id],
-                )?;
+                match &outgoing {
+                    Outgoing::Message { .. } => {
+                        self.db.execute(
+                            "DELETE FROM messages WHERE conversation_id = ?1 AND message_id = ?2",
+                            params![id, message_id],
+                        )?;
+                    }
+                    Outgoing::Reaction { reaction, .. } => {
+                        self.db.execute(
+                            "DELETE FROM reactions WHERE conversation_id = ?1 AND target = ?2 AND sender_key = ?3",
+                            params![id, reaction.target, me],
+                        )?;
+                    }
+                }
                 return Err(e);
             }
             Err(e) => return Err(CoreError::Queued(e.to_string())),
         }
-        Ok(MessageView {
+        Ok(view)
+    }
+
+    /// This user's identity key in a conversation.
+    fn my_key(&self, id: &str) -> Result<Vec<u8>> {
+        let identity: Vec<u8> = self.db.query_row(
+            "SELECT identity FROM conversations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        Ok(IdentityKey::from_bytes(&Zeroizing::new(identity))?
+            .public()
+            .to_vec())
+    }
+
+    /// The ContentV1 id and text of the message `message` (its id as
+    /// `read` shows it, or a prefix of it) in `id`.
+    fn find_message(&self, id: &str, message: &str) -> Result<([u8; 32], String)> {
+        let prefix = message.trim().to_ascii_lowercase();
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(CoreError::NoSuchMessage(message.to_string()));
+        }
+        let mut stmt = self.db.prepare(
+            "SELECT content_id, text FROM messages WHERE conversation_id = ?1 \
+             AND substr(lower(hex(message_id)), 1, length(?2)) = ?2 LIMIT 2",
+        )?;
+        let found: Vec<(Option<Vec<u8>>, String)> = stmt
+            .query_map(params![id, prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        match found.as_slice() {
+            [(Some(content_id), text)] => Ok((
+                <[u8; 32]>::try_from(content_id.as_slice())
+                    .map_err(|_| CoreError::Corrupt("a message's content id".into()))?,
+                text.clone(),
+            )),
+            [(None, _)] => Err(CoreError::NoSuchMessage(format!(
+                "{message} (from before this version; it cannot be replied or reacted to)"
+            ))),
+            [] => Err(CoreError::NoSuchMessage(message.to_string())),
+            _ => Err(CoreError::NoSuchMessage(format!(
+                "{message} (more than one message starts so; give more of its id)"
+            ))),
+        }
+    }
+
+    /// Replies to a message (content-v1.md §7.5): a text naming it.
+    pub async fn send_reply(&mut self, conv: &str, to: &str, text: &str) -> Result<MessageView> {
+        if text.is_empty() {
+            return Err(CoreError::Empty("message"));
+        }
+        check_len("message", text, kith_wire::conv::MAX_TEXT / 2)?;
+        let id = self.resolve(conv)?;
+        let (target, quoted) = self.find_message(&id, to)?;
+        let message_id: [u8; 16] = random()?;
+        let mut content = Content::of_text(random()?, text);
+        content.in_reply_to = Some(MessageId(target));
+        let first_line: String = quoted
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(80)
+            .collect();
+        let sent_at = self.now();
+        let frame = PairFrame::Content(kith_wire::conv::Content {
+            message_id,
+            sent_at_ms: sent_at,
+            content_type: CONTENT_V1,
+            critical: false,
+            fallback: format!("\u{21aa} \u{201c}{first_line}\u{201d}\n{text}"),
+            body: content.to_cbor(),
+        });
+        let shown = Shown {
+            text: text.to_string(),
+            subject: None,
+        };
+        self.send_frame(
+            &id,
+            message_id,
+            sent_at,
+            frame,
+            Outgoing::Message { shown, content },
+        )
+        .await
+    }
+
+    /// Reacts to a message with `emoji` (content-v1.md §7.6), replacing
+    /// this user's reaction to it; `None` takes it back.
+    pub async fn react(&mut self, conv: &str, to: &str, emoji: Option<&str>) -> Result<()> {
+        if let Some(e) = emoji {
+            if e.trim().is_empty() {
+                return Err(CoreError::Empty("reaction"));
+            }
+            check_len("reaction", e, store::MAX_REACTION as u32)?;
+        }
+        let id = self.resolve(conv)?;
+        let (target, quoted) = self.find_message(&id, to)?;
+        let first_line: String = quoted
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(80)
+            .collect();
+        let content = Content {
+            salt: random()?,
+            replaces: None,
+            topic_id: Vec::new(),
+            expires: None,
+            in_reply_to: Some(MessageId(target)),
+            extensions: Extensions::default(),
+            part: Part {
+                disposition: Disposition::REACTION,
+                language: String::new(),
+                body: match emoji {
+                    Some(e) => PartBody::Single {
+                        content_type: "text/plain;charset=utf-8".into(),
+                        content: e.as_bytes().to_vec(),
+                    },
+                    None => PartBody::Null,
+                },
+            },
+        };
+        let message_id: [u8; 16] = random()?;
+        let sent_at = self.now();
+        // Taking a reaction back is critical: shown as a plain message it
+        // would read as something said (content-v1.md §7.2).
+        let (fallback, critical) = match emoji {
+            Some(e) => (
+                format!("reacted {e} to \u{201c}{first_line}\u{201d}"),
+                false,
+            ),
+            None => (
+                format!("took back a reaction to \u{201c}{first_line}\u{201d}"),
+                true,
+            ),
+        };
+        let frame = PairFrame::Content(kith_wire::conv::Content {
+            message_id,
+            sent_at_ms: sent_at,
+            content_type: CONTENT_V1,
+            critical,
+            fallback,
+            body: content.to_cbor(),
+        });
+        let reaction = store::Reaction {
+            target,
+            emoji: emoji.map(str::to_string),
+        };
+        let view = MessageView {
             id: to_hex(&message_id),
-            conversation: id,
+            conversation: id.clone(),
             from: "me".into(),
             outgoing: true,
             sent_at,
             received_at: sent_at,
-            text: shown.text,
+            text: String::new(),
             needs_newer: false,
-            subject: shown.subject,
-        })
+            subject: None,
+            reply_to: None,
+            reactions: Vec::new(),
+        };
+        self.send_frame(
+            &id,
+            message_id,
+            sent_at,
+            frame,
+            Outgoing::Reaction { reaction, view },
+        )
+        .await?;
+        Ok(())
     }
 
     pub(crate) fn is_group(&self, id: &str) -> Result<bool> {
@@ -500,14 +724,17 @@ impl Engine {
     pub fn read(&mut self, conv: &str) -> Result<Vec<MessageView>> {
         let id = self.resolve(conv)?;
         let name = contact_name(&self.db, &id)?;
-        let messages = {
+        let me = self.my_key(&id)?;
+        type Row = (MessageView, Option<Vec<u8>>, Option<Vec<u8>>);
+        let rows: Vec<Row> = {
             let mut stmt = self.db.prepare(
-                "SELECT message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject FROM messages \
+                "SELECT message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject, \
+                        content_id, reply_to FROM messages \
                  WHERE conversation_id = ?1 ORDER BY sent_at, seq",
             )?;
             let rows = stmt.query_map([&id], |r| {
                 let outgoing: bool = r.get(1)?;
-                Ok(MessageView {
+                let view = MessageView {
                     id: to_hex(&r.get::<_, Vec<u8>>(0)?),
                     conversation: id.clone(),
                     from: if outgoing {
@@ -522,10 +749,23 @@ impl Engine {
                     text: r.get(4)?,
                     needs_newer: r.get(6)?,
                     subject: r.get(7)?,
-                })
+                    reply_to: None,
+                    reactions: Vec::new(),
+                };
+                Ok((view, r.get(8)?, r.get(9)?))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
+        let mut messages = Vec::with_capacity(rows.len());
+        for (mut view, content_id, reply_to) in rows {
+            if let Some(target) = reply_to {
+                view.reply_to = store::quote(&self.db, &id, &target)?;
+            }
+            if let Some(content_id) = content_id {
+                view.reactions = store::reactions_to(&self.db, &id, &content_id, &me)?;
+            }
+            messages.push(view);
+        }
         self.db
             .execute("UPDATE conversations SET unread = 0 WHERE id = ?1", [&id])?;
         Ok(messages)

@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use kith_content::show::show;
-use kith_content::{CONTENT_V1, Content};
+use kith_content::{CONTENT_V1, Content, Disposition, PartBody};
 use kith_wire::conv::PairFrame;
 use kith_wire::relay::to_hex;
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::Result;
 use crate::store::{contact_name, ms};
-use crate::views::{IntegrityEvent, MessageView, SyncReport};
+use crate::views::{IntegrityEvent, MessageView, Notice, Quote, ReactionCount, SyncReport};
 
 /// Records a message that was refused, and reports it (pair-v1.md §6).
 pub(crate) fn record_integrity_event(
@@ -45,54 +45,112 @@ pub(crate) struct Received {
     pub(crate) needs_newer: bool,
     /// A mail's subject (content-v1.md §7.4).
     pub(crate) subject: Option<String>,
+    /// The sender's identity key in this conversation.
+    pub(crate) author: Vec<u8>,
+    /// Its ContentV1 id (content-v1.md §5); `None` for a content type
+    /// this version does not know.
+    pub(crate) content_id: Option<[u8; 32]>,
+    /// The message it replies to (content-v1.md §7.5).
+    pub(crate) reply_to: Option<[u8; 32]>,
+    /// A reaction (content-v1.md §7.6): kept with the message it is about,
+    /// not shown as a message.
+    pub(crate) reaction: Option<Reaction>,
 }
 
+/// A reaction to a message, or (`emoji: None`) one taken back.
+pub(crate) struct Reaction {
+    pub(crate) target: [u8; 32],
+    pub(crate) emoji: Option<String>,
+}
+
+/// Longest reaction, in bytes of UTF-8 (a few emoji).
+pub(crate) const MAX_REACTION: usize = 64;
+
 impl Received {
-    /// A text (tag 1) or content (tag 8) frame as a message; `None` for a
+    /// A text (tag 1) or content (tag 8) frame as a message, sent by the
+    /// member whose identity key is `author` in `conv`; `None` for a
     /// control frame.
-    pub(crate) fn from_frame(frame: &PairFrame, sender: Option<String>) -> Option<Self> {
+    pub(crate) fn from_frame(
+        frame: &PairFrame,
+        sender: Option<String>,
+        author: &[u8],
+        conv: &str,
+    ) -> Option<Self> {
+        let mut received = Self {
+            message_id: [0; 16],
+            sent_at_ms: 0,
+            text: String::new(),
+            sender,
+            needs_newer: false,
+            subject: None,
+            author: author.to_vec(),
+            content_id: None,
+            reply_to: None,
+            reaction: None,
+        };
         match frame {
             PairFrame::Text {
                 message_id,
                 sent_at_ms,
                 text,
-            } => Some(Self {
-                message_id: *message_id,
-                sent_at_ms: *sent_at_ms,
-                text: text.clone(),
-                sender,
-                needs_newer: false,
-                subject: None,
-            }),
+            } => {
+                received.message_id = *message_id;
+                received.sent_at_ms = *sent_at_ms;
+                received.text = text.clone();
+                received.content_id = Some(
+                    Content::of_text(*message_id, text)
+                        .id(author, conv.as_bytes())
+                        .0,
+                );
+            }
             // ContentV1 as far as this version shows it; anything else as
             // its fallback (pair-v1.md §4.1, content-v1.md §8).
             PairFrame::Content(c) => {
-                let shown = (c.content_type == CONTENT_V1)
+                received.message_id = c.message_id;
+                received.sent_at_ms = c.sent_at_ms;
+                let content = (c.content_type == CONTENT_V1)
                     .then(|| Content::from_cbor(&c.body).ok())
-                    .flatten()
-                    .and_then(|content| show(&content));
-                Some(match shown {
-                    Some(shown) => Self {
-                        message_id: c.message_id,
-                        sent_at_ms: c.sent_at_ms,
-                        text: shown.text,
-                        sender,
-                        needs_newer: false,
-                        subject: shown.subject,
-                    },
-                    None => Self {
-                        message_id: c.message_id,
-                        sent_at_ms: c.sent_at_ms,
-                        text: c.fallback.clone(),
-                        sender,
-                        needs_newer: c.critical,
-                        subject: None,
-                    },
-                })
+                    .flatten();
+                if let Some(content) = &content {
+                    received.content_id = Some(content.id(author, conv.as_bytes()).0);
+                    received.reply_to = content.in_reply_to.map(|id| id.0);
+                    received.reaction = reaction(content);
+                }
+                match content.as_ref().and_then(show) {
+                    Some(shown) => {
+                        received.text = shown.text;
+                        received.subject = shown.subject;
+                    }
+                    None => {
+                        received.text = c.fallback.clone();
+                        received.needs_newer = c.critical;
+                    }
+                }
             }
-            _ => None,
+            _ => return None,
         }
+        Some(received)
     }
+}
+
+/// A reaction's target and emoji (content-v1.md §7.6), if `content` is one.
+fn reaction(content: &Content) -> Option<Reaction> {
+    let target = content.in_reply_to?.0;
+    if content.part.disposition != Disposition::REACTION {
+        return None;
+    }
+    let emoji = match &content.part.body {
+        PartBody::Null => None,
+        PartBody::Single { content, .. } => {
+            let emoji = std::str::from_utf8(content).ok()?;
+            if emoji.is_empty() || emoji.len() > MAX_REACTION {
+                return None;
+            }
+            Some(emoji.to_owned())
+        }
+        _ => return None,
+    };
+    Some(Reaction { target, emoji })
 }
 
 /// Refuses a ContentV1 frame whose body is not one deterministic,
@@ -110,7 +168,7 @@ pub(crate) fn check_content(
 }
 
 /// Stores an incoming message and reports it; a `message_id` already stored
-/// is not shown again.
+/// is not shown again. A reaction is kept with the message it is about.
 pub(crate) fn receive_message(
     tx: &Transaction<'_>,
     conv: &str,
@@ -118,10 +176,29 @@ pub(crate) fn receive_message(
     now: u64,
     report: &mut SyncReport,
 ) -> Result<()> {
+    let from = match &message.sender {
+        Some(name) => name.clone(),
+        None => contact_name(tx, conv)?,
+    };
+    if let Some(reaction) = message.reaction {
+        set_reaction(tx, conv, &reaction, &message.author, message.sent_at_ms)?;
+        let about = quote(tx, conv, &reaction.target)?
+            .map(|q| format!(" to \u{201c}{}\u{201d}", q.text))
+            .unwrap_or_default();
+        let text = match &reaction.emoji {
+            Some(emoji) => format!("{from} reacted {emoji}{about}"),
+            None => format!("{from} took back a reaction{about}"),
+        };
+        report.notices.push(Notice {
+            conversation: conv.to_string(),
+            text,
+        });
+        return Ok(());
+    }
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject) \
-             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject, content_id, reply_to) \
+             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
             conv,
@@ -131,28 +208,116 @@ pub(crate) fn receive_message(
             message.text,
             message.sender,
             message.needs_newer,
-            message.subject
+            message.subject,
+            message.content_id,
+            message.reply_to
         ])?;
     if inserted == 1 {
+        let reply_to = match &message.reply_to {
+            Some(target) => quote(tx, conv, target)?,
+            None => None,
+        };
         // The conversation's unread count follows from the report: one
         // update per page ([`count_unread`]), not a rewrite of its row
         // (MLS state included) per message.
         report.messages.push(MessageView {
             id: to_hex(&message.message_id),
             conversation: conv.to_string(),
-            from: match message.sender {
-                Some(name) => name,
-                None => contact_name(tx, conv)?,
-            },
+            from,
             outgoing: false,
             sent_at: message.sent_at_ms,
             received_at: now,
             text: message.text,
             needs_newer: message.needs_newer,
             subject: message.subject,
+            reply_to,
+            reactions: Vec::new(),
         });
     }
     Ok(())
+}
+
+/// Records `author`'s reaction to a message, replacing the one it had
+/// (one per member and message), or takes it back.
+pub(crate) fn set_reaction(
+    tx: &Connection,
+    conv: &str,
+    reaction: &Reaction,
+    author: &[u8],
+    sent_at: u64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM reactions WHERE conversation_id = ?1 AND target = ?2 AND sender_key = ?3",
+    )?
+    .execute(params![conv, reaction.target, author])?;
+    if let Some(emoji) = &reaction.emoji {
+        tx.prepare_cached(
+            "INSERT INTO reactions (conversation_id, target, sender_key, reaction, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![conv, reaction.target, author, emoji, ms(sent_at)])?;
+    }
+    Ok(())
+}
+
+/// Longest quote of a replied-to message, in characters.
+const QUOTE_CHARS: usize = 80;
+
+/// The message with ContentV1 id `target` in `conv`, quoted.
+pub(crate) fn quote(db: &Connection, conv: &str, target: &[u8]) -> Result<Option<Quote>> {
+    let row: Option<(Vec<u8>, bool, Option<String>, String)> = db
+        .prepare_cached(
+            "SELECT message_id, outgoing, sender, text FROM messages \
+             WHERE conversation_id = ?1 AND content_id = ?2",
+        )?
+        .query_row(params![conv, target], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((message_id, outgoing, sender, text)) = row else {
+        return Ok(None);
+    };
+    let from = if outgoing {
+        "me".to_string()
+    } else {
+        match sender {
+            Some(name) => name,
+            None => contact_name(db, conv)?,
+        }
+    };
+    let first_line = text.lines().next().unwrap_or_default();
+    let mut short: String = first_line.chars().take(QUOTE_CHARS).collect();
+    if short.len() < text.len() {
+        short.push('\u{2026}');
+    }
+    Ok(Some(Quote {
+        id: to_hex(&message_id),
+        from,
+        text: short,
+    }))
+}
+
+/// The reactions to the message with ContentV1 id `target`, counted by
+/// reaction, most first; `mine` if `me` (this user's identity key in the
+/// conversation) gave it.
+pub(crate) fn reactions_to(
+    db: &Connection,
+    conv: &str,
+    target: &[u8],
+    me: &[u8],
+) -> Result<Vec<ReactionCount>> {
+    let mut stmt = db.prepare_cached(
+        "SELECT reaction, COUNT(*), MAX(sender_key = ?3) FROM reactions \
+         WHERE conversation_id = ?1 AND target = ?2 GROUP BY reaction \
+         ORDER BY COUNT(*) DESC, MIN(sent_at)",
+    )?;
+    let rows = stmt.query_map(params![conv, target, me], |r| {
+        Ok(ReactionCount {
+            reaction: r.get(0)?,
+            count: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            mine: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Counts the messages a page added (`report.messages` from `from` on) as

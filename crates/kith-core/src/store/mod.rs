@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_large_groups.sql"),
     include_str!("../../migrations/0007_channels_by_role.sql"),
     include_str!("../../migrations/0008_content.sql"),
+    include_str!("../../migrations/0009_replies_reactions.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

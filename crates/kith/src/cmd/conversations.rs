@@ -103,6 +103,20 @@ fn read_text(mut source: impl Read, max: usize, what: &'static str, from: &str) 
     String::from_utf8(bytes).with_context(|| format!("the {what} in {from} is not UTF-8 text"))
 }
 
+pub(crate) async fn react(
+    engine: &mut Engine,
+    conv: &str,
+    message: &str,
+    emoji: Option<&str>,
+    as_json: bool,
+) -> Result<()> {
+    engine.react(conv, message, emoji).await?;
+    if as_json {
+        json(&serde_json::json!({ "reacted": emoji }))?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn mail(
     engine: &mut Engine,
     conv: &str,
@@ -141,9 +155,18 @@ pub(crate) fn mail_list(engine: &mut Engine, conv: &str, as_json: bool) -> Resul
     Ok(())
 }
 
-pub(crate) async fn send(engine: &mut Engine, conv: &str, text: &str, as_json: bool) -> Result<()> {
+pub(crate) async fn send(
+    engine: &mut Engine,
+    conv: &str,
+    text: &str,
+    reply_to: Option<&str>,
+    as_json: bool,
+) -> Result<()> {
     let text = message_text(text)?;
-    let message = engine.send(conv, &text).await?;
+    let message = match reply_to {
+        Some(to) => engine.send_reply(conv, to, &text).await?,
+        None => engine.send(conv, &text).await?,
+    };
     if as_json {
         json(&message)?;
     }

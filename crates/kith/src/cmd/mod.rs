@@ -27,7 +27,17 @@ pub(crate) async fn run(home: &Path, config: Config, command: Command, json: boo
             conversations::accept(engine, &link, name.as_deref(), json).await
         }
         Command::List => conversations::list(engine, json),
-        Command::Send { conv, text } => conversations::send(engine, &conv, &text, json).await,
+        Command::Send {
+            conv,
+            text,
+            reply_to,
+        } => conversations::send(engine, &conv, &text, reply_to.as_deref(), json).await,
+        Command::React {
+            conv,
+            message,
+            emoji,
+            remove: _,
+        } => conversations::react(engine, &conv, &message, emoji.as_deref(), json).await,
         Command::Mail {
             conv,
             subject,

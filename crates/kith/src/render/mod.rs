@@ -88,21 +88,46 @@ pub(crate) fn message(m: &MessageView) {
     } else {
         ""
     };
-    match &m.subject {
-        Some(subject) => out(&format!(
+    match (&m.subject, &m.reply_to) {
+        (Some(subject), _) => out(&format!(
             "[{}] {}: mail \u{201c}{}\u{201d}\n{CONTINUATION}{}",
             time(m.sent_at),
             line(&m.from),
             line(subject),
             block(&m.text, CONTINUATION)
         )),
-        None => out(&format!(
+        (None, Some(q)) => out(&format!(
+            "[{}] {}: \u{21aa} {}: \u{201c}{}\u{201d}\n{CONTINUATION}{}",
+            time(m.sent_at),
+            line(&m.from),
+            line(&q.from),
+            line(&q.text),
+            block(&m.text, CONTINUATION)
+        )),
+        (None, None) => out(&format!(
             "[{}] {}: {newer}{}",
             time(m.sent_at),
             line(&m.from),
             block(&m.text, CONTINUATION)
         )),
     }
+    reactions(m);
+}
+
+/// Reactions under a message: `👍 2 (you) · ❤ 1`.
+fn reactions(m: &MessageView) {
+    if m.reactions.is_empty() {
+        return;
+    }
+    let counted: Vec<String> = m
+        .reactions
+        .iter()
+        .map(|r| {
+            let mine = if r.mine { " (you)" } else { "" };
+            format!("{} {}{mine}", line(&r.reaction), r.count)
+        })
+        .collect();
+    out(&format!("{CONTINUATION}{}", counted.join(" \u{b7} ")));
 }
 
 /// One mail in a list by subject: when, from whom, the subject, its id.

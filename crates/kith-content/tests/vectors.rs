@@ -121,6 +121,15 @@ fn messages_encode_as_the_independent_script_says() {
             "{name}"
         );
     }
+    // A text frame's id is that of the ContentV1 text it stands for
+    // (content-v1.md §5): the plain_text vector is one.
+    let plain = messages.iter().find(|v| v["name"] == "plain_text").unwrap();
+    let text = Content::of_text([1; 16], "Hello, Blair");
+    assert_eq!(text.to_cbor(), hex(&plain["cbor"]));
+    assert_eq!(
+        text.id(&sender, &conversation).0.to_vec(),
+        hex(&plain["message_id"])
+    );
     let rejects = vectors["reject"].as_array().unwrap();
     assert!(rejects.len() >= 9);
     for r in rejects {

@@ -36,6 +36,8 @@ pub enum CoreError {
     NoSuchMember(String),
     #[error("no message of this conversation has the id {0}")]
     NoSuchMessage(String),
+    #[error("only the person who wrote a message can edit or delete it")]
+    NotAuthor,
     #[error("{0:?} is not a connected 1:1 conversation")]
     NotAContact(String),
     #[error("to remove yourself, use `kith group leave`")]
@@ -116,6 +118,7 @@ impl CoreError {
             Self::NotAdmin => "not_admin",
             Self::NoSuchMember(_) => "no_such_member",
             Self::NoSuchMessage(_) => "no_such_message",
+            Self::NotAuthor => "not_author",
             Self::NotAContact(_) => "not_a_contact",
             Self::RemoveSelf => "remove_self",
             Self::LastAdmin => "last_admin",

@@ -52,6 +52,10 @@ pub struct MessageView {
     pub reply_to: Option<Quote>,
     /// Reactions to this message, counted (`read` fills them in).
     pub reactions: Vec<ReactionCount>,
+    /// Its author changed it after sending.
+    pub edited: bool,
+    /// Its author deleted it for everyone: `text` is empty.
+    pub deleted: bool,
 }
 
 /// A message quoted by a reply.
@@ -169,6 +173,10 @@ pub struct SyncReport {
     /// Groups a contact added this user to (shown in `connected`).
     #[serde(skip)]
     pub(crate) joined_groups: Vec<String>,
+    /// A message was deleted for everyone in this page: the write-ahead
+    /// log, which may still hold its text, is emptied after the commit.
+    #[serde(skip)]
+    pub(crate) purged: bool,
 }
 
 impl SyncReport {

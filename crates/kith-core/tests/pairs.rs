@@ -259,6 +259,50 @@ async fn content_v1_is_shown_its_fallback_used_and_bad_bytes_refused() {
     );
 }
 
+/// An edit or delete of someone else's message (content-v1.md §7.7) is
+/// refused by the receiver as an integrity event, and changes nothing,
+/// even from a client that does not check before sending.
+#[tokio::test]
+async fn a_change_to_someone_elses_message_is_refused() {
+    use kith_content::{CONTENT_V1, Content, MessageId};
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut blair = world.guest("Blair").await;
+    let (ab, ba) = meet(&mut alex, &mut blair).await;
+    alex.send(&ab, "mine").await.unwrap();
+    let target: Vec<u8> = profile_db(&world, "Alex")
+        .query_row(
+            "SELECT content_id FROM messages WHERE conversation_id = ?1",
+            [&ab],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (mut session, url, key, write_id) = blairs_session(&world, &ba);
+    for (n, text) in [(1u8, Some("changed by Blair")), (2, None)] {
+        let mut content = Content::of_text([n; 16], text.unwrap_or("x"));
+        content.replaces = Some(MessageId(target.clone().try_into().unwrap()));
+        if text.is_none() {
+            content.part.body = kith_content::PartBody::Null;
+        }
+        let frame = kith_wire::conv::PairFrame::Content(kith_wire::conv::Content {
+            message_id: [n; 16],
+            sent_at_ms: 1_795_000_000_000 + u64::from(n),
+            content_type: CONTENT_V1,
+            critical: true,
+            fallback: "changed".into(),
+            body: content.to_cbor(),
+        });
+        let ct = session.encrypt(&frame.to_bytes()).unwrap();
+        append(&url, key, write_id, ct).await;
+    }
+    let report = alex.sync().await.unwrap();
+    assert_eq!(report.integrity_events.len(), 2, "{report:?}");
+    let read = alex.read(&ab).unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].text, "mine");
+    assert!(!read[0].edited && !read[0].deleted);
+}
+
 /// One character of a link's secret changed, `at` positions from the end
 /// (the secret is the base64url text after `#`).
 fn mistyped(link: &str, at: usize) -> String {

@@ -57,6 +57,21 @@ pub(crate) enum Command {
         #[arg(long)]
         reply_to: Option<String>,
     },
+    /// Edit one of your messages (everyone sees the new text, marked
+    /// edited).
+    Edit {
+        conv: String,
+        /// The message's id as `read --json` shows it, or a prefix of it.
+        message: String,
+        text: String,
+    },
+    /// Delete one of your messages for everyone: every member's kith
+    /// empties it.
+    DeleteMessage {
+        conv: String,
+        /// The message's id as `read --json` shows it, or a prefix of it.
+        message: String,
+    },
     /// React to a message with an emoji (one per message: a new one
     /// replaces yours), or take your reaction back with --remove.
     React {

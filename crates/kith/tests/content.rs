@@ -193,5 +193,79 @@ fn replies_quote_and_reactions_count() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no message"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert_eq!(blair.json(&["read", "Alex Example"]).as_array().unwrap().len(), 2);
+    assert_eq!(
+        blair
+            .json(&["read", "Alex Example"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+/// Only a message's author edits or deletes it; an edit is shown marked,
+/// and a delete empties the message in both profiles: its text is in
+/// neither's files afterwards, searched as bytes (content-v1.md §7.7).
+#[test]
+fn edits_and_deletes_are_the_authors_and_leave_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+    let secret = "the door code is 4711-SWORDFISH";
+    let sent = alex.json(&["send", "Blair Sample", "see you at 6"]);
+    let six = sent["id"].as_str().unwrap().to_string();
+    let sent = alex.json(&["send", "Blair Sample", secret]);
+    let code = sent["id"].as_str().unwrap().to_string();
+    blair.ok(&["sync"]);
+    blair.ok(&["react", "Alex Example", &code, "\u{1f510}"]);
+
+    alex.ok(&["edit", "Blair Sample", &six, "see you at 7"]);
+    // Not Blair's to change: refused before anything is sent.
+    let out = blair.run(&["edit", "Alex Example", &six, "never"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only the person who wrote"),
+        "{out:?}"
+    );
+    blair.ok(&["sync"]);
+    let read = blair.json(&["read", "Alex Example"]);
+    assert_eq!(read[0]["text"], "see you at 7");
+    assert_eq!(read[0]["edited"], true);
+    assert!(
+        blair
+            .ok(&["read", "Alex Example"])
+            .contains("see you at 7 (edited)")
+    );
+
+    alex.ok(&["sync"]);
+    alex.ok(&["delete-message", "Blair Sample", &code]);
+    blair.ok(&["sync"]);
+    for (who, other) in [(&alex, "Blair Sample"), (&blair, "Alex Example")] {
+        let read = who.json(&["read", other]);
+        assert_eq!(read[1]["deleted"], true, "{read}");
+        assert_eq!(read[1]["text"], "");
+        assert_eq!(read[1]["reactions"].as_array().unwrap().len(), 0);
+        assert!(who.ok(&["read", other]).contains("(deleted)"));
+    }
+    let mut found = Vec::new();
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+            found.push(entry);
+        }
+    }
+    assert!(found.is_empty(), "the deleted text is still in {found:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

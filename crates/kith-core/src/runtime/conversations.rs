@@ -33,6 +33,12 @@ enum Outgoing {
         reaction: store::Reaction,
         view: MessageView,
     },
+    /// An edit (`text`) or a delete (`None`) of this user's message.
+    Change {
+        target: [u8; 32],
+        text: Option<String>,
+        view: MessageView,
+    },
 }
 
 /// Longest mail subject, in bytes of UTF-8.
@@ -455,9 +461,9 @@ impl Engine {
                 let content_id = content.id(&me, id.as_bytes()).0;
                 let reply_to = content.in_reply_to.map(|t| t.0);
                 tx.execute(
-                    "INSERT INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, subject, content_id, reply_to) \
-                     VALUES (?1, ?2, 1, ?3, ?3, ?4, ?5, ?6, ?7)",
-                    params![id, message_id, ms(sent_at), shown.text, shown.subject, content_id, reply_to],
+                    "INSERT INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, subject, content_id, reply_to, author) \
+                     VALUES (?1, ?2, 1, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![id, message_id, ms(sent_at), shown.text, shown.subject, content_id, reply_to, me],
                 )?;
                 MessageView {
                     id: to_hex(&message_id),
@@ -474,10 +480,23 @@ impl Engine {
                         None => None,
                     },
                     reactions: Vec::new(),
+                    edited: false,
+                    deleted: false,
                 }
             }
             Outgoing::Reaction { reaction, view } => {
                 store::set_reaction(&tx, &id, reaction, &me, sent_at)?;
+                view.clone()
+            }
+            Outgoing::Change { target, text, view } => {
+                let change = match text {
+                    Some(text) => store::Change::Edit {
+                        text,
+                        subject: None,
+                    },
+                    None => store::Change::Delete,
+                };
+                store::change_message(&tx, &id, target, &me, change)?;
                 view.clone()
             }
         };
@@ -505,10 +524,17 @@ impl Engine {
                             params![id, reaction.target, me],
                         )?;
                     }
+                    // The change stays here: the relay no longer takes
+                    // this user's messages (blocked or removed), and a
+                    // delete is still what the user asked of this copy.
+                    Outgoing::Change { .. } => {}
                 }
                 return Err(e);
             }
             Err(e) => return Err(CoreError::Queued(e.to_string())),
+        }
+        if matches!(outgoing, Outgoing::Change { text: None, .. }) {
+            store::purge_log(&self.db)?;
         }
         Ok(view)
     }
@@ -596,6 +622,110 @@ impl Engine {
         .await
     }
 
+    /// Edits this user's message `message` to `text` (content-v1.md §7.7):
+    /// every member shows the new text, marked edited.
+    pub async fn edit(&mut self, conv: &str, message: &str, text: &str) -> Result<MessageView> {
+        if text.is_empty() {
+            return Err(CoreError::Empty("message"));
+        }
+        check_len("message", text, kith_wire::conv::MAX_TEXT / 2)?;
+        self.change(conv, message, Some(text)).await
+    }
+
+    /// Deletes this user's message `message` for everyone (content-v1.md
+    /// §7.7): every member's kith empties it (overwriting it on disk) and
+    /// shows that it was deleted.
+    pub async fn delete_for_everyone(&mut self, conv: &str, message: &str) -> Result<()> {
+        self.change(conv, message, None).await?;
+        Ok(())
+    }
+
+    async fn change(
+        &mut self,
+        conv: &str,
+        message: &str,
+        text: Option<&str>,
+    ) -> Result<MessageView> {
+        let id = self.resolve(conv)?;
+        let (target, old) = self.find_message(&id, message)?;
+        let me = self.my_key(&id)?;
+        type Row = (Option<Vec<u8>>, Vec<u8>, i64);
+        let (author, shown_id, sent_before): Row = self.db.query_row(
+            "SELECT author, message_id, sent_at FROM messages WHERE conversation_id = ?1 AND content_id = ?2",
+            params![id, target],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        if author.as_deref() != Some(me.as_slice()) {
+            return Err(CoreError::NotAuthor);
+        }
+        let first_line: String = old
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(80)
+            .collect();
+        let content = Content {
+            salt: random()?,
+            replaces: Some(MessageId(target)),
+            topic_id: Vec::new(),
+            expires: None,
+            in_reply_to: None,
+            extensions: Extensions::default(),
+            part: match text {
+                Some(t) => Content::of_text([0; 16], t).part,
+                None => Part {
+                    disposition: Disposition::RENDER,
+                    language: String::new(),
+                    body: PartBody::Null,
+                },
+            },
+        };
+        let message_id: [u8; 16] = random()?;
+        let sent_at = self.now();
+        // Critical: shown as a plain message, an edit or a delete would
+        // read as something new said (content-v1.md §7.2).
+        let fallback = match text {
+            Some(t) => format!("edited \u{201c}{first_line}\u{201d} to: {t}"),
+            None => format!("deleted \u{201c}{first_line}\u{201d}"),
+        };
+        let frame = PairFrame::Content(kith_wire::conv::Content {
+            message_id,
+            sent_at_ms: sent_at,
+            content_type: CONTENT_V1,
+            critical: true,
+            fallback,
+            body: content.to_cbor(),
+        });
+        let view = MessageView {
+            id: to_hex(&shown_id),
+            conversation: id.clone(),
+            from: "me".into(),
+            outgoing: true,
+            sent_at: u64::try_from(sent_before).unwrap_or(0),
+            received_at: sent_at,
+            text: text.unwrap_or_default().to_string(),
+            needs_newer: false,
+            subject: None,
+            reply_to: None,
+            reactions: Vec::new(),
+            edited: text.is_some(),
+            deleted: text.is_none(),
+        };
+        self.send_frame(
+            &id,
+            message_id,
+            sent_at,
+            frame,
+            Outgoing::Change {
+                target,
+                text: text.map(str::to_string),
+                view,
+            },
+        )
+        .await
+    }
+
     /// Reacts to a message with `emoji` (content-v1.md §7.6), replacing
     /// this user's reaction to it; `None` takes it back.
     pub async fn react(&mut self, conv: &str, to: &str, emoji: Option<&str>) -> Result<()> {
@@ -671,6 +801,8 @@ impl Engine {
             subject: None,
             reply_to: None,
             reactions: Vec::new(),
+            edited: false,
+            deleted: false,
         };
         self.send_frame(
             &id,
@@ -729,7 +861,7 @@ impl Engine {
         let rows: Vec<Row> = {
             let mut stmt = self.db.prepare(
                 "SELECT message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject, \
-                        content_id, reply_to FROM messages \
+                        content_id, reply_to, edited, deleted FROM messages \
                  WHERE conversation_id = ?1 ORDER BY sent_at, seq",
             )?;
             let rows = stmt.query_map([&id], |r| {
@@ -751,6 +883,8 @@ impl Engine {
                     subject: r.get(7)?,
                     reply_to: None,
                     reactions: Vec::new(),
+                    edited: r.get(10)?,
+                    deleted: r.get(11)?,
                 };
                 Ok((view, r.get(8)?, r.get(9)?))
             })?;

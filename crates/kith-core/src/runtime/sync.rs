@@ -769,6 +769,9 @@ impl Engine {
         types.group.finish(&tx)?;
         count_unread(&tx, &fx.report, 0, now)?;
         tx.commit()?;
+        if fx.report.purged {
+            store::purge_log(&self.db)?;
+        }
         self.revocations.extend(fx.revoke);
         joined.extend(fx.joined);
         fx.report.absorb(std::mem::take(report));

@@ -55,6 +55,10 @@ pub(crate) struct Received {
     /// A reaction (content-v1.md §7.6): kept with the message it is about,
     /// not shown as a message.
     pub(crate) reaction: Option<Reaction>,
+    /// An edit or delete (content-v1.md §7.7): the message it changes.
+    pub(crate) replaces: Option<[u8; 32]>,
+    /// A delete: the message it replaces is emptied.
+    pub(crate) deletes: bool,
 }
 
 /// A reaction to a message, or (`emoji: None`) one taken back.
@@ -87,6 +91,8 @@ impl Received {
             content_id: None,
             reply_to: None,
             reaction: None,
+            replaces: None,
+            deletes: false,
         };
         match frame {
             PairFrame::Text {
@@ -115,6 +121,9 @@ impl Received {
                     received.content_id = Some(content.id(author, conv.as_bytes()).0);
                     received.reply_to = content.in_reply_to.map(|id| id.0);
                     received.reaction = reaction(content);
+                    received.replaces = content.replaces.map(|id| id.0);
+                    received.deletes =
+                        content.replaces.is_some() && content.part.body == PartBody::Null;
                 }
                 match content.as_ref().and_then(show) {
                     Some(shown) => {
@@ -195,10 +204,42 @@ pub(crate) fn receive_message(
         });
         return Ok(());
     }
+    if let Some(target) = message.replaces {
+        let change = if message.deletes {
+            Change::Delete
+        } else {
+            Change::Edit {
+                text: &message.text,
+                subject: message.subject.as_deref(),
+            }
+        };
+        match change_message(tx, conv, &target, &message.author, change)? {
+            Changed::Done => {
+                report.purged |= message.deletes;
+                let what = if message.deletes { "deleted" } else { "edited" };
+                report.notices.push(Notice {
+                    conversation: conv.to_string(),
+                    text: format!("{from} {what} a message"),
+                });
+            }
+            // Not here (yet, or any more): nothing to change.
+            Changed::Missing => {}
+            Changed::NotAuthor => {
+                record_integrity_event(
+                    tx,
+                    conv,
+                    now,
+                    format!("{from} tried to change a message someone else wrote"),
+                    report,
+                )?;
+            }
+        }
+        return Ok(());
+    }
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject, content_id, reply_to) \
-             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT OR IGNORE INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject, content_id, reply_to, author) \
+             VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
             conv,
@@ -210,7 +251,8 @@ pub(crate) fn receive_message(
             message.needs_newer,
             message.subject,
             message.content_id,
-            message.reply_to
+            message.reply_to,
+            message.author
         ])?;
     if inserted == 1 {
         let reply_to = match &message.reply_to {
@@ -232,9 +274,78 @@ pub(crate) fn receive_message(
             subject: message.subject,
             reply_to,
             reactions: Vec::new(),
+            edited: false,
+            deleted: false,
         });
     }
     Ok(())
+}
+
+/// What an edit or delete does to the message it names.
+pub(crate) enum Change<'a> {
+    Edit {
+        text: &'a str,
+        subject: Option<&'a str>,
+    },
+    /// Its text and subject emptied (overwritten on disk: the profile has
+    /// `secure_delete`), its reactions dropped.
+    Delete,
+}
+
+pub(crate) enum Changed {
+    Done,
+    Missing,
+    /// The message is someone else's: refused.
+    NotAuthor,
+}
+
+/// Empties the write-ahead log into the database after a delete, so that
+/// no older copy of a deleted message's page stays on disk (the database
+/// file itself overwrites freed bytes: `secure_delete`).
+pub(crate) fn purge_log(db: &Connection) -> Result<()> {
+    db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// Edits or deletes the message with ContentV1 id `target`, if `author`
+/// wrote it (content-v1.md §7.7).
+pub(crate) fn change_message(
+    tx: &Connection,
+    conv: &str,
+    target: &[u8],
+    author: &[u8],
+    change: Change<'_>,
+) -> Result<Changed> {
+    let written_by: Option<Option<Vec<u8>>> = tx
+        .prepare_cached(
+            "SELECT author FROM messages WHERE conversation_id = ?1 AND content_id = ?2",
+        )?
+        .query_row(params![conv, target], |r| r.get(0))
+        .optional()?;
+    match written_by {
+        None => return Ok(Changed::Missing),
+        Some(by) if by.as_deref() != Some(author) => return Ok(Changed::NotAuthor),
+        Some(_) => {}
+    }
+    match change {
+        Change::Edit { text, subject } => {
+            tx.prepare_cached(
+                "UPDATE messages SET text = ?3, subject = COALESCE(?4, subject), edited = 1 \
+                 WHERE conversation_id = ?1 AND content_id = ?2 AND deleted = 0",
+            )?
+            .execute(params![conv, target, text, subject])?;
+        }
+        Change::Delete => {
+            tx.prepare_cached(
+                "UPDATE messages SET text = '', subject = NULL, deleted = 1 \
+                 WHERE conversation_id = ?1 AND content_id = ?2",
+            )?
+            .execute(params![conv, target])?;
+            tx.prepare_cached("DELETE FROM reactions WHERE conversation_id = ?1 AND target = ?2")?
+                .execute(params![conv, target])?;
+        }
+    }
+    Ok(Changed::Done)
 }
 
 /// Records `author`'s reaction to a message, replacing the one it had

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_channels_by_role.sql"),
     include_str!("../../migrations/0008_content.sql"),
     include_str!("../../migrations/0009_replies_reactions.sql"),
+    include_str!("../../migrations/0010_edits.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

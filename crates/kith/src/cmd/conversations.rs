@@ -103,6 +103,36 @@ fn read_text(mut source: impl Read, max: usize, what: &'static str, from: &str) 
     String::from_utf8(bytes).with_context(|| format!("the {what} in {from} is not UTF-8 text"))
 }
 
+pub(crate) async fn edit(
+    engine: &mut Engine,
+    conv: &str,
+    message: &str,
+    text: &str,
+    as_json: bool,
+) -> Result<()> {
+    let text = message_text(text)?;
+    let edited = engine.edit(conv, message, &text).await?;
+    if as_json {
+        json(&edited)?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn delete_message(
+    engine: &mut Engine,
+    conv: &str,
+    message: &str,
+    as_json: bool,
+) -> Result<()> {
+    engine.delete_for_everyone(conv, message).await?;
+    if as_json {
+        json(&serde_json::json!({ "deleted": message }))?;
+    } else {
+        out("deleted for everyone");
+    }
+    Ok(())
+}
+
 pub(crate) async fn react(
     engine: &mut Engine,
     conv: &str,

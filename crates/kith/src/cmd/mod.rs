@@ -32,6 +32,14 @@ pub(crate) async fn run(home: &Path, config: Config, command: Command, json: boo
             text,
             reply_to,
         } => conversations::send(engine, &conv, &text, reply_to.as_deref(), json).await,
+        Command::Edit {
+            conv,
+            message,
+            text,
+        } => conversations::edit(engine, &conv, &message, &text, json).await,
+        Command::DeleteMessage { conv, message } => {
+            conversations::delete_message(engine, &conv, &message, json).await
+        }
         Command::React {
             conv,
             message,

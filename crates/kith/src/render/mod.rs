@@ -89,6 +89,11 @@ pub(crate) fn message(m: &MessageView) {
         ""
     };
     match (&m.subject, &m.reply_to) {
+        (_, _) if m.deleted => out(&format!(
+            "[{}] {}: (deleted)",
+            time(m.sent_at),
+            line(&m.from)
+        )),
         (Some(subject), _) => out(&format!(
             "[{}] {}: mail \u{201c}{}\u{201d}\n{CONTINUATION}{}",
             time(m.sent_at),
@@ -105,10 +110,11 @@ pub(crate) fn message(m: &MessageView) {
             block(&m.text, CONTINUATION)
         )),
         (None, None) => out(&format!(
-            "[{}] {}: {newer}{}",
+            "[{}] {}: {newer}{}{}",
             time(m.sent_at),
             line(&m.from),
-            block(&m.text, CONTINUATION)
+            block(&m.text, CONTINUATION),
+            if m.edited { " (edited)" } else { "" }
         )),
     }
     reactions(m);

@@ -592,13 +592,7 @@ impl Engine {
         let message_id: [u8; 16] = random()?;
         let mut content = Content::of_text(random()?, text);
         content.in_reply_to = Some(MessageId(target));
-        let first_line: String = quoted
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .take(80)
-            .collect();
+        let first_line = store::first_line(&quoted);
         let sent_at = self.now();
         let frame = PairFrame::Content(kith_wire::conv::Content {
             message_id,
@@ -658,13 +652,7 @@ impl Engine {
         if author.as_deref() != Some(me.as_slice()) {
             return Err(CoreError::NotAuthor);
         }
-        let first_line: String = old
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .take(80)
-            .collect();
+        let first_line = store::first_line(&old);
         let content = Content {
             salt: random()?,
             replaces: Some(MessageId(target)),
@@ -737,13 +725,7 @@ impl Engine {
         }
         let id = self.resolve(conv)?;
         let (target, quoted) = self.find_message(&id, to)?;
-        let first_line: String = quoted
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .take(80)
-            .collect();
+        let first_line = store::first_line(&quoted);
         let content = Content {
             salt: random()?,
             replaces: None,

@@ -395,16 +395,21 @@ pub(crate) fn quote(db: &Connection, conv: &str, target: &[u8]) -> Result<Option
             None => contact_name(db, conv)?,
         }
     };
-    let first_line = text.lines().next().unwrap_or_default();
-    let mut short: String = first_line.chars().take(QUOTE_CHARS).collect();
-    if short.len() < text.len() {
-        short.push('\u{2026}');
-    }
     Ok(Some(Quote {
         id: to_hex(&message_id),
         from,
-        text: short,
+        text: first_line(&text),
     }))
+}
+
+/// A message's first line, shortened to a quote (`…` when cut).
+pub(crate) fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    let mut short: String = line.chars().take(QUOTE_CHARS).collect();
+    if short.len() < text.len() {
+        short.push('\u{2026}');
+    }
+    short
 }
 
 /// The reactions to the message with ContentV1 id `target`, counted by

@@ -76,6 +76,27 @@ fn benches(c: &mut Criterion) {
             total
         })
     });
+    // The same words as a ContentV1 message (a reply: one text/plain part
+    // naming the message it answers), measured in the same run: what the
+    // richer encoding costs end to end (content-v1.md).
+    let first = rt.block_on(blair.send(&conv, "the first")).unwrap();
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("watch got nothing");
+    g.bench_function("send_to_watch_latency_content_v1", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                rt.block_on(blair.send_reply(&conv, &first.id, "latency probe"))
+                    .unwrap();
+                let arrived = rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("watch got nothing");
+                total += arrived - start;
+            }
+            total
+        })
+    });
     g.bench_function("send_only", |b| {
         b.iter(|| rt.block_on(blair.send(&conv, "throughput probe")).unwrap());
         while rx.try_recv().is_ok() {}

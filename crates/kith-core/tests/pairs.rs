@@ -303,6 +303,61 @@ async fn a_change_to_someone_elses_message_is_refused() {
     assert!(!read[0].edited && !read[0].deleted);
 }
 
+/// An edit that arrives before the message it changes (two relays have no
+/// order between them) waits for it, and is applied when it comes.
+#[tokio::test]
+async fn an_edit_before_its_message_waits_for_it() {
+    use kith_content::{CONTENT_V1, Content, MessageId};
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut blair = world.guest("Blair").await;
+    let (ab, ba) = meet(&mut alex, &mut blair).await;
+    let blair_key: Vec<u8> = {
+        let db = profile_db(&world, "Blair");
+        let identity: Vec<u8> = db
+            .query_row(
+                "SELECT identity FROM conversations WHERE id = ?1",
+                [&ba],
+                |r| r.get(0),
+            )
+            .unwrap();
+        kith_crypto::mls::IdentityKey::from_bytes(&identity)
+            .unwrap()
+            .public()
+            .to_vec()
+    };
+    let (mut session, url, key, write_id) = blairs_session(&world, &ba);
+    let original = [7u8; 16];
+    let text = kith_wire::conv::PairFrame::Text {
+        message_id: original,
+        sent_at_ms: 1_795_000_000_000,
+        text: "at 6".into(),
+    };
+    // Ids are computed over the conversation id as each side names it:
+    // the same id on both sides (pair-v1.md §2).
+    let target = Content::of_text(original, "at 6").id(&blair_key, ab.as_bytes());
+    let mut edit = Content::of_text([8; 16], "at 7");
+    edit.replaces = Some(MessageId(target.0));
+    let edit = kith_wire::conv::PairFrame::Content(kith_wire::conv::Content {
+        message_id: [8; 16],
+        sent_at_ms: 1_795_000_000_001,
+        content_type: CONTENT_V1,
+        critical: true,
+        fallback: "edited".into(),
+        body: edit.to_cbor(),
+    });
+    let first = session.encrypt(&text.to_bytes()).unwrap();
+    let second = session.encrypt(&edit.to_bytes()).unwrap();
+    append(&url, key, write_id, second).await;
+    append(&url, key, write_id, first).await;
+    let report = alex.sync().await.unwrap();
+    assert!(report.integrity_events.is_empty(), "{report:?}");
+    let read = alex.read(&ab).unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].text, "at 7");
+    assert!(read[0].edited);
+}
+
 /// One character of a link's secret changed, `at` positions from the end
 /// (the secret is the base64url text after `#`).
 fn mistyped(link: &str, at: usize) -> String {

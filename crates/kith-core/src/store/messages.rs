@@ -222,8 +222,22 @@ pub(crate) fn receive_message(
                     text: format!("{from} {what} a message"),
                 });
             }
-            // Not here (yet, or any more): nothing to change.
-            Changed::Missing => {}
+            // Not here yet: kept until it arrives.
+            Changed::Missing => {
+                tx.prepare_cached(
+                    "INSERT INTO pending_changes (conversation_id, target, author, text, subject, deletes, received_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    conv,
+                    target,
+                    message.author,
+                    (!message.deletes).then_some(&message.text),
+                    message.subject,
+                    message.deletes,
+                    ms(now)
+                ])?;
+            }
             Changed::NotAuthor => {
                 record_integrity_event(
                     tx,
@@ -255,6 +269,48 @@ pub(crate) fn receive_message(
             message.author
         ])?;
     if inserted == 1 {
+        let (mut text, mut subject, mut edited, mut deleted) =
+            (message.text, message.subject, false, false);
+        if let Some(content_id) = &message.content_id {
+            // Changes that came first, in the order they came.
+            let pending: Vec<(Vec<u8>, Option<String>, Option<String>, bool)> = tx
+                .prepare_cached(
+                    "DELETE FROM pending_changes WHERE conversation_id = ?1 AND target = ?2 \
+                     RETURNING author, text, subject, deletes",
+                )?
+                .query_map(params![conv, content_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for (author, new_text, new_subject, deletes) in pending {
+                let change = if deletes {
+                    Change::Delete
+                } else {
+                    Change::Edit {
+                        text: new_text.as_deref().unwrap_or_default(),
+                        subject: new_subject.as_deref(),
+                    }
+                };
+                if let Changed::NotAuthor = change_message(tx, conv, content_id, &author, change)? {
+                    record_integrity_event(
+                        tx,
+                        conv,
+                        now,
+                        "a change to a message by someone who did not write it".into(),
+                        report,
+                    )?;
+                    continue;
+                }
+                if deletes {
+                    (text, subject, deleted) = (String::new(), None, true);
+                    report.purged = true;
+                } else if !deleted {
+                    text = new_text.unwrap_or_default();
+                    subject = new_subject.or(subject);
+                    edited = true;
+                }
+            }
+        }
         let reply_to = match &message.reply_to {
             Some(target) => quote(tx, conv, target)?,
             None => None,
@@ -269,13 +325,13 @@ pub(crate) fn receive_message(
             outgoing: false,
             sent_at: message.sent_at_ms,
             received_at: now,
-            text: message.text,
+            text,
             needs_newer: message.needs_newer,
-            subject: message.subject,
+            subject,
             reply_to,
             reactions: Vec::new(),
-            edited: false,
-            deleted: false,
+            edited,
+            deleted,
         });
     }
     Ok(())

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0008_content.sql"),
     include_str!("../../migrations/0009_replies_reactions.sql"),
     include_str!("../../migrations/0010_edits.sql"),
+    include_str!("../../migrations/0011_pending_changes.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

@@ -273,7 +273,8 @@ pub(crate) fn receive_message(
             (message.text, message.subject, false, false);
         if let Some(content_id) = &message.content_id {
             // Changes that came first, in the order they came.
-            let pending: Vec<(Vec<u8>, Option<String>, Option<String>, bool)> = tx
+            type Pending = (Vec<u8>, Option<String>, Option<String>, bool);
+            let pending: Vec<Pending> = tx
                 .prepare_cached(
                     "DELETE FROM pending_changes WHERE conversation_id = ?1 AND target = ?2 \
                      RETURNING author, text, subject, deletes",

@@ -555,15 +555,33 @@ impl Engine {
     /// `read` shows it, or a prefix of it) in `id`.
     fn find_message(&self, id: &str, message: &str) -> Result<([u8; 32], String)> {
         let prefix = message.trim().to_ascii_lowercase();
-        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+        if prefix.is_empty() || prefix.len() > 32 || !prefix.chars().all(|c| c.is_ascii_hexdigit())
+        {
             return Err(CoreError::NoSuchMessage(message.to_string()));
         }
-        let mut stmt = self.db.prepare(
+        // The ids a prefix covers are one range of the (conversation,
+        // message_id) index: the prefix filled with 0s up to with fs.
+        let bound = |fill: char| -> Vec<u8> {
+            let full: String = prefix
+                .chars()
+                .chain(std::iter::repeat(fill))
+                .take(32)
+                .collect();
+            (0..16)
+                .filter_map(|i| {
+                    full.get(2 * i..2 * i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                })
+                .collect()
+        };
+        let mut stmt = self.db.prepare_cached(
             "SELECT content_id, text FROM messages WHERE conversation_id = ?1 \
-             AND substr(lower(hex(message_id)), 1, length(?2)) = ?2 LIMIT 2",
+             AND message_id BETWEEN ?2 AND ?3 LIMIT 2",
         )?;
         let found: Vec<(Option<Vec<u8>>, String)> = stmt
-            .query_map(params![id, prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(params![id, bound('0'), bound('f')], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         match found.as_slice() {
             [(Some(content_id), text)] => Ok((

@@ -26,6 +26,11 @@ use sha2::{Digest, Sha256};
 /// `PairFrame::Content` type of a ContentV1 body (pair-v1.md §4.1).
 pub const CONTENT_V1: u16 = 0x0001;
 
+/// The media type of plain text, as kith writes it.
+pub const PLAIN_TEXT: &str = "text/plain;charset=utf-8";
+/// The media type of markdown, as kith writes it.
+pub const MARKDOWN: &str = "text/markdown;charset=utf-8";
+
 /// Longest encoded ContentV1 message: what fits one relay message with the
 /// frame and MLS around it.
 pub const MAX_CONTENT: usize = 200_000;
@@ -114,6 +119,29 @@ impl Disposition {
     pub const ATTACHMENT: Self = Self(6);
     pub const SESSION: Self = Self(7);
     pub const PREVIEW: Self = Self(8);
+}
+
+impl Part {
+    /// One inline part, with no language.
+    pub fn single(disposition: Disposition, content_type: &str, content: &[u8]) -> Self {
+        Self {
+            disposition,
+            language: String::new(),
+            body: PartBody::Single {
+                content_type: content_type.into(),
+                content: content.to_vec(),
+            },
+        }
+    }
+
+    /// A part with nothing in it: a delete, or a reaction taken back.
+    pub fn null(disposition: Disposition) -> Self {
+        Self {
+            disposition,
+            language: String::new(),
+            body: PartBody::Null,
+        }
+    }
 }
 
 /// What a part holds (its cardinality and the fields that go with it).
@@ -230,21 +258,23 @@ impl Content {
     /// (content-v1.md §5): salt is the frame's `message_id`, one
     /// `text/plain` part, nothing else.
     pub fn of_text(message_id: [u8; 16], text: &str) -> Self {
+        Self::new(
+            message_id,
+            Part::single(Disposition::RENDER, PLAIN_TEXT, text.as_bytes()),
+        )
+    }
+
+    /// A message of one part and nothing else: no thread, expiry, reply,
+    /// replacement or extension.
+    pub fn new(salt: [u8; 16], part: Part) -> Self {
         Self {
-            salt: message_id,
+            salt,
             replaces: None,
             topic_id: Vec::new(),
             expires: None,
             in_reply_to: None,
             extensions: Extensions::default(),
-            part: Part {
-                disposition: Disposition::RENDER,
-                language: String::new(),
-                body: PartBody::Single {
-                    content_type: "text/plain;charset=utf-8".into(),
-                    content: text.as_bytes().to_vec(),
-                },
-            },
+            part,
         }
     }
 

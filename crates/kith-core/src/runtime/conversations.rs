@@ -7,8 +7,8 @@ use ed25519_dalek::SigningKey;
 
 use kith_content::show::{SUBJECT, Shown, markdown_to_plain};
 use kith_content::{
-    CONTENT_V1, Content, Disposition, ExtensionName, ExtensionValue, Extensions, MAX_CONTENT,
-    MessageId, Part, PartBody, Semantics,
+    CONTENT_V1, Content, Disposition, ExtensionName, ExtensionValue, MARKDOWN, MAX_CONTENT,
+    MessageId, PLAIN_TEXT, Part, PartBody, Semantics,
 };
 use kith_crypto::mls::{IdentityKey, Session, key_package};
 use kith_crypto::padding::{pad, unpad};
@@ -39,6 +39,18 @@ enum Outgoing {
         text: Option<String>,
         view: MessageView,
     },
+}
+
+/// A stored message that a reply, reaction, edit or delete names.
+struct FoundMessage {
+    /// Its ContentV1 id (content-v1.md §5).
+    content_id: [u8; 32],
+    text: String,
+    /// Its writer's identity key; `None` from before authors were kept.
+    author: Option<Vec<u8>>,
+    /// Its frame id, as `read` shows it.
+    message_id: Vec<u8>,
+    sent_at: u64,
 }
 
 /// Longest mail subject, in bytes of UTF-8.
@@ -354,38 +366,24 @@ impl Engine {
         }
         check_len("subject", subject, MAX_SUBJECT)?;
         let plain = markdown_to_plain(body);
-        let text_part = |content_type: &str, text: &str| Part {
-            disposition: Disposition::RENDER,
-            language: String::new(),
-            body: PartBody::Single {
-                content_type: content_type.into(),
-                content: text.as_bytes().to_vec(),
-            },
-        };
-        let mut extensions = Extensions::default();
-        extensions.insert(
-            ExtensionName::Text(SUBJECT.into()),
-            ExtensionValue::Text(subject.into()),
-        );
-        let content = Content {
-            salt: random()?,
-            replaces: None,
-            topic_id: Vec::new(),
-            expires: None,
-            in_reply_to: None,
-            extensions,
-            part: Part {
+        let mut content = Content::new(
+            random()?,
+            Part {
                 disposition: Disposition::RENDER,
                 language: String::new(),
                 body: PartBody::Multi {
                     semantics: Semantics::ChooseOne,
                     parts: vec![
-                        text_part("text/markdown;charset=utf-8", body),
-                        text_part("text/plain;charset=utf-8", &plain),
+                        Part::single(Disposition::RENDER, MARKDOWN, body.as_bytes()),
+                        Part::single(Disposition::RENDER, PLAIN_TEXT, plain.as_bytes()),
                     ],
                 },
             },
-        };
+        );
+        content.extensions.insert(
+            ExtensionName::Text(SUBJECT.into()),
+            ExtensionValue::Text(subject.into()),
+        );
         let encoded = content.to_cbor();
         if encoded.len() > MAX_CONTENT {
             // The body goes twice (markdown and plain): say the room left.
@@ -395,16 +393,8 @@ impl Engine {
                 len: body.len(),
             });
         }
-        let message_id: [u8; 16] = random()?;
-        let sent_at = self.now();
-        let frame = PairFrame::Content(kith_wire::conv::Content {
-            message_id,
-            sent_at_ms: sent_at,
-            content_type: CONTENT_V1,
-            critical: false,
-            fallback: format!("Subject: {subject}\n\n{plain}"),
-            body: encoded,
-        });
+        let (message_id, sent_at, frame) =
+            self.content_frame(encoded, false, format!("Subject: {subject}\n\n{plain}"))?;
         let shown = Shown {
             text: plain,
             subject: Some(subject.to_string()),
@@ -551,9 +541,30 @@ impl Engine {
             .to_vec())
     }
 
-    /// The ContentV1 id and text of the message `message` (its id as
-    /// `read` shows it, or a prefix of it) in `id`.
-    fn find_message(&self, id: &str, message: &str) -> Result<([u8; 32], String)> {
+    /// A ContentV1 frame of `body`, with a fresh frame id and the time it
+    /// is sent.
+    fn content_frame(
+        &self,
+        body: Vec<u8>,
+        critical: bool,
+        fallback: String,
+    ) -> Result<([u8; 16], u64, PairFrame)> {
+        let message_id: [u8; 16] = random()?;
+        let sent_at = self.now();
+        let frame = PairFrame::Content(kith_wire::conv::Content {
+            message_id,
+            sent_at_ms: sent_at,
+            content_type: CONTENT_V1,
+            critical,
+            fallback,
+            body,
+        });
+        Ok((message_id, sent_at, frame))
+    }
+
+    /// The message `message` (its id as `read` shows it, or a prefix of
+    /// it) in `id`.
+    fn find_message(&self, id: &str, message: &str) -> Result<FoundMessage> {
         let prefix = message.trim().to_ascii_lowercase();
         if prefix.is_empty() || prefix.len() > 32 || !prefix.chars().all(|c| c.is_ascii_hexdigit())
         {
@@ -575,21 +586,25 @@ impl Engine {
                 .collect()
         };
         let mut stmt = self.db.prepare_cached(
-            "SELECT content_id, text FROM messages WHERE conversation_id = ?1 \
-             AND message_id BETWEEN ?2 AND ?3 LIMIT 2",
+            "SELECT content_id, text, author, message_id, sent_at FROM messages \
+             WHERE conversation_id = ?1 AND message_id BETWEEN ?2 AND ?3 LIMIT 2",
         )?;
-        let found: Vec<(Option<Vec<u8>>, String)> = stmt
+        type Row = (Option<Vec<u8>>, String, Option<Vec<u8>>, Vec<u8>, i64);
+        let mut found: Vec<Row> = stmt
             .query_map(params![id, bound('0'), bound('f')], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        match found.as_slice() {
-            [(Some(content_id), text)] => Ok((
-                <[u8; 32]>::try_from(content_id.as_slice())
+        match found.as_mut_slice() {
+            [(Some(content_id), text, author, message_id, sent_at)] => Ok(FoundMessage {
+                content_id: <[u8; 32]>::try_from(content_id.as_slice())
                     .map_err(|_| CoreError::Corrupt("a message's content id".into()))?,
-                text.clone(),
-            )),
-            [(None, _)] => Err(CoreError::NoSuchMessage(format!(
+                text: std::mem::take(text),
+                author: author.take(),
+                message_id: std::mem::take(message_id),
+                sent_at: u64::try_from(*sent_at).unwrap_or(0),
+            }),
+            [(None, ..)] => Err(CoreError::NoSuchMessage(format!(
                 "{message} (from before this version; it cannot be replied or reacted to)"
             ))),
             [] => Err(CoreError::NoSuchMessage(message.to_string())),
@@ -606,20 +621,15 @@ impl Engine {
         }
         check_len("message", text, kith_wire::conv::MAX_TEXT / 2)?;
         let id = self.resolve(conv)?;
-        let (target, quoted) = self.find_message(&id, to)?;
-        let message_id: [u8; 16] = random()?;
+        let target = self.find_message(&id, to)?;
         let mut content = Content::of_text(random()?, text);
-        content.in_reply_to = Some(MessageId(target));
-        let first_line = store::first_line(&quoted);
-        let sent_at = self.now();
-        let frame = PairFrame::Content(kith_wire::conv::Content {
-            message_id,
-            sent_at_ms: sent_at,
-            content_type: CONTENT_V1,
-            critical: false,
-            fallback: format!("\u{21aa} \u{201c}{first_line}\u{201d}\n{text}"),
-            body: content.to_cbor(),
-        });
+        content.in_reply_to = Some(MessageId(target.content_id));
+        let first_line = store::first_line(&target.text);
+        let (message_id, sent_at, frame) = self.content_frame(
+            content.to_cbor(),
+            false,
+            format!("\u{21aa} \u{201c}{first_line}\u{201d}\n{text}"),
+        )?;
         let shown = Shown {
             text: text.to_string(),
             subject: None,
@@ -659,56 +669,32 @@ impl Engine {
         text: Option<&str>,
     ) -> Result<MessageView> {
         let id = self.resolve(conv)?;
-        let (target, old) = self.find_message(&id, message)?;
-        let me = self.my_key(&id)?;
-        type Row = (Option<Vec<u8>>, Vec<u8>, i64);
-        let (author, shown_id, sent_before): Row = self.db.query_row(
-            "SELECT author, message_id, sent_at FROM messages WHERE conversation_id = ?1 AND content_id = ?2",
-            params![id, target],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        if author.as_deref() != Some(me.as_slice()) {
+        let target = self.find_message(&id, message)?;
+        if target.author != Some(self.my_key(&id)?) {
             return Err(CoreError::NotAuthor);
         }
-        let first_line = store::first_line(&old);
-        let content = Content {
-            salt: random()?,
-            replaces: Some(MessageId(target)),
-            topic_id: Vec::new(),
-            expires: None,
-            in_reply_to: None,
-            extensions: Extensions::default(),
-            part: match text {
-                Some(t) => Content::of_text([0; 16], t).part,
-                None => Part {
-                    disposition: Disposition::RENDER,
-                    language: String::new(),
-                    body: PartBody::Null,
-                },
+        let first_line = store::first_line(&target.text);
+        let mut content = Content::new(
+            random()?,
+            match text {
+                Some(t) => Part::single(Disposition::RENDER, PLAIN_TEXT, t.as_bytes()),
+                None => Part::null(Disposition::RENDER),
             },
-        };
-        let message_id: [u8; 16] = random()?;
-        let sent_at = self.now();
+        );
+        content.replaces = Some(MessageId(target.content_id));
         // Critical: shown as a plain message, an edit or a delete would
         // read as something new said (content-v1.md §7.2).
         let fallback = match text {
             Some(t) => format!("edited \u{201c}{first_line}\u{201d} to: {t}"),
             None => format!("deleted \u{201c}{first_line}\u{201d}"),
         };
-        let frame = PairFrame::Content(kith_wire::conv::Content {
-            message_id,
-            sent_at_ms: sent_at,
-            content_type: CONTENT_V1,
-            critical: true,
-            fallback,
-            body: content.to_cbor(),
-        });
+        let (message_id, sent_at, frame) = self.content_frame(content.to_cbor(), true, fallback)?;
         let view = MessageView {
-            id: to_hex(&shown_id),
+            id: to_hex(&target.message_id),
             conversation: id.clone(),
             from: "me".into(),
             outgoing: true,
-            sent_at: u64::try_from(sent_before).unwrap_or(0),
+            sent_at: target.sent_at,
             received_at: sent_at,
             text: text.unwrap_or_default().to_string(),
             needs_newer: false,
@@ -724,7 +710,7 @@ impl Engine {
             sent_at,
             frame,
             Outgoing::Change {
-                target,
+                target: target.content_id,
                 text: text.map(str::to_string),
                 view,
             },
@@ -742,29 +728,16 @@ impl Engine {
             check_len("reaction", e, store::MAX_REACTION as u32)?;
         }
         let id = self.resolve(conv)?;
-        let (target, quoted) = self.find_message(&id, to)?;
-        let first_line = store::first_line(&quoted);
-        let content = Content {
-            salt: random()?,
-            replaces: None,
-            topic_id: Vec::new(),
-            expires: None,
-            in_reply_to: Some(MessageId(target)),
-            extensions: Extensions::default(),
-            part: Part {
-                disposition: Disposition::REACTION,
-                language: String::new(),
-                body: match emoji {
-                    Some(e) => PartBody::Single {
-                        content_type: "text/plain;charset=utf-8".into(),
-                        content: e.as_bytes().to_vec(),
-                    },
-                    None => PartBody::Null,
-                },
+        let target = self.find_message(&id, to)?;
+        let first_line = store::first_line(&target.text);
+        let mut content = Content::new(
+            random()?,
+            match emoji {
+                Some(e) => Part::single(Disposition::REACTION, PLAIN_TEXT, e.as_bytes()),
+                None => Part::null(Disposition::REACTION),
             },
-        };
-        let message_id: [u8; 16] = random()?;
-        let sent_at = self.now();
+        );
+        content.in_reply_to = Some(MessageId(target.content_id));
         // Taking a reaction back is critical: shown as a plain message it
         // would read as something said (content-v1.md §7.2).
         let (fallback, critical) = match emoji {
@@ -777,16 +750,10 @@ impl Engine {
                 true,
             ),
         };
-        let frame = PairFrame::Content(kith_wire::conv::Content {
-            message_id,
-            sent_at_ms: sent_at,
-            content_type: CONTENT_V1,
-            critical,
-            fallback,
-            body: content.to_cbor(),
-        });
+        let (message_id, sent_at, frame) =
+            self.content_frame(content.to_cbor(), critical, fallback)?;
         let reaction = store::Reaction {
-            target,
+            target: target.content_id,
             emoji: emoji.map(str::to_string),
         };
         let view = MessageView {

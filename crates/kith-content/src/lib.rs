@@ -17,6 +17,8 @@
 //! indefinite lengths and unsorted maps never get in.
 
 mod codec;
+pub mod kind;
+pub mod payto;
 pub mod show;
 
 pub use codec::DecodeError;

@@ -5,9 +5,10 @@
 
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 
+use crate::kind::{Capabilities, media_type};
 use crate::{Content, ExtensionName, ExtensionValue, Part, PartBody, Semantics};
 
-/// Media types this version shows.
+/// Media types shown as text.
 const PLAIN: &str = "text/plain";
 const MARKDOWN: &str = "text/markdown";
 
@@ -26,7 +27,13 @@ pub struct Shown {
 /// What `content` shows, or `None` when no part of it is one this version
 /// supports (the frame's fallback is shown instead).
 pub fn show(content: &Content) -> Option<Shown> {
-    let text = part_text(&content.part)?;
+    show_for(content, &Capabilities::this_version())
+}
+
+/// What a member that shows `caps`'s media types sees of `content`: its
+/// text parts, markdown as plain text when it shows markdown.
+pub fn show_for(content: &Content, caps: &Capabilities) -> Option<Shown> {
+    let text = part_text(&content.part, caps)?;
     let subject = match content.extensions.get(&ExtensionName::Text(SUBJECT.into())) {
         Some(ExtensionValue::Text(s)) => Some(s.clone()),
         _ => None,
@@ -34,22 +41,16 @@ pub fn show(content: &Content) -> Option<Shown> {
     Some(Shown { text, subject })
 }
 
-fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
-}
-
-fn part_text(part: &Part) -> Option<String> {
+fn part_text(part: &Part, caps: &Capabilities) -> Option<String> {
     match &part.body {
         PartBody::Single {
             content_type,
             content,
         } => {
             let text = std::str::from_utf8(content).ok()?;
+            if !caps.shows(content_type) {
+                return None;
+            }
             match media_type(content_type).as_str() {
                 PLAIN => Some(text.to_owned()),
                 MARKDOWN => Some(markdown_to_plain(text)),
@@ -59,20 +60,20 @@ fn part_text(part: &Part) -> Option<String> {
         PartBody::Multi {
             semantics: Semantics::ChooseOne,
             parts,
-        } => parts.iter().find_map(part_text),
+        } => parts.iter().find_map(|p| part_text(p, caps)),
         PartBody::Multi {
             semantics: Semantics::SingleUnit,
             parts,
         } => parts
             .iter()
-            .map(part_text)
+            .map(|p| part_text(p, caps))
             .collect::<Option<Vec<_>>>()
             .map(|texts| texts.join("\n\n")),
         PartBody::Multi {
             semantics: Semantics::ProcessAll,
             parts,
         } => {
-            let texts: Vec<String> = parts.iter().filter_map(part_text).collect();
+            let texts: Vec<String> = parts.iter().filter_map(|p| part_text(p, caps)).collect();
             (!texts.is_empty()).then(|| texts.join("\n\n"))
         }
         PartBody::Null | PartBody::External(_) => None,

@@ -36,7 +36,11 @@ OPERATIONS = {
     "blob_delete": (12, lambda o: h(o["write_id"]) + h(o["blob_id"])),
     "append_after": (13, lambda o: h(o["write_id"]) + u64(o["after_seq"]) + opaque(h(o["payload"]))),
     "bind": (14, lambda o: b""),
+    "append_expiring": (15, lambda o: h(o["write_id"])
+                        + (u8(0) if o["after_seq"] is None else u8(1) + u64(o["after_seq"]))
+                        + u32(o["ttl_secs"]) + opaque(h(o["payload"]))),
 }
+OPERATIONS["append_expiring_after"] = OPERATIONS["append_expiring"]
 
 def body(i, name):
     tag, encode = OPERATIONS[name]

@@ -15,7 +15,7 @@ pub use session::{Requester, Session};
 
 use ed25519_dalek::{Signer, SigningKey};
 use kith_wire::relay::request::{
-    Ack, AddKey, Append, AppendAfter, BlobCreate, BlobDelete, BlobGet, BlobPut, CreateChannel,
+    Ack, AddKey, Append, AppendAfter, AppendExpiring, BlobCreate, BlobDelete, BlobGet, BlobPut, CreateChannel,
     DeleteChannel, Operation, Read, RequestBody, RevokeKey, Status, blob_claim_message,
 };
 use kith_wire::relay::response::{
@@ -440,6 +440,25 @@ impl RelayClient {
         let op = Operation::AppendAfter(AppendAfter {
             write_id,
             after_seq,
+            payload: payload.to_vec(),
+        });
+        self.call_decode(key, op).await
+    }
+
+    /// Appends a message the relay keeps at most `ttl` (relay.md §5.2b),
+    /// only after `after_seq` when given: a disappearing message.
+    pub async fn append_expiring(
+        &self,
+        key: &SigningKey,
+        write_id: WriteId,
+        after_seq: Option<u64>,
+        ttl: Duration,
+        payload: &[u8],
+    ) -> Result<Appended, ClientError> {
+        let op = Operation::AppendExpiring(AppendExpiring {
+            write_id,
+            after_seq,
+            ttl_secs: u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX).max(1),
             payload: payload.to_vec(),
         });
         self.call_decode(key, op).await

@@ -452,6 +452,37 @@ async fn nonces_are_remembered_once_until_they_expire(store: Arc<dyn Store>, _: 
     );
 }
 
+async fn a_message_with_its_own_ttl_goes_when_it_expires(store: Arc<dyn Store>, _: &Recorder) {
+    let ch = create(&*store, vec![grant(2, Rights::WRITE)]).await;
+    let minute = 60_000;
+    store
+        .append_expiring(ch.write_id, key(2), vec![1; 256], None, Some(minute), NOW)
+        .await
+        .unwrap();
+    store
+        .append(ch.write_id, key(1), vec![2; 256], None, NOW)
+        .await
+        .unwrap();
+    // Conditional, like a group's messages.
+    store
+        .append_expiring(ch.write_id, key(2), vec![3; 256], Some(2), Some(minute), NOW)
+        .await
+        .unwrap();
+    let read = |at| store.read(ch.read_id, key(1), 0, 10, 1 << 20, at);
+    assert_eq!(read(NOW + minute - 1).await.unwrap().messages.items.len(), 3);
+    let page = read(NOW + minute).await.unwrap();
+    let kept: Vec<_> = page.messages.items.iter().map(|m| m.seq).collect();
+    assert_eq!(kept, vec![2], "the expiring messages are never served after their TTL");
+    let swept = store.sweep(NOW + minute).await.unwrap();
+    assert_eq!(swept.messages, 2, "and deleted by the sweep");
+    // A TTL longer than the channel's keeps the channel's.
+    store
+        .append_expiring(ch.write_id, key(2), vec![4; 256], None, Some(400 * DAY), NOW)
+        .await
+        .unwrap();
+    assert_eq!(store.sweep(NOW + 2 * DAY).await.unwrap().messages, 2);
+}
+
 macro_rules! contract {
     ($open:expr; $($check:ident),* $(,)?) => {
         $(
@@ -476,6 +507,7 @@ macro_rules! stores {
             contract!($open;
                 appends_are_sequenced_and_published_in_commit_order,
                 append_after_is_taken_only_at_the_head_it_names,
+                a_message_with_its_own_ttl_goes_when_it_expires,
                 unknown_channel_and_missing_right_are_the_same_error,
                 quotas_are_enforced,
                 acknowledged_messages_go_when_every_reader_has_them,

@@ -65,6 +65,12 @@ fn op_input(op: &Operation) -> Value {
             "after_seq": a.after_seq,
             "payload": to_hex(&a.payload),
         }),
+        Operation::AppendExpiring(a) => json!({
+            "write_id": to_hex(&a.write_id.0),
+            "after_seq": a.after_seq,
+            "ttl_secs": a.ttl_secs,
+            "payload": to_hex(&a.payload),
+        }),
         Operation::Read(r) => json!({
             "read_id": to_hex(&r.read_id.0),
             "after_seq": r.after_seq,
@@ -243,6 +249,24 @@ fn vectors() -> Value {
             }),
         ),
         request_vector("bind", Operation::Bind(Bind)),
+        request_vector(
+            "append_expiring",
+            Operation::AppendExpiring(AppendExpiring {
+                write_id: w,
+                after_seq: None,
+                ttl_secs: 3600,
+                payload: vec![0xab; 256],
+            }),
+        ),
+        request_vector(
+            "append_expiring_after",
+            Operation::AppendExpiring(AppendExpiring {
+                write_id: w,
+                after_seq: Some(41),
+                ttl_secs: 86_400,
+                payload: vec![0xab; 256],
+            }),
+        ),
     ];
     let limits = kith_relay::server::config::LimitsConfig::default().to_wire();
     let values = vec![

@@ -222,11 +222,13 @@ impl Codec for Invitation {
 ///   case 8 content: opaque message_id[16]; u64 sent_at_ms; u16 content_type;
 ///                   bool critical; opaque fallback<0..200000>; opaque body<0..262144>;
 ///   case 9 member_tags: opaque tags[32]<0..1024>;
+///   case 10 capabilities: opaque media_types<1..255><0..64>;
+///                         opaque features<1..255><0..64>;
 /// } } PairFrame;
 /// ```
 ///
 /// Tags 1 and 8 are content (what people see); the others are control.
-/// GroupV1 uses tags 1, 2, 6, 8 and 9 only (group-v1.md §5).
+/// GroupV1 uses tags 1, 2, 6, 8, 9 and 10 only (group-v1.md §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PairFrame {
     /// A text message; `message_id` is chosen by the sender and is what
@@ -255,6 +257,30 @@ pub enum PairFrame {
     /// A group member's recognition tags, sent once it joined
     /// (group-v1.md §7.1).
     MemberTags(Vec<[u8; 32]>),
+    /// What the sender shows and does (content-v1.md §8.1), sent again
+    /// whenever that changes.
+    Capabilities {
+        media_types: Vec<String>,
+        features: Vec<String>,
+    },
+}
+
+/// Most media types, or features, one member advertises.
+pub const MAX_CAPABILITIES: u32 = 64;
+/// Longest advertised media type or feature.
+pub const MAX_CAPABILITY: u32 = 255;
+
+fn capability_list(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<String>, DecodeError> {
+    r.vec(MAX_CAPABILITIES, what, |r| {
+        let s = r.string(MAX_CAPABILITY, what)?;
+        if s.is_empty() {
+            return Err(DecodeError::Invalid {
+                what,
+                reason: "an empty media type or feature",
+            });
+        }
+        Ok(s)
+    })
 }
 
 /// The most bytes of a content frame's body.
@@ -330,6 +356,14 @@ impl Codec for PairFrame {
                 w.u8(9);
                 w.vec(tags, |w, t| w.raw(t));
             }
+            Self::Capabilities {
+                media_types,
+                features,
+            } => {
+                w.u8(10);
+                w.vec(media_types, |w, t| w.string(t));
+                w.vec(features, |w, t| w.string(t));
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -357,6 +391,10 @@ impl Codec for PairFrame {
                 body: r.opaque(MAX_CONTENT_BODY, "content.body")?.to_vec(),
             })),
             9 => Ok(Self::MemberTags(member_tags(r, "pair_frame.member_tags")?)),
+            10 => Ok(Self::Capabilities {
+                media_types: capability_list(r, "capabilities.media_types")?,
+                features: capability_list(r, "capabilities.features")?,
+            }),
             tag => Err(DecodeError::UnknownTag {
                 what: "pair_frame.tag",
                 tag,

@@ -35,6 +35,7 @@ const SIGNED_PATHS: &[(&str, &str, u8)] = &[
     ("/v1/channel/create", "create_channel", 1),
     ("/v1/channel/append", "append", 2),
     ("/v1/channel/append-after", "append_after", 13),
+    ("/v1/channel/append-expiring", "append_expiring", 15),
     ("/v1/channel/read", "read", 3),
     ("/v1/channel/ack", "ack", 4),
     ("/v1/channel/key/add", "add_key", 5),
@@ -441,9 +442,16 @@ async fn dispatch(
             };
             encoded(&state.store.create_channel(new).await?)
         }
-        Operation::Append(a) => append(state, signer, a.write_id, a.payload, None, now).await,
+        Operation::Append(a) => {
+            append(state, signer, a.write_id, a.payload, (None, None), now).await
+        }
         Operation::AppendAfter(a) => {
-            append(state, signer, a.write_id, a.payload, Some(a.after_seq), now).await
+            let at = (Some(a.after_seq), None);
+            append(state, signer, a.write_id, a.payload, at, now).await
+        }
+        Operation::AppendExpiring(a) => {
+            let ttl = u64::from(a.ttl_secs).saturating_mul(1000);
+            append(state, signer, a.write_id, a.payload, (a.after_seq, Some(ttl)), now).await
         }
         Operation::Read(r) => return read(state, signer, r, copies, now).await,
         Operation::Ack(a) => encoded(&state.store.ack(a.read_id, signer, a.seq, now).await?),
@@ -568,20 +576,21 @@ impl Drop for Watch<'_> {
     }
 }
 
-/// `append` and `append_after` (relay.md §5.2, §5.2a).
+/// `append`, `append_after` and `append_expiring` (relay.md §5.2–§5.2b):
+/// `at` is the head it must follow, if any, and the message's own TTL.
 async fn append(
     state: &AppState,
     signer: PublicKey,
     write_id: kith_wire::relay::WriteId,
     payload: Vec<u8>,
-    after_seq: Option<u64>,
+    (after_seq, ttl_ms): (Option<u64>, Option<u64>),
     now: u64,
 ) -> Result<Vec<u8>, ApiError> {
     state.check_payload(payload.len(), "payload")?;
     let len = payload.len() as u64;
     let appended = state
         .store
-        .append(write_id, signer, payload, after_seq, now)
+        .append_expiring(write_id, signer, payload, after_seq, ttl_ms, now)
         .await?;
     state.metrics.appended_bytes.inc_by(len);
     encoded(&appended)

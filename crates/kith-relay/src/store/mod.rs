@@ -202,6 +202,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         payload: Vec<u8>,
         after_seq: Option<u64>,
         now_ms: u64,
+    ) -> Result<Appended, StoreError> {
+        self.append_expiring(write_id, key, payload, after_seq, None, now_ms)
+            .await
+    }
+
+    /// [`Store::append`] of a message kept `ttl_ms` at most (relay.md
+    /// §5.2b); `None` keeps it the channel's message TTL.
+    async fn append_expiring(
+        &self,
+        write_id: WriteId,
+        key: PublicKey,
+        payload: Vec<u8>,
+        after_seq: Option<u64>,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
     ) -> Result<Appended, StoreError>;
 
     /// Messages after `after_seq`, at most `max_messages` and (beyond the

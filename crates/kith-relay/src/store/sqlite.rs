@@ -619,12 +619,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append(
+    async fn append_expiring(
         &self,
         write_id: WriteId,
         key: PublicKey,
         payload: Vec<u8>,
         after_seq: Option<u64>,
+        ttl_ms: Option<u64>,
         now_ms: u64,
     ) -> Result<Appended, StoreError> {
         let quotas = self.inner.quotas;
@@ -645,7 +646,8 @@ impl Store for SqliteStore {
                 return Err(StoreError::QuotaExceeded("bytes"));
             }
             let seq = a.last_seq + 1;
-            let expires = now_ms.saturating_add(a.message_ttl_ms);
+            let ttl = ttl_ms.map_or(a.message_ttl_ms, |t| t.min(a.message_ttl_ms));
+            let expires = now_ms.saturating_add(ttl);
             conn.prepare_cached(
                 "INSERT INTO messages (channel_id, seq, received_at, expires_at, payload) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -59,6 +59,22 @@ pub struct AppendAfter {
     pub payload: Vec<u8>,
 }
 
+/// `append_expiring` (tag 15): `append` (or, with `after_seq`,
+/// `append_after`) of a message that the relay deletes `ttl_secs` after it
+/// arrives, or sooner if the channel's message TTL is shorter (relay.md
+/// §5.2b): how disappearing messages leave the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendExpiring {
+    /// The channel.
+    pub write_id: WriteId,
+    /// Only if the channel's last sequence number is still this one.
+    pub after_seq: Option<u64>,
+    /// Seconds the relay keeps the message; at least 1.
+    pub ttl_secs: u32,
+    /// Opaque ciphertext; its length must be a size bucket.
+    pub payload: Vec<u8>,
+}
+
 /// `read` (tag 3): messages after a cursor, optionally waiting (long-poll).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Read {
@@ -200,6 +216,8 @@ pub enum Operation {
     AppendAfter(AppendAfter),
     /// Tag 14.
     Bind(Bind),
+    /// Tag 15.
+    AppendExpiring(AppendExpiring),
 }
 
 impl Operation {
@@ -220,6 +238,7 @@ impl Operation {
             Self::BlobDelete(_) => 12,
             Self::AppendAfter(_) => 13,
             Self::Bind(_) => 14,
+            Self::AppendExpiring(_) => 15,
         }
     }
 
@@ -241,6 +260,7 @@ impl Operation {
             Self::BlobDelete(_) => "/v1/blob/delete",
             Self::AppendAfter(_) => "/v1/channel/append-after",
             Self::Bind(_) => return None,
+            Self::AppendExpiring(_) => "/v1/channel/append-expiring",
         })
     }
 }
@@ -307,6 +327,12 @@ impl Codec for Operation {
                 w.opaque(&op.payload);
             }
             Self::Bind(Bind) => {}
+            Self::AppendExpiring(op) => {
+                op.write_id.encode(w);
+                w.optional(op.after_seq.as_ref(), |w, s| w.u64(*s));
+                w.u32(op.ttl_secs);
+                w.opaque(&op.payload);
+            }
         }
     }
 
@@ -374,6 +400,20 @@ impl Codec for Operation {
                 payload: r.opaque(MAX_PAYLOAD, "payload")?.to_vec(),
             }),
             14 => Self::Bind(Bind),
+            15 => Self::AppendExpiring(AppendExpiring {
+                write_id: WriteId::decode(r)?,
+                after_seq: r.optional("after_seq", |r| r.u64("after_seq"))?,
+                ttl_secs: match r.u32("ttl_secs")? {
+                    0 => {
+                        return Err(DecodeError::Invalid {
+                            what: "ttl_secs",
+                            reason: "a message that expires at once",
+                        });
+                    }
+                    t => t,
+                },
+                payload: r.opaque(MAX_PAYLOAD, "payload")?.to_vec(),
+            }),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "operation",
@@ -441,7 +481,7 @@ pub const OP_TAG_OFFSET: usize = 1 + 32 + 8 + 16 + 32;
 /// `blob_put`, `append_after`), and so may be up to [`MAX_SIGNED_REQUEST`]
 /// bytes; every other signed request is at most 8,192.
 pub fn carries_payload(tag: u8) -> bool {
-    matches!(tag, 2 | 11 | 13)
+    matches!(tag, 2 | 11 | 13 | 15)
 }
 
 impl RequestBody {

@@ -129,7 +129,9 @@ impl Capabilities {
     }
 
     pub fn has(&self, feature: &str) -> bool {
-        self.features.binary_search_by(|f| f.as_str().cmp(feature)).is_ok()
+        self.features
+            .binary_search_by(|f| f.as_str().cmp(feature))
+            .is_ok()
     }
 
     /// Whether this member can process a message that needs `need`.
@@ -267,15 +269,21 @@ pub enum Kind {
         emoji: Option<String>,
     },
     /// New text for `target` (§7.7).
-    Edit { target: MessageId },
+    Edit {
+        target: MessageId,
+    },
     /// `target` deleted for everyone (§7.7).
-    Delete { target: MessageId },
+    Delete {
+        target: MessageId,
+    },
     Receipt {
         status: ReceiptStatus,
         messages: Vec<MessageId>,
     },
     /// The conversation's disappearing timer, in seconds; 0 is off.
-    Timer { seconds: u32 },
+    Timer {
+        seconds: u32,
+    },
     PaymentRequest(crate::payto::PaytoUri),
     PaymentStatus {
         request: MessageId,
@@ -284,7 +292,10 @@ pub enum Kind {
     },
     Call(CallSignal),
     /// A part of an application's media type, carried as it is.
-    App { content_type: String, data: Vec<u8> },
+    App {
+        content_type: String,
+        data: Vec<u8>,
+    },
 }
 
 impl Kind {
@@ -302,7 +313,10 @@ impl Kind {
             return content
                 .in_reply_to
                 .and_then(|target| reaction(&content.part).map(|emoji| (target, emoji)))
-                .map_or(Self::Message, |(target, emoji)| Self::Reaction { target, emoji });
+                .map_or(Self::Message, |(target, emoji)| Self::Reaction {
+                    target,
+                    emoji,
+                });
         }
         let Some((content_type, data)) = primary(&content.part) else {
             return Self::Message;
@@ -310,9 +324,9 @@ impl Kind {
         let parsed = match media_type(content_type).as_str() {
             t if t.starts_with("text/") => None,
             RECEIPT => receipt(data),
-            TIMER => <[u8; 4]>::try_from(data)
-                .ok()
-                .map(|b| Self::Timer { seconds: u32::from_be_bytes(b) }),
+            TIMER => <[u8; 4]>::try_from(data).ok().map(|b| Self::Timer {
+                seconds: u32::from_be_bytes(b),
+            }),
             PAYTO => std::str::from_utf8(data)
                 .ok()
                 .and_then(|uri| crate::payto::PaytoUri::parse(uri).ok())

@@ -49,8 +49,8 @@ pub struct Amount {
 impl Amount {
     pub fn parse(s: &str) -> Result<Self, PaytoError> {
         let (currency, value) = s.split_once(':').ok_or(PaytoError::Amount)?;
-        let ok_currency = (1..=12).contains(&currency.len())
-            && currency.chars().all(|c| c.is_ascii_alphabetic());
+        let ok_currency =
+            (1..=12).contains(&currency.len()) && currency.chars().all(|c| c.is_ascii_alphabetic());
         let (int, frac) = value.split_once('.').unwrap_or((value, ""));
         let ok_value = (1..=18).contains(&int.len())
             && int.chars().all(|c| c.is_ascii_digit())
@@ -151,7 +151,12 @@ impl PaytoUri {
         let mut uri = format!("payto://{}/{}", self.target_type, self.target);
         let mut sep = '?';
         let options = [
-            ("amount", self.amount.as_ref().map(|a| format!("{}:{}", a.currency, a.value))),
+            (
+                "amount",
+                self.amount
+                    .as_ref()
+                    .map(|a| format!("{}:{}", a.currency, a.value)),
+            ),
             ("receiver-name", self.receiver_name.clone()),
             ("message", self.message.clone()),
         ];
@@ -257,8 +262,14 @@ mod tests {
             PaytoUri::new("iban/X", Some("EUR:1."), None, None),
             Err(PaytoError::Amount)
         );
-        assert_eq!(PaytoUri::parse("payto://iban/X?message=%ff"), Err(PaytoError::Escape));
-        assert_eq!(PaytoUri::parse("payto://iban/a b"), Err(PaytoError::Target(' ')));
+        assert_eq!(
+            PaytoUri::parse("payto://iban/X?message=%ff"),
+            Err(PaytoError::Escape)
+        );
+        assert_eq!(
+            PaytoUri::parse("payto://iban/a b"),
+            Err(PaytoError::Target(' '))
+        );
         assert!(PaytoUri::parse("payto://iban/X?message=%e").is_err());
     }
 }

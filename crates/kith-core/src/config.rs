@@ -73,6 +73,10 @@ pub struct Config {
     /// travels as a blob the message names (group-v1.md §6.5). Tests lower
     /// it to take that path with small groups.
     pub inline_commit_limit: usize,
+    /// What this user's kith shows and does, advertised to every
+    /// conversation (content-v1.md §8.1). Tests narrow it to stand for an
+    /// older client; an application adds its media types.
+    pub capabilities: kith_content::kind::Capabilities,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -85,6 +89,7 @@ impl Default for Config {
             ca_file: None,
             lock_wait: Duration::from_secs(10),
             inline_commit_limit: usize::MAX,
+            capabilities: kith_content::kind::Capabilities::this_version(),
             clock: Arc::new(SystemClock),
         }
     }

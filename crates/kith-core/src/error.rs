@@ -38,6 +38,14 @@ pub enum CoreError {
     NoSuchMessage(String),
     #[error("only the person who wrote a message can edit or delete it")]
     NotAuthor,
+    #[error("payment request: {0}")]
+    BadPayment(String),
+    #[error("{0:?} is not an application's media type (type/subtype, not text/* or kith's own)")]
+    BadContentType(String),
+    #[error("{0}'s kith does not take calls (yet)")]
+    CannotCall(String),
+    #[error("no call of this conversation has the id {0}")]
+    NoSuchCall(String),
     #[error("{0:?} is not a connected 1:1 conversation")]
     NotAContact(String),
     #[error("to remove yourself, use `kith group leave`")]
@@ -119,6 +127,10 @@ impl CoreError {
             Self::NoSuchMember(_) => "no_such_member",
             Self::NoSuchMessage(_) => "no_such_message",
             Self::NotAuthor => "not_author",
+            Self::BadPayment(_) => "bad_payment",
+            Self::BadContentType(_) => "bad_content_type",
+            Self::CannotCall(_) => "cannot_call",
+            Self::NoSuchCall(_) => "no_such_call",
             Self::NotAContact(_) => "not_a_contact",
             Self::RemoveSelf => "remove_self",
             Self::LastAdmin => "last_admin",

@@ -59,7 +59,7 @@ pub use runtime::watch::MAX_BACKOFF;
 pub use views::{
     Accepted, ChannelInfo, ConversationInfo, ConversationView, GroupChange, IntegrityEvent,
     IntroductionView, Invite, Live, MemberView, MessageView, MoveReport, Notice, Quote,
-    ReactionCount, SyncReport,
+    ReactionCount, SyncReport, duration_words,
 };
 
 /// The layering ARCHITECTURE.md draws, checked on the sources: conversation

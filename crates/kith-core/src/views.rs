@@ -30,7 +30,7 @@ pub struct ConversationView {
 }
 
 /// One message as `kith read` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MessageView {
     pub id: String,
     pub conversation: String,
@@ -56,6 +56,64 @@ pub struct MessageView {
     pub edited: bool,
     /// Its author deleted it for everyone: `text` is empty.
     pub deleted: bool,
+    /// When it disappears (ms since the Unix epoch), if a timer was set.
+    pub expires_at: Option<u64>,
+    /// Of this user's message: how many members have it, and read it.
+    pub receipts: Option<Receipts>,
+    /// A change of the conversation's disappearing timer, in seconds (0:
+    /// off); `text` says it in words.
+    pub timer: Option<u32>,
+    pub payment: Option<PaymentView>,
+    pub call: Option<CallView>,
+    /// An application's part, carried as it came; `text` is its fallback.
+    pub app: Option<AppView>,
+}
+
+/// Delivered and read receipts for one of this user's messages, out of
+/// the other members (1 in a 1:1 conversation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Receipts {
+    pub delivered: u64,
+    pub read: u64,
+    pub of: u64,
+}
+
+/// A payment request (content-v1.md §7.10), or a status of one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentView {
+    /// The `payto:` URI, to open in a payment app; of a status, the
+    /// request's.
+    pub uri: String,
+    /// `12.50 EUR to iban/DE75… “dinner”`.
+    pub description: String,
+    /// `requested`, `paid` or `declined`.
+    pub state: String,
+    /// A status's reference (a transaction id), if given.
+    pub reference: Option<String>,
+    /// Of a status: the id of the request it answers.
+    pub request: Option<String>,
+}
+
+/// A call (content-v1.md §7.11), as the history shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallView {
+    /// The call's id (hex).
+    pub id: String,
+    /// `ringing`, `active`, `ended`, `missed` or `declined`.
+    pub state: String,
+    pub video: bool,
+    pub outgoing: bool,
+    pub started_at: u64,
+    /// From the answer to the end; `None` unless it was answered and ended.
+    pub duration_ms: Option<u64>,
+}
+
+/// An application's part (content-v1.md §7.12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppView {
+    pub content_type: String,
+    /// The part's bytes, hex.
+    pub data: String,
 }
 
 /// A message quoted by a reply.
@@ -262,4 +320,43 @@ pub struct MoveReport {
     /// Conversations that could not be moved, and why.
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+/// A duration in words, in its largest whole unit: `1 hour`, `90
+/// seconds`, `2 weeks` (rounded down to that unit when it is not whole
+/// and over a day).
+pub fn duration_words(secs: u64) -> String {
+    const UNITS: [(u64, &str); 5] = [
+        (604_800, "week"),
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ];
+    let (size, name) = UNITS
+        .iter()
+        .copied()
+        .find(|(size, _)| secs >= *size && (secs % size == 0 || *size >= 86_400))
+        .unwrap_or((1, "second"));
+    let n = secs / size;
+    if n == 1 {
+        format!("1 {name}")
+    } else {
+        format!("{n} {name}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_words;
+
+    #[test]
+    fn durations_read_in_their_largest_whole_unit() {
+        assert_eq!(duration_words(3600), "1 hour");
+        assert_eq!(duration_words(90), "90 seconds");
+        assert_eq!(duration_words(300), "5 minutes");
+        assert_eq!(duration_words(14 * 86_400), "2 weeks");
+        assert_eq!(duration_words(86_400 + 5), "1 day");
+        assert_eq!(duration_words(0), "0 seconds");
+    }
 }

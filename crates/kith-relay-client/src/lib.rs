@@ -15,8 +15,9 @@ pub use session::{Requester, Session};
 
 use ed25519_dalek::{Signer, SigningKey};
 use kith_wire::relay::request::{
-    Ack, AddKey, Append, AppendAfter, AppendExpiring, BlobCreate, BlobDelete, BlobGet, BlobPut, CreateChannel,
-    DeleteChannel, Operation, Read, RequestBody, RevokeKey, Status, blob_claim_message,
+    Ack, AddKey, Append, AppendAfter, AppendExpiring, BlobCreate, BlobDelete, BlobGet, BlobPut,
+    CreateChannel, DeleteChannel, Operation, Read, RequestBody, RevokeKey, Status,
+    blob_claim_message,
 };
 use kith_wire::relay::response::{
     Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, ErrorBody, ErrorCode,

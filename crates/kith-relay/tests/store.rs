@@ -465,19 +465,40 @@ async fn a_message_with_its_own_ttl_goes_when_it_expires(store: Arc<dyn Store>, 
         .unwrap();
     // Conditional, like a group's messages.
     store
-        .append_expiring(ch.write_id, key(2), vec![3; 256], Some(2), Some(minute), NOW)
+        .append_expiring(
+            ch.write_id,
+            key(2),
+            vec![3; 256],
+            Some(2),
+            Some(minute),
+            NOW,
+        )
         .await
         .unwrap();
     let read = |at| store.read(ch.read_id, key(1), 0, 10, 1 << 20, at);
-    assert_eq!(read(NOW + minute - 1).await.unwrap().messages.items.len(), 3);
+    assert_eq!(
+        read(NOW + minute - 1).await.unwrap().messages.items.len(),
+        3
+    );
     let page = read(NOW + minute).await.unwrap();
     let kept: Vec<_> = page.messages.items.iter().map(|m| m.seq).collect();
-    assert_eq!(kept, vec![2], "the expiring messages are never served after their TTL");
+    assert_eq!(
+        kept,
+        vec![2],
+        "the expiring messages are never served after their TTL"
+    );
     let swept = store.sweep(NOW + minute).await.unwrap();
     assert_eq!(swept.messages, 2, "and deleted by the sweep");
     // A TTL longer than the channel's keeps the channel's.
     store
-        .append_expiring(ch.write_id, key(2), vec![4; 256], None, Some(400 * DAY), NOW)
+        .append_expiring(
+            ch.write_id,
+            key(2),
+            vec![4; 256],
+            None,
+            Some(400 * DAY),
+            NOW,
+        )
         .await
         .unwrap();
     assert_eq!(store.sweep(NOW + 2 * DAY).await.unwrap().messages, 2);

@@ -422,14 +422,12 @@ fn pair_frame() -> impl Strategy<Value = PairFrame> {
                 }
             ),
         vec(arr32(), 0..40).prop_map(PairFrame::MemberTags),
-        (
-            vec("[a-z/.+-]{1,40}", 0..8),
-            vec("[a-z]{1,20}", 0..8)
-        )
-            .prop_map(|(media_types, features)| PairFrame::Capabilities {
+        (vec("[a-z/.+-]{1,40}", 0..8), vec("[a-z]{1,20}", 0..8)).prop_map(
+            |(media_types, features)| PairFrame::Capabilities {
                 media_types,
                 features
-            }),
+            }
+        ),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! GroupV1 (docs/spec/group-v1.md): a group on one channel, its link
 //! inboxes, and Welcomes handed off by 1:1 conversations.
 
+use kith_content::kind::Capabilities;
 use kith_crypto::mls::{
     CommitSummary, IdentityKey, Incoming, PendingKeyPackage, Session, message_epoch,
 };
@@ -21,7 +22,7 @@ use crate::ids::{conversation_id, random};
 use crate::store::{
     ChannelRole, ChannelRow, ConversationState, GroupExit, QueueOptions, Received, check_content,
     close_group, contact_name, encrypt_in, envelope_payload, insert_channel, load_session, ms,
-    queue_frame, queue_with, receive_message,
+    queue_frame, queue_with, receive_message, store_capabilities,
 };
 use crate::views::{Notice, SyncReport};
 use crate::{recognition, store};
@@ -373,7 +374,8 @@ fn open_in_session(
                 PairFrame::Text { .. }
                 | PairFrame::Content(_)
                 | PairFrame::Profile { .. }
-                | PairFrame::MemberTags(_) => {}
+                | PairFrame::MemberTags(_)
+                | PairFrame::Capabilities { .. } => {}
                 PairFrame::Move(moved)
                     if moved.key.is_none()
                         && session.admins().unwrap_or_default().contains(&sender_key) => {}
@@ -435,7 +437,7 @@ pub(crate) fn apply_group(
     channel: &ChannelRow,
     seq: u64,
     outcome: GroupOutcome,
-    (now, drain): (u64, u64),
+    (now, drain, caps): (u64, u64, &Capabilities),
     report: &mut SyncReport,
 ) -> Result<GroupApplied> {
     let conv = channel.conversation_id.as_str();
@@ -465,7 +467,7 @@ pub(crate) fn apply_group(
                 PairFrame::Text { .. } | PairFrame::Content(_) => {
                     let from = member_name(tx, conv, &sender_key)?;
                     if let Some(message) =
-                        Received::from_frame(&frame, Some(from), &sender_key, conv)
+                        Received::from_frame(&frame, Some(from), &sender_key, conv, (caps, now))
                     {
                         receive_message(tx, conv, message, now, report)?;
                     }
@@ -486,6 +488,10 @@ pub(crate) fn apply_group(
                     )?;
                     report.notices.extend(find_blocked_members(tx, conv)?);
                 }
+                PairFrame::Capabilities {
+                    media_types,
+                    features,
+                } => store_capabilities(tx, conv, &sender_key, &media_types, &features)?,
                 _ => {}
             }
         }
@@ -856,14 +862,15 @@ impl ConversationType for GroupV1 {
         opened: OpenedGroup<'_>,
         fx: &mut Effects,
     ) -> Result<()> {
-        let Moment { now, drain } = self.moment;
+        let Moment { now, drain, .. } = self.moment;
         match opened {
             OpenedGroup::Channel {
                 channel,
                 seq,
                 outcome,
             } => {
-                let applied = apply_group(tx, channel, seq, outcome, (now, drain), &mut fx.report)?;
+                let at = (now, drain, &*self.moment.caps);
+                let applied = apply_group(tx, channel, seq, outcome, at, &mut fx.report)?;
                 if applied.joined {
                     fx.joined.push(channel.conversation_id.clone());
                 }

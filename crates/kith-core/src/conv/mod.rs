@@ -123,12 +123,14 @@ impl PageSession {
     }
 }
 
-/// The instant a page is handled at, and the configured drain limit of a
-/// move (group-v1.md §11, pair-v1.md §8): read once per page.
-#[derive(Debug, Clone, Copy)]
+/// The instant a page is handled at, the configured drain limit of a
+/// move (group-v1.md §11, pair-v1.md §8), and what this user's kith shows
+/// and does (content-v1.md §8): read once per page.
+#[derive(Debug, Clone)]
 pub(crate) struct Moment {
     pub(crate) now: u64,
     pub(crate) drain: u64,
+    pub(crate) caps: std::sync::Arc<kith_content::kind::Capabilities>,
 }
 
 /// A message read from a channel, with its conversation's state.

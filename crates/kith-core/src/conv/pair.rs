@@ -14,7 +14,7 @@ use crate::channels::receive_move;
 use crate::error::{OpenError, Result, refused};
 use crate::store::{
     ChannelRow, ConversationState, Received, check_content, queue_frame, receive_message,
-    record_integrity_event,
+    record_integrity_event, store_capabilities,
 };
 
 /// The PairV1 logic for one page of one channel.
@@ -117,14 +117,20 @@ impl ConversationType for PairV1 {
             author,
         } = opened;
         let conv = channel.conversation_id.as_str();
-        let Moment { now, drain } = self.moment;
-        if let Some(message) = Received::from_frame(&frame, None, &author, conv) {
+        let Moment { now, drain, .. } = self.moment;
+        if let Some(message) =
+            Received::from_frame(&frame, None, &author, conv, (&self.moment.caps, now))
+        {
             return receive_message(tx, conv, message, now, &mut fx.report);
         }
         // A control frame's handling may read the session's state.
         self.session.save(tx)?;
         match frame {
             PairFrame::Text { .. } | PairFrame::Content(_) | PairFrame::MemberTags(_) => {}
+            PairFrame::Capabilities {
+                media_types,
+                features,
+            } => store_capabilities(tx, conv, &author, &media_types, &features)?,
             PairFrame::Profile { display_name } => {
                 tx.execute(
                     "UPDATE conversations SET contact_name = ?2 WHERE id = ?1",

@@ -5,11 +5,6 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 
-use kith_content::show::{SUBJECT, Shown, markdown_to_plain};
-use kith_content::{
-    CONTENT_V1, Content, Disposition, ExtensionName, ExtensionValue, MARKDOWN, MAX_CONTENT,
-    MessageId, PLAIN_TEXT, Part, PartBody, Semantics,
-};
 use kith_crypto::mls::{IdentityKey, Session, key_package};
 use kith_crypto::padding::{pad, unpad};
 use kith_crypto::seal::SealKey;
@@ -23,49 +18,17 @@ use zeroize::Zeroizing;
 
 use crate::config::millis;
 
-/// What the sender keeps of a frame it sends.
-enum Outgoing {
-    Message {
-        shown: Shown,
-        content: Content,
-    },
-    Reaction {
-        reaction: store::Reaction,
-        view: MessageView,
-    },
-    /// An edit (`text`) or a delete (`None`) of this user's message.
-    Change {
-        target: [u8; 32],
-        text: Option<String>,
-        view: MessageView,
-    },
-}
-
-/// A stored message that a reply, reaction, edit or delete names.
-struct FoundMessage {
-    /// Its ContentV1 id (content-v1.md §5).
-    content_id: [u8; 32],
-    text: String,
-    /// Its writer's identity key; `None` from before authors were kept.
-    author: Option<Vec<u8>>,
-    /// Its frame id, as `read` shows it.
-    message_id: Vec<u8>,
-    sent_at: u64,
-}
-
-/// Longest mail subject, in bytes of UTF-8.
-const MAX_SUBJECT: u32 = 1_000;
 use crate::conv::group::GROUP_INVITATION_CONTEXT;
 use crate::conv::inbox::{INVITATION_CONTEXT, INVITATION_TTL};
-use crate::error::{CoreError, Result, check_len, check_name};
-use crate::ids::{conversation_id, random, safety_number};
+use crate::error::{CoreError, Result, check_name};
+use crate::ids::{conversation_id, safety_number};
 use crate::link::{InviteLink, claim_key};
 use crate::runtime::sync::not_found;
 use crate::runtime::{Engine, base_url};
 use crate::store;
 use crate::store::{
-    ConversationState, NewPair, PairChannel, QueueOptions, SharedChannel, contact_name, encrypt_in,
-    envelope_payload, insert_channel, ms, queue_with, start_pair,
+    NewPair, PairChannel, SharedChannel, contact_name, envelope_payload, insert_channel, ms,
+    start_pair,
 };
 use crate::views::{
     Accepted, ChannelInfo, ConversationInfo, ConversationView, IntegrityEvent, Invite, MessageView,
@@ -320,468 +283,6 @@ impl Engine {
         Ok(SharedChannel { owner, grant })
     }
 
-    /// Sends a text message. It is stored and queued first, so a relay that
-    /// cannot be reached loses nothing: the next send or sync retries.
-    pub async fn send(&mut self, conv: &str, text: &str) -> Result<MessageView> {
-        if text.is_empty() {
-            return Err(CoreError::Empty("message"));
-        }
-        check_len("message", text, kith_wire::conv::MAX_TEXT)?;
-        let message_id: [u8; 16] = random()?;
-        let sent_at = self.now();
-        let frame = PairFrame::Text {
-            message_id,
-            sent_at_ms: sent_at,
-            text: text.to_string(),
-        };
-        let shown = Shown {
-            text: text.to_string(),
-            subject: None,
-        };
-        let content = Content::of_text(message_id, text);
-        self.send_frame(
-            conv,
-            message_id,
-            sent_at,
-            frame,
-            Outgoing::Message { shown, content },
-        )
-        .await
-    }
-
-    /// Sends a mail: a subject and a markdown body (content-v1.md §7.4),
-    /// with a plain-text alternative and fallback for receivers that show
-    /// no markdown (§8).
-    pub async fn send_mail(
-        &mut self,
-        conv: &str,
-        subject: &str,
-        body: &str,
-    ) -> Result<MessageView> {
-        if subject.trim().is_empty() {
-            return Err(CoreError::Empty("subject"));
-        }
-        if body.trim().is_empty() {
-            return Err(CoreError::Empty("mail body"));
-        }
-        check_len("subject", subject, MAX_SUBJECT)?;
-        let plain = markdown_to_plain(body);
-        let mut content = Content::new(
-            random()?,
-            Part {
-                disposition: Disposition::RENDER,
-                language: String::new(),
-                body: PartBody::Multi {
-                    semantics: Semantics::ChooseOne,
-                    parts: vec![
-                        Part::single(Disposition::RENDER, MARKDOWN, body.as_bytes()),
-                        Part::single(Disposition::RENDER, PLAIN_TEXT, plain.as_bytes()),
-                    ],
-                },
-            },
-        );
-        content.extensions.insert(
-            ExtensionName::Text(SUBJECT.into()),
-            ExtensionValue::Text(subject.into()),
-        );
-        let encoded = content.to_cbor();
-        if encoded.len() > MAX_CONTENT {
-            // The body goes twice (markdown and plain): say the room left.
-            return Err(CoreError::TooLong {
-                what: "mail body",
-                max: MAX_CONTENT / 2,
-                len: body.len(),
-            });
-        }
-        let (message_id, sent_at, frame) =
-            self.content_frame(encoded, false, format!("Subject: {subject}\n\n{plain}"))?;
-        let shown = Shown {
-            text: plain,
-            subject: Some(subject.to_string()),
-        };
-        self.send_frame(
-            conv,
-            message_id,
-            sent_at,
-            frame,
-            Outgoing::Message { shown, content },
-        )
-        .await
-    }
-
-    /// Stores, encrypts and queues a frame, then sends it. `outgoing` is
-    /// what this user keeps of it: a message (with the content it stands
-    /// for, whose id replies and reactions name), or a reaction.
-    async fn send_frame(
-        &mut self,
-        conv: &str,
-        message_id: [u8; 16],
-        sent_at: u64,
-        frame: PairFrame,
-        outgoing: Outgoing,
-    ) -> Result<MessageView> {
-        let id = self.resolve(conv)?;
-        let (state, blocked): (ConversationState, bool) = self.db.query_row(
-            "SELECT state, blocked FROM conversations WHERE id = ?1",
-            [&id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        match state {
-            ConversationState::Closed | ConversationState::Leaving => {
-                return Err(CoreError::GroupClosed(conv.to_string()));
-            }
-            ConversationState::Invited | ConversationState::Joining => {
-                return Err(CoreError::NotYetConnected);
-            }
-            _ if blocked => return Err(CoreError::Blocked(conv.to_string())),
-            _ => {}
-        }
-        let me = self.my_key(&id)?;
-        let group = self.prepare_send(&id).await?;
-        let at = self.now();
-        let tx = self.db.transaction()?;
-        // Loaded, encrypted and stored in one transaction (pair-v1.md §12).
-        let sealed = encrypt_in(&tx, &id, &frame)?;
-        tx.execute(
-            "UPDATE conversations SET last_activity = ?2 WHERE id = ?1",
-            params![id, ms(sent_at)],
-        )?;
-        let view = match &outgoing {
-            Outgoing::Message { shown, content } => {
-                let content_id = content.id(&me, id.as_bytes()).0;
-                let reply_to = content.in_reply_to.map(|t| t.0);
-                tx.execute(
-                    "INSERT INTO messages (conversation_id, message_id, outgoing, sent_at, received_at, text, subject, content_id, reply_to, author) \
-                     VALUES (?1, ?2, 1, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![id, message_id, ms(sent_at), shown.text, shown.subject, content_id, reply_to, me],
-                )?;
-                MessageView {
-                    id: to_hex(&message_id),
-                    conversation: id.clone(),
-                    from: "me".into(),
-                    outgoing: true,
-                    sent_at,
-                    received_at: sent_at,
-                    text: shown.text.clone(),
-                    needs_newer: false,
-                    subject: shown.subject.clone(),
-                    reply_to: match reply_to {
-                        Some(target) => store::quote(&tx, &id, &target)?,
-                        None => None,
-                    },
-                    reactions: Vec::new(),
-                    edited: false,
-                    deleted: false,
-                }
-            }
-            Outgoing::Reaction { reaction, view } => {
-                store::set_reaction(&tx, &id, reaction, &me, sent_at)?;
-                view.clone()
-            }
-            Outgoing::Change { target, text, view } => {
-                let change = match text {
-                    Some(text) => store::Change::Edit {
-                        text,
-                        subject: None,
-                    },
-                    None => store::Change::Delete,
-                };
-                store::change_message(&tx, &id, target, &me, change)?;
-                view.clone()
-            }
-        };
-        let options = QueueOptions {
-            epoch: group.then_some(sealed.epoch),
-            frame: group.then(|| frame.to_bytes()),
-            ..QueueOptions::default()
-        };
-        queue_with(&tx, &id, &sealed.payload, &options, at)?;
-        tx.commit()?;
-        match self.flush_outbox(Some(&id)).await {
-            Ok(()) => {}
-            Err(e @ CoreError::Refused(_)) => {
-                // Never delivered: not kept as if it had been.
-                match &outgoing {
-                    Outgoing::Message { .. } => {
-                        self.db.execute(
-                            "DELETE FROM messages WHERE conversation_id = ?1 AND message_id = ?2",
-                            params![id, message_id],
-                        )?;
-                    }
-                    Outgoing::Reaction { reaction, .. } => {
-                        self.db.execute(
-                            "DELETE FROM reactions WHERE conversation_id = ?1 AND target = ?2 AND sender_key = ?3",
-                            params![id, reaction.target, me],
-                        )?;
-                    }
-                    // The change stays here: the relay no longer takes
-                    // this user's messages (blocked or removed), and a
-                    // delete is still what the user asked of this copy.
-                    Outgoing::Change { .. } => {}
-                }
-                return Err(e);
-            }
-            Err(e) => return Err(CoreError::Queued(e.to_string())),
-        }
-        if matches!(outgoing, Outgoing::Change { text: None, .. }) {
-            store::purge_log(&self.db)?;
-        }
-        Ok(view)
-    }
-
-    /// This user's identity key in a conversation.
-    fn my_key(&self, id: &str) -> Result<Vec<u8>> {
-        let identity: Vec<u8> = self.db.query_row(
-            "SELECT identity FROM conversations WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )?;
-        Ok(IdentityKey::from_bytes(&Zeroizing::new(identity))?
-            .public()
-            .to_vec())
-    }
-
-    /// A ContentV1 frame of `body`, with a fresh frame id and the time it
-    /// is sent.
-    fn content_frame(
-        &self,
-        body: Vec<u8>,
-        critical: bool,
-        fallback: String,
-    ) -> Result<([u8; 16], u64, PairFrame)> {
-        let message_id: [u8; 16] = random()?;
-        let sent_at = self.now();
-        let frame = PairFrame::Content(kith_wire::conv::Content {
-            message_id,
-            sent_at_ms: sent_at,
-            content_type: CONTENT_V1,
-            critical,
-            fallback,
-            body,
-        });
-        Ok((message_id, sent_at, frame))
-    }
-
-    /// The message `message` (its id as `read` shows it, or a prefix of
-    /// it) in `id`.
-    fn find_message(&self, id: &str, message: &str) -> Result<FoundMessage> {
-        let prefix = message.trim().to_ascii_lowercase();
-        if prefix.is_empty() || prefix.len() > 32 || !prefix.chars().all(|c| c.is_ascii_hexdigit())
-        {
-            return Err(CoreError::NoSuchMessage(message.to_string()));
-        }
-        // The ids a prefix covers are one range of the (conversation,
-        // message_id) index: the prefix filled with 0s up to with fs.
-        let bound = |fill: char| -> Vec<u8> {
-            let full: String = prefix
-                .chars()
-                .chain(std::iter::repeat(fill))
-                .take(32)
-                .collect();
-            (0..16)
-                .filter_map(|i| {
-                    full.get(2 * i..2 * i + 2)
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                })
-                .collect()
-        };
-        let mut stmt = self.db.prepare_cached(
-            "SELECT content_id, text, author, message_id, sent_at FROM messages \
-             WHERE conversation_id = ?1 AND message_id BETWEEN ?2 AND ?3 LIMIT 2",
-        )?;
-        type Row = (Option<Vec<u8>>, String, Option<Vec<u8>>, Vec<u8>, i64);
-        let mut found: Vec<Row> = stmt
-            .query_map(params![id, bound('0'), bound('f')], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        match found.as_mut_slice() {
-            [(Some(content_id), text, author, message_id, sent_at)] => Ok(FoundMessage {
-                content_id: <[u8; 32]>::try_from(content_id.as_slice())
-                    .map_err(|_| CoreError::Corrupt("a message's content id".into()))?,
-                text: std::mem::take(text),
-                author: author.take(),
-                message_id: std::mem::take(message_id),
-                sent_at: u64::try_from(*sent_at).unwrap_or(0),
-            }),
-            [(None, ..)] => Err(CoreError::NoSuchMessage(format!(
-                "{message} (from before this version; it cannot be replied or reacted to)"
-            ))),
-            [] => Err(CoreError::NoSuchMessage(message.to_string())),
-            _ => Err(CoreError::NoSuchMessage(format!(
-                "{message} (more than one message starts so; give more of its id)"
-            ))),
-        }
-    }
-
-    /// Replies to a message (content-v1.md §7.5): a text naming it.
-    pub async fn send_reply(&mut self, conv: &str, to: &str, text: &str) -> Result<MessageView> {
-        if text.is_empty() {
-            return Err(CoreError::Empty("message"));
-        }
-        check_len("message", text, kith_wire::conv::MAX_TEXT / 2)?;
-        let id = self.resolve(conv)?;
-        let target = self.find_message(&id, to)?;
-        let mut content = Content::of_text(random()?, text);
-        content.in_reply_to = Some(MessageId(target.content_id));
-        let first_line = store::first_line(&target.text);
-        let (message_id, sent_at, frame) = self.content_frame(
-            content.to_cbor(),
-            false,
-            format!("\u{21aa} \u{201c}{first_line}\u{201d}\n{text}"),
-        )?;
-        let shown = Shown {
-            text: text.to_string(),
-            subject: None,
-        };
-        self.send_frame(
-            &id,
-            message_id,
-            sent_at,
-            frame,
-            Outgoing::Message { shown, content },
-        )
-        .await
-    }
-
-    /// Edits this user's message `message` to `text` (content-v1.md §7.7):
-    /// every member shows the new text, marked edited.
-    pub async fn edit(&mut self, conv: &str, message: &str, text: &str) -> Result<MessageView> {
-        if text.is_empty() {
-            return Err(CoreError::Empty("message"));
-        }
-        check_len("message", text, kith_wire::conv::MAX_TEXT / 2)?;
-        self.change(conv, message, Some(text)).await
-    }
-
-    /// Deletes this user's message `message` for everyone (content-v1.md
-    /// §7.7): every member's kith empties it (overwriting it on disk) and
-    /// shows that it was deleted.
-    pub async fn delete_for_everyone(&mut self, conv: &str, message: &str) -> Result<()> {
-        self.change(conv, message, None).await?;
-        Ok(())
-    }
-
-    async fn change(
-        &mut self,
-        conv: &str,
-        message: &str,
-        text: Option<&str>,
-    ) -> Result<MessageView> {
-        let id = self.resolve(conv)?;
-        let target = self.find_message(&id, message)?;
-        if target.author != Some(self.my_key(&id)?) {
-            return Err(CoreError::NotAuthor);
-        }
-        let first_line = store::first_line(&target.text);
-        let mut content = Content::new(
-            random()?,
-            match text {
-                Some(t) => Part::single(Disposition::RENDER, PLAIN_TEXT, t.as_bytes()),
-                None => Part::null(Disposition::RENDER),
-            },
-        );
-        content.replaces = Some(MessageId(target.content_id));
-        // Critical: shown as a plain message, an edit or a delete would
-        // read as something new said (content-v1.md §7.2).
-        let fallback = match text {
-            Some(t) => format!("edited \u{201c}{first_line}\u{201d} to: {t}"),
-            None => format!("deleted \u{201c}{first_line}\u{201d}"),
-        };
-        let (message_id, sent_at, frame) = self.content_frame(content.to_cbor(), true, fallback)?;
-        let view = MessageView {
-            id: to_hex(&target.message_id),
-            conversation: id.clone(),
-            from: "me".into(),
-            outgoing: true,
-            sent_at: target.sent_at,
-            received_at: sent_at,
-            text: text.unwrap_or_default().to_string(),
-            needs_newer: false,
-            subject: None,
-            reply_to: None,
-            reactions: Vec::new(),
-            edited: text.is_some(),
-            deleted: text.is_none(),
-        };
-        self.send_frame(
-            &id,
-            message_id,
-            sent_at,
-            frame,
-            Outgoing::Change {
-                target: target.content_id,
-                text: text.map(str::to_string),
-                view,
-            },
-        )
-        .await
-    }
-
-    /// Reacts to a message with `emoji` (content-v1.md §7.6), replacing
-    /// this user's reaction to it; `None` takes it back.
-    pub async fn react(&mut self, conv: &str, to: &str, emoji: Option<&str>) -> Result<()> {
-        if let Some(e) = emoji {
-            if e.trim().is_empty() {
-                return Err(CoreError::Empty("reaction"));
-            }
-            check_len("reaction", e, store::MAX_REACTION as u32)?;
-        }
-        let id = self.resolve(conv)?;
-        let target = self.find_message(&id, to)?;
-        let first_line = store::first_line(&target.text);
-        let mut content = Content::new(
-            random()?,
-            match emoji {
-                Some(e) => Part::single(Disposition::REACTION, PLAIN_TEXT, e.as_bytes()),
-                None => Part::null(Disposition::REACTION),
-            },
-        );
-        content.in_reply_to = Some(MessageId(target.content_id));
-        // Taking a reaction back is critical: shown as a plain message it
-        // would read as something said (content-v1.md §7.2).
-        let (fallback, critical) = match emoji {
-            Some(e) => (
-                format!("reacted {e} to \u{201c}{first_line}\u{201d}"),
-                false,
-            ),
-            None => (
-                format!("took back a reaction to \u{201c}{first_line}\u{201d}"),
-                true,
-            ),
-        };
-        let (message_id, sent_at, frame) =
-            self.content_frame(content.to_cbor(), critical, fallback)?;
-        let reaction = store::Reaction {
-            target: target.content_id,
-            emoji: emoji.map(str::to_string),
-        };
-        let view = MessageView {
-            id: to_hex(&message_id),
-            conversation: id.clone(),
-            from: "me".into(),
-            outgoing: true,
-            sent_at,
-            received_at: sent_at,
-            text: String::new(),
-            needs_newer: false,
-            subject: None,
-            reply_to: None,
-            reactions: Vec::new(),
-            edited: false,
-            deleted: false,
-        };
-        self.send_frame(
-            &id,
-            message_id,
-            sent_at,
-            frame,
-            Outgoing::Reaction { reaction, view },
-        )
-        .await?;
-        Ok(())
-    }
-
     pub(crate) fn is_group(&self, id: &str) -> Result<bool> {
         Ok(self.db.query_row(
             "SELECT kind = 'group' FROM conversations WHERE id = ?1",
@@ -822,14 +323,25 @@ impl Engine {
     /// them read.
     pub fn read(&mut self, conv: &str) -> Result<Vec<MessageView>> {
         let id = self.resolve(conv)?;
+        self.purge_expired()?;
         let name = contact_name(&self.db, &id)?;
         let me = self.my_key(&id)?;
-        type Row = (MessageView, Option<Vec<u8>>, Option<Vec<u8>>);
-        let rows: Vec<Row> = {
+        let others: u64 = if self.is_group(&id)? {
+            self.db.query_row(
+                "SELECT COUNT(*) FROM group_members WHERE conversation_id = ?1 AND identity_key != ?2",
+                params![id, me],
+                |r| r.get::<_, i64>(0),
+            )?
+            .try_into()
+            .unwrap_or(0)
+        } else {
+            1
+        };
+        let rows: Vec<(MessageView, store::StoredKind)> = {
             let mut stmt = self.db.prepare(
                 "SELECT message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject, \
-                        content_id, reply_to, edited, deleted FROM messages \
-                 WHERE conversation_id = ?1 ORDER BY sent_at, seq",
+                        content_id, reply_to, edited, deleted, kind, data, data_type, state, expires_at \
+                 FROM messages WHERE conversation_id = ?1 ORDER BY sent_at, seq",
             )?;
             let rows = stmt.query_map([&id], |r| {
                 let outgoing: bool = r.get(1)?;
@@ -848,28 +360,60 @@ impl Engine {
                     text: r.get(4)?,
                     needs_newer: r.get(6)?,
                     subject: r.get(7)?,
-                    reply_to: None,
-                    reactions: Vec::new(),
                     edited: r.get(10)?,
                     deleted: r.get(11)?,
+                    expires_at: r
+                        .get::<_, Option<i64>>(16)?
+                        .and_then(|t| u64::try_from(t).ok()),
+                    ..MessageView::default()
                 };
-                Ok((view, r.get(8)?, r.get(9)?))
+                let stored = store::StoredKind {
+                    content_id: r.get(8)?,
+                    reply_to: r.get(9)?,
+                    kind: r.get(12)?,
+                    data: r.get(13)?,
+                    data_type: r.get(14)?,
+                    state: r.get(15)?,
+                };
+                Ok((view, stored))
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
         let mut messages = Vec::with_capacity(rows.len());
-        for (mut view, content_id, reply_to) in rows {
-            if let Some(target) = reply_to {
-                view.reply_to = store::quote(&self.db, &id, &target)?;
-            }
-            if let Some(content_id) = content_id {
-                view.reactions = store::reactions_to(&self.db, &id, &content_id, &me)?;
-            }
+        for (mut view, stored) in rows {
+            store::complete_view(&self.db, &id, &me, others, &mut view, &stored)?;
             messages.push(view);
         }
-        self.db
-            .execute("UPDATE conversations SET unread = 0 WHERE id = ?1", [&id])?;
+        let now = self.now();
+        let tx = self.db.transaction()?;
+        // Read now: a read receipt is owed for each (sent by the next
+        // sync, or at once by the caller: [`Engine::flush_receipts`]).
+        tx.execute(
+            "INSERT OR IGNORE INTO receipts_due (conversation_id, target, status) \
+             SELECT conversation_id, content_id, 2 FROM messages \
+             WHERE conversation_id = ?1 AND outgoing = 0 AND read_at IS NULL AND content_id IS NOT NULL",
+            [&id],
+        )?;
+        tx.execute(
+            "UPDATE messages SET read_at = ?2 WHERE conversation_id = ?1 AND outgoing = 0 AND read_at IS NULL",
+            params![id, ms(now)],
+        )?;
+        tx.execute("UPDATE conversations SET unread = 0 WHERE id = ?1", [&id])?;
+        tx.commit()?;
         Ok(messages)
+    }
+
+    /// Deletes messages whose disappearing timer ran out (content-v1.md
+    /// §7.9), everywhere in the profile, and leaves no copy in the log.
+    pub fn purge_expired(&mut self) -> Result<()> {
+        let now = self.now();
+        let tx = self.db.transaction()?;
+        let purged = store::purge_expired(&tx, now)?;
+        tx.commit()?;
+        if purged {
+            store::purge_log(&self.db)?;
+        }
+        Ok(())
     }
 
     /// Identity keys, safety number and channels of a conversation.

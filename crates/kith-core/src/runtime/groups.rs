@@ -20,13 +20,13 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::config::millis;
+use crate::conv::Effects;
 use crate::conv::group::{
     GROUP_INVITATION_CONTEXT, GroupInput, GroupV1, JOIN_REQUEST_CONTEXT, group_channel,
     group_roster, is_blocked_member, member_name, propose_leave, seal_keys, seal_state, split_tags,
     upsert_member,
 };
 use crate::conv::inbox::INVITATION_TTL;
-use crate::conv::{Effects, Moment};
 use crate::error::{CoreError, OpenError, Result, check_name, refused};
 use crate::ids::{conversation_id, random};
 use crate::runtime::sync::{not_found, open_and_apply};
@@ -929,10 +929,7 @@ impl Engine {
                 }
             };
             let now = self.now();
-            let mut group = GroupV1::new(Moment {
-                now,
-                drain: millis(self.config.drain_limit),
-            });
+            let mut group = GroupV1::new(self.moment(now));
             let mut fx = Effects::default();
             let tx = self.db.transaction()?;
             let done = match input {

@@ -16,6 +16,7 @@ use crate::store::{load_session, ms};
 use crate::views::{ConversationView, SyncReport};
 use crate::{home, store};
 
+mod content;
 mod conversations;
 mod groups;
 mod introductions;
@@ -133,6 +134,15 @@ impl Engine {
     /// The time now, by the engine's clock.
     pub(crate) fn now(&self) -> u64 {
         self.config.now_ms()
+    }
+
+    /// What a page of messages is handled with.
+    pub(crate) fn moment(&self, now: u64) -> crate::conv::Moment {
+        crate::conv::Moment {
+            now,
+            drain: crate::config::millis(self.config.drain_limit),
+            caps: std::sync::Arc::new(self.config.capabilities.clone()),
+        }
     }
 
     pub fn home(&self) -> &Path {

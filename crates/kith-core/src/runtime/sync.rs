@@ -2,7 +2,6 @@
 //! conversation types), the outbox, and settling after a sync.
 
 use crate::channels::gone;
-use crate::config::millis;
 
 use crate::conv::group::{GroupInput, GroupV1};
 use crate::conv::inbox::InboxV1;
@@ -64,6 +63,8 @@ struct OutboxEntry {
     epoch: Option<u64>,
     frame: Option<Vec<u8>>,
     group: bool,
+    /// A disappearing message: the relay keeps it no longer than this.
+    ttl: Option<Duration>,
 }
 
 /// Whether `e`, from reading or writing a conversation's channel, means
@@ -84,9 +85,9 @@ struct Types {
 impl Types {
     fn new(moment: Moment) -> Self {
         Self {
-            inbox: InboxV1::new(moment),
-            pair: PairV1::new(moment),
-            group: GroupV1::new(moment),
+            inbox: InboxV1::new(moment.clone()),
+            pair: PairV1::new(moment.clone()),
+            group: GroupV1::new(moment.clone()),
             intro: IntroductionV1::new(moment),
         }
     }
@@ -289,7 +290,7 @@ impl Engine {
         let entries: Vec<OutboxEntry> = {
             let mut stmt = self.db.prepare(
                 "SELECT o.id, o.conversation_id, o.payload, o.channel_id, o.commit_epoch, o.epoch, \
-                        o.frame, c.kind = 'group' FROM outbox o JOIN conversations c ON c.id = o.conversation_id \
+                        o.frame, c.kind = 'group', o.ttl_secs FROM outbox o JOIN conversations c ON c.id = o.conversation_id \
                  WHERE (?1 IS NULL OR o.conversation_id = ?1) AND c.blocked = 0 AND c.state != 'closed' \
                  ORDER BY o.id",
             )?;
@@ -307,6 +308,9 @@ impl Engine {
                         .and_then(|e| u64::try_from(e).ok()),
                     frame: r.get(6)?,
                     group: r.get(7)?,
+                    ttl: r
+                        .get::<_, Option<u32>>(8)?
+                        .map(|s| Duration::from_secs(s.into())),
                 })
             })?;
             rows.collect::<rusqlite::Result<_>>()?
@@ -364,10 +368,25 @@ impl Engine {
             let mut refusals = 0;
             for channel in &channels {
                 let client = self.relay(&channel.relay_url)?;
-                match client
-                    .append(&channel.key, channel.write_id, &entry.payload)
-                    .await
-                {
+                let result = match entry.ttl {
+                    Some(ttl) => {
+                        client
+                            .append_expiring(
+                                &channel.key,
+                                channel.write_id,
+                                None,
+                                ttl,
+                                &entry.payload,
+                            )
+                            .await
+                    }
+                    None => {
+                        client
+                            .append(&channel.key, channel.write_id, &entry.payload)
+                            .await
+                    }
+                };
+                match result {
                     Ok(appended) => {
                         if channel.owner && channel.role == ChannelRole::Retiring {
                             // The address update on a channel being drained:
@@ -482,10 +501,16 @@ impl Engine {
                 return Err(CoreError::Corrupt("a group without a channel".into()));
             };
             let client = self.relay(&channel.relay_url)?;
-            match client
-                .append_after(&channel.key, channel.write_id, channel.cursor, &payload)
-                .await
-            {
+            let (key, write_id, after) = (&channel.key, channel.write_id, channel.cursor);
+            let sent = match entry.ttl {
+                Some(ttl) => {
+                    client
+                        .append_expiring(key, write_id, Some(after), ttl, &payload)
+                        .await
+                }
+                None => client.append_after(key, write_id, after, &payload).await,
+            };
+            match sent {
                 Ok(appended) => {
                     let tx = self.db.transaction()?;
                     tx.execute("DELETE FROM outbox WHERE id = ?1", [entry.id])?;
@@ -746,10 +771,7 @@ impl Engine {
         joined: &mut Vec<String>,
     ) -> Result<bool> {
         let now = self.now();
-        let moment = Moment {
-            now,
-            drain: millis(self.config.drain_limit),
-        };
+        let moment = self.moment(now);
         let mut types = Types::new(moment);
         let mut fx = Effects::default();
         let tx = self.db.transaction()?;
@@ -823,6 +845,16 @@ impl Engine {
                 report.errors.push(format!("sending queued messages: {e}"));
             }
         }
+        self.purge_expired()?;
+        // Boxed: sending to a group may sync first (a commit it needs).
+        if let Err(e) = Box::pin(self.advertise_capabilities()).await {
+            report
+                .errors
+                .push(format!("telling what this kith shows: {e}"));
+        }
+        if let Err(e) = Box::pin(self.flush_receipts()).await {
+            report.errors.push(format!("sending receipts: {e}"));
+        }
         let mut carried = std::mem::take(&mut self.carry);
         carried.absorb(std::mem::take(report));
         *report = carried;
@@ -831,10 +863,7 @@ impl Engine {
 
     /// Every conversation type's timers, in one transaction.
     fn tick(&mut self, report: &mut SyncReport) -> Result<()> {
-        let mut types = Types::new(Moment {
-            now: self.now(),
-            drain: millis(self.config.drain_limit),
-        });
+        let mut types = Types::new(self.moment(self.now()));
         let mut fx = Effects::default();
         let tx = self.db.transaction()?;
         types.inbox.tick(&tx, &mut fx)?;

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0009_replies_reactions.sql"),
     include_str!("../../migrations/0010_edits.sql"),
     include_str!("../../migrations/0011_pending_changes.sql"),
+    include_str!("../../migrations/0012_kinds.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

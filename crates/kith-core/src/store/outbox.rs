@@ -30,6 +30,8 @@ pub(crate) struct QueueOptions {
     pub(crate) epoch: Option<u64>,
     /// A group's message: its frame, to encrypt again in a later epoch.
     pub(crate) frame: Option<Vec<u8>>,
+    /// A disappearing message: seconds the relay may keep it.
+    pub(crate) ttl_secs: Option<u32>,
 }
 
 pub(crate) fn queue_with(
@@ -40,8 +42,8 @@ pub(crate) fn queue_with(
     now: u64,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO outbox (conversation_id, payload, created_at, channel_id, commit_epoch, epoch, frame) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO outbox (conversation_id, payload, created_at, channel_id, commit_epoch, epoch, frame, ttl_secs) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             conv,
             payload,
@@ -49,7 +51,8 @@ pub(crate) fn queue_with(
             options.channel,
             options.commit_epoch.map(ms),
             options.epoch.map(ms),
-            options.frame
+            options.frame,
+            options.ttl_secs
         ],
     )?;
     if options.commit_epoch.is_none() {

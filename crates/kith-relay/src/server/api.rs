@@ -451,7 +451,15 @@ async fn dispatch(
         }
         Operation::AppendExpiring(a) => {
             let ttl = u64::from(a.ttl_secs).saturating_mul(1000);
-            append(state, signer, a.write_id, a.payload, (a.after_seq, Some(ttl)), now).await
+            append(
+                state,
+                signer,
+                a.write_id,
+                a.payload,
+                (a.after_seq, Some(ttl)),
+                now,
+            )
+            .await
         }
         Operation::Read(r) => return read(state, signer, r, copies, now).await,
         Operation::Ack(a) => encoded(&state.store.ack(a.read_id, signer, a.seq, now).await?),

@@ -57,9 +57,9 @@ pub use link::InviteLink;
 pub use runtime::Engine;
 pub use runtime::watch::MAX_BACKOFF;
 pub use views::{
-    Accepted, ChannelInfo, ConversationInfo, ConversationView, GroupChange, IntegrityEvent,
-    IntroductionView, Invite, Live, MemberView, MessageView, MoveReport, Notice, Quote,
-    ReactionCount, SyncReport, duration_words,
+    Accepted, AppView, CallView, ChannelInfo, ConversationInfo, ConversationView, GroupChange,
+    IntegrityEvent, IntroductionView, Invite, Live, MemberView, MessageView, MoveReport, Notice,
+    PaymentView, Quote, ReactionCount, Receipts, SyncReport, duration_words,
 };
 
 /// The layering ARCHITECTURE.md draws, checked on the sources: conversation

@@ -336,7 +336,7 @@ pub fn duration_words(secs: u64) -> String {
     let (size, name) = UNITS
         .iter()
         .copied()
-        .find(|(size, _)| secs >= *size && (secs % size == 0 || *size >= 86_400))
+        .find(|(size, _)| secs >= *size && (secs.is_multiple_of(*size) || *size >= 86_400))
         .unwrap_or((1, "second"));
     let n = secs / size;
     if n == 1 {

@@ -329,6 +329,18 @@ impl InProcessRelay {
         &self.url
     }
 
+    /// The relay's SQLite database.
+    pub fn db_path(&self) -> &std::path::Path {
+        &self.config.db
+    }
+
+    /// Deletes what expires by `now_ms` (relay time), as the sweeper will
+    /// once that time comes; returns how many messages went.
+    pub async fn sweep_at(&self, now_ms: u64) -> Result<u64, BoxError> {
+        let handle = self.handle.as_ref().ok_or("the relay is stopped")?;
+        Ok(handle.sweep_at(now_ms).await?.messages)
+    }
+
     /// Stops the relay; [`InProcessRelay::restart`] brings it back.
     pub async fn stop(&mut self) {
         if let Some(handle) = self.handle.take() {

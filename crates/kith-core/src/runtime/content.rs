@@ -67,7 +67,7 @@ const MAX_SUBJECT: u32 = 1_000;
 pub(crate) const MAX_TIMER: u32 = 365 * 24 * 3600;
 /// Groups larger than this get no receipts: each member's receipt goes to
 /// every member, so their cost grows with the square of the group.
-pub(crate) const MAX_RECEIPT_GROUP: u64 = 32;
+const MAX_RECEIPT_GROUP: u64 = store::SMALL_GROUP as u64;
 /// Longest application part.
 const MAX_APP_DATA: usize = 100_000;
 

@@ -115,11 +115,15 @@ impl Received {
                 let content = (c.content_type == CONTENT_V1)
                     .then(|| Content::from_cbor(&c.body).ok())
                     .flatten();
+                let mut unmet = false;
                 if let Some(content) = &content {
                     received.content_id = Some(content.id(author, conv.as_bytes()).0);
                     received.reply_to = content.in_reply_to.map(|id| id.0);
                     let kind = Kind::of(content);
-                    if kind.need().is_none_or(|need| caps.meets(&need)) {
+                    unmet = !kind.need().is_none_or(|need| caps.meets(&need));
+                    // An application's part is kept for the application
+                    // even where this kith shows only its fallback.
+                    if !unmet || matches!(kind, Kind::App { .. }) {
                         received.kind = kind;
                     }
                     if caps.has(feature::TIMERS)
@@ -135,14 +139,22 @@ impl Received {
                         });
                     }
                 }
-                match content.as_ref().and_then(|c| show_for(c, caps)) {
+                // A kind this kith does not process is read as the
+                // sender's sentence for it, never as its bare parts (a
+                // reaction's emoji alone would mislead).
+                let known = !unmet || matches!(received.kind, Kind::App { .. });
+                match content
+                    .as_ref()
+                    .filter(|_| known)
+                    .and_then(|c| show_for(c, caps))
+                {
                     Some(shown) => {
                         received.text = shown.text;
                         received.subject = shown.subject;
                     }
                     None => {
                         received.text = c.fallback.clone();
-                        received.needs_newer = c.critical && received.kind == Kind::Message;
+                        received.needs_newer = c.critical;
                     }
                 }
             }
@@ -731,7 +743,9 @@ pub(crate) fn capability_tokens(caps: &Capabilities) -> String {
 }
 
 /// Keeps what `member` advertised (content-v1.md §8.1), replacing what it
-/// said before.
+/// said before. In a group of at most [`SMALL_GROUP`] members, a member
+/// heard from for the first time (one who just joined) is told this
+/// user's capabilities in turn: it joined after they were sent.
 pub(crate) fn store_capabilities(
     tx: &Connection,
     conv: &str,
@@ -740,13 +754,30 @@ pub(crate) fn store_capabilities(
     features: &[String],
 ) -> Result<()> {
     let caps = Capabilities::new(media_types, features);
+    let known: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM capabilities WHERE conversation_id = ?1 AND member = ?2)",
+        )?
+        .query_row(params![conv, member], |r| r.get(0))?;
     tx.prepare_cached(
         "INSERT INTO capabilities (conversation_id, member, tokens) VALUES (?1, ?2, ?3) \
          ON CONFLICT (conversation_id, member) DO UPDATE SET tokens = excluded.tokens",
     )?
     .execute(params![conv, member, capability_tokens(&caps)])?;
+    if !known {
+        tx.prepare_cached(
+            "UPDATE conversations SET caps_sent = NULL WHERE id = ?1 AND kind = 'group' \
+             AND (SELECT COUNT(*) FROM group_members WHERE conversation_id = ?1) <= ?2",
+        )?
+        .execute(params![conv, SMALL_GROUP])?;
+    }
     Ok(())
 }
+
+/// Groups up to this size tell each new member their capabilities (and
+/// send receipts); in larger ones a member not heard from is taken for an
+/// older kith, which costs only a plain alternative's bytes.
+pub(crate) const SMALL_GROUP: i64 = 32;
 
 /// How long a call rings before it counts as missed.
 pub(crate) const RING_TIMEOUT_MS: u64 = 60_000;

@@ -172,6 +172,16 @@ impl RelayHandle {
         self.state.relay_id
     }
 
+    /// Runs an expiry sweep as if the clock read `now_ms`: what expires by
+    /// then is deleted. Tests of expiry call it instead of waiting for the
+    /// sweeper (a later `now_ms` only ever deletes more).
+    pub async fn sweep_at(
+        &self,
+        now_ms: u64,
+    ) -> Result<crate::store::SweepStats, crate::store::StoreError> {
+        self.state.store.sweep(now_ms).await
+    }
+
     /// Stops accepting, lets requests finish (up to the grace period), closes
     /// WebSockets, and closes the store.
     pub async fn shutdown(self) {

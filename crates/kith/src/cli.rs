@@ -145,6 +145,120 @@ pub(crate) enum Command {
     },
     /// A conversation's identity keys, safety number and channels.
     Info { conv: String },
+    /// Disappearing messages: what is sent from now on disappears this
+    /// long after it was sent (`30s`, `10m`, `1h`, `1d`, `1w`), for
+    /// everyone and from the relay; `off` stops it.
+    Timer { conv: String, after: String },
+    /// Send delivered and read receipts in a conversation (`on`, the
+    /// default) or not (`off`).
+    Receipts { conv: String, setting: OnOff },
+    /// Payment requests: ask, answer, open one in your payment app. kith
+    /// moves no money; it carries the request and the answer.
+    Pay {
+        #[command(subcommand)]
+        command: PayCommand,
+    },
+    /// Call signalling, for the web UI's calls; `kith call list` is the
+    /// history.
+    Call {
+        #[command(subcommand)]
+        command: CallCommand,
+    },
+    /// Send an application's content: bytes of its media type and the
+    /// sentence people see instead.
+    SendApp {
+        conv: String,
+        /// Its media type, like `application/vnd.example.chess`.
+        #[arg(long = "type")]
+        content_type: String,
+        /// The content, as text.
+        #[arg(
+            long,
+            conflicts_with = "data_file",
+            required_unless_present = "data_file"
+        )]
+        data: Option<String>,
+        /// The content, read from a file.
+        #[arg(long)]
+        data_file: Option<PathBuf>,
+        /// What a person (or a kith without the application) reads.
+        #[arg(long)]
+        fallback: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PayCommand {
+    /// Ask for a payment to TARGET: a payto URI (RFC 8905) or its
+    /// `TYPE/…` part, like `iban/DE75512108001245126199`.
+    Request {
+        conv: String,
+        #[arg(long)]
+        to: String,
+        /// CURRENCY:VALUE, like `EUR:12.50`.
+        #[arg(long)]
+        amount: Option<String>,
+        /// What it is for.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Say you paid a request (its id as `read --json` shows it, or a
+    /// prefix), with the payment's reference if you like.
+    Paid {
+        conv: String,
+        message: String,
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Decline a request.
+    Decline { conv: String, message: String },
+    /// Print a request's payto URI and state; with --open, hand the URI to
+    /// your payment app (`xdg-open`).
+    Open {
+        conv: String,
+        message: String,
+        #[arg(long)]
+        open: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CallCommand {
+    /// Ring the other side of a 1:1 conversation; prints the call's id.
+    Ring {
+        conv: String,
+        #[arg(long)]
+        video: bool,
+        /// The WebRTC offer (SDP) to send.
+        #[arg(long)]
+        sdp_file: Option<PathBuf>,
+    },
+    /// Answer a call (its id, or a prefix).
+    Answer {
+        conv: String,
+        call: String,
+        /// The WebRTC answer (SDP) to send.
+        #[arg(long)]
+        sdp_file: Option<PathBuf>,
+    },
+    /// Send one ICE candidate.
+    Candidate {
+        conv: String,
+        call: String,
+        candidate: String,
+    },
+    /// Decline a ringing call.
+    Decline { conv: String, call: String },
+    /// End a call (before it is answered: it is missed).
+    Hangup { conv: String, call: String },
+    /// The conversation's calls, newest first.
+    List { conv: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]

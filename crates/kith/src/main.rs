@@ -69,6 +69,18 @@ fn config() -> Result<Config> {
     if let Some(d) = secs("KITH_LOCK_WAIT_SECS")? {
         config.lock_wait = d;
     }
+    // What this kith tells its contacts it shows: `plain` stands for a
+    // kith from before ContentV1; applications add their media types.
+    match std::env::var("KITH_CAPABILITIES").as_deref() {
+        Ok("plain") => config.capabilities = kith_content::kind::Capabilities::plain_text(),
+        Ok("" | "full") | Err(_) => {}
+        Ok(other) => anyhow::bail!("KITH_CAPABILITIES={other:?}: use full or plain"),
+    }
+    if let Ok(types) = std::env::var("KITH_APP_TYPES") {
+        for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            config.capabilities = config.capabilities.clone().with_app_type(t);
+        }
+    }
     config.ca_file = std::env::var_os("KITH_CA_FILE")
         .filter(|f| !f.is_empty())
         .map(PathBuf::from);

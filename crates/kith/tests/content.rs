@@ -257,6 +257,157 @@ fn edits_and_deletes_are_the_authors_and_leave_no_trace() {
     assert!(found.is_empty(), "the deleted text is still in {found:?}");
 }
 
+/// Timers, receipts, payments, calls and application parts, each by its
+/// command against a real relay: what the other side sees, readably and
+/// with `--json`.
+#[test]
+fn timers_receipts_payments_calls_and_app_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+    // Both learn what the other's kith shows.
+    for _ in 0..2 {
+        alex.ok(&["sync"]);
+        blair.ok(&["sync"]);
+    }
+
+    // Receipts: delivered once Blair synced, read once she read.
+    alex.ok(&["send", "Blair Sample", "lunch?"]);
+    blair.ok(&["sync"]);
+    alex.ok(&["sync"]);
+    assert!(
+        alex.ok(&["read", "Blair Sample"])
+            .contains("\u{2713} delivered")
+    );
+    blair.ok(&["read", "Alex Example"]);
+    alex.ok(&["sync"]);
+    let read = alex.json(&["read", "Blair Sample"]);
+    assert_eq!(read[0]["receipts"]["read"], 1, "{read}");
+    assert!(
+        alex.ok(&["read", "Blair Sample"])
+            .contains("\u{2713}\u{2713} read")
+    );
+    blair.ok(&["receipts", "Alex Example", "off"]);
+
+    // A timer, set by Alex, shown to both.
+    assert_eq!(
+        alex.ok(&["timer", "Blair Sample", "1h"]).trim(),
+        "you set messages to disappear after 1 hour"
+    );
+    blair.ok(&["sync"]);
+    let read = blair.ok(&["read", "Alex Example"]);
+    assert!(
+        read.contains("Alex Example set messages to disappear after 1 hour"),
+        "{read}"
+    );
+    let sent = blair.json(&["send", "Alex Example", "gone in an hour"]);
+    assert!(sent["expires_at"].as_u64().is_some(), "{sent}");
+    alex.ok(&["sync"]);
+    assert!(alex.ok(&["read", "Blair Sample"]).contains("disappears "));
+    alex.ok(&["timer", "Blair Sample", "off"]);
+    let out = alex.run(&["timer", "Blair Sample", "soon"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
+
+    // A payment request, answered.
+    let request = blair.json(&[
+        "pay",
+        "request",
+        "Alex Example",
+        "--to",
+        "iban/DE75512108001245126199",
+        "--amount",
+        "EUR:12.50",
+        "--note",
+        "lunch",
+    ]);
+    let id = request["id"].as_str().unwrap().to_string();
+    assert_eq!(request["payment"]["state"], "requested");
+    alex.ok(&["sync"]);
+    let shown = alex.ok(&["read", "Blair Sample"]);
+    assert!(
+        shown.contains(
+            "payment request: 12.50 EUR to iban/DE75512108001245126199 \u{201c}lunch\u{201d}"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "requested \u{b7} payto://iban/DE75512108001245126199?amount=EUR:12.50&message=lunch"
+        ),
+        "{shown}"
+    );
+    alex.ok(&[
+        "pay",
+        "paid",
+        "Blair Sample",
+        &id[..8],
+        "--reference",
+        "TX-9",
+    ]);
+    blair.ok(&["sync"]);
+    let open = blair.ok(&["pay", "open", "Alex Example", &id]);
+    assert!(
+        open.starts_with("12.50 EUR to iban/DE75512108001245126199 \u{201c}lunch\u{201d} (paid)"),
+        "{open}"
+    );
+    let out = blair.run(&[
+        "pay",
+        "request",
+        "Alex Example",
+        "--to",
+        "iban/X",
+        "--amount",
+        "12",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CURRENCY:VALUE"),
+        "{out:?}"
+    );
+
+    // A call rung and hung up before an answer: missed, for Blair.
+    let call = alex.json(&["call", "ring", "Blair Sample", "--video"]);
+    let call_id = call["id"].as_str().unwrap().to_string();
+    assert_eq!(call["state"], "ringing");
+    alex.ok(&["call", "hangup", "Blair Sample", &call_id[..6]]);
+    blair.ok(&["sync"]);
+    assert!(
+        blair
+            .ok(&["read", "Alex Example"])
+            .contains("missed video call")
+    );
+    let history = blair.ok(&["call", "list", "Alex Example"]);
+    assert!(history.contains("incoming video call: missed"), "{history}");
+
+    // An application's part: its bytes for the app, its sentence for people.
+    blair.ok(&[
+        "send-app",
+        "Alex Example",
+        "--type",
+        "application/vnd.example.chess",
+        "--data",
+        "e2e4",
+        "--fallback",
+        "Blair moved a pawn (chess)",
+    ]);
+    alex.ok(&["sync"]);
+    let read = alex.json(&["read", "Blair Sample"]);
+    let last = read.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["text"], "Blair moved a pawn (chess)");
+    assert_eq!(last["app"]["content_type"], "application/vnd.example.chess");
+    assert_eq!(last["app"]["data"], "65326534");
+    let out = blair.run(&[
+        "send-app",
+        "Alex Example",
+        "--type",
+        "text/html",
+        "--data",
+        "x",
+        "--fallback",
+        "y",
+    ]);
+    assert!(!out.status.success());
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -212,8 +212,11 @@ pub(crate) async fn sync(engine: &mut Engine, as_json: bool) -> Result<()> {
     render::report(&report, false)
 }
 
-pub(crate) fn read(engine: &mut Engine, conv: &str, as_json: bool) -> Result<()> {
+pub(crate) async fn read(engine: &mut Engine, conv: &str, as_json: bool) -> Result<()> {
     let messages = engine.read(conv)?;
+    // Read receipts go now when the relay answers; otherwise they are
+    // queued and go with the next sync.
+    let _ = engine.flush_receipts().await;
     if as_json {
         return json(&messages);
     }

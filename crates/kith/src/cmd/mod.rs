@@ -1,6 +1,7 @@
 //! One module per command group; each turns a parsed command into engine
 //! calls and hands the results to `render`.
 
+mod content;
 mod conversations;
 mod groups;
 mod relationships;
@@ -57,7 +58,7 @@ pub(crate) async fn run(home: &Path, config: Config, command: Command, json: boo
             None => conversations::mail_list(engine, &conv, json),
         },
         Command::Sync => conversations::sync(engine, json).await,
-        Command::Read { conv } => conversations::read(engine, &conv, json),
+        Command::Read { conv } => conversations::read(engine, &conv, json).await,
         Command::Watch => conversations::watch(engine, json).await,
         Command::Rename { conv, name } => conversations::rename(engine, &conv, &name, json),
         Command::Delete { conv } => conversations::delete(engine, &conv, json).await,
@@ -77,5 +78,23 @@ pub(crate) async fn run(home: &Path, config: Config, command: Command, json: boo
         Command::Block { conv } => relationships::block(engine, &conv, json).await,
         Command::Unblock { conv } => relationships::unblock(engine, &conv, json).await,
         Command::Move { to } => relationships::move_to(engine, &to, json).await,
+        Command::Timer { conv, after } => content::timer(engine, &conv, &after, json).await,
+        Command::Receipts { conv, setting } => content::receipts(engine, &conv, setting, json),
+        Command::Pay { command } => content::pay(engine, command, json).await,
+        Command::Call { command } => content::call(engine, command, json).await,
+        Command::SendApp {
+            conv,
+            content_type,
+            data,
+            data_file,
+            fallback,
+        } => {
+            let data = match (data, data_file) {
+                (Some(d), _) => d.into_bytes(),
+                (None, Some(f)) => content::read_file(&f, "application data")?,
+                (None, None) => Vec::new(),
+            };
+            content::send_app(engine, &conv, &content_type, &data, &fallback, json).await
+        }
     }
 }

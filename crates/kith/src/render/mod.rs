@@ -118,6 +118,58 @@ pub(crate) fn message(m: &MessageView) {
         )),
     }
     reactions(m);
+    status(m);
+}
+
+/// What a message is besides its text, one line under it: a payment's
+/// state and URI, an application part's type, this user's receipts, when
+/// it disappears.
+fn status(m: &MessageView) {
+    let mut parts = Vec::new();
+    if let Some(p) = &m.payment
+        && p.request.is_none()
+    {
+        parts.push(format!("{} \u{b7} {}", line(&p.state), line(&p.uri)));
+    }
+    if let Some(app) = &m.app {
+        parts.push(format!(
+            "({}, {} bytes)",
+            line(&app.content_type),
+            app.data.len() / 2
+        ));
+    }
+    if let Some(r) = m.receipts {
+        match (r.of, r.read, r.delivered) {
+            (1, 1, _) => parts.push("\u{2713}\u{2713} read".into()),
+            (1, 0, 1) => parts.push("\u{2713} delivered".into()),
+            (of, read, _) if read > 0 => parts.push(format!("read by {read} of {of}")),
+            (of, _, delivered) if delivered > 0 => {
+                parts.push(format!("delivered to {delivered} of {of}"));
+            }
+            _ => {}
+        }
+    }
+    if let Some(at) = m.expires_at {
+        parts.push(format!("disappears {}", time(at)));
+    }
+    if !parts.is_empty() {
+        out(&format!("{CONTINUATION}{}", parts.join(" \u{b7} ")));
+    }
+}
+
+/// One call in the history: when, which way, how it went, its id.
+pub(crate) fn call(c: &kith_core::CallView) {
+    let way = if c.outgoing { "outgoing" } else { "incoming" };
+    let kind = if c.video { "video call" } else { "call" };
+    let how = match (c.state.as_str(), c.duration_ms) {
+        ("ended", Some(ms)) => kith_core::duration_words(ms / 1000),
+        (state, _) => state.to_string(),
+    };
+    out(&format!(
+        "[{}] {way} {kind}: {how}  ({})",
+        time(c.started_at),
+        short(&c.id)
+    ));
 }
 
 /// Reactions under a message: `👍 2 (you) · ❤ 1`.

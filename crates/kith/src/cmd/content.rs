@@ -1,0 +1,245 @@
+//! Timers, receipts, payments, calls and application content
+//! (content-v1.md §7.8–§7.12).
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use kith_content::kind::{CallStep, PaymentState};
+use kith_core::Engine;
+
+use crate::cli::{CallCommand, OnOff, PayCommand};
+use crate::render::text::line;
+use crate::render::{self, json, out};
+
+/// `30s`, `10m`, `1h`, `2d`, `1w`, a number of seconds, or `off`.
+fn parse_after(s: &str) -> Result<u32> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .with_context(|| format!("{s:?} is not a duration (like 30s, 10m, 1h, 1d, 1w, or off)"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => bail!("{s:?} is not a duration (like 30s, 10m, 1h, 1d, 1w, or off)"),
+    };
+    u32::try_from(n.saturating_mul(scale)).context("that timer is too long")
+}
+
+pub(crate) async fn timer(
+    engine: &mut Engine,
+    conv: &str,
+    after: &str,
+    as_json: bool,
+) -> Result<()> {
+    let seconds = parse_after(after)?;
+    let set = engine.set_timer(conv, seconds).await?;
+    if as_json {
+        return json(&set);
+    }
+    out(&set.text);
+    Ok(())
+}
+
+pub(crate) fn receipts(
+    engine: &mut Engine,
+    conv: &str,
+    setting: OnOff,
+    as_json: bool,
+) -> Result<()> {
+    let on = matches!(setting, OnOff::On);
+    engine.set_receipts(conv, on)?;
+    if as_json {
+        return json(&serde_json::json!({ "receipts": on }));
+    }
+    out(if on {
+        "receipts on: your contacts see when you got and read their messages"
+    } else {
+        "receipts off: you send none in this conversation"
+    });
+    Ok(())
+}
+
+pub(crate) async fn pay(engine: &mut Engine, command: PayCommand, as_json: bool) -> Result<()> {
+    let message = match command {
+        PayCommand::Request {
+            conv,
+            to,
+            amount,
+            note,
+        } => {
+            engine
+                .request_payment(&conv, &to, amount.as_deref(), note.as_deref())
+                .await?
+        }
+        PayCommand::Paid {
+            conv,
+            message,
+            reference,
+        } => {
+            engine
+                .answer_payment(&conv, &message, PaymentState::Paid, reference.as_deref())
+                .await?
+        }
+        PayCommand::Decline { conv, message } => {
+            engine
+                .answer_payment(&conv, &message, PaymentState::Declined, None)
+                .await?
+        }
+        PayCommand::Open {
+            conv,
+            message,
+            open,
+        } => {
+            let payment = engine.payment(&conv, &message)?;
+            if as_json {
+                json(&payment)?;
+            } else {
+                out(&format!(
+                    "{} ({})",
+                    line(&payment.description),
+                    payment.state
+                ));
+                out(&line(&payment.uri));
+            }
+            if open {
+                // The URI came from a peer: it is handed over as one
+                // argument, never through a shell, and only as payto:.
+                if !payment.uri.starts_with("payto://") {
+                    bail!("not a payto URI; not opened");
+                }
+                let status = std::process::Command::new("xdg-open")
+                    .arg(&payment.uri)
+                    .status()
+                    .context("cannot run xdg-open to hand the request to a payment app")?;
+                if !status.success() {
+                    bail!("no payment app took the request (xdg-open: {status})");
+                }
+            }
+            return Ok(());
+        }
+    };
+    if as_json {
+        return json(&message);
+    }
+    render::message(&message);
+    Ok(())
+}
+
+/// A file's bytes, up to what one message carries.
+pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let max = kith_content::MAX_CONTENT as u64;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading the {what} from {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        bail!("the {what} in {} is over {max} bytes", path.display());
+    }
+    Ok(bytes)
+}
+
+fn read_sdp(path: Option<&Path>) -> Result<String> {
+    match path {
+        None => Ok(String::new()),
+        Some(p) => String::from_utf8(read_file(p, "session description")?)
+            .with_context(|| format!("{} is not UTF-8 text", p.display())),
+    }
+}
+
+pub(crate) async fn call(engine: &mut Engine, command: CallCommand, as_json: bool) -> Result<()> {
+    let call = match command {
+        CallCommand::Ring {
+            conv,
+            video,
+            sdp_file,
+        } => {
+            let offer = read_sdp(sdp_file.as_deref())?;
+            engine.call(&conv, video, &offer).await?
+        }
+        CallCommand::Answer {
+            conv,
+            call,
+            sdp_file,
+        } => {
+            let answer = read_sdp(sdp_file.as_deref())?;
+            engine
+                .call_step(&conv, &call, CallStep::Answer, &answer)
+                .await?
+        }
+        CallCommand::Candidate {
+            conv,
+            call,
+            candidate,
+        } => {
+            engine
+                .call_step(&conv, &call, CallStep::Candidate, &candidate)
+                .await?
+        }
+        CallCommand::Decline { conv, call } => {
+            engine
+                .call_step(&conv, &call, CallStep::Decline, "")
+                .await?
+        }
+        CallCommand::Hangup { conv, call } => {
+            engine.call_step(&conv, &call, CallStep::Hangup, "").await?
+        }
+        CallCommand::List { conv } => {
+            let calls = engine.calls(&conv)?;
+            if as_json {
+                return json(&calls);
+            }
+            calls.iter().for_each(render::call);
+            return Ok(());
+        }
+    };
+    if as_json {
+        return json(&call);
+    }
+    render::call(&call);
+    Ok(())
+}
+
+pub(crate) async fn send_app(
+    engine: &mut Engine,
+    conv: &str,
+    content_type: &str,
+    data: &[u8],
+    fallback: &str,
+    as_json: bool,
+) -> Result<()> {
+    let sent = engine.send_app(conv, content_type, data, fallback).await?;
+    if as_json {
+        return json(&sent);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::parse_after;
+
+    #[test]
+    fn timers_read_as_people_write_them() {
+        assert_eq!(parse_after("30s").unwrap(), 30);
+        assert_eq!(parse_after("10m").unwrap(), 600);
+        assert_eq!(parse_after("1h").unwrap(), 3600);
+        assert_eq!(parse_after("2d").unwrap(), 172_800);
+        assert_eq!(parse_after("1w").unwrap(), 604_800);
+        assert_eq!(parse_after("45").unwrap(), 45);
+        assert_eq!(parse_after("OFF").unwrap(), 0);
+        assert!(parse_after("1y").is_err());
+        assert!(parse_after("h").is_err());
+    }
+}

@@ -97,11 +97,44 @@ MESSAGES = {
                     {"name": "x", "value": {"type": "bytes", "value": "00ff"}}]),
 }
 
+# The kinds of §7.8-§7.11: their parts' bytes built from the spec's layouts,
+# and what a receiver reads them as ("kind").
+def raw(content_type, data, disposition):
+    return {"disposition": disposition, "language": "", "kind": "single",
+            "content_type": content_type, "content": data.hex()}
+
+LATER = "01" + "cd" * 31
+PAYTO = "payto://iban/DE75512108001245126199?amount=EUR:12.50&message=lunch%20%26%20tea"
+KINDS = {
+    "receipt_read": (message(10, raw("application/vnd.kith.receipt",
+                                     b"\x02" + bytes.fromhex(EARLIER) + bytes.fromhex(LATER), 7)),
+                     {"kind": "receipt", "status": 2, "messages": [EARLIER, LATER]}),
+    "timer_with_plain": (message(11, {
+        "disposition": 7, "language": "", "kind": "multi", "semantics": "choose_one",
+        "parts": [raw("application/vnd.kith.timer", struct.pack(">I", 3600), 7),
+                  single("text/plain;charset=utf-8", "set messages to disappear after 1 hour")]}),
+        {"kind": "timer", "seconds": 3600}),
+    "payment_request": (message(12, raw("application/vnd.kith.payto", PAYTO.encode(), 1)),
+                        {"kind": "payment_request", "currency": "EUR", "value": "12.50",
+                         "message": "lunch & tea"}),
+    "payment_paid": (message(13, raw("application/vnd.kith.payment-status", b"paid\nTX 4411", 1),
+                             in_reply_to=EARLIER),
+                     {"kind": "payment_status", "state": "paid", "reference": "TX 4411"}),
+    "call_offer": (message(14, raw("application/vnd.kith.call",
+                                   bytes(range(16)) + b"\x01\x01" + b"v=0", 7)),
+                   {"kind": "call", "step": 1, "video": True, "payload": "v=0"}),
+}
+for name, (m, _) in KINDS.items():
+    MESSAGES[name] = m
+
 vectors = []
 for name, m in MESSAGES.items():
     encoded = cbor2.dumps(content(m))
-    vectors.append({"name": name, "input": m, "cbor": encoded.hex(),
-                    "message_id": message_id(encoded, bytes.fromhex(m["salt"]))})
+    v = {"name": name, "input": m, "cbor": encoded.hex(),
+         "message_id": message_id(encoded, bytes.fromhex(m["salt"]))}
+    if name in KINDS:
+        v["reads_as"] = KINDS[name][1]
+    vectors.append(v)
 
 plain = bytes.fromhex(vectors[0]["cbor"])
 REJECT = [

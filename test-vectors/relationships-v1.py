@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generates test-vectors/relationships-v1.json from the specs alone
-(pair-v1.md §4, §4.1, §8, §10; introduction-v1.md §2, §5), independently of the
+(pair-v1.md §4, §4.1, §8, §10; content-v1.md §8.1; introduction-v1.md §2, §5), independently of the
 Rust code that the vectors check. Run: python3 test-vectors/relationships-v1.py"""
 import hashlib, hmac, json, struct, pathlib
 
@@ -39,6 +39,9 @@ frames = [
     {"name": "content (critical, unknown type)",
      "hex": pair_frame(8, b(16, 0x70) + struct.pack(">QH", 1_795_000_000_000, 0x0101) + b"\x01"
                        + string("a payment request: 12 EUR") + opaque(b(20, 0x33))).hex()},
+    {"name": "capabilities (content-v1.md §8.1)",
+     "hex": pair_frame(10, struct.pack(">I", 2) + string("text/markdown") + string("text/plain")
+                       + struct.pack(">I", 2) + string("reactions") + string("receipts")).hex()},
 ]
 
 secret = b(32, 0xA0)

@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+use kith_content::kind::Kind;
 use kith_content::{
     Content, Disposition, Expiration, ExtensionName, ExtensionValue, Extensions, ExternalPart,
     MessageId, Part, PartBody, Semantics,
@@ -120,6 +121,43 @@ fn messages_encode_as_the_independent_script_says() {
             hex(&v["message_id"]),
             "{name}"
         );
+    }
+    // The kinds of §7.8-§7.11 read as the script says.
+    for v in messages.iter().filter(|v| v.get("reads_as").is_some()) {
+        let name = v["name"].as_str().unwrap();
+        let want = &v["reads_as"];
+        let kind = Kind::of(&content(&v["input"]));
+        match (want["kind"].as_str().unwrap(), kind) {
+            ("receipt", Kind::Receipt { status, messages }) => {
+                assert_eq!(status as u64, uint(&want["status"]), "{name}");
+                let ids: Vec<String> = messages.iter().map(|m| hex::encode(m.0)).collect();
+                assert_eq!(serde_json::json!(ids), want["messages"], "{name}");
+            }
+            ("timer", Kind::Timer { seconds }) => {
+                assert_eq!(u64::from(seconds), uint(&want["seconds"]), "{name}");
+            }
+            ("payment_request", Kind::PaymentRequest(uri)) => {
+                let amount = uri.amount.unwrap();
+                assert_eq!(amount.currency, text(&want["currency"]), "{name}");
+                assert_eq!(amount.value, text(&want["value"]), "{name}");
+                assert_eq!(uri.message.unwrap(), text(&want["message"]), "{name}");
+            }
+            (
+                "payment_status",
+                Kind::PaymentStatus {
+                    state, reference, ..
+                },
+            ) => {
+                assert_eq!(state.as_str(), text(&want["state"]), "{name}");
+                assert_eq!(reference, text(&want["reference"]), "{name}");
+            }
+            ("call", Kind::Call(signal)) => {
+                assert_eq!(signal.step as u64, uint(&want["step"]), "{name}");
+                assert_eq!(signal.video, want["video"].as_bool().unwrap(), "{name}");
+                assert_eq!(signal.payload, text(&want["payload"]), "{name}");
+            }
+            (want, got) => panic!("{name}: read as {got:?}, not {want}"),
+        }
     }
     // A text frame's id is that of the ContentV1 text it stands for
     // (content-v1.md §5): the plain_text vector is one.

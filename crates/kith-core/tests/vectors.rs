@@ -27,13 +27,16 @@ fn vectors() -> Value {
 fn frames_decode_and_encode_to_the_same_bytes() {
     let v = vectors();
     let frames = v["frames"].as_array().unwrap();
-    assert_eq!(frames.len(), 9);
+    assert_eq!(frames.len(), 10);
     for f in frames {
         let bytes = unhex(f["hex"].as_str().unwrap());
         let frame = PairFrame::from_bytes(&bytes).unwrap_or_else(|e| panic!("{}: {e}", f["name"]));
         assert!(matches!(
             frame,
-            PairFrame::Move(_) | PairFrame::Introduction(_) | PairFrame::Content(_)
+            PairFrame::Move(_)
+                | PairFrame::Introduction(_)
+                | PairFrame::Content(_)
+                | PairFrame::Capabilities { .. }
         ));
         assert_eq!(frame.to_bytes(), bytes, "{}", f["name"]);
     }

@@ -579,7 +579,23 @@ impl Engine {
             joined.extend(self.complete_joins(&mut report).await?);
         }
         self.finish_report(&mut report, joined).await?;
+        // Boxed: sending to a group may sync first (a commit it needs).
+        report.errors.extend(Box::pin(self.send_owed()).await);
         Ok(report)
+    }
+
+    /// What this user owes its conversations once a sync is done: its
+    /// capabilities where they were not heard (content-v1.md §8.1), and
+    /// receipts (§7.8). Returns what failed.
+    pub(crate) async fn send_owed(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Err(e) = self.advertise_capabilities().await {
+            errors.push(format!("telling what this kith shows: {e}"));
+        }
+        if let Err(e) = self.flush_receipts().await {
+            errors.push(format!("sending receipts: {e}"));
+        }
+        errors
     }
 
     /// After messages were handled: what catching up and sending brought
@@ -846,15 +862,6 @@ impl Engine {
             }
         }
         self.purge_expired()?;
-        // Boxed: sending to a group may sync first (a commit it needs).
-        if let Err(e) = Box::pin(self.advertise_capabilities()).await {
-            report
-                .errors
-                .push(format!("telling what this kith shows: {e}"));
-        }
-        if let Err(e) = Box::pin(self.flush_receipts()).await {
-            report.errors.push(format!("sending receipts: {e}"));
-        }
         let mut carried = std::mem::take(&mut self.carry);
         carried.absorb(std::mem::take(report));
         *report = carried;

@@ -215,6 +215,17 @@ impl Engine {
             if !report.is_empty() && !on_report(&report) {
                 return Ok(());
             }
+            // After the user was told: receipts never delay a message.
+            let errors = self.send_owed().await;
+            if !errors.is_empty() {
+                let report = SyncReport {
+                    errors,
+                    ..SyncReport::default()
+                };
+                if !on_report(&report) {
+                    return Ok(());
+                }
+            }
         }
     }
 

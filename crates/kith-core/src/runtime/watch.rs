@@ -41,6 +41,10 @@ const HOUSEKEEPING: Duration = Duration::from_secs(600);
 /// How long `watch` waits for a command in another process to finish.
 const RELOCK_WAIT: Duration = Duration::from_secs(300);
 const EVENT_QUEUE: usize = 1024;
+/// How long receipts (and capabilities) wait after a message arrives, so
+/// that a burst of messages costs one receipt, sent while nothing else
+/// waits (content-v1.md §7.8).
+const OWED_DELAY: Duration = Duration::from_millis(500);
 
 /// The wait before attempt `failures + 1` to reach a relay: doubling from
 /// [`FIRST_BACKOFF`] to [`MAX_BACKOFF`], less a random part of up to a
@@ -156,6 +160,7 @@ impl Engine {
         self.watching = true;
         let poked = Poked::listen(self.home());
         let mut housekeeping = Instant::now();
+        let mut owed: Option<Instant> = None;
         loop {
             // Relays first, so that a sync skips those that are down
             // (said once, by the link) and pushes of what it reads are
@@ -193,6 +198,7 @@ impl Engine {
                     Link::Up { .. } => None,
                 })
                 .fold(housekeeping, Instant::min);
+            let wake = owed.map_or(wake, |at| wake.min(at));
             // Another process may use the profile meanwhile (a `send` in
             // another terminal).
             self.lock.release();
@@ -215,15 +221,21 @@ impl Engine {
             if !report.is_empty() && !on_report(&report) {
                 return Ok(());
             }
-            // After the user was told: receipts never delay a message.
-            let errors = self.send_owed().await;
-            if !errors.is_empty() {
-                let report = SyncReport {
-                    errors,
-                    ..SyncReport::default()
-                };
-                if !on_report(&report) {
-                    return Ok(());
+            if !report.messages.is_empty() || !report.connected.is_empty() {
+                owed.get_or_insert_with(|| Instant::now() + OWED_DELAY);
+            }
+            // Later, once quiet: receipts never delay a message.
+            if owed.is_some_and(|at| Instant::now() >= at) {
+                owed = None;
+                let errors = self.send_owed().await;
+                if !errors.is_empty() {
+                    let report = SyncReport {
+                        errors,
+                        ..SyncReport::default()
+                    };
+                    if !on_report(&report) {
+                        return Ok(());
+                    }
                 }
             }
         }

@@ -587,17 +587,22 @@ impl Engine {
 
     /// Tells every conversation whose members have not heard it what this
     /// user's kith shows and does (content-v1.md §8.1): once, and again
-    /// whenever that changes (a new version, an application's types).
+    /// whenever that changes (a new version, an application's types). Not
+    /// in a group of more than [`store::SMALL_GROUP`]: there no member can
+    /// hear from every other (joiners are not told), so it would change
+    /// nothing a sender does, and a thousand frames slow every join.
     pub async fn advertise_capabilities(&mut self) -> Result<()> {
         let caps = self.config.capabilities.clone();
         let tokens = store::capability_tokens(&caps);
         let due: Vec<String> = self
             .db
             .prepare(
-                "SELECT id FROM conversations WHERE state = 'active' AND blocked = 0 \
-                 AND (caps_sent IS NULL OR caps_sent != ?1)",
+                "SELECT id FROM conversations c WHERE state = 'active' AND blocked = 0 \
+                 AND (caps_sent IS NULL OR caps_sent != ?1) \
+                 AND (kind = 'pair' OR \
+                      (SELECT COUNT(*) FROM group_members m WHERE m.conversation_id = c.id) <= ?2)",
             )?
-            .query_map([&tokens], |r| r.get(0))?
+            .query_map(params![tokens, store::SMALL_GROUP], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for id in due {
             let frame = PairFrame::Capabilities {

@@ -27,6 +27,7 @@ pub mod feature {
     pub const TIMERS: &str = "timers";
     pub const PAYMENTS: &str = "payments";
     pub const CALLS: &str = "calls";
+    pub const FILES: &str = "files";
 }
 
 /// Most media types or features one member advertises.
@@ -64,6 +65,7 @@ impl Capabilities {
                 feature::TIMERS,
                 feature::PAYMENTS,
                 feature::CALLS,
+                feature::FILES,
             ],
         )
     }
@@ -296,6 +298,9 @@ pub enum Kind {
         content_type: String,
         data: Vec<u8>,
     },
+    /// A file stored elsewhere, encrypted (files-v1.md): an external part
+    /// with disposition attachment.
+    Attachment(Box<crate::ExternalPart>),
 }
 
 impl Kind {
@@ -317,6 +322,11 @@ impl Kind {
                     target,
                     emoji,
                 });
+        }
+        if let PartBody::External(x) = &content.part.body
+            && content.part.disposition == Disposition::ATTACHMENT
+        {
+            return Self::Attachment(x.clone());
         }
         let Some((content_type, data)) = primary(&content.part) else {
             return Self::Message;
@@ -361,6 +371,7 @@ impl Kind {
             Self::Timer { .. } => feature::TIMERS,
             Self::PaymentRequest(_) | Self::PaymentStatus { .. } => feature::PAYMENTS,
             Self::Call(_) => feature::CALLS,
+            Self::Attachment(_) => feature::FILES,
             Self::App { content_type, .. } => {
                 return Some(Need::MediaType(media_type(content_type)));
             }

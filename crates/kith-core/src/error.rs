@@ -46,6 +46,8 @@ pub enum CoreError {
     CannotCall(String),
     #[error("no call of this conversation has the id {0}")]
     NoSuchCall(String),
+    #[error("{0}")]
+    File(String),
     #[error("{0:?} is not a connected 1:1 conversation")]
     NotAContact(String),
     #[error("to remove yourself, use `kith group leave`")]
@@ -131,6 +133,7 @@ impl CoreError {
             Self::BadContentType(_) => "bad_content_type",
             Self::CannotCall(_) => "cannot_call",
             Self::NoSuchCall(_) => "no_such_call",
+            Self::File(_) => "file",
             Self::NotAContact(_) => "not_a_contact",
             Self::RemoveSelf => "remove_self",
             Self::LastAdmin => "last_admin",

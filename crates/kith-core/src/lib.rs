@@ -55,11 +55,12 @@ pub use error::{CoreError, Result};
 pub use ids::{conversation_id, safety_number};
 pub use link::InviteLink;
 pub use runtime::Engine;
+pub use runtime::files::{Progress, size_words};
 pub use runtime::watch::MAX_BACKOFF;
 pub use views::{
-    Accepted, AppView, CallView, ChannelInfo, ConversationInfo, ConversationView, GroupChange,
-    IntegrityEvent, IntroductionView, Invite, Live, MemberView, MessageView, MoveReport, Notice,
-    PaymentView, Quote, ReactionCount, Receipts, SyncReport, duration_words,
+    Accepted, AppView, CallView, ChannelInfo, ConversationInfo, ConversationView, FileView,
+    GroupChange, IntegrityEvent, IntroductionView, Invite, Live, MemberView, MessageView,
+    MoveReport, Notice, PaymentView, Quote, ReactionCount, Receipts, SyncReport, duration_words,
 };
 
 /// The layering ARCHITECTURE.md draws, checked on the sources: conversation

@@ -67,6 +67,20 @@ pub struct MessageView {
     pub call: Option<CallView>,
     /// An application's part, carried as it came; `text` is its fallback.
     pub app: Option<AppView>,
+    /// A file (files-v1.md); `kith download` fetches it.
+    pub file: Option<FileView>,
+}
+
+/// A file a message names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileView {
+    /// Its name as its sender gave it (saved under a safe form of it).
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    pub caption: String,
+    /// Where this user's copy is: sent from, or downloaded to.
+    pub saved: Option<String>,
 }
 
 /// Delivered and read receipts for one of this user's messages, out of

@@ -164,6 +164,24 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: CallCommand,
     },
+    /// Send a file of any size: encrypted, stored on the conversation's
+    /// relay in chunks, then named by a message. Run it again after an
+    /// interruption to send only what is missing.
+    SendFile {
+        conv: String,
+        path: PathBuf,
+        #[arg(long)]
+        caption: Option<String>,
+    },
+    /// Download a message's file (its id as `read --json` shows it, or a
+    /// prefix), checked chunk by chunk and whole; resumes where it stopped.
+    Download {
+        conv: String,
+        message: String,
+        /// The directory to save it in (default: the current one).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
     /// Send an application's content: bytes of its media type and the
     /// sentence people see instead.
     SendApp {

@@ -50,14 +50,14 @@ enum Outgoing {
 
 /// A stored message that a reply, reaction, edit, delete or payment
 /// status names.
-struct FoundMessage {
+pub(crate) struct FoundMessage {
     /// Its ContentV1 id (content-v1.md §5).
     content_id: [u8; 32],
     text: String,
     /// Its writer's identity key; `None` from before authors were kept.
     author: Option<Vec<u8>>,
     /// Its frame id, as `read` shows it.
-    message_id: Vec<u8>,
+    pub(crate) message_id: Vec<u8>,
     sent_at: u64,
 }
 
@@ -722,7 +722,7 @@ impl Engine {
 
     /// Sends a ContentV1 message shown as one, with the conversation's
     /// timer (content-v1.md §7.9) when one is set.
-    async fn send_content(
+    pub(crate) async fn send_content(
         &mut self,
         id: &str,
         mut content: Content,
@@ -813,6 +813,11 @@ impl Engine {
                     }
                     Kind::PaymentStatus { request, state, .. } => {
                         store::set_payment_state(&tx, id, request, *state)?;
+                    }
+                    Kind::Attachment(part) => {
+                        let a = kith_files::Attachment::from_part(part)
+                            .map_err(|e| CoreError::File(e.to_string()))?;
+                        store::store_attachment(&tx, id, &message_id, &a)?;
                     }
                     _ => {}
                 }
@@ -933,7 +938,7 @@ impl Engine {
 
     /// The message `message` (its id as `read` shows it, or a prefix of
     /// it) in `id`.
-    fn find_message(&self, id: &str, message: &str) -> Result<FoundMessage> {
+    pub(crate) fn find_message(&self, id: &str, message: &str) -> Result<FoundMessage> {
         let prefix = message.trim().to_ascii_lowercase();
         if prefix.is_empty() || prefix.len() > 32 || !prefix.chars().all(|c| c.is_ascii_hexdigit())
         {

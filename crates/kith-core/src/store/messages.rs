@@ -213,6 +213,10 @@ impl Extra {
                 state: Some(state.as_str()),
                 ..Self::default()
             },
+            Kind::Attachment(_) => Self {
+                kind: Some("file"),
+                ..Self::default()
+            },
             Kind::App { content_type, data } => Self {
                 kind: Some("app"),
                 data: Some(data.clone()),
@@ -302,10 +306,21 @@ pub(crate) fn receive_message(
             set_payment_state(tx, conv, &request, state)?;
             message.text = payment_status_text(tx, conv, &request, state, reference)?;
         }
+        Kind::Attachment(ref part) => {
+            if let Ok(a) = kith_files::Attachment::from_part(part) {
+                message.text = crate::runtime::files::describe(&a);
+            }
+        }
         Kind::App { .. } | Kind::Message => {}
     }
     let extra = Extra::of(&kind);
+    let message_id = message.message_id;
     let view = insert_received(tx, conv, message, extra, (&from, now), report)?;
+    if let (Some(_), Kind::Attachment(part)) = (&view, &kind)
+        && let Ok(a) = kith_files::Attachment::from_part(part)
+    {
+        store_attachment(tx, conv, &message_id, &a)?;
+    }
     if let Some(mut view) = view {
         fill_kind(tx, conv, &mut view, &kind)?;
         report.messages.push(view);
@@ -369,6 +384,11 @@ pub(crate) fn fill_kind(
             payment.reference = (!reference.is_empty()).then(|| reference.clone());
             payment.request = message_id_of(db, conv, &request.0)?;
             view.payment = Some(payment);
+        }
+        Kind::Attachment(part) => {
+            if let Ok(a) = kith_files::Attachment::from_part(part) {
+                view.file = Some(crate::runtime::files::file_view(&a, None));
+            }
         }
         Kind::App { content_type, data } => {
             view.app = Some(AppView {
@@ -454,6 +474,19 @@ pub(crate) fn complete_view(
         }
         Some("call") => {
             view.call = call_view(db, conv, data)?;
+        }
+        Some("file") => {
+            if let Some(id) = kith_wire::relay::from_hex_vec(&view.id) {
+                let saved: Option<String> = db
+                    .prepare_cached(
+                        "SELECT path FROM files WHERE conversation_id = ?1 AND message_id = ?2",
+                    )?
+                    .query_row(params![conv, id], |r| r.get(0))
+                    .optional()?
+                    .flatten();
+                view.file =
+                    attachment(db, conv, &id)?.map(|a| crate::runtime::files::file_view(&a, saved));
+            }
         }
         _ => {}
     }
@@ -729,6 +762,102 @@ pub(crate) fn record_receipts(
         stmt.execute(params![conv, id.0, member, status as u8])?;
     }
     Ok(())
+}
+
+/// Keeps what it takes to fetch and open a file message's file.
+pub(crate) fn store_attachment(
+    tx: &Connection,
+    conv: &str,
+    message_id: &[u8],
+    a: &kith_files::Attachment,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO files (conversation_id, message_id, relay_url, blob_id, file_key, nonce, size, hash, \
+                                      filename, content_type, caption, expires) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        conv,
+        message_id,
+        a.relay_url,
+        a.blob_id,
+        a.key.key().as_slice(),
+        a.key.nonce().as_slice(),
+        ms(a.size),
+        a.hash,
+        a.filename,
+        a.content_type,
+        a.caption,
+        a.expires
+    ])?;
+    Ok(())
+}
+
+/// The file of message `message_id`, if it names one.
+pub(crate) fn attachment(
+    db: &Connection,
+    conv: &str,
+    message_id: &[u8],
+) -> Result<Option<kith_files::Attachment>> {
+    type Row = (
+        String,
+        Vec<u8>,
+        Vec<u8>,
+        Vec<u8>,
+        i64,
+        Vec<u8>,
+        String,
+        String,
+        String,
+        u32,
+    );
+    let row: Option<Row> = db
+        .prepare_cached(
+            "SELECT relay_url, blob_id, file_key, nonce, size, hash, filename, content_type, caption, expires \
+             FROM files WHERE conversation_id = ?1 AND message_id = ?2",
+        )?
+        .query_row(params![conv, message_id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+            ))
+        })
+        .optional()?;
+    let Some((
+        relay_url,
+        blob_id,
+        key,
+        nonce,
+        size,
+        hash,
+        filename,
+        content_type,
+        caption,
+        expires,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let corrupt = |what: &str| crate::error::CoreError::Corrupt(format!("a file's {what}"));
+    Ok(Some(kith_files::Attachment {
+        relay_url,
+        blob_id: blob_id.try_into().map_err(|_| corrupt("blob id"))?,
+        key: kith_files::FileKey::from_parts(&key, &nonce).map_err(|_| corrupt("key"))?,
+        size: u64::try_from(size).map_err(|_| corrupt("size"))?,
+        hash: hash.try_into().map_err(|_| corrupt("hash"))?,
+        filename,
+        content_type,
+        caption,
+        expires,
+    }))
 }
 
 /// A member's capabilities as a searchable string: every media type and

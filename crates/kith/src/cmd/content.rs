@@ -209,6 +209,97 @@ pub(crate) async fn call(engine: &mut Engine, command: CallCommand, as_json: boo
     Ok(())
 }
 
+/// Shows a transfer's progress: a bar with rate and time left on a
+/// terminal, a JSON line per step with `--json`, nothing otherwise.
+struct Meter {
+    bar: Option<indicatif::ProgressBar>,
+    json: bool,
+}
+
+impl Meter {
+    fn new(what: &str, as_json: bool) -> Self {
+        use std::io::IsTerminal as _;
+        let bar = (!as_json && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta} left",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(what.to_string());
+            bar
+        });
+        Self { bar, json: as_json }
+    }
+
+    fn step(&self, p: kith_core::Progress) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(p.total_bytes);
+            bar.set_position(p.done_bytes);
+        }
+        if self.json {
+            let _ = json(&serde_json::json!({
+                "event": "progress",
+                "done_bytes": p.done_bytes,
+                "total_bytes": p.total_bytes,
+                "resumed_chunks": p.resumed_chunks,
+                "moved_chunks": p.moved_chunks,
+            }));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub(crate) async fn send_file(
+    engine: &mut Engine,
+    conv: &str,
+    path: &Path,
+    caption: Option<&str>,
+    as_json: bool,
+) -> Result<()> {
+    let meter = Meter::new("sending", as_json);
+    let sent = engine
+        .send_file(conv, path, caption, |p| meter.step(p))
+        .await;
+    meter.finish();
+    let sent = sent?;
+    if as_json {
+        return json(&serde_json::json!({ "event": "sent", "message": sent }));
+    }
+    render::message(&sent);
+    Ok(())
+}
+
+pub(crate) async fn download(
+    engine: &mut Engine,
+    conv: &str,
+    message: &str,
+    to: Option<&Path>,
+    as_json: bool,
+) -> Result<()> {
+    let dir = match to {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_dir().context("no current directory: pass --to DIR")?,
+    };
+    let meter = Meter::new("downloading", as_json);
+    let saved = engine
+        .download(conv, message, &dir, |p| meter.step(p))
+        .await;
+    meter.finish();
+    let saved = saved?;
+    if as_json {
+        return json(&serde_json::json!({ "event": "saved", "path": saved }));
+    }
+    out(&format!("saved {}", line(&saved.display().to_string())));
+    Ok(())
+}
+
 pub(crate) async fn send_app(
     engine: &mut Engine,
     conv: &str,

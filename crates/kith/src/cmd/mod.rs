@@ -82,6 +82,14 @@ pub(crate) async fn run(home: &Path, config: Config, command: Command, json: boo
         Command::Receipts { conv, setting } => content::receipts(engine, &conv, setting, json),
         Command::Pay { command } => content::pay(engine, command, json).await,
         Command::Call { command } => content::call(engine, command, json).await,
+        Command::SendFile {
+            conv,
+            path,
+            caption,
+        } => content::send_file(engine, &conv, &path, caption.as_deref(), json).await,
+        Command::Download { conv, message, to } => {
+            content::download(engine, &conv, &message, to.as_deref(), json).await
+        }
         Command::SendApp {
             conv,
             content_type,

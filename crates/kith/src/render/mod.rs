@@ -131,6 +131,12 @@ fn status(m: &MessageView) {
     {
         parts.push(format!("{} \u{b7} {}", line(&p.state), line(&p.uri)));
     }
+    if let Some(f) = &m.file {
+        parts.push(match &f.saved {
+            Some(path) => format!("({}) {}", line(&f.content_type), line(path)),
+            None => format!("({}) `kith download` saves it", line(&f.content_type)),
+        });
+    }
     if let Some(app) = &m.app {
         parts.push(format!(
             "({}, {} bytes)",

@@ -1,0 +1,570 @@
+//! Files (`docs/spec/files-v1.md`): sending one as chunks of a relay blob
+//! and then a message naming it, and downloading one; both resume where
+//! they stopped. The file is never whole in memory: a few chunks are.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use kith_content::Content;
+use kith_content::kind::Kind;
+use kith_content::show::Shown;
+use kith_files::{Attachment, CHUNK, FileKey, PLAIN, padded_chunks, safe_name};
+use kith_wire::relay::{BlobId, to_hex};
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::error::{CoreError, Result};
+use crate::ids::random;
+use crate::runtime::Engine;
+use crate::store::{self, ChannelRole, ms};
+use crate::views::{FileView, MessageView};
+
+/// Chunks in flight at once, each way.
+const IN_FLIGHT: usize = 4;
+/// How long the relay keeps a file's blob (at most what it allows).
+const BLOB_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How far a transfer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+    /// Chunks already there when this run started (a resumed transfer).
+    pub resumed_chunks: u32,
+    /// Chunks this run moved.
+    pub moved_chunks: u32,
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> CoreError {
+    let context = context.into();
+    move |source| CoreError::Io { context, source }
+}
+
+fn file_error(name: &str) -> impl FnOnce(kith_files::FileError) -> CoreError + '_ {
+    move |e| CoreError::File(format!("{name}: {e}"))
+}
+
+/// A media type from a file name's extension, for the receiver's preview.
+fn guess_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("pdf") => "application/pdf",
+        Some("txt" | "md") => "text/plain",
+        Some("mp4") => "video/mp4",
+        Some("mp3") => "audio/mpeg",
+        Some("ogg" | "opus") => "audio/ogg",
+        Some("zip") => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Reads chunk `index`'s file bytes (fewer at the end, none past it).
+fn read_piece(file: &std::fs::File, size: u64, index: u32) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt as _;
+    let start = u64::from(index) * PLAIN as u64;
+    let len = size.saturating_sub(start).min(PLAIN as u64);
+    let mut piece = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    file.read_exact_at(&mut piece, start)?;
+    Ok(piece)
+}
+
+struct Upload {
+    id: i64,
+    relay_url: String,
+    channel_id: i64,
+    blob_id: [u8; 32],
+    key: FileKey,
+    chunk_count: u32,
+    done: u32,
+    expires: u32,
+}
+
+impl Engine {
+    /// Sends the file at `path` (files-v1.md): encrypted with a fresh key,
+    /// padded to a bucket, stored as a blob on the conversation's relay a
+    /// few chunks at a time, then named by a message. Run again after an
+    /// interruption, it sends only the chunks the relay does not have.
+    pub async fn send_file(
+        &mut self,
+        conv: &str,
+        path: &Path,
+        caption: Option<&str>,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<MessageView> {
+        let id = self.resolve(conv)?;
+        self.check_sendable(&id)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let display = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(io(format!("cannot open {display}")))?;
+        let meta = file
+            .metadata()
+            .map_err(io(format!("cannot read {display}")))?;
+        if !meta.is_file() {
+            return Err(CoreError::File(format!("{display} is not a file")));
+        }
+        let size = meta.len();
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, crate::config::millis);
+        let chunk_count = padded_chunks(size).map_err(file_error(&display))?;
+        let caption = caption.unwrap_or_default();
+        let canonical = std::fs::canonicalize(path)
+            .map_err(io(format!("cannot read {display}")))?
+            .to_string_lossy()
+            .into_owned();
+        let mut upload = match self.find_upload(&id, &canonical, size, modified)? {
+            Some(u) => u,
+            None => {
+                self.start_upload(&id, &canonical, size, modified, chunk_count, caption)
+                    .await?
+            }
+        };
+        let resumed = upload.done;
+        let mut hasher = Sha256::new();
+        // What was sent before is hashed again from the file.
+        for i in 0..resumed {
+            hasher.update(read_piece(&file, size, i).map_err(io(format!("reading {display}")))?);
+        }
+        let total = size;
+        let done_bytes = |chunks: u32| (u64::from(chunks) * PLAIN as u64).min(total);
+        progress(Progress {
+            done_bytes: done_bytes(resumed),
+            total_bytes: total,
+            resumed_chunks: resumed,
+            moved_chunks: 0,
+        });
+        let client = self.relay(&upload.relay_url)?;
+        let channel = store::channel(&self.db, upload.channel_id)?
+            .ok_or_else(|| CoreError::File("the conversation's channel is gone".into()))?;
+        let blob_id = BlobId(upload.blob_id);
+        let key = upload.key.clone();
+        let count = upload.chunk_count;
+        let file_ref = &file;
+        let display_ref = display.as_str();
+        let mut puts = stream::iter(resumed..count)
+            .map(|i| {
+                let (client, key, channel_key) = (&client, &key, &channel.key);
+                async move {
+                    let piece = read_piece(file_ref, size, i)
+                        .map_err(io(format!("reading {display_ref}")))?;
+                    let sealed = key
+                        .seal_chunk(i, count, &piece)
+                        .map_err(file_error(display_ref))?;
+                    client
+                        .blob_put(channel_key, channel.write_id, blob_id, i, &sealed)
+                        .await?;
+                    Ok::<_, CoreError>((i, piece))
+                }
+            })
+            .buffered(IN_FLIGHT);
+        while let Some((i, piece)) = puts.try_next().await? {
+            hasher.update(&piece);
+            upload.done = i + 1;
+            self.db.execute(
+                "UPDATE uploads SET done = ?2 WHERE id = ?1",
+                params![upload.id, upload.done],
+            )?;
+            progress(Progress {
+                done_bytes: done_bytes(upload.done),
+                total_bytes: total,
+                resumed_chunks: resumed,
+                moved_chunks: upload.done - resumed,
+            });
+        }
+        drop(puts);
+        let attachment = Attachment {
+            relay_url: upload.relay_url.clone(),
+            blob_id: upload.blob_id,
+            key: upload.key.clone(),
+            size,
+            hash: hasher.finalize().into(),
+            filename: name.clone(),
+            content_type: guess_type(&name).to_string(),
+            caption: caption.to_string(),
+            expires: upload.expires,
+        };
+        let view = self
+            .send_attachment(&id, &attachment, Some(&canonical))
+            .await?;
+        self.db
+            .execute("DELETE FROM uploads WHERE id = ?1", [upload.id])?;
+        Ok(view)
+    }
+
+    fn check_sendable(&self, id: &str) -> Result<()> {
+        let (state, blocked): (store::ConversationState, bool) = self.db.query_row(
+            "SELECT state, blocked FROM conversations WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        match state {
+            store::ConversationState::Active if blocked => {
+                Err(CoreError::Blocked(self.view(id)?.name))
+            }
+            store::ConversationState::Active => Ok(()),
+            store::ConversationState::Invited | store::ConversationState::Joining => {
+                Err(CoreError::NotYetConnected)
+            }
+            _ => Err(CoreError::GroupClosed(self.view(id)?.name)),
+        }
+    }
+
+    fn find_upload(
+        &self,
+        id: &str,
+        path: &str,
+        size: u64,
+        modified: u64,
+    ) -> Result<Option<Upload>> {
+        let row = self
+            .db
+            .query_row(
+                "SELECT id, relay_url, channel_id, blob_id, file_key, nonce, chunk_count, done, expires \
+                 FROM uploads WHERE conversation_id = ?1 AND path = ?2 AND size = ?3 AND modified = ?4",
+                params![id, path, ms(size), ms(modified)],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                        r.get::<_, u32>(6)?,
+                        r.get::<_, u32>(7)?,
+                        r.get::<_, u32>(8)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((row_id, relay_url, channel_id, blob_id, key, nonce, chunk_count, done, expires)) =
+            row
+        else {
+            return Ok(None);
+        };
+        // A blob the relay dropped (expired) cannot be resumed.
+        if u64::from(expires) * 1000 <= self.now() {
+            self.db
+                .execute("DELETE FROM uploads WHERE id = ?1", [row_id])?;
+            return Ok(None);
+        }
+        Ok(Some(Upload {
+            id: row_id,
+            relay_url,
+            channel_id,
+            blob_id: blob_id
+                .try_into()
+                .map_err(|_| CoreError::Corrupt("an upload's blob id".into()))?,
+            key: FileKey::from_parts(&key, &nonce)
+                .map_err(|e| CoreError::Corrupt(e.to_string()))?,
+            chunk_count,
+            done,
+            expires,
+        }))
+    }
+
+    /// Reserves the blob on the conversation's relay (refused there at
+    /// once if it cannot fit) and records the upload.
+    async fn start_upload(
+        &mut self,
+        id: &str,
+        path: &str,
+        size: u64,
+        modified: u64,
+        chunk_count: u32,
+        caption: &str,
+    ) -> Result<Upload> {
+        let channel = store::channels_with_role(&self.db, id, ChannelRole::Conv)?
+            .into_iter()
+            .find(|c| !self.unreachable.contains(&c.relay_url))
+            .ok_or_else(|| CoreError::File("no relay of this conversation is reachable".into()))?;
+        let client = self.relay(&channel.relay_url)?;
+        let max_ttl = client
+            .cached_info()
+            .await
+            .map(|i| Duration::from_secs(u64::from(i.limits.max_blob_ttl_secs)))
+            .unwrap_or(BLOB_TTL);
+        let created = client
+            .blob_create(
+                &channel.key,
+                channel.write_id,
+                CHUNK,
+                chunk_count,
+                Some(BLOB_TTL.min(max_ttl)),
+                None,
+            )
+            .await?;
+        let key = FileKey::generate().map_err(|e| CoreError::Randomness(e.to_string()))?;
+        let expires = u32::try_from(created.expires_at_ms / 1000).unwrap_or(u32::MAX);
+        self.db.execute(
+            "INSERT INTO uploads (conversation_id, path, size, modified, relay_url, channel_id, blob_id, file_key, nonce, \
+                                  chunk_count, caption, expires, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                id,
+                path,
+                ms(size),
+                ms(modified),
+                channel.relay_url,
+                channel.id,
+                created.blob_id.0,
+                key.key().as_slice(),
+                key.nonce().as_slice(),
+                chunk_count,
+                caption,
+                expires,
+                ms(self.now())
+            ],
+        )?;
+        Ok(Upload {
+            id: self.db.last_insert_rowid(),
+            relay_url: channel.relay_url,
+            channel_id: channel.id,
+            blob_id: created.blob_id.0,
+            key,
+            chunk_count,
+            done: 0,
+            expires,
+        })
+    }
+
+    /// Sends the message naming a stored file (files-v1.md §4).
+    async fn send_attachment(
+        &mut self,
+        id: &str,
+        attachment: &Attachment,
+        path: Option<&str>,
+    ) -> Result<MessageView> {
+        let described = describe(attachment);
+        let content = Content::new(random()?, attachment.to_part());
+        let fallback = format!("{described} (this kith cannot download files)");
+        let shown = Shown {
+            text: described,
+            subject: None,
+        };
+        let part = attachment.to_part();
+        let kith_content::PartBody::External(external) = part.body else {
+            return Err(CoreError::Corrupt("an attachment's part".into()));
+        };
+        let mut view = self
+            .send_content(
+                id,
+                content,
+                false,
+                fallback,
+                Kind::Attachment(external),
+                shown,
+            )
+            .await?;
+        if let Some(path) = path {
+            self.db.execute(
+                "UPDATE files SET path = ?3 WHERE conversation_id = ?1 AND message_id = ?2",
+                params![id, kith_wire::relay::from_hex_vec(&view.id), path],
+            )?;
+            if let Some(file) = &mut view.file {
+                file.saved = Some(path.to_string());
+            }
+        }
+        Ok(view)
+    }
+
+    /// Downloads the file of message `message` into `dir`: every chunk
+    /// fetched, checked and decrypted, the whole checked against its hash,
+    /// written to a temporary file and renamed into place. Run again after
+    /// an interruption, it fetches only what it does not have.
+    pub async fn download(
+        &mut self,
+        conv: &str,
+        message: &str,
+        dir: &Path,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<PathBuf> {
+        let id = self.resolve(conv)?;
+        let message_id = self.find_message(&id, message)?.message_id;
+        let attachment = store::attachment(&self.db, &id, &message_id)?
+            .ok_or_else(|| CoreError::NoSuchMessage(format!("{message} (it has no file)")))?;
+        let name = safe_name(&attachment.filename);
+        let count = attachment.chunk_count().map_err(file_error(&name))?;
+        let temp = dir.join(format!(
+            ".{name}.{}.kith-part",
+            to_hex(&attachment.blob_id[..8])
+        ));
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&temp)
+            .map_err(io(format!("cannot write in {}", dir.display())))?;
+        // Only whole chunks count as done; what they hold was checked.
+        let have = out
+            .metadata()
+            .map_err(io("reading the partial file"))?
+            .len();
+        let size = attachment.size;
+        let resumed = u32::try_from(have / PLAIN as u64).unwrap_or(0).min(count);
+        let kept = (u64::from(resumed) * PLAIN as u64).min(size);
+        out.set_len(kept).map_err(io("resuming the partial file"))?;
+        let mut hasher = Sha256::new();
+        let mut prefix = (&out).take(kept);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = prefix
+                .read(&mut buf)
+                .map_err(io("resuming the partial file"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(buf.get(..n).unwrap_or_default());
+        }
+        out.seek(SeekFrom::Start(kept))
+            .map_err(io("resuming the partial file"))?;
+        progress(Progress {
+            done_bytes: kept,
+            total_bytes: size,
+            resumed_chunks: resumed,
+            moved_chunks: 0,
+        });
+        let client = self.relay(&attachment.relay_url)?;
+        let blob_id = BlobId(attachment.blob_id);
+        let key = attachment.key.clone();
+        // Every chunk is fetched, padding too: the relay sees the bucket,
+        // never which chunks hold the file (files-v1.md §6).
+        let mut gets = stream::iter(resumed..count)
+            .map(|i| {
+                let (client, key, name) = (&client, &key, name.as_str());
+                async move {
+                    let chunk = client.blob_get(blob_id, i).await.map_err(|e| {
+                        if e.code() == Some(kith_wire::relay::response::ErrorCode::NOT_FOUND) {
+                            CoreError::File(format!(
+                                "{name}: the relay no longer has it (expired or deleted)"
+                            ))
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                    if chunk.chunk_count != count {
+                        return Err(CoreError::File(format!(
+                            "{name}: the relay's copy is not the file the message names"
+                        )));
+                    }
+                    let plain = key
+                        .open_chunk(i, count, &chunk.data)
+                        .map_err(file_error(name))?;
+                    Ok::<_, CoreError>((i, plain))
+                }
+            })
+            .buffered(IN_FLIGHT);
+        let mut written = kept;
+        let mut moved = 0;
+        while let Some((_, plain)) = gets.try_next().await? {
+            let take = usize::try_from(size.saturating_sub(written).min(PLAIN as u64)).unwrap_or(0);
+            let bytes = plain.get(..take).unwrap_or_default();
+            out.write_all(bytes)
+                .map_err(io(format!("writing {}", temp.display())))?;
+            hasher.update(bytes);
+            written += take as u64;
+            moved += 1;
+            progress(Progress {
+                done_bytes: written,
+                total_bytes: size,
+                resumed_chunks: resumed,
+                moved_chunks: moved,
+            });
+        }
+        drop(gets);
+        let hash: [u8; 32] = hasher.finalize().into();
+        if hash != attachment.hash {
+            drop(out);
+            let _ = std::fs::remove_file(&temp);
+            return Err(CoreError::File(format!(
+                "{name}: the downloaded bytes do not match the file's hash; nothing was saved"
+            )));
+        }
+        out.sync_all()
+            .map_err(io(format!("writing {}", temp.display())))?;
+        drop(out);
+        let target = free_name(dir, &name);
+        std::fs::rename(&temp, &target).map_err(io(format!("saving {}", target.display())))?;
+        self.db.execute(
+            "UPDATE files SET path = ?3 WHERE conversation_id = ?1 AND message_id = ?2",
+            params![id, message_id, target.to_string_lossy()],
+        )?;
+        Ok(target)
+    }
+}
+
+/// `name`, or `name (2)`, … : the first that does not exist in `dir`.
+fn free_name(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s, format!(".{e}")),
+        _ => (name, String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+/// `beach.jpg (2.1 MB) — the beach`.
+pub(crate) fn describe(a: &Attachment) -> String {
+    let mut s = format!("file: {} ({})", a.filename, size_words(a.size));
+    if !a.caption.is_empty() {
+        s.push_str(" \u{2014} ");
+        s.push_str(&a.caption);
+    }
+    s
+}
+
+/// A size for people: `812 bytes`, `2.1 MB`, `1.0 GB` (powers of 1,000).
+pub fn size_words(size: u64) -> String {
+    let units = [(1_000_000_000, "GB"), (1_000_000, "MB"), (1_000, "kB")];
+    for (unit, name) in units {
+        if size >= unit {
+            return format!("{:.1} {name}", size as f64 / unit as f64);
+        }
+    }
+    format!("{size} bytes")
+}
+
+/// A file message's file, as `read` shows it.
+pub(crate) fn file_view(a: &Attachment, saved: Option<String>) -> FileView {
+    FileView {
+        name: a.filename.clone(),
+        size: a.size,
+        content_type: a.content_type.clone(),
+        caption: a.caption.clone(),
+        saved,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_do_not_overwrite_and_sizes_read_well() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(free_name(dir.path(), "a.txt"), dir.path().join("a.txt"));
+        std::fs::write(dir.path().join("a.txt"), b"x").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(free_name(dir.path(), "a.txt"), dir.path().join("a (2).txt"));
+        assert_eq!(size_words(812), "812 bytes");
+        assert_eq!(size_words(2_100_000), "2.1 MB");
+        assert_eq!(guess_type("X.JPG"), "image/jpeg");
+    }
+}

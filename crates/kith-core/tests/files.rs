@@ -1,0 +1,130 @@
+//! Files (files-v1.md) through in-process engines and relay: sent by a
+//! person without a relay, downloaded byte for byte, resumed after an
+//! interruption, a tampered chunk caught.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::cell::Cell;
+
+use common::{World, meet};
+use sha2::{Digest, Sha256};
+
+/// Bytes that differ everywhere, so a misplaced chunk shows.
+fn sample(len: usize) -> Vec<u8> {
+    let mut h = Sha256::digest(b"kith file sample");
+    let mut out = Vec::with_capacity(len + 32);
+    while out.len() < len {
+        out.extend_from_slice(&h);
+        h = Sha256::digest(h);
+    }
+    out.truncate(len);
+    out
+}
+
+#[tokio::test]
+async fn a_file_goes_through_the_conversations_relay_and_resumes() {
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut blair = world.guest("Blair").await;
+    let (ab, ba) = meet(&mut alex, &mut blair).await;
+    let bytes = sample(3 * 262_144 + 1234);
+    let path = world.dir.path().join("holiday.jpg");
+    std::fs::write(&path, &bytes).unwrap();
+
+    // Interrupted after two chunks, as by Ctrl-C: the future is dropped.
+    let moved = Cell::new(0u32);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop_tx = Cell::new(Some(stop_tx));
+    tokio::select! {
+        r = blair.send_file(&ba, &path, Some("the beach"), |p| {
+            moved.set(p.moved_chunks);
+            if p.moved_chunks == 2 && let Some(tx) = stop_tx.take() {
+                let _ = tx.send(());
+            }
+        }) => panic!("finished before the interruption: {r:?}"),
+        _ = stop_rx => {}
+    }
+    assert_eq!(moved.get(), 2);
+    // Run again: only the missing chunks go.
+    let (first, last) = (Cell::new(None), Cell::new(None));
+    let sent = blair
+        .send_file(&ba, &path, Some("the beach"), |p| {
+            if first.get().is_none() {
+                first.set(Some(p.resumed_chunks));
+            }
+            last.set(Some(p));
+        })
+        .await
+        .unwrap();
+    let last = last.get().unwrap();
+    let total = kith_files::padded_chunks(bytes.len() as u64).unwrap();
+    assert_eq!(first.get(), Some(2), "resumed after the two chunks sent");
+    assert_eq!(last.moved_chunks, total - 2, "only the missing chunks");
+    assert_eq!(sent.file.as_ref().unwrap().name, "holiday.jpg");
+
+    alex.sync().await.unwrap();
+    let got = alex.read(&ab).unwrap().pop().unwrap();
+    let file = got.file.clone().unwrap();
+    assert_eq!(
+        (file.size, file.caption.as_str()),
+        (bytes.len() as u64, "the beach")
+    );
+    assert_eq!(got.text, "file: holiday.jpg (787.7 kB) \u{2014} the beach");
+    let dir = world.dir.path().join("downloads");
+    std::fs::create_dir(&dir).unwrap();
+    let saved = alex.download(&ab, &got.id, &dir, |_| {}).await.unwrap();
+    assert_eq!(saved, dir.join("holiday.jpg"));
+    assert_eq!(std::fs::read(&saved).unwrap(), bytes);
+    // Again: a second copy beside the first, never over it.
+    let again = alex.download(&ab, &got.id, &dir, |_| {}).await.unwrap();
+    assert_eq!(again, dir.join("holiday (2).jpg"));
+    assert_eq!(
+        alex.read(&ab)
+            .unwrap()
+            .pop()
+            .unwrap()
+            .file
+            .unwrap()
+            .saved
+            .unwrap(),
+        again.to_string_lossy()
+    );
+}
+
+#[tokio::test]
+async fn a_chunk_altered_on_the_relay_is_caught_and_nothing_is_saved() {
+    let world = World::new().await;
+    let mut alex = world.host("Alex").await;
+    let mut blair = world.guest("Blair").await;
+    let (ab, ba) = meet(&mut alex, &mut blair).await;
+    let path = world.dir.path().join("report.pdf");
+    std::fs::write(&path, sample(600_000)).unwrap();
+    blair.send_file(&ba, &path, None, |_| {}).await.unwrap();
+    alex.sync().await.unwrap();
+    let id = alex.read(&ab).unwrap().pop().unwrap().id;
+
+    let relay = rusqlite::Connection::open(world.relay.db_path()).unwrap();
+    relay
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    let changed = relay
+        .execute(
+            "UPDATE blob_chunks SET data = zeroblob(length(data)) WHERE idx = 1",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let dir = world.dir.path().join("downloads");
+    std::fs::create_dir(&dir).unwrap();
+    let err = alex.download(&ab, &id, &dir, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("report.pdf"), "{err}");
+    assert!(err.to_string().contains("altered"), "{err}");
+    assert!(!dir.join("report.pdf").exists());
+}

@@ -360,6 +360,38 @@ pub fn duration_words(secs: u64) -> String {
     }
 }
 
+/// `beach.jpg (2.1 MB) — the beach`.
+pub(crate) fn describe(a: &kith_files::Attachment) -> String {
+    let mut s = format!("file: {} ({})", a.filename, size_words(a.size));
+    if !a.caption.is_empty() {
+        s.push_str(" \u{2014} ");
+        s.push_str(&a.caption);
+    }
+    s
+}
+
+/// A size for people: `812 bytes`, `2.1 MB`, `1.0 GB` (powers of 1,000).
+pub fn size_words(size: u64) -> String {
+    let units = [(1_000_000_000, "GB"), (1_000_000, "MB"), (1_000, "kB")];
+    for (unit, name) in units {
+        if size >= unit {
+            return format!("{:.1} {name}", size as f64 / unit as f64);
+        }
+    }
+    format!("{size} bytes")
+}
+
+/// A file message's file, as `read` shows it.
+pub(crate) fn file_view(a: &kith_files::Attachment, saved: Option<String>) -> FileView {
+    FileView {
+        name: a.filename.clone(),
+        size: a.size,
+        content_type: a.content_type.clone(),
+        caption: a.caption.clone(),
+        saved,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::duration_words;
@@ -372,5 +404,7 @@ mod tests {
         assert_eq!(duration_words(14 * 86_400), "2 weeks");
         assert_eq!(duration_words(86_400 + 5), "1 day");
         assert_eq!(duration_words(0), "0 seconds");
+        assert_eq!(super::size_words(812), "812 bytes");
+        assert_eq!(super::size_words(2_100_000), "2.1 MB");
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{CoreError, Result};
 use crate::ids::random;
 use crate::runtime::Engine;
 use crate::store::{self, ChannelRole, ms};
-use crate::views::{FileView, MessageView};
+use crate::views::{MessageView, describe};
 
 /// Chunks in flight at once, each way.
 const IN_FLIGHT: usize = 4;
@@ -521,38 +521,6 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
         .unwrap_or(first)
 }
 
-/// `beach.jpg (2.1 MB) — the beach`.
-pub(crate) fn describe(a: &Attachment) -> String {
-    let mut s = format!("file: {} ({})", a.filename, size_words(a.size));
-    if !a.caption.is_empty() {
-        s.push_str(" \u{2014} ");
-        s.push_str(&a.caption);
-    }
-    s
-}
-
-/// A size for people: `812 bytes`, `2.1 MB`, `1.0 GB` (powers of 1,000).
-pub fn size_words(size: u64) -> String {
-    let units = [(1_000_000_000, "GB"), (1_000_000, "MB"), (1_000, "kB")];
-    for (unit, name) in units {
-        if size >= unit {
-            return format!("{:.1} {name}", size as f64 / unit as f64);
-        }
-    }
-    format!("{size} bytes")
-}
-
-/// A file message's file, as `read` shows it.
-pub(crate) fn file_view(a: &Attachment, saved: Option<String>) -> FileView {
-    FileView {
-        name: a.filename.clone(),
-        size: a.size,
-        content_type: a.content_type.clone(),
-        caption: a.caption.clone(),
-        saved,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,8 +531,6 @@ mod tests {
         assert_eq!(free_name(dir.path(), "a.txt"), dir.path().join("a.txt"));
         std::fs::write(dir.path().join("a.txt"), b"x").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(free_name(dir.path(), "a.txt"), dir.path().join("a (2).txt"));
-        assert_eq!(size_words(812), "812 bytes");
-        assert_eq!(size_words(2_100_000), "2.1 MB");
         assert_eq!(guess_type("X.JPG"), "image/jpeg");
     }
 }

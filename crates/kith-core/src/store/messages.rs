@@ -308,7 +308,7 @@ pub(crate) fn receive_message(
         }
         Kind::Attachment(ref part) => {
             if let Ok(a) = kith_files::Attachment::from_part(part) {
-                message.text = crate::runtime::files::describe(&a);
+                message.text = crate::views::describe(&a);
             }
         }
         Kind::App { .. } | Kind::Message => {}
@@ -387,7 +387,7 @@ pub(crate) fn fill_kind(
         }
         Kind::Attachment(part) => {
             if let Ok(a) = kith_files::Attachment::from_part(part) {
-                view.file = Some(crate::runtime::files::file_view(&a, None));
+                view.file = Some(crate::views::file_view(&a, None));
             }
         }
         Kind::App { content_type, data } => {
@@ -484,8 +484,7 @@ pub(crate) fn complete_view(
                     .query_row(params![conv, id], |r| r.get(0))
                     .optional()?
                     .flatten();
-                view.file =
-                    attachment(db, conv, &id)?.map(|a| crate::runtime::files::file_view(&a, saved));
+                view.file = attachment(db, conv, &id)?.map(|a| crate::views::file_view(&a, saved));
             }
         }
         _ => {}

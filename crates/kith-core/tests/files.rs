@@ -107,6 +107,26 @@ async fn a_file_goes_through_the_conversations_relay_and_resumes() {
             .unwrap(),
         again.to_string_lossy()
     );
+
+    // Deleted for everyone: the blob leaves the relay, Alex's downloaded
+    // copy his disk; Blair's own file stays where it was.
+    let blobs = || -> i64 {
+        let relay = rusqlite::Connection::open(world.relay.db_path()).unwrap();
+        relay
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        relay
+            .query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(blobs(), 1);
+    blair.delete_for_everyone(&ba, &sent.id).await.unwrap();
+    assert_eq!(blobs(), 0);
+    assert!(path.exists());
+    alex.sync().await.unwrap();
+    assert!(!again.exists(), "the downloaded copy is gone");
+    let got = alex.read(&ab).unwrap().pop().unwrap();
+    assert!(got.deleted && got.file.is_none(), "{got:?}");
 }
 
 #[tokio::test]

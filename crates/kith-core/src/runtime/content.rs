@@ -190,7 +190,8 @@ impl Engine {
     /// shows that it was deleted.
     pub async fn delete_for_everyone(&mut self, conv: &str, message: &str) -> Result<()> {
         self.change(conv, message, None).await?;
-        Ok(())
+        // A file goes with its message: the blob, and any copy downloaded.
+        self.clean_files().await
     }
 
     async fn change(

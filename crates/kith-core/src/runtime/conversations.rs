@@ -412,6 +412,7 @@ impl Engine {
         tx.commit()?;
         if purged {
             store::purge_log(&self.db)?;
+            self.remove_gone_copies()?;
         }
         Ok(())
     }

@@ -498,10 +498,66 @@ impl Engine {
         let target = free_name(dir, &name);
         std::fs::rename(&temp, &target).map_err(io(format!("saving {}", target.display())))?;
         self.db.execute(
-            "UPDATE files SET path = ?3 WHERE conversation_id = ?1 AND message_id = ?2",
+            "UPDATE files SET path = ?3, downloaded = 1 WHERE conversation_id = ?1 AND message_id = ?2",
             params![id, message_id, target.to_string_lossy()],
         )?;
         Ok(target)
+    }
+
+    /// Removes the copies kith downloaded of files whose messages were
+    /// deleted for everyone or disappeared (files-v1.md §7). A file a
+    /// user sent from is never touched.
+    pub(crate) fn remove_gone_copies(&mut self) -> Result<()> {
+        let copies: Vec<(String, Vec<u8>, String)> = self
+            .db
+            .prepare(
+                "SELECT conversation_id, message_id, path FROM files \
+                 WHERE gone = 1 AND downloaded = 1 AND path IS NOT NULL",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (conv, message_id, path) in copies {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(format!("removing {path}"))(e)),
+            }
+            self.db.execute(
+                "UPDATE files SET downloaded = 0, path = NULL WHERE conversation_id = ?1 AND message_id = ?2",
+                params![conv, message_id],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the blobs of gone files from their relays, then forgets
+    /// them. Best effort: any member may (they all write to the channel);
+    /// a relay that cannot be reached lets the blob expire.
+    pub(crate) async fn clean_files(&mut self) -> Result<()> {
+        self.remove_gone_copies()?;
+        let gone: Vec<(String, Vec<u8>, String, Vec<u8>)> = self
+            .db
+            .prepare(
+                "SELECT conversation_id, message_id, relay_url, blob_id FROM files WHERE gone = 1",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (conv, message_id, relay_url, blob_id) in gone {
+            let channel = store::channels_with_role(&self.db, &conv, ChannelRole::Conv)?
+                .into_iter()
+                .find(|c| c.relay_url.trim_end_matches('/') == relay_url.trim_end_matches('/'));
+            if let (Some(channel), Ok(blob_id)) = (channel, <[u8; 32]>::try_from(blob_id)) {
+                let client = self.relay(&channel.relay_url)?;
+                let _ = client
+                    .blob_delete(&channel.key, channel.write_id, BlobId(blob_id))
+                    .await;
+            }
+            self.db.execute(
+                "DELETE FROM files WHERE conversation_id = ?1 AND message_id = ?2",
+                params![conv, message_id],
+            )?;
+        }
+        Ok(())
     }
 }
 

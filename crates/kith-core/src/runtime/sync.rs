@@ -595,6 +595,9 @@ impl Engine {
         if let Err(e) = self.flush_receipts().await {
             errors.push(format!("sending receipts: {e}"));
         }
+        if let Err(e) = self.clean_files().await {
+            errors.push(format!("removing deleted files: {e}"));
+        }
         errors
     }
 

@@ -1042,14 +1042,18 @@ pub(crate) fn apply_call(
 /// unanswered too long become missed. Returns whether anything was
 /// deleted (the caller then empties the write-ahead log: [`purge_log`]).
 pub(crate) fn purge_expired(tx: &Connection, now: u64) -> Result<bool> {
-    let gone: Vec<(String, Option<Vec<u8>>)> = tx
+    let gone: Vec<(String, Option<Vec<u8>>, Vec<u8>)> = tx
         .prepare_cached(
             "DELETE FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
-             RETURNING conversation_id, content_id",
+             RETURNING conversation_id, content_id, message_id",
         )?
-        .query_map([ms(now)], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([ms(now)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for (conv, content_id) in &gone {
+    for (conv, content_id, message_id) in &gone {
+        tx.prepare_cached(
+            "UPDATE files SET gone = 1 WHERE conversation_id = ?1 AND message_id = ?2",
+        )?
+        .execute(params![conv, message_id])?;
         let Some(target) = content_id else { continue };
         for table in ["reactions", "receipts", "receipts_due"] {
             tx.prepare_cached(&format!(
@@ -1138,6 +1142,13 @@ pub(crate) fn change_message(
             .execute(params![conv, target])?;
             tx.prepare_cached("DELETE FROM reactions WHERE conversation_id = ?1 AND target = ?2")?
                 .execute(params![conv, target])?;
+            // Its file goes too (files-v1.md §7): the runtime removes the
+            // downloaded copy and the blob.
+            tx.prepare_cached(
+                "UPDATE files SET gone = 1 WHERE conversation_id = ?1 AND message_id IN \
+                 (SELECT message_id FROM messages WHERE conversation_id = ?1 AND content_id = ?2)",
+            )?
+            .execute(params![conv, target])?;
         }
     }
     Ok(Changed::Done)

@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0011_pending_changes.sql"),
     include_str!("../../migrations/0012_kinds.sql"),
     include_str!("../../migrations/0013_files.sql"),
+    include_str!("../../migrations/0014_file_copies.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

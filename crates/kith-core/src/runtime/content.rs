@@ -563,27 +563,7 @@ impl Engine {
     /// The conversation's calls, newest first.
     pub fn calls(&self, conv: &str) -> Result<Vec<CallView>> {
         let id = self.resolve(conv)?;
-        let mut stmt = self.db.prepare_cached(
-            "SELECT call_id, state, video, outgoing, started_at, answered_at, ended_at FROM calls \
-             WHERE conversation_id = ?1 ORDER BY started_at DESC",
-        )?;
-        let rows = stmt.query_map([&id], |r| {
-            let answered: Option<i64> = r.get(5)?;
-            let ended: Option<i64> = r.get(6)?;
-            let state: String = r.get(1)?;
-            Ok(CallView {
-                id: to_hex(&r.get::<_, Vec<u8>>(0)?),
-                duration_ms: match (answered, ended) {
-                    (Some(a), Some(e)) if state == "ended" => u64::try_from(e - a).ok(),
-                    _ => None,
-                },
-                state,
-                video: r.get(2)?,
-                outgoing: r.get(3)?,
-                started_at: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        store::calls(&self.db, &id)
     }
 
     /// Tells every conversation whose members have not heard it what this
@@ -759,21 +739,7 @@ impl Engine {
         frame: PairFrame,
         outgoing: Outgoing,
     ) -> Result<MessageView> {
-        let (state, blocked): (ConversationState, bool) = self.db.query_row(
-            "SELECT state, blocked FROM conversations WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        match state {
-            ConversationState::Closed | ConversationState::Leaving => {
-                return Err(CoreError::GroupClosed(self.view(id)?.name));
-            }
-            ConversationState::Invited | ConversationState::Joining => {
-                return Err(CoreError::NotYetConnected);
-            }
-            _ if blocked => return Err(CoreError::Blocked(self.view(id)?.name)),
-            _ => {}
-        }
+        self.check_sendable(id)?;
         let me = self.my_key(id)?;
         let group = self.prepare_send(id).await?;
         let at = self.now();
@@ -815,13 +781,17 @@ impl Engine {
                     Kind::PaymentStatus { request, state, .. } => {
                         store::set_payment_state(&tx, id, request, *state)?;
                     }
+                    _ => {}
+                }
+                let attachment = match kind {
                     Kind::Attachment(part) => {
                         let a = kith_files::Attachment::from_part(part)
                             .map_err(|e| CoreError::File(e.to_string()))?;
                         store::store_attachment(&tx, id, &message_id, &a)?;
+                        Some(a)
                     }
-                    _ => {}
-                }
+                    _ => None,
+                };
                 let mut view = MessageView {
                     id: to_hex(&message_id),
                     conversation: id.to_string(),
@@ -839,6 +809,7 @@ impl Engine {
                     ..MessageView::default()
                 };
                 store::fill_kind(&tx, id, &mut view, kind)?;
+                view.file = attachment.map(|a| crate::views::file_view(&a, None));
                 view
             }
             Outgoing::Reaction { reaction, view } => {
@@ -900,6 +871,26 @@ impl Engine {
             store::purge_log(&self.db)?;
         }
         Ok(view)
+    }
+
+    /// Refuses, before anything is stored or sent, a conversation this
+    /// user cannot send to: not yet connected, left, or blocked.
+    pub(crate) fn check_sendable(&self, id: &str) -> Result<()> {
+        let (state, blocked): (ConversationState, bool) = self.db.query_row(
+            "SELECT state, blocked FROM conversations WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        match state {
+            ConversationState::Closed | ConversationState::Leaving => {
+                Err(CoreError::GroupClosed(self.view(id)?.name))
+            }
+            ConversationState::Invited | ConversationState::Joining => {
+                Err(CoreError::NotYetConnected)
+            }
+            _ if blocked => Err(CoreError::Blocked(self.view(id)?.name)),
+            _ => Ok(()),
+        }
     }
 
     /// This user's identity key in a conversation.

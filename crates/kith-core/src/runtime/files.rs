@@ -202,24 +202,6 @@ impl Engine {
         Ok(view)
     }
 
-    fn check_sendable(&self, id: &str) -> Result<()> {
-        let (state, blocked): (store::ConversationState, bool) = self.db.query_row(
-            "SELECT state, blocked FROM conversations WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        match state {
-            store::ConversationState::Active if blocked => {
-                Err(CoreError::Blocked(self.view(id)?.name))
-            }
-            store::ConversationState::Active => Ok(()),
-            store::ConversationState::Invited | store::ConversationState::Joining => {
-                Err(CoreError::NotYetConnected)
-            }
-            _ => Err(CoreError::GroupClosed(self.view(id)?.name)),
-        }
-    }
-
     fn find_upload(
         &self,
         id: &str,
@@ -347,15 +329,16 @@ impl Engine {
         path: Option<&str>,
     ) -> Result<MessageView> {
         let described = describe(attachment);
-        let content = Content::new(random()?, attachment.to_part());
+        let part = attachment.to_part();
+        let kith_content::PartBody::External(external) = &part.body else {
+            return Err(CoreError::Corrupt("an attachment's part".into()));
+        };
+        let external = external.clone();
+        let content = Content::new(random()?, part);
         let fallback = format!("{described} (this kith cannot download files)");
         let shown = Shown {
             text: described,
             subject: None,
-        };
-        let part = attachment.to_part();
-        let kith_content::PartBody::External(external) = part.body else {
-            return Err(CoreError::Corrupt("an attachment's part".into()));
         };
         let mut view = self
             .send_content(
@@ -417,17 +400,8 @@ impl Engine {
         let kept = (u64::from(resumed) * PLAIN as u64).min(size);
         out.set_len(kept).map_err(io("resuming the partial file"))?;
         let mut hasher = Sha256::new();
-        let mut prefix = (&out).take(kept);
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = prefix
-                .read(&mut buf)
-                .map_err(io("resuming the partial file"))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(buf.get(..n).unwrap_or_default());
-        }
+        std::io::copy(&mut (&out).take(kept), &mut hasher)
+            .map_err(io("resuming the partial file"))?;
         out.seek(SeekFrom::Start(kept))
             .map_err(io("resuming the partial file"))?;
         progress(Progress {

@@ -254,6 +254,7 @@ pub(crate) fn receive_message(
         None => contact_name(tx, conv)?,
     };
     let kind = std::mem::replace(&mut message.kind, Kind::Message);
+    let mut attachment = None;
     let notice = |report: &mut SyncReport, text: String| {
         report.notices.push(Notice {
             conversation: conv.to_string(),
@@ -307,24 +308,25 @@ pub(crate) fn receive_message(
             message.text = payment_status_text(tx, conv, &request, state, reference)?;
         }
         Kind::Attachment(ref part) => {
-            if let Ok(a) = kith_files::Attachment::from_part(part) {
-                message.text = crate::views::describe(&a);
+            // Read once: its description, its row and its view.
+            attachment = kith_files::Attachment::from_part(part).ok();
+            if let Some(a) = &attachment {
+                message.text = crate::views::describe(a);
             }
         }
         Kind::App { .. } | Kind::Message => {}
     }
     let extra = Extra::of(&kind);
     let message_id = message.message_id;
-    let view = insert_received(tx, conv, message, extra, (&from, now), report)?;
-    if let (Some(_), Kind::Attachment(part)) = (&view, &kind)
-        && let Ok(a) = kith_files::Attachment::from_part(part)
-    {
-        store_attachment(tx, conv, &message_id, &a)?;
+    let Some(mut view) = insert_received(tx, conv, message, extra, (&from, now), report)? else {
+        return Ok(());
+    };
+    fill_kind(tx, conv, &mut view, &kind)?;
+    if let Some(a) = &attachment {
+        store_attachment(tx, conv, &message_id, a)?;
+        view.file = Some(crate::views::file_view(a, None));
     }
-    if let Some(mut view) = view {
-        fill_kind(tx, conv, &mut view, &kind)?;
-        report.messages.push(view);
-    }
+    report.messages.push(view);
     Ok(())
 }
 
@@ -350,7 +352,8 @@ fn payment_status_text(
     ))
 }
 
-/// Sets a view's payment, timer or app fields from what it is.
+/// Sets a view's payment, timer or app fields from what it is (a file's
+/// comes from its parsed attachment, where it is stored).
 pub(crate) fn fill_kind(
     db: &Connection,
     conv: &str,
@@ -373,22 +376,13 @@ pub(crate) fn fill_kind(
             state,
             reference,
         } => {
-            let mut payment = payment_of(db, conv, &request.0)?.unwrap_or(PaymentView {
-                uri: String::new(),
-                description: String::new(),
-                state: String::new(),
-                reference: None,
-                request: None,
-            });
-            payment.state = state.as_str().into();
-            payment.reference = (!reference.is_empty()).then(|| reference.clone());
-            payment.request = message_id_of(db, conv, &request.0)?;
-            view.payment = Some(payment);
-        }
-        Kind::Attachment(part) => {
-            if let Ok(a) = kith_files::Attachment::from_part(part) {
-                view.file = Some(crate::views::file_view(&a, None));
-            }
+            view.payment = Some(payment_status_view(
+                db,
+                conv,
+                &request.0,
+                state.as_str(),
+                reference,
+            )?);
         }
         Kind::App { content_type, data } => {
             view.app = Some(AppView {
@@ -453,18 +447,13 @@ pub(crate) fn complete_view(
         }
         Some("payment-status") => {
             let request = stored.reply_to.as_deref().unwrap_or_default();
-            let mut payment = payment_of(db, conv, request)?.unwrap_or(PaymentView {
-                uri: String::new(),
-                description: String::new(),
-                state: String::new(),
-                reference: None,
-                request: None,
-            });
-            payment.state = stored.state.clone().unwrap_or_default();
-            let reference = String::from_utf8_lossy(data).into_owned();
-            payment.reference = (!reference.is_empty()).then_some(reference);
-            payment.request = message_id_of(db, conv, request)?;
-            view.payment = Some(payment);
+            view.payment = Some(payment_status_view(
+                db,
+                conv,
+                request,
+                stored.state.as_deref().unwrap_or_default(),
+                &String::from_utf8_lossy(data),
+            )?);
         }
         Some("app") => {
             view.app = Some(AppView {
@@ -492,6 +481,26 @@ pub(crate) fn complete_view(
     Ok(())
 }
 
+/// A `calls` row as the history shows it; the columns are [`CALL_COLUMNS`].
+const CALL_COLUMNS: &str = "call_id, state, video, outgoing, started_at, answered_at, ended_at";
+
+fn call_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::views::CallView> {
+    let state: String = r.get(1)?;
+    let answered: Option<i64> = r.get(5)?;
+    let ended: Option<i64> = r.get(6)?;
+    Ok(crate::views::CallView {
+        id: to_hex(&r.get::<_, Vec<u8>>(0)?),
+        duration_ms: match (answered, ended) {
+            (Some(a), Some(e)) if state == "ended" => u64::try_from(e - a).ok(),
+            _ => None,
+        },
+        state,
+        video: r.get(2)?,
+        outgoing: r.get(3)?,
+        started_at: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+    })
+}
+
 /// The call `call_id` of `conv`, as the history shows it.
 pub(crate) fn call_view(
     db: &Connection,
@@ -499,27 +508,43 @@ pub(crate) fn call_view(
     call_id: &[u8],
 ) -> Result<Option<crate::views::CallView>> {
     Ok(db
-        .prepare_cached(
-            "SELECT state, video, outgoing, started_at, answered_at, ended_at FROM calls \
-             WHERE conversation_id = ?1 AND call_id = ?2",
-        )?
-        .query_row(params![conv, call_id], |r| {
-            let state: String = r.get(0)?;
-            let answered: Option<i64> = r.get(4)?;
-            let ended: Option<i64> = r.get(5)?;
-            Ok(crate::views::CallView {
-                id: to_hex(call_id),
-                duration_ms: match (answered, ended) {
-                    (Some(a), Some(e)) if state == "ended" => u64::try_from(e - a).ok(),
-                    _ => None,
-                },
-                state,
-                video: r.get(1)?,
-                outgoing: r.get(2)?,
-                started_at: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-            })
-        })
+        .prepare_cached(&format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE conversation_id = ?1 AND call_id = ?2"
+        ))?
+        .query_row(params![conv, call_id], call_from_row)
         .optional()?)
+}
+
+/// The calls of `conv`, newest first.
+pub(crate) fn calls(db: &Connection, conv: &str) -> Result<Vec<crate::views::CallView>> {
+    let mut stmt = db.prepare_cached(&format!(
+        "SELECT {CALL_COLUMNS} FROM calls WHERE conversation_id = ?1 ORDER BY started_at DESC"
+    ))?;
+    let rows = stmt.query_map([conv], call_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// An answer to the payment request with ContentV1 id `request`: the
+/// request as it stands (empty if it is not here), with the answer's state,
+/// reference and the request's id.
+fn payment_status_view(
+    db: &Connection,
+    conv: &str,
+    request: &[u8],
+    state: &str,
+    reference: &str,
+) -> Result<PaymentView> {
+    let mut payment = payment_of(db, conv, request)?.unwrap_or(PaymentView {
+        uri: String::new(),
+        description: String::new(),
+        state: String::new(),
+        reference: None,
+        request: None,
+    });
+    payment.state = state.to_owned();
+    payment.reference = (!reference.is_empty()).then(|| reference.to_owned());
+    payment.request = message_id_of(db, conv, request)?;
+    Ok(payment)
 }
 
 /// The frame id (as `read` shows it) of the message with ContentV1 id

@@ -141,17 +141,16 @@ async fn a_chunk_altered_on_the_relay_is_caught_and_nothing_is_saved() {
     alex.sync().await.unwrap();
     let id = alex.read(&ab).unwrap().pop().unwrap().id;
 
-    let relay = rusqlite::Connection::open(world.relay.db_path()).unwrap();
-    relay
-        .busy_timeout(std::time::Duration::from_secs(10))
+    // The second chunk, altered in the relay's blob file.
+    let blobs = kith_testkit::blob_files(world.relay.db_path());
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&blobs[0])
         .unwrap();
-    let changed = relay
-        .execute(
-            "UPDATE blob_chunks SET data = zeroblob(length(data)) WHERE idx = 1",
-            [],
-        )
+    use std::os::unix::fs::FileExt as _;
+    file.write_all_at(&[0u8; 64], kith_files::CHUNK as u64 + 100)
         .unwrap();
-    assert_eq!(changed, 1);
     let dir = world.dir.path().join("downloads");
     std::fs::create_dir(&dir).unwrap();
     let err = alex.download(&ab, &id, &dir, |_| {}).await.unwrap_err();

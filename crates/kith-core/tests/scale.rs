@@ -35,7 +35,9 @@ fn relay_bytes(relay: &RelayProcess) -> i64 {
     relay_number(
         relay,
         "SELECT (SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM messages) + \
-                (SELECT COALESCE(SUM(LENGTH(data)), 0) FROM blob_chunks)",
+                (SELECT COALESCE(SUM(LENGTH(data)), 0) FROM blob_chunks) + \
+                (SELECT COALESCE(SUM(b.chunk_size), 0) FROM blob_file_chunks c \
+                 JOIN blobs b ON b.id = c.blob_id WHERE c.stored = 1)",
     )
 }
 

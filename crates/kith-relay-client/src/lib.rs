@@ -630,6 +630,19 @@ impl RelayClient {
         Session::connect(self.clone()).await
     }
 
+    /// Whether binding a key to a WebSocket to this relay is safe
+    /// (relay.md §8, "Bound keys"): the connection is TLS, or never leaves
+    /// this machine.
+    pub fn binding_is_safe(&self) -> bool {
+        match self.base.host() {
+            _ if self.base.scheme() == "https" => true,
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        }
+    }
+
     fn websocket_url(&self) -> Result<Url, ClientError> {
         let mut url = self.endpoint("/v1/ws")?;
         let scheme = if url.scheme() == "https" { "wss" } else { "ws" };

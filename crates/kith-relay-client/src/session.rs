@@ -15,9 +15,9 @@ use ed25519_dalek::SigningKey;
 use futures_util::{SinkExt, StreamExt};
 use kith_wire::Codec;
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
-use kith_wire::relay::request::{Bind, Operation, Subscribe};
+use kith_wire::relay::request::{Bind, BlobPut, Operation, Subscribe};
 use kith_wire::relay::response::{Appended, KeyBound};
-use kith_wire::relay::{ReadId, WriteId};
+use kith_wire::relay::{BlobId, ReadId, WriteId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -236,6 +236,24 @@ impl Requester {
             .send_bound(key_ref, &append_op(write_id, payload))
             .await?;
         Ok(Appended::from_bytes(&body)?)
+    }
+
+    /// Stores one chunk of a blob by a bound key.
+    pub async fn blob_put_bound(
+        &self,
+        key_ref: u32,
+        write_id: WriteId,
+        blob_id: BlobId,
+        index: u32,
+        data: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        let op = Operation::BlobPut(BlobPut {
+            write_id,
+            blob_id,
+            index,
+            data,
+        });
+        self.send_bound(key_ref, &op).await.map(drop)
     }
 
     /// Sends the frame `frame(id)` makes and waits for the answer with that

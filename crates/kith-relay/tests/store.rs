@@ -504,6 +504,50 @@ async fn a_message_with_its_own_ttl_goes_when_it_expires(store: Arc<dyn Store>, 
     assert_eq!(store.sweep(NOW + 2 * DAY).await.unwrap().messages, 2);
 }
 
+async fn chunks_are_kept_whole_and_never_overwritten(store: Arc<dyn Store>, _: &Recorder) {
+    let ch = create(&*store, vec![]).await;
+    let id = store
+        .blob_create(blob(ch.write_id, 256, 4, 60, false))
+        .await
+        .unwrap()
+        .blob_id;
+    let get = |index| {
+        let store = store.clone();
+        async move { store.blob_get(id, index, claim(id, None), NOW).await }
+    };
+    let put = |index, byte: u8| {
+        let store = store.clone();
+        async move {
+            store
+                .blob_put(ch.write_id, key(1), id, index, vec![byte; 256], NOW)
+                .await
+        }
+    };
+    put(2, 2).await.unwrap();
+    put(0, 0).await.unwrap();
+    assert!(
+        matches!(get(1).await, Err(StoreError::NotFound)),
+        "not yet put"
+    );
+    let two = get(2).await.unwrap();
+    assert_eq!((two.chunk_count, two.data), (4, vec![2; 256]));
+    assert_eq!(get(0).await.unwrap().data, vec![0; 256]);
+    put(2, 2).await.unwrap();
+    assert!(matches!(put(2, 7).await, Err(StoreError::Conflict(_))));
+    assert_eq!(get(2).await.unwrap().data, vec![2; 256], "not overwritten");
+    assert!(matches!(
+        store
+            .blob_put(ch.write_id, key(1), id, 3, vec![3; 255], NOW)
+            .await,
+        Err(StoreError::InvalidArgument(_))
+    ));
+    store
+        .blob_delete(ch.write_id, key(1), id, NOW)
+        .await
+        .unwrap();
+    assert!(matches!(get(2).await, Err(StoreError::NotFound)));
+}
+
 macro_rules! contract {
     ($open:expr; $($check:ident),* $(,)?) => {
         $(
@@ -534,6 +578,7 @@ macro_rules! stores {
                 acknowledged_messages_go_when_every_reader_has_them,
                 removing_a_reader_is_published_and_the_last_admin_stays,
                 read_once_blobs_are_taken_exactly_once,
+                chunks_are_kept_whole_and_never_overwritten,
                 sweeps_delete_what_expired,
                 nonces_are_remembered_once_until_they_expire,
             );
@@ -599,3 +644,68 @@ async fn open_postgres(events: Arc<Recorder>) -> Option<(Arc<dyn Store>, Guard)>
 
 stores!(sqlite, open_sqlite);
 stores!(postgres, open_postgres);
+
+/// SQLite keeps chunk bodies in one file per blob beside the database:
+/// written once, removed with the blob, and swept when left behind; blobs
+/// made before the files existed are still served from the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_blob_files_come_and_go_with_their_blobs() {
+    let events = Arc::new(Recorder::default());
+    let (store, guard) = open_sqlite(events).await.unwrap();
+    let Guard::Dir(dir) = &guard else {
+        unreachable!()
+    };
+    let db = dir.path().join("relay.db");
+    let ch = create(&*store, vec![]).await;
+    let id = store
+        .blob_create(blob(ch.write_id, 256, 2, 60, false))
+        .await
+        .unwrap()
+        .blob_id;
+    store
+        .blob_put(ch.write_id, key(1), id, 1, vec![1; 256], NOW)
+        .await
+        .unwrap();
+    let files = kith_testkit::blob_files(&db);
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().len(), 512);
+    let in_db: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM blob_chunks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(in_db, 0, "the bytes are not in the database too");
+    store
+        .blob_delete(ch.write_id, key(1), id, NOW)
+        .await
+        .unwrap();
+    assert!(
+        kith_testkit::blob_files(&db).is_empty(),
+        "removed with the blob"
+    );
+
+    // A file whose blob is gone (a crash between the two) is swept.
+    let stray = db.with_file_name("relay.db-blobs").join("ab".repeat(32));
+    std::fs::write(&stray, b"left behind").unwrap();
+    store.sweep(NOW).await.unwrap();
+    assert!(!stray.exists());
+
+    // A blob made before this storage keeps its chunks in the database.
+    let old = store
+        .blob_create(blob(ch.write_id, 256, 2, 60, false))
+        .await
+        .unwrap()
+        .blob_id;
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE blobs SET in_file = 0", [])
+        .unwrap();
+    store
+        .blob_put(ch.write_id, key(1), old, 0, vec![4; 256], NOW)
+        .await
+        .unwrap();
+    assert!(kith_testkit::blob_files(&db).is_empty());
+    let got = store.blob_get(old, 0, claim(old, None), NOW).await.unwrap();
+    assert_eq!(got.data, vec![4; 256]);
+    store.close().await;
+    guard.release().await;
+}

@@ -249,6 +249,35 @@ impl Drop for RelayProcess {
     }
 }
 
+/// Every file a SQLite relay with its database at `db` keeps: the
+/// database, its log, and the blob files beside it (`<db>-blobs/`).
+pub fn relay_files(db: &std::path::Path) -> Vec<PathBuf> {
+    let name = db
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut files: Vec<PathBuf> = ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| db.with_file_name(format!("{name}{suffix}")))
+        .filter(|p| p.is_file())
+        .collect();
+    files.extend(blob_files(db));
+    files
+}
+
+/// The blob files of the SQLite relay with its database at `db`.
+pub fn blob_files(db: &std::path::Path) -> Vec<PathBuf> {
+    let name = db
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::read_dir(db.with_file_name(format!("{name}-blobs")))
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
 /// The PostgreSQL server for tests, from `KITH_TEST_POSTGRES_URL`. Without
 /// it, says on the terminal (past the test harness's capture) which test is
 /// skipped, and returns `None`.

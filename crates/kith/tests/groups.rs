@@ -204,8 +204,8 @@ fn a_group_lives_on_one_channel_from_creation_to_leaving() {
 
     // The relay holds the group's messages but no name and no text.
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(relay.db_path().parent().unwrap()).unwrap() {
-        files.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    for path in kith_testkit::relay_files(&relay.db_path()) {
+        files.extend(std::fs::read(path).unwrap());
     }
     for secret in ["Climbing", "Charlie", "Dani", "saturday at the crag"] {
         assert!(

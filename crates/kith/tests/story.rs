@@ -130,16 +130,7 @@ fn two_people_meet_and_talk_through_one_relay() {
     ];
     let db = relay.db_path();
     let mut checked = 0;
-    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap() {
-        let path = entry.unwrap().path();
-        if !path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("relay.db")
-        {
-            continue;
-        }
+    for path in kith_testkit::relay_files(&db) {
         let bytes = std::fs::read(&path).unwrap();
         checked += bytes.len();
         for s in secrets {

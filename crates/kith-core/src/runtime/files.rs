@@ -22,7 +22,7 @@ use crate::store::{self, ChannelRole, ms};
 use crate::views::{MessageView, describe};
 
 /// Chunks in flight at once, each way.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 8;
 /// How long the relay keeps a file's blob (at most what it allows).
 const BLOB_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -72,6 +72,142 @@ fn read_piece(file: &std::fs::File, size: u64, index: u32) -> std::io::Result<Ve
     let mut piece = vec![0u8; usize::try_from(len).unwrap_or(0)];
     file.read_exact_at(&mut piece, start)?;
     Ok(piece)
+}
+
+/// Runs `work` on a blocking thread (the cipher, file reads), so that
+/// several chunks are worked on at once beside the network.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| CoreError::File(format!("a worker thread failed: {e}")))?
+}
+
+/// Work done on every piece of a file in order (hashing, writing), on a
+/// thread of its own so that it overlaps the network and the cipher.
+struct InOrder<S> {
+    pieces: tokio::sync::mpsc::Sender<Vec<u8>>,
+    done: tokio::task::JoinHandle<Result<S>>,
+}
+
+impl<S: Send + 'static> InOrder<S> {
+    /// Runs `first` on `state`, then `each` on every piece pushed.
+    fn start(
+        mut state: S,
+        first: impl FnOnce(&mut S) -> Result<()> + Send + 'static,
+        mut each: impl FnMut(&mut S, &[u8]) -> Result<()> + Send + 'static,
+    ) -> Self {
+        let (pieces, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(IN_FLIGHT);
+        let done = tokio::task::spawn_blocking(move || {
+            first(&mut state)?;
+            while let Some(piece) = rx.blocking_recv() {
+                each(&mut state, &piece)?;
+            }
+            Ok(state)
+        });
+        Self { pieces, done }
+    }
+
+    /// Hands on the next piece; a failure of the work is returned here.
+    async fn push(&mut self, piece: Vec<u8>) -> Result<()> {
+        if self.pieces.send(piece).await.is_ok() {
+            return Ok(());
+        }
+        // The worker stopped: it failed, and says why.
+        match (&mut self.done).await {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(_)) => Err(CoreError::File("a worker thread stopped".into())),
+            Err(e) => Err(CoreError::File(format!("a worker thread failed: {e}"))),
+        }
+    }
+
+    /// Waits for the work on every piece pushed, and returns the state.
+    async fn finish(self) -> Result<S> {
+        drop(self.pieces);
+        self.done
+            .await
+            .map_err(|e| CoreError::File(format!("a worker thread failed: {e}")))?
+    }
+}
+
+/// While a transfer records its progress after every chunk, commits are
+/// not synced to disk (SQLite's `synchronous = NORMAL` in WAL mode): a
+/// killed process loses none of them, a power cut only the last few, and
+/// chunks sent again are taken by the relay as the same bytes. The
+/// profile's usual `FULL` is back when this is dropped.
+struct Unsynced<'a>(&'a rusqlite::Connection);
+
+impl<'a> Unsynced<'a> {
+    fn start(db: &'a rusqlite::Connection) -> Result<Self> {
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(Self(db))
+    }
+}
+
+impl Drop for Unsynced<'_> {
+    fn drop(&mut self) {
+        // Cannot fail on an open connection; the next `Engine::open`
+        // sets it again regardless.
+        let _ = self.0.pragma_update(None, "synchronous", "FULL");
+    }
+}
+
+/// How chunks reach the relay: over a WebSocket with the channel key bound
+/// to it (no signature per chunk, relay.md §8) where that is safe and the
+/// relay speaks WebSocket, else as signed HTTP requests (a CGI relay).
+enum Putter {
+    Bound {
+        requester: kith_relay_client::Requester,
+        key_ref: u32,
+        _session: kith_relay_client::Session,
+    },
+    Signed(kith_relay_client::RelayClient),
+}
+
+impl Putter {
+    async fn open(
+        client: &kith_relay_client::RelayClient,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Self {
+        if client.binding_is_safe()
+            && let Ok(session) = client.session().await
+        {
+            let requester = session.requester();
+            if let Ok(key_ref) = requester.bind(key).await {
+                return Self::Bound {
+                    requester,
+                    key_ref,
+                    _session: session,
+                };
+            }
+        }
+        Self::Signed(client.clone())
+    }
+
+    async fn put(
+        &self,
+        channel: &store::ChannelRow,
+        blob_id: BlobId,
+        index: u32,
+        sealed: Vec<u8>,
+    ) -> Result<()> {
+        match self {
+            Self::Bound {
+                requester, key_ref, ..
+            } => {
+                requester
+                    .blob_put_bound(*key_ref, channel.write_id, blob_id, index, sealed)
+                    .await?
+            }
+            Self::Signed(client) => {
+                client
+                    .blob_put(&channel.key, channel.write_id, blob_id, index, &sealed)
+                    .await?
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Upload {
@@ -131,11 +267,25 @@ impl Engine {
             }
         };
         let resumed = upload.done;
-        let mut hasher = Sha256::new();
-        // What was sent before is hashed again from the file.
-        for i in 0..resumed {
-            hasher.update(read_piece(&file, size, i).map_err(io(format!("reading {display}")))?);
-        }
+        let file = std::sync::Arc::new(file);
+        // What was sent before is hashed again from the file, on the
+        // hashing thread like the rest.
+        let prefix = {
+            let file = file.clone();
+            let display = display.clone();
+            move |hasher: &mut Sha256| -> Result<()> {
+                for i in 0..resumed {
+                    hasher.update(
+                        read_piece(&file, size, i).map_err(io(format!("reading {display}")))?,
+                    );
+                }
+                Ok(())
+            }
+        };
+        let mut hashing = InOrder::start(Sha256::new(), prefix, |hasher, piece| {
+            hasher.update(piece);
+            Ok(())
+        });
         let total = size;
         let done_bytes = |chunks: u32| (u64::from(chunks) * PLAIN as u64).min(total);
         progress(Progress {
@@ -147,30 +297,36 @@ impl Engine {
         let client = self.relay(&upload.relay_url)?;
         let channel = store::channel(&self.db, upload.channel_id)?
             .ok_or_else(|| CoreError::File("the conversation's channel is gone".into()))?;
+        let putter = Putter::open(&client, &channel.key).await;
         let blob_id = BlobId(upload.blob_id);
-        let key = upload.key.clone();
         let count = upload.chunk_count;
-        let file_ref = &file;
         let display_ref = display.as_str();
+        let _unsynced = Unsynced::start(&self.db)?;
         let mut puts = stream::iter(resumed..count)
             .map(|i| {
-                let (client, key, channel_key) = (&client, &key, &channel.key);
+                let (putter, channel, file, key) =
+                    (&putter, &channel, file.clone(), upload.key.clone());
                 async move {
-                    let piece = read_piece(file_ref, size, i)
-                        .map_err(io(format!("reading {display_ref}")))?;
-                    let sealed = key
-                        .seal_chunk(i, count, &piece)
-                        .map_err(file_error(display_ref))?;
-                    client
-                        .blob_put(channel_key, channel.write_id, blob_id, i, &sealed)
-                        .await?;
-                    Ok::<_, CoreError>((i, piece))
+                    // Reading and sealing run off the I/O thread, several
+                    // chunks at once.
+                    let (piece, sealed) = off_thread(move || {
+                        let piece =
+                            read_piece(&file, size, i).map_err(io(format!("reading chunk {i}")))?;
+                        let sealed = key
+                            .seal_chunk(i, count, &piece)
+                            .map_err(|e| CoreError::File(e.to_string()))?;
+                        Ok((piece, sealed))
+                    })
+                    .await
+                    .map_err(|e| CoreError::File(format!("{display_ref}: {e}")))?;
+                    putter.put(channel, blob_id, i, sealed).await?;
+                    Ok::<_, CoreError>(piece)
                 }
             })
             .buffered(IN_FLIGHT);
-        while let Some((i, piece)) = puts.try_next().await? {
-            hasher.update(&piece);
-            upload.done = i + 1;
+        while let Some(piece) = puts.try_next().await? {
+            hashing.push(piece).await?;
+            upload.done += 1;
             self.db.execute(
                 "UPDATE uploads SET done = ?2 WHERE id = ?1",
                 params![upload.id, upload.done],
@@ -183,6 +339,8 @@ impl Engine {
             });
         }
         drop(puts);
+        drop(_unsynced);
+        let hasher = hashing.finish().await?;
         let attachment = Attachment {
             relay_url: upload.relay_url.clone(),
             blob_id: upload.blob_id,
@@ -383,7 +541,7 @@ impl Engine {
             ".{name}.{}.kith-part",
             to_hex(&attachment.blob_id[..8])
         ));
-        let mut out = std::fs::OpenOptions::new()
+        let out = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
@@ -399,25 +557,38 @@ impl Engine {
         let resumed = u32::try_from(have / PLAIN as u64).unwrap_or(0).min(count);
         let kept = (u64::from(resumed) * PLAIN as u64).min(size);
         out.set_len(kept).map_err(io("resuming the partial file"))?;
-        let mut hasher = Sha256::new();
-        std::io::copy(&mut (&out).take(kept), &mut hasher)
-            .map_err(io("resuming the partial file"))?;
-        out.seek(SeekFrom::Start(kept))
-            .map_err(io("resuming the partial file"))?;
         progress(Progress {
             done_bytes: kept,
             total_bytes: size,
             resumed_chunks: resumed,
             moved_chunks: 0,
         });
+        // The writing thread hashes what is already there, then writes and
+        // hashes every chunk in order.
+        let temp_shown = temp.display().to_string();
+        let mut writing = InOrder::start(
+            (out, Sha256::new()),
+            move |(out, hasher)| {
+                std::io::copy(&mut (&*out).take(kept), hasher)
+                    .map_err(io("resuming the partial file"))?;
+                out.seek(SeekFrom::Start(kept))
+                    .map_err(io("resuming the partial file"))?;
+                Ok(())
+            },
+            move |(out, hasher), bytes| {
+                out.write_all(bytes)
+                    .map_err(io(format!("writing {temp_shown}")))?;
+                hasher.update(bytes);
+                Ok(())
+            },
+        );
         let client = self.relay(&attachment.relay_url)?;
         let blob_id = BlobId(attachment.blob_id);
-        let key = attachment.key.clone();
         // Every chunk is fetched, padding too: the relay sees the bucket,
         // never which chunks hold the file (files-v1.md §6).
         let mut gets = stream::iter(resumed..count)
             .map(|i| {
-                let (client, key, name) = (&client, &key, name.as_str());
+                let (client, key, name) = (&client, attachment.key.clone(), name.as_str());
                 async move {
                     let chunk = client.blob_get(blob_id, i).await.map_err(|e| {
                         if e.code() == Some(kith_wire::relay::response::ErrorCode::NOT_FOUND) {
@@ -433,21 +604,25 @@ impl Engine {
                             "{name}: the relay's copy is not the file the message names"
                         )));
                     }
-                    let plain = key
-                        .open_chunk(i, count, &chunk.data)
-                        .map_err(file_error(name))?;
-                    Ok::<_, CoreError>((i, plain))
+                    // Decryption runs off the I/O thread, several chunks at
+                    // once.
+                    off_thread(move || {
+                        key.open_chunk(i, count, &chunk.data)
+                            .map_err(|e| CoreError::File(e.to_string()))
+                    })
+                    .await
+                    .map_err(|e| CoreError::File(format!("{name}: {e}")))
                 }
             })
             .buffered(IN_FLIGHT);
         let mut written = kept;
         let mut moved = 0;
-        while let Some((_, plain)) = gets.try_next().await? {
+        while let Some(mut plain) = gets.try_next().await? {
             let take = usize::try_from(size.saturating_sub(written).min(PLAIN as u64)).unwrap_or(0);
-            let bytes = plain.get(..take).unwrap_or_default();
-            out.write_all(bytes)
-                .map_err(io(format!("writing {}", temp.display())))?;
-            hasher.update(bytes);
+            plain.truncate(take);
+            if !plain.is_empty() {
+                writing.push(plain).await?;
+            }
             written += take as u64;
             moved += 1;
             progress(Progress {
@@ -458,6 +633,7 @@ impl Engine {
             });
         }
         drop(gets);
+        let (out, hasher) = writing.finish().await?;
         let hash: [u8; 32] = hasher.finalize().into();
         if hash != attachment.hash {
             drop(out);

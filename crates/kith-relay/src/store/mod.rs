@@ -582,6 +582,9 @@ pub(crate) struct BlobRow {
     pub(crate) read_once: bool,
     /// The key that must sign a fetch that consumes this read-once blob.
     pub(crate) claim_key: Option<Vec<u8>>,
+    /// The chunks' bytes are in a file beside the database (SQLite), not
+    /// in it.
+    pub(crate) in_file: bool,
 }
 
 impl BlobRow {

@@ -337,6 +337,7 @@ fn blob_row(row: &tokio_postgres::Row) -> Result<BlobRow, StoreError> {
         chunk_count: int(3)?,
         read_once: row.try_get(4)?,
         claim_key: row.try_get(5)?,
+        in_file: false,
     })
 }
 

@@ -26,6 +26,7 @@ use kith_wire::relay::response::{
 };
 use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, ReadId, RelayId, Rights, WriteId};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -37,6 +38,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/sqlite/0003_blob_claims.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_blob_files.sql"),
     ),
 ];
 
@@ -121,6 +126,8 @@ impl std::fmt::Debug for SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// Where blob chunks are kept, one file per blob (`<db>-blobs`).
+    blob_dir: PathBuf,
     relay_id: RelayId,
     quotas: Quotas,
     writer: RwLock<Option<mpsc::Sender<Job>>>,
@@ -333,33 +340,112 @@ fn key_rights(
 /// The blob row for an id, if it exists and has not expired.
 fn find_blob(conn: &Connection, blob_id: &BlobId, now_ms: u64) -> Result<BlobRow, StoreError> {
     conn.prepare_cached(
-        "SELECT id, channel_id, chunk_size, chunk_count, read_once, claim_key FROM blobs \
+        "SELECT id, channel_id, chunk_size, chunk_count, read_once, claim_key, in_file FROM blobs \
          WHERE id_hash = ?1 AND expires_at > ?2",
     )?
-    .query_row(params![&blob_hash(blob_id)[..], to_i64(now_ms)?], |r| {
-        Ok(BlobRow {
-            id: r.get(0)?,
-            channel_id: r.get(1)?,
-            chunk_size: r.get(2)?,
-            chunk_count: r.get(3)?,
-            read_once: r.get(4)?,
-            claim_key: r.get(5)?,
-        })
-    })
+    .query_row(params![&blob_hash(blob_id)[..], to_i64(now_ms)?], blob_row)
     .optional()?
     .ok_or(StoreError::NotFound)
 }
 
-fn chunk(conn: &Connection, blob: &BlobRow, index: u32) -> Result<BlobChunk, StoreError> {
-    let data: Vec<u8> = conn
-        .prepare_cached("SELECT data FROM blob_chunks WHERE blob_id = ?1 AND idx = ?2")?
-        .query_row(params![blob.id, index], |r| r.get(0))
-        .optional()?
-        .ok_or(StoreError::NotFound)?;
+/// A `BlobRow` from `SELECT id, channel_id, chunk_size, chunk_count,
+/// read_once, claim_key, in_file`.
+fn blob_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRow> {
+    Ok(BlobRow {
+        id: r.get(0)?,
+        channel_id: r.get(1)?,
+        chunk_size: r.get(2)?,
+        chunk_count: r.get(3)?,
+        read_once: r.get(4)?,
+        claim_key: r.get(5)?,
+        in_file: r.get(6)?,
+    })
+}
+
+/// Where the chunks of blob `blob_id` are kept when they are in a file.
+fn blob_file(dir: &Path, blob_id: &BlobId) -> PathBuf {
+    dir.join(kith_wire::relay::to_hex(&blob_hash(blob_id)))
+}
+
+fn io_error(what: &str, path: &Path, e: &std::io::Error) -> StoreError {
+    StoreError::Engine(format!("{what} {}: {e}", path.display()))
+}
+
+fn chunk(
+    conn: &Connection,
+    dir: &Path,
+    blob_id: &BlobId,
+    blob: &BlobRow,
+    index: u32,
+) -> Result<BlobChunk, StoreError> {
+    let data = if blob.in_file {
+        let stored: bool = conn
+            .prepare_cached("SELECT stored FROM blob_file_chunks WHERE blob_id = ?1 AND idx = ?2")?
+            .query_row(params![blob.id, index], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false);
+        if !stored {
+            return Err(StoreError::NotFound);
+        }
+        use std::os::unix::fs::FileExt as _;
+        let path = blob_file(dir, blob_id);
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            // Deleted while this read began.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound);
+            }
+            Err(e) => return Err(io_error("opening", &path, &e)),
+        };
+        let mut data = vec![0u8; blob.chunk_size as usize];
+        file.read_exact_at(&mut data, u64::from(index) * u64::from(blob.chunk_size))
+            .map_err(|e| io_error("reading", &path, &e))?;
+        data
+    } else {
+        conn.prepare_cached("SELECT data FROM blob_chunks WHERE blob_id = ?1 AND idx = ?2")?
+            .query_row(params![blob.id, index], |r| r.get(0))
+            .optional()?
+            .ok_or(StoreError::NotFound)?
+    };
     Ok(BlobChunk {
         chunk_count: blob.chunk_count,
         data,
     })
+}
+
+/// Removes the files of blobs that no longer exist (deleted, expired, or
+/// gone with their channel): a blob's row goes first, in a transaction, and
+/// its file after, here. Returns how many were removed.
+fn remove_orphan_files(conn: &Connection, dir: &Path) -> Result<u64, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_error("listing", dir, &e)),
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id_hash) = name.to_str().and_then(kith_wire::relay::from_hex_vec) else {
+            continue;
+        };
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE id_hash = ?1")?
+            .query_row(params![id_hash], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !exists && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// What the first step of putting a chunk into a file found.
+enum ChunkClaim {
+    /// The same bytes are already stored.
+    Stored,
+    /// The bytes are to be written (and synced), then marked stored.
+    Write(Vec<u8>),
 }
 
 fn delete_blob(conn: &Connection, blob: &BlobRow) -> Result<(), StoreError> {
@@ -368,6 +454,13 @@ fn delete_blob(conn: &Connection, blob: &BlobRow) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE channels SET blob_bytes = blob_bytes - ?2 WHERE id = ?1")?
         .execute(params![blob.channel_id, blob.reserved_bytes()])?;
     Ok(())
+}
+
+/// The directory of blob files beside the database at `db`.
+fn blob_dir(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push("-blobs");
+    db.with_file_name(name)
 }
 
 /// Copies a SQLite store, consistently, while a relay may be writing to it
@@ -388,6 +481,24 @@ pub fn backup_sqlite(db: &Path, to: &Path) -> Result<(), StoreError> {
         .to_str()
         .ok_or(StoreError::InvalidArgument("the backup path is not UTF-8"))?;
     conn.execute("VACUUM INTO ?1", params![target])?;
+    // Then the blob files: every chunk the copied database counts as
+    // stored was synced to its file before it was counted, so it is there.
+    let (from_dir, to_dir) = (blob_dir(db), blob_dir(to));
+    std::fs::create_dir_all(&to_dir).map_err(|e| io_error("creating", &to_dir, &e))?;
+    let entries = match std::fs::read_dir(&from_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error("listing", &from_dir, &e)),
+    };
+    for entry in entries.flatten() {
+        let target = to_dir.join(entry.file_name());
+        match std::fs::copy(entry.path(), &target) {
+            Ok(_) => {}
+            // Deleted meanwhile: its blob is gone after the copied commit.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("copying to", &target, &e)),
+        }
+    }
     Ok(())
 }
 
@@ -401,6 +512,8 @@ impl SqliteStore {
         }
         let mut writer_conn = open_connection(&options.path)?;
         migrate(&mut writer_conn)?;
+        let blob_dir = blob_dir(&options.path);
+        std::fs::create_dir_all(&blob_dir).map_err(|e| io_error("creating", &blob_dir, &e))?;
         let relay_id = load_or_create_relay_id(&writer_conn)?;
         // The writer checkpoints between batches, when nothing else is being
         // appended, so every checkpoint completes and the WAL starts over (a
@@ -426,6 +539,7 @@ impl SqliteStore {
 
         Ok(Self {
             inner: Arc::new(Inner {
+                blob_dir,
                 path: options.path,
                 relay_id,
                 quotas: options.quotas,
@@ -512,6 +626,16 @@ impl SqliteStore {
         .map_err(|e| StoreError::Engine(format!("reader task: {e}")))?
     }
 
+    /// Removes a deleted blob's file at once (the sweep would later).
+    fn remove_blob_file(&self, blob_id: &BlobId) {
+        let path = blob_file(&self.inner.blob_dir, blob_id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, path = %path.display(), "removing a blob file"),
+        }
+    }
+
     /// Keeps a channel that is only read from alive (see [`Authorized::touch_due`]);
     /// reads run on read-only connections, so this queues a write.
     fn touch_if_due(&self, auth: &Authorized, now_ms: u64) {
@@ -580,6 +704,33 @@ fn run_batch(
         }
     }
     tx.commit()
+}
+
+/// Stores a chunk of a blob kept in the database (made before blobs moved
+/// to files): the same bytes again succeed, other bytes are a conflict.
+fn put_chunk_row(
+    conn: &Connection,
+    blob: &BlobRow,
+    index: u32,
+    data: &[u8],
+) -> Result<(), StoreError> {
+    let existing: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT data FROM blob_chunks WHERE blob_id = ?1 AND idx = ?2")?
+        .query_row(params![blob.id, index], |r| r.get(0))
+        .optional()?;
+    match existing {
+        Some(old) if old == data => Ok(()),
+        Some(_) => Err(StoreError::Conflict(
+            "chunk already written with other bytes",
+        )),
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO blob_chunks (blob_id, idx, data) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![blob.id, index, data])?;
+            Ok(())
+        }
+    }
 }
 
 #[async_trait]
@@ -967,7 +1118,7 @@ impl Store for SqliteStore {
                 .saturating_add(u64::from(spec.ttl_secs).saturating_mul(1000));
             conn.prepare_cached(
                 "INSERT INTO blobs (id_hash, channel_id, chunk_size, chunk_count, read_once, \
-                 created_at, expires_at, claim_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 created_at, expires_at, claim_key, in_file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1)",
             )?
             .execute(params![
                 &blob_hash(&blob_id)[..],
@@ -999,43 +1150,85 @@ impl Store for SqliteStore {
         data: Vec<u8>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn, _| {
-            let a = authorize(
-                conn,
-                ChannelRef::Write(write_id),
-                &key,
-                Rights::WRITE,
-                now_ms,
-            )?;
-            let blob = find_blob(conn, &blob_id, now_ms)?;
-            if blob.channel_id != a.id {
-                return Err(StoreError::NotFound);
-            }
-            if index >= blob.chunk_count {
-                return Err(StoreError::InvalidArgument("chunk index beyond the blob"));
-            }
-            if data.len() != blob.chunk_size as usize {
-                return Err(StoreError::InvalidArgument(
-                    "a chunk must be exactly the blob's chunk size",
-                ));
-            }
-            let existing: Option<Vec<u8>> = conn
-                .prepare_cached("SELECT data FROM blob_chunks WHERE blob_id = ?1 AND idx = ?2")?
-                .query_row(params![blob.id, index], |r| r.get(0))
-                .optional()?;
-            match existing {
-                Some(old) if old == data => Ok(()),
-                Some(_) => Err(StoreError::Conflict(
-                    "chunk already written with other bytes",
-                )),
-                None => {
-                    conn.prepare_cached(
-                        "INSERT INTO blob_chunks (blob_id, idx, data) VALUES (?1, ?2, ?3)",
-                    )?
-                    .execute(params![blob.id, index, &data])?;
-                    Ok(())
+        // Stage, then commit: the chunk is claimed (its digest recorded),
+        // its bytes written and synced, and only then marked stored, so a
+        // chunk the relay answered for survives a crash, and one it did not
+        // is never served half written.
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        let claim = self
+            .write(move |conn, _| {
+                let a = authorize(
+                    conn,
+                    ChannelRef::Write(write_id),
+                    &key,
+                    Rights::WRITE,
+                    now_ms,
+                )?;
+                let blob = find_blob(conn, &blob_id, now_ms)?;
+                if blob.channel_id != a.id {
+                    return Err(StoreError::NotFound);
                 }
-            }
+                if index >= blob.chunk_count {
+                    return Err(StoreError::InvalidArgument("chunk index beyond the blob"));
+                }
+                if data.len() != blob.chunk_size as usize {
+                    return Err(StoreError::InvalidArgument(
+                        "a chunk must be exactly the blob's chunk size",
+                    ));
+                }
+                if !blob.in_file {
+                    put_chunk_row(conn, &blob, index, &data)?;
+                    return Ok((ChunkClaim::Stored, blob));
+                }
+                let existing: Option<(Vec<u8>, bool)> = conn
+                    .prepare_cached(
+                        "SELECT digest, stored FROM blob_file_chunks WHERE blob_id = ?1 AND idx = ?2",
+                    )?
+                    .query_row(params![blob.id, index], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                match existing {
+                    Some((old, _)) if old != digest => Err(StoreError::Conflict(
+                        "chunk already written with other bytes",
+                    )),
+                    Some((_, true)) => Ok((ChunkClaim::Stored, blob)),
+                    Some((_, false)) => Ok((ChunkClaim::Write(data), blob)),
+                    None => {
+                        conn.prepare_cached(
+                            "INSERT INTO blob_file_chunks (blob_id, idx, digest, stored) \
+                             VALUES (?1, ?2, ?3, 0)",
+                        )?
+                        .execute(params![blob.id, index, &digest[..]])?;
+                        Ok((ChunkClaim::Write(data), blob))
+                    }
+                }
+            })
+            .await?;
+        let (ChunkClaim::Write(data), blob) = claim else {
+            return Ok(());
+        };
+        let path = blob_file(&self.inner.blob_dir, &blob_id);
+        let offset = u64::from(index) * u64::from(blob.chunk_size);
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt as _;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| io_error("opening", &path, &e))?;
+            file.write_all_at(&data, offset)
+                .map_err(|e| io_error("writing", &path, &e))?;
+            file.sync_data().map_err(|e| io_error("syncing", &path, &e))
+        })
+        .await
+        .map_err(|e| StoreError::Engine(format!("blob writer task: {e}")))??;
+        let blob_row_id = blob.id;
+        self.write(move |conn, _| {
+            conn.prepare_cached(
+                "UPDATE blob_file_chunks SET stored = 1 WHERE blob_id = ?1 AND idx = ?2 AND digest = ?3",
+            )?
+            .execute(params![blob_row_id, index, &digest[..]])?;
+            Ok(())
         })
         .await
     }
@@ -1049,6 +1242,7 @@ impl Store for SqliteStore {
     ) -> Result<BlobChunk, StoreError> {
         let claim = Arc::new(claim);
         let check = claim.clone();
+        let dir = self.inner.blob_dir.clone();
         let (read_once, found) = self
             .read_with(move |conn| {
                 let blob = find_blob(conn, &blob_id, now_ms)?;
@@ -1058,7 +1252,7 @@ impl Store for SqliteStore {
                     check.allows(&blob)?;
                     Ok((true, None))
                 } else {
-                    chunk(conn, &blob, index).map(|c| (false, Some(c)))
+                    chunk(conn, &dir, &blob_id, &blob, index).map(|c| (false, Some(c)))
                 }
             })
             .await?;
@@ -1067,14 +1261,18 @@ impl Store for SqliteStore {
         }
         // Read-once: fetch and delete in one writer transaction, so two
         // concurrent fetches cannot both succeed.
-        self.write(move |conn, _| {
-            let blob = find_blob(conn, &blob_id, now_ms)?;
-            claim.allows(&blob)?;
-            let c = chunk(conn, &blob, index)?;
-            delete_blob(conn, &blob)?;
-            Ok(c)
-        })
-        .await
+        let dir = self.inner.blob_dir.clone();
+        let c = self
+            .write(move |conn, _| {
+                let blob = find_blob(conn, &blob_id, now_ms)?;
+                claim.allows(&blob)?;
+                let c = chunk(conn, &dir, &blob_id, &blob, index)?;
+                delete_blob(conn, &blob)?;
+                Ok(c)
+            })
+            .await?;
+        self.remove_blob_file(&blob_id);
+        Ok(c)
     }
 
     async fn blob_delete(
@@ -1098,7 +1296,9 @@ impl Store for SqliteStore {
             }
             delete_blob(conn, &blob)
         })
-        .await
+        .await?;
+        self.remove_blob_file(&blob_id);
+        Ok(())
     }
 
     async fn remember_nonce(
@@ -1127,6 +1327,13 @@ impl Store for SqliteStore {
             total.messages += pass.messages;
             total.blobs += pass.blobs;
             if pass == SweepStats::default() {
+                let dir = self.inner.blob_dir.clone();
+                let removed = self
+                    .read_with(move |conn| remove_orphan_files(conn, &dir))
+                    .await?;
+                if removed > 0 {
+                    tracing::debug!(removed, "removed the files of gone blobs");
+                }
                 return Ok(total);
             }
         }
@@ -1193,19 +1400,10 @@ fn sweep_pass(
 
     let blobs: Vec<BlobRow> = conn
         .prepare_cached(
-            "SELECT id, channel_id, chunk_size, chunk_count, read_once, claim_key FROM blobs \
-             WHERE expires_at <= ?1 LIMIT ?2",
+            "SELECT id, channel_id, chunk_size, chunk_count, read_once, claim_key, in_file \
+             FROM blobs WHERE expires_at <= ?1 LIMIT ?2",
         )?
-        .query_map(params![now, SWEEP_BATCH], |r| {
-            Ok(BlobRow {
-                id: r.get(0)?,
-                channel_id: r.get(1)?,
-                chunk_size: r.get(2)?,
-                chunk_count: r.get(3)?,
-                read_once: r.get(4)?,
-                claim_key: r.get(5)?,
-            })
-        })?
+        .query_map(params![now, SWEEP_BATCH], blob_row)?
         .collect::<Result<_, _>>()?;
     for blob in &blobs {
         delete_blob(conn, blob)?;

@@ -24,7 +24,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -89,7 +89,16 @@ sleep 0.5
 curl -s -o /dev/null "http://127.0.0.1:$port/payload.bin"
 for _ in 1 2 3; do
   curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$port/payload.bin"
-done | sort -n | sed -n 2p | awk '{ printf "curl from lighttpd (median of 3): %.1f MiB/s\n", $1 / 1048576 }'
+done | sort -n | sed -n 2p | awk '{ printf "curl from lighttpd to /dev/null (median of 3): %.1f MiB/s\n", $1 / 1048576 }'
+# The same fetch, saved to the disk and synced, as a download must be.
+for _ in 1 2 3; do
+  start="$(now_ms)"
+  curl -s -o "$work/curl.out" "http://127.0.0.1:$port/payload.bin"
+  sync --data "$work/curl.out"
+  end="$(now_ms)"
+  rm -f "$work/curl.out"
+  rate $(( SIZE_MIB << 20 )) $(( end - start ))
+done | sort -n | sed -n 2p | awk '{ printf "curl from lighttpd to a file, then fdatasync (median of 3): %s MiB/s\n", $1 }'
 
 KITH_RELAY_RATE_LIMIT__ENABLED=false "$RELAY" serve --listen 127.0.0.1:0 \
   --db "$work/relay.db" >"$work/relay.out" 2>"$work/relay.log" &
@@ -104,8 +113,10 @@ k blair accept "$(k alex --json invite | field '["link"]')" >/dev/null
 k alex sync >/dev/null
 relay_before="$(relay_hwm)"
 
-echo "send-file (Blair to Alex's relay): $(timed_send blair Alex "$work/payload.bin") MiB/s, client peak $(peak "$work/blair.send.time") MiB"
-echo "download (Alex): $(timed_download alex Blair "$work/payload.bin" "$work/dl") MiB/s, client peak $(peak "$work/alex.download.time") MiB, identical"
+sent="$(timed_send blair Alex "$work/payload.bin")"
+echo "send-file (Blair to Alex's relay): $sent MiB/s, client peak $(peak "$work/blair.send.time") MiB"
+got="$(timed_download alex Blair "$work/payload.bin" "$work/dl")"
+echo "download (Alex): $got MiB/s, client peak $(peak "$work/alex.download.time") MiB, identical"
 echo "relay peak RSS: $(relay_hwm) MiB (before the transfers: $relay_before MiB)"
 
 if [ "$GROUP" = 1 ]; then
@@ -117,9 +128,11 @@ if [ "$GROUP" = 1 ]; then
   k alex group create Trip >/dev/null
   for conv in Blair Charlie Dana Emery; do k alex group add Trip "$conv" >/dev/null; done
   for who in blair charlie dana emery alex; do k "$who" sync >/dev/null; done
-  echo "send-file (Blair to the 5-member group): $(timed_send blair Trip "$work/payload.bin") MiB/s"
+  sent="$(timed_send blair Trip "$work/payload.bin")"
+  echo "send-file (Blair to the 5-member group): $sent MiB/s"
   for who in alex charlie dana emery; do
-    echo "download ($who, group): $(timed_download "$who" Trip "$work/payload.bin" "$work/dl-$who") MiB/s, identical"
+    got="$(timed_download "$who" Trip "$work/payload.bin" "$work/dl-$who")"
+    echo "download ($who, group): $got MiB/s, identical"
   done
   echo "relay: $(sqlite3 "$work/relay.db" 'SELECT COUNT(*) FROM blobs') blobs stored"
 fi

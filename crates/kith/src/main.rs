@@ -16,7 +16,28 @@ use kith_core::{Config, CoreError};
 
 use cli::Cli;
 
+/// Files move as 256 KiB chunks, allocated on one thread and freed on
+/// another. glibc maps and unmaps blocks that large and keeps an arena per
+/// thread, and the page faults cost a fifth of an upload's CPU; served
+/// from one heap that keeps up to 16 MiB free, a 200 MiB upload takes 0.8 s
+/// instead of 1.2 s at the same peak memory (docs/performance.md, "Files").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    // SAFETY: mallopt only sets allocator parameters; it is called before
+    // any other thread exists, and a refused value leaves the default.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() {
+    tune_allocator();
     let cli = Cli::parse();
     let as_json = cli.json;
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -87,7 +87,7 @@ impl Default for LimitsConfig {
             max_payload: MAX_PAYLOAD,
             max_channel_messages: 10_000,
             max_channel_bytes: 64 << 20,
-            max_channel_blob_bytes: 1 << 30,
+            max_channel_blob_bytes: 4 << 30,
             max_channel_keys: 10_000,
             default_message_ttl_secs: 30 * DAY,
             max_message_ttl_secs: 90 * DAY,

@@ -131,6 +131,42 @@ impl<S: Send + 'static> InOrder<S> {
     }
 }
 
+/// Syncs a download to disk while it goes on, so that the disk works
+/// beside the network and the cipher and the sync before the rename finds
+/// little left to write (a 1 GiB file otherwise waits seconds for it).
+#[derive(Default)]
+struct Flusher {
+    unsynced: usize,
+    running: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Flusher {
+    /// Written bytes after which a sync starts in the background.
+    const EVERY: usize = 64 << 20;
+
+    fn wrote(&mut self, out: &std::fs::File, bytes: usize) -> Result<()> {
+        self.unsynced += bytes;
+        let idle = self.running.as_ref().is_none_or(|r| r.is_finished());
+        if self.unsynced < Self::EVERY || !idle {
+            return Ok(());
+        }
+        self.finish()?;
+        let file = out.try_clone().map_err(io("syncing the partial file"))?;
+        self.running = Some(std::thread::spawn(move || file.sync_data()));
+        self.unsynced = 0;
+        Ok(())
+    }
+
+    /// Waits for the sync running, if any.
+    fn finish(&mut self) -> Result<()> {
+        match self.running.take().map(std::thread::JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(io("syncing the partial file")(e)),
+            Some(Err(_)) => Err(CoreError::File("a sync thread failed".into())),
+        }
+    }
+}
+
 /// While a transfer records its progress after every chunk, commits are
 /// not synced to disk (SQLite's `synchronous = NORMAL` in WAL mode): a
 /// killed process loses none of them, a power cut only the last few, and
@@ -567,19 +603,19 @@ impl Engine {
         // hashes every chunk in order.
         let temp_shown = temp.display().to_string();
         let mut writing = InOrder::start(
-            (out, Sha256::new()),
-            move |(out, hasher)| {
+            (out, Sha256::new(), Flusher::default()),
+            move |(out, hasher, _)| {
                 std::io::copy(&mut (&*out).take(kept), hasher)
                     .map_err(io("resuming the partial file"))?;
                 out.seek(SeekFrom::Start(kept))
                     .map_err(io("resuming the partial file"))?;
                 Ok(())
             },
-            move |(out, hasher), bytes| {
+            move |(out, hasher, flusher), bytes| {
                 out.write_all(bytes)
                     .map_err(io(format!("writing {temp_shown}")))?;
                 hasher.update(bytes);
-                Ok(())
+                flusher.wrote(out, bytes.len())
             },
         );
         let client = self.relay(&attachment.relay_url)?;
@@ -633,7 +669,8 @@ impl Engine {
             });
         }
         drop(gets);
-        let (out, hasher) = writing.finish().await?;
+        let (out, hasher, mut flusher) = writing.finish().await?;
+        flusher.finish()?;
         let hash: [u8; 32] = hasher.finalize().into();
         if hash != attachment.hash {
             drop(out);

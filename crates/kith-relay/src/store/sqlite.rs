@@ -26,7 +26,6 @@ use kith_wire::relay::response::{
 };
 use kith_wire::relay::{BlobId, ChannelRef, KeyGrant, PublicKey, ReadId, RelayId, Rights, WriteId};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -440,10 +439,13 @@ fn remove_orphan_files(conn: &Connection, dir: &Path) -> Result<u64, StoreError>
     Ok(removed)
 }
 
-/// What the first step of putting a chunk into a file found.
+/// What the first step of putting a chunk found.
 enum ChunkClaim {
-    /// The same bytes are already stored.
+    /// Done (a blob kept in the database).
     Stored,
+    /// The chunk is in the file already: the same bytes succeed, other
+    /// bytes are a conflict.
+    Compare(Vec<u8>),
     /// The bytes are to be written (and synced), then marked stored.
     Write(Vec<u8>),
 }
@@ -1150,11 +1152,11 @@ impl Store for SqliteStore {
         data: Vec<u8>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        // Stage, then commit: the chunk is claimed (its digest recorded),
-        // its bytes written and synced, and only then marked stored, so a
-        // chunk the relay answered for survives a crash, and one it did not
-        // is never served half written.
-        let digest: [u8; 32] = Sha256::digest(&data).into();
+        // Stage, then commit: the chunk is claimed, its bytes written and
+        // synced, and only then marked stored, so a chunk the relay
+        // answered for survives a crash, and one it did not is never served
+        // half written. No digest: bytes already stored are compared as
+        // they are (a retry), which costs less than hashing every chunk.
         let claim = self
             .write(move |conn, _| {
                 let a = authorize(
@@ -1180,54 +1182,77 @@ impl Store for SqliteStore {
                     put_chunk_row(conn, &blob, index, &data)?;
                     return Ok((ChunkClaim::Stored, blob));
                 }
-                let existing: Option<(Vec<u8>, bool)> = conn
+                let stored: Option<bool> = conn
                     .prepare_cached(
-                        "SELECT digest, stored FROM blob_file_chunks WHERE blob_id = ?1 AND idx = ?2",
+                        "SELECT stored FROM blob_file_chunks WHERE blob_id = ?1 AND idx = ?2",
                     )?
-                    .query_row(params![blob.id, index], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row(params![blob.id, index], |r| r.get(0))
                     .optional()?;
-                match existing {
-                    Some((old, _)) if old != digest => Err(StoreError::Conflict(
-                        "chunk already written with other bytes",
-                    )),
-                    Some((_, true)) => Ok((ChunkClaim::Stored, blob)),
-                    Some((_, false)) => Ok((ChunkClaim::Write(data), blob)),
+                match stored {
+                    Some(true) => Ok((ChunkClaim::Compare(data), blob)),
+                    // Claimed by a put that has not finished (or never
+                    // will: the relay stopped): this one writes it too.
+                    Some(false) => Ok((ChunkClaim::Write(data), blob)),
                     None => {
                         conn.prepare_cached(
-                            "INSERT INTO blob_file_chunks (blob_id, idx, digest, stored) \
-                             VALUES (?1, ?2, ?3, 0)",
+                            "INSERT INTO blob_file_chunks (blob_id, idx, stored) VALUES (?1, ?2, 0)",
                         )?
-                        .execute(params![blob.id, index, &digest[..]])?;
+                        .execute(params![blob.id, index])?;
                         Ok((ChunkClaim::Write(data), blob))
                     }
                 }
             })
             .await?;
-        let (ChunkClaim::Write(data), blob) = claim else {
+        let (claim, blob) = claim;
+        if let ChunkClaim::Stored = claim {
             return Ok(());
-        };
+        }
         let path = blob_file(&self.inner.blob_dir, &blob_id);
         let offset = u64::from(index) * u64::from(blob.chunk_size);
-        tokio::task::spawn_blocking(move || {
+        let written = tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt as _;
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| io_error("opening", &path, &e))?;
-            file.write_all_at(&data, offset)
-                .map_err(|e| io_error("writing", &path, &e))?;
-            file.sync_data().map_err(|e| io_error("syncing", &path, &e))
+            match claim {
+                ChunkClaim::Stored => Ok(false),
+                ChunkClaim::Compare(data) => {
+                    let file =
+                        std::fs::File::open(&path).map_err(|e| io_error("opening", &path, &e))?;
+                    let mut old = vec![0u8; data.len()];
+                    file.read_exact_at(&mut old, offset)
+                        .map_err(|e| io_error("reading", &path, &e))?;
+                    if old == data {
+                        Ok(false)
+                    } else {
+                        Err(StoreError::Conflict(
+                            "chunk already written with other bytes",
+                        ))
+                    }
+                }
+                ChunkClaim::Write(data) => {
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| io_error("opening", &path, &e))?;
+                    file.write_all_at(&data, offset)
+                        .map_err(|e| io_error("writing", &path, &e))?;
+                    file.sync_data()
+                        .map_err(|e| io_error("syncing", &path, &e))?;
+                    Ok(true)
+                }
+            }
         })
         .await
         .map_err(|e| StoreError::Engine(format!("blob writer task: {e}")))??;
+        if !written {
+            return Ok(());
+        }
         let blob_row_id = blob.id;
         self.write(move |conn, _| {
             conn.prepare_cached(
-                "UPDATE blob_file_chunks SET stored = 1 WHERE blob_id = ?1 AND idx = ?2 AND digest = ?3",
+                "UPDATE blob_file_chunks SET stored = 1 WHERE blob_id = ?1 AND idx = ?2",
             )?
-            .execute(params![blob_row_id, index, &digest[..]])?;
+            .execute(params![blob_row_id, index])?;
             Ok(())
         })
         .await

@@ -13,6 +13,7 @@
 # SIZE_MIB (default 1024) sets the file's size. GROUP=1 also sends the
 # file to a 5-member group and has every other member download it.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 KITH="$(realpath "${1:-target/release/kith}")"
 RELAY="$(realpath "${2:-target/release/kith-relay}")"
@@ -125,14 +126,17 @@ if [ "$GROUP" = 1 ]; then
     k "$who" accept "$(k alex --json invite | field '["link"]')" >/dev/null
     k alex sync >/dev/null
   done
+  # Everyone's key package reaches Alex before the group is made.
+  for who in blair charlie dana emery alex; do k "$who" sync >/dev/null; done
   k alex group create Trip >/dev/null
   for conv in Blair Charlie Dana Emery; do k alex group add Trip "$conv" >/dev/null; done
-  for who in blair charlie dana emery alex; do k "$who" sync >/dev/null; done
+  k alex sync >/dev/null
+  for who in blair charlie dana emery; do k "$who" sync >/dev/null; done
   sent="$(timed_send blair Trip "$work/payload.bin")"
   echo "send-file (Blair to the 5-member group): $sent MiB/s"
   for who in alex charlie dana emery; do
     got="$(timed_download "$who" Trip "$work/payload.bin" "$work/dl-$who")"
     echo "download ($who, group): $got MiB/s, identical"
   done
-  echo "relay: $(sqlite3 "$work/relay.db" 'SELECT COUNT(*) FROM blobs') blobs stored"
+  echo "relay: $(sqlite3 "$work/relay.db" 'SELECT COUNT(*) FROM blobs WHERE chunk_count > 1') blobs of several chunks (one per file sent), $(ls "$work/relay.db-blobs" | wc -l) blob files"
 fi

@@ -1,7 +1,8 @@
 //! The relay as a CGI program behind a real web server (lighttpd, from
 //! Debian's package; `.ci/run` installs it): the binary is dropped into
 //! `cgi-bin/` with a `kith-relay.toml` beside it, as on shared hosting, and
-//! two people meet and talk through it with the `kith` binary. Without
+//! two people meet, talk and send a file through it with the `kith`
+//! binary. Without
 //! lighttpd the test says it is skipped.
 
 #![allow(
@@ -161,4 +162,42 @@ fn two_people_meet_and_talk_through_a_cgi_relay() {
     );
     // Each request was its own process; the store holds the conversation.
     assert!(dir.path().join("data/relay.db").exists());
+
+    // A file of several chunks, each put as its own signed request (a CGI
+    // relay has no WebSocket), and downloaded whole.
+    let bytes: Vec<u8> = (0..1_500_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let path = dir.path().join("notes.pdf");
+    std::fs::write(&path, &bytes).unwrap();
+    let sent = blair.run(&["send-file", "Alex", path.to_str().unwrap()]);
+    assert!(
+        sent.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&sent.stderr),
+        web.log()
+    );
+    assert_eq!(
+        kith_testkit::blob_files(&dir.path().join("data/relay.db")).len(),
+        1,
+        "stored beside the database"
+    );
+    alex.ok(&["sync"]);
+    let id = alex
+        .json(&["read", "Blair"])
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    alex.ok(&[
+        "download",
+        "Blair",
+        &id,
+        "--to",
+        downloads.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(downloads.join("notes.pdf")).unwrap(), bytes);
 }

@@ -1,6 +1,7 @@
 //! Files through the `kith` binary and a real relay process
 //! (files-v1.md): Blair, who has no relay, sends through Alex's; an upload
-//! killed with SIGKILL resumes sending only what is missing; a group gets
+//! killed with SIGKILL resumes sending only what is missing, and so do an
+//! upload and a download cut by a relay restart; a group gets
 //! one copy on the relay that every member downloads.
 
 #![allow(
@@ -146,6 +147,97 @@ fn a_file_killed_halfway_resumes_and_arrives_whole() {
         String::from_utf8_lossy(&out.stderr).contains("has no file"),
         "{out:?}"
     );
+}
+
+/// Runs `kith --json ARGS` for `who` and kills the relay once a progress
+/// line reports `after` chunks moved; returns how many had been reported.
+fn cut_by_a_relay_restart(
+    who: &Person,
+    args: &[&str],
+    relay: &mut kith_testkit::RelayProcess,
+    after: u64,
+) -> u64 {
+    let mut child = who
+        .command(&[&["--json"], args].concat())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (mut moved, mut killed) = (0, false);
+    // Read to the end: a closed pipe would end the program quietly.
+    for line in BufReader::new(stdout).lines() {
+        let step: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if !killed {
+            moved = step["moved_chunks"].as_u64().unwrap_or(moved);
+        }
+        if moved >= after && !killed {
+            relay.kill().unwrap();
+            killed = true;
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(moved >= after, "finished before the relay could be stopped");
+    assert!(
+        !out.status.success(),
+        "{args:?} went on without its relay (moved {moved})"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    relay.restart().unwrap();
+    moved
+}
+
+#[test]
+fn transfers_cut_by_a_relay_restart_resume_where_they_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+    // Large enough that neither transfer ends before the relay is stopped.
+    let bytes = sample(32 << 20);
+    let path = dir.path().join("talk.mp3");
+    std::fs::write(&path, &bytes).unwrap();
+    let path = path.to_str().unwrap();
+    let chunks = kith_files::padded_chunks(bytes.len() as u64).unwrap() as u64;
+
+    let moved = cut_by_a_relay_restart(&blair, &["send-file", "Alex Example", path], &mut relay, 4);
+    let out = blair.ok(&["--json", "send-file", "Alex Example", path]);
+    let (steps, sent) = progress_of(&out);
+    let resumed = steps[0]["resumed_chunks"].as_u64().unwrap();
+    assert!(resumed >= moved, "resumed at {resumed}, cut after {moved}");
+    assert_eq!(
+        steps.last().unwrap()["moved_chunks"].as_u64().unwrap(),
+        chunks - resumed,
+        "only the missing chunks were sent again"
+    );
+    assert_eq!(sent["event"], "sent");
+
+    alex.ok(&["sync"]);
+    let id = alex.json(&["read", "Blair Sample"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    let to = downloads.to_str().unwrap();
+    let args = ["download", "Blair Sample", &id, "--to", to];
+    let moved = cut_by_a_relay_restart(&alex, &args, &mut relay, 4);
+    assert!(
+        !downloads.join("talk.mp3").exists(),
+        "nothing saved half way"
+    );
+    let out = alex.ok(&[&["--json"], &args[..]].concat());
+    let (steps, _) = progress_of(&out);
+    // What reached the disk before the relay went is kept (chunks in
+    // flight may have landed after the line was read, and chunks still
+    // queued for the disk are fetched again).
+    let resumed = steps[0]["resumed_chunks"].as_u64().unwrap();
+    assert!(resumed >= 1, "resumed at {resumed}, cut after {moved}");
+    assert_eq!(
+        steps.last().unwrap()["moved_chunks"].as_u64().unwrap(),
+        chunks - resumed
+    );
+    assert_eq!(std::fs::read(downloads.join("talk.mp3")).unwrap(), bytes);
 }
 
 #[test]

@@ -182,6 +182,10 @@ pub(crate) enum Command {
         #[arg(long)]
         to: Option<PathBuf>,
     },
+    /// Download the files that arrive in a conversation by themselves, up
+    /// to a size (`10MB`, `500kB`, `2GB`; `off`, the default, stops it),
+    /// into `downloads/` in the profile, at each sync or while watching.
+    AutoDownload { conv: String, max: String },
     /// Send an application's content: bytes of its media type and the
     /// sentence people see instead.
     SendApp {

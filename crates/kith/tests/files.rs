@@ -241,6 +241,45 @@ fn transfers_cut_by_a_relay_restart_resume_where_they_stopped() {
 }
 
 #[test]
+fn small_files_download_by_themselves_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+    let bad = alex.run(&["auto-download", "Blair Sample", "ten"]);
+    assert!(!bad.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).trim().lines().count(),
+        1
+    );
+    let set = alex.json(&["auto-download", "Blair Sample", "2MB"]);
+    assert_eq!(set["auto_download_max"], 2_000_000);
+
+    let small = sample(1_500_000);
+    let large = sample(3_000_000);
+    for (name, bytes) in [("photo.jpg", &small), ("video.mp4", &large)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        blair.ok(&["send-file", "Alex Example", path.to_str().unwrap()]);
+    }
+    alex.ok(&["sync"]);
+    let downloads = alex.home.join("downloads");
+    assert_eq!(std::fs::read(downloads.join("photo.jpg")).unwrap(), small);
+    assert!(!downloads.join("video.mp4").exists(), "over the size");
+    let read = alex.json(&["read", "Blair Sample"]);
+    let saved = read[0]["file"]["saved"].as_str().unwrap();
+    assert!(saved.ends_with("downloads/photo.jpg"), "{read}");
+    assert!(read[1]["file"]["saved"].is_null(), "{read}");
+
+    // Off again: the next small file waits to be asked for.
+    alex.ok(&["auto-download", "Blair Sample", "off"]);
+    let path = dir.path().join("note.txt");
+    std::fs::write(&path, b"later").unwrap();
+    blair.ok(&["send-file", "Alex Example", path.to_str().unwrap()]);
+    alex.ok(&["sync"]);
+    assert!(!downloads.join("note.txt").exists());
+}
+
+#[test]
 fn a_group_file_is_stored_once_and_every_member_gets_it() {
     let dir = tempfile::tempdir().unwrap();
     let relay = relay();

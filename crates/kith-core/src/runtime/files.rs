@@ -565,12 +565,91 @@ impl Engine {
         conv: &str,
         message: &str,
         dir: &Path,
-        mut progress: impl FnMut(Progress),
+        progress: impl FnMut(Progress),
     ) -> Result<PathBuf> {
         let id = self.resolve(conv)?;
         let message_id = self.find_message(&id, message)?.message_id;
-        let attachment = store::attachment(&self.db, &id, &message_id)?
-            .ok_or_else(|| CoreError::NoSuchMessage(format!("{message} (it has no file)")))?;
+        self.download_file(&id, &message_id, dir, progress).await
+    }
+
+    /// Files in a conversation of at most `max` bytes are downloaded as
+    /// they arrive, into [`Engine::downloads_dir`] (files-v1.md §8);
+    /// `None` turns that off.
+    pub fn set_auto_download(&mut self, conv: &str, max: Option<u64>) -> Result<()> {
+        let id = self.resolve(conv)?;
+        self.db.execute(
+            "UPDATE conversations SET auto_download_max = ?2 WHERE id = ?1",
+            params![id, max.map(ms)],
+        )?;
+        Ok(())
+    }
+
+    /// Where automatic downloads are saved: `downloads` in the profile.
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.home.join("downloads")
+    }
+
+    /// Downloads the files that arrived in conversations with automatic
+    /// download, up to each one's size; returns one line per failure. A
+    /// file refused (altered, expired) is not tried again; one whose relay
+    /// could not be reached is, next time.
+    pub(crate) async fn auto_download(&mut self) -> Vec<String> {
+        let due: rusqlite::Result<Vec<(String, Vec<u8>, String)>> = self
+            .db
+            .prepare(
+                "SELECT f.conversation_id, f.message_id, f.filename FROM files f \
+                 JOIN conversations c ON c.id = f.conversation_id \
+                 WHERE c.auto_download_max IS NOT NULL AND f.size <= c.auto_download_max \
+                   AND f.path IS NULL AND f.downloaded = 0 AND f.gone = 0 AND f.auto_tried = 0",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            });
+        let due = match due {
+            Ok(due) => due,
+            Err(e) => return vec![format!("automatic downloads: {e}")],
+        };
+        let dir = self.downloads_dir();
+        if !due.is_empty()
+            && let Err(e) = std::fs::create_dir_all(&dir)
+        {
+            return vec![format!(
+                "automatic downloads: cannot create {}: {e}",
+                dir.display()
+            )];
+        }
+        let mut errors = Vec::new();
+        for (id, message_id, filename) in due {
+            match self.download_file(&id, &message_id, &dir, |_| {}).await {
+                Ok(_) => {}
+                Err(e) => {
+                    if matches!(e, CoreError::File(_))
+                        && let Err(e) = self.db.execute(
+                            "UPDATE files SET auto_tried = 1 \
+                             WHERE conversation_id = ?1 AND message_id = ?2",
+                            params![id, message_id],
+                        )
+                    {
+                        errors.push(format!("automatic downloads: {e}"));
+                    }
+                    errors.push(format!("downloading {}: {e}", safe_name(&filename)));
+                }
+            }
+        }
+        errors
+    }
+
+    async fn download_file(
+        &mut self,
+        id: &str,
+        message_id: &[u8],
+        dir: &Path,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<PathBuf> {
+        let attachment = store::attachment(&self.db, id, message_id)?.ok_or_else(|| {
+            CoreError::NoSuchMessage(format!("{} (it has no file)", to_hex(message_id)))
+        })?;
         let name = safe_name(&attachment.filename);
         let count = attachment.chunk_count().map_err(file_error(&name))?;
         let temp = dir.join(format!(

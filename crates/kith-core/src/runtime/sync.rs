@@ -598,6 +598,7 @@ impl Engine {
         if let Err(e) = self.clean_files().await {
             errors.push(format!("removing deleted files: {e}"));
         }
+        errors.extend(self.auto_download().await);
         errors
     }
 

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0012_kinds.sql"),
     include_str!("../../migrations/0013_files.sql"),
     include_str!("../../migrations/0014_file_copies.sql"),
+    include_str!("../../migrations/0015_auto_download.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

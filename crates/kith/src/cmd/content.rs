@@ -67,6 +67,51 @@ pub(crate) fn receipts(
     Ok(())
 }
 
+pub(crate) fn auto_download(
+    engine: &mut Engine,
+    conv: &str,
+    max: &str,
+    as_json: bool,
+) -> Result<()> {
+    let max = parse_size(max)?;
+    engine.set_auto_download(conv, max)?;
+    let dir = engine.downloads_dir();
+    if as_json {
+        return json(&serde_json::json!({ "auto_download_max": max, "dir": dir }));
+    }
+    match max {
+        Some(max) => out(&format!(
+            "files up to {} are downloaded to {} as they arrive",
+            kith_core::size_words(max),
+            line(&dir.display().to_string())
+        )),
+        None => out("automatic download off: files wait for `kith download`"),
+    }
+    Ok(())
+}
+
+/// `off`, or a size in bytes with an optional decimal unit: `750`, `500kB`,
+/// `10MB`, `2GB`.
+fn parse_size(text: &str) -> Result<Option<u64>> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let digits = text.find(|c: char| !c.is_ascii_digit() && c != '.');
+    let (number, unit) = text.split_at(digits.unwrap_or(text.len()));
+    let unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        _ => bail!("{text:?} is not a size: write it like 10MB, 500kB or 2GB, or off"),
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 && n * unit < 1e15 => Ok(Some((n * unit) as u64)),
+        _ => bail!("{text:?} is not a size: write it like 10MB, 500kB or 2GB, or off"),
+    }
+}
+
 pub(crate) async fn pay(engine: &mut Engine, command: PayCommand, as_json: bool) -> Result<()> {
     let message = match command {
         PayCommand::Request {
@@ -319,7 +364,7 @@ pub(crate) async fn send_app(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::parse_after;
+    use super::{parse_after, parse_size};
 
     #[test]
     fn timers_read_as_people_write_them() {
@@ -332,5 +377,17 @@ mod tests {
         assert_eq!(parse_after("OFF").unwrap(), 0);
         assert!(parse_after("1y").is_err());
         assert!(parse_after("h").is_err());
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(parse_size("off").ok(), Some(None));
+        assert_eq!(parse_size("750").ok(), Some(Some(750)));
+        assert_eq!(parse_size("500kB").ok(), Some(Some(500_000)));
+        assert_eq!(parse_size("10MB").ok(), Some(Some(10_000_000)));
+        assert_eq!(parse_size("1.5 GB").ok(), Some(Some(1_500_000_000)));
+        for bad in ["", "ten", "10XB", "-1MB", "1e30"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -80,6 +80,7 @@ pub(crate) async fn run(home: &Path, config: Config, command: Command, json: boo
         Command::Move { to } => relationships::move_to(engine, &to, json).await,
         Command::Timer { conv, after } => content::timer(engine, &conv, &after, json).await,
         Command::Receipts { conv, setting } => content::receipts(engine, &conv, setting, json),
+        Command::AutoDownload { conv, max } => content::auto_download(engine, &conv, &max, json),
         Command::Pay { command } => content::pay(engine, command, json).await,
         Command::Call { command } => content::call(engine, command, json).await,
         Command::SendFile {

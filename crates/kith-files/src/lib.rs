@@ -15,9 +15,8 @@
 //!                                            nonce, size, hash, name)
 //! ```
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use kith_content::{Disposition, ExternalPart, Part, PartBody};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
 /// Bytes of one encrypted chunk: the relay's largest blob chunk.
@@ -134,7 +133,15 @@ impl FileKey {
         let (idx, cnt) = rest.split_at_mut(4);
         idx.copy_from_slice(&index.to_be_bytes());
         cnt.copy_from_slice(&count.to_be_bytes());
-        (Nonce::from(nonce), aad)
+        (Nonce::assume_unique_for_key(nonce), aad)
+    }
+
+    /// ring's ChaCha20-Poly1305: several times faster than a portable one
+    /// on the 256 KiB chunks of a file, and it works in place.
+    fn cipher(&self) -> Result<LessSafeKey, FileError> {
+        UnboundKey::new(&CHACHA20_POLY1305, self.key.as_ref())
+            .map(LessSafeKey::new)
+            .map_err(|_| FileError::Unsupported("a key that is not 32 bytes"))
     }
 
     /// Chunk `index` of `count`: `plain` (at most [`PLAIN`] bytes; less
@@ -143,35 +150,28 @@ impl FileKey {
         if plain.len() > PLAIN || index >= count {
             return Err(FileError::Unsupported("a chunk beyond its file"));
         }
-        let mut padded = Zeroizing::new(vec![0u8; PLAIN]);
-        if let Some(head) = padded.get_mut(..plain.len()) {
-            head.copy_from_slice(plain);
-        }
+        let mut sealed = Vec::with_capacity(CHUNK as usize);
+        sealed.extend_from_slice(plain);
+        sealed.resize(PLAIN, 0);
         let (nonce, aad) = self.cipher_inputs(index, count);
-        ChaCha20Poly1305::new(self.key.as_ref().into())
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: &padded,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| FileError::Unsupported("a chunk that does not encrypt"))
+        self.cipher()?
+            .seal_in_place_append_tag(nonce, Aad::from(aad), &mut sealed)
+            .map_err(|_| FileError::Unsupported("a chunk that does not encrypt"))?;
+        Ok(sealed)
     }
 
     /// The [`PLAIN`] bytes of chunk `index` of `count`, or
     /// [`FileError::Tampered`] if it is not exactly what was sealed there.
     pub fn open_chunk(&self, index: u32, count: u32, sealed: &[u8]) -> Result<Vec<u8>, FileError> {
         let (nonce, aad) = self.cipher_inputs(index, count);
-        ChaCha20Poly1305::new(self.key.as_ref().into())
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| FileError::Tampered { index })
+        let mut plain = sealed.to_vec();
+        let len = self
+            .cipher()?
+            .open_in_place(nonce, Aad::from(aad), &mut plain)
+            .map_err(|_| FileError::Tampered { index })?
+            .len();
+        plain.truncate(len);
+        Ok(plain)
     }
 }
 
@@ -358,6 +358,32 @@ mod tests {
         assert!(key.open_chunk(3, 9, &altered).is_err());
         assert!(key.open_chunk(3, 9, &sealed[..1000]).is_err());
         assert_eq!(format!("{key:?}"), "FileKey([redacted])");
+    }
+
+    /// The chunk format is the spec's, not ring's: an independent
+    /// ChaCha20-Poly1305 (RustCrypto) with the nonce and AAD of
+    /// files-v1.md §2 opens what this seals, and the other way round.
+    #[test]
+    fn chunks_are_chacha20_poly1305_as_the_spec_writes_it() {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        let key = FileKey::from_parts(&[0x42; 32], &[0x17; 12]).unwrap();
+        let (index, count) = (0x0102_0304u32, 0x0a0b_0c0du32);
+        let mut nonce = [0x17u8; 12];
+        for (n, i) in nonce[8..].iter_mut().zip(index.to_be_bytes()) {
+            *n ^= i;
+        }
+        let mut aad = b"kith file chunk v1".to_vec();
+        aad.extend_from_slice(&index.to_be_bytes());
+        aad.extend_from_slice(&count.to_be_bytes());
+        let other = chacha20poly1305::ChaCha20Poly1305::new(&[0x42; 32].into());
+        let sealed = key.seal_chunk(index, count, b"spec").unwrap();
+        let payload = |msg| Payload { msg, aad: &aad };
+        let opened = other.decrypt(&nonce.into(), payload(&sealed)).unwrap();
+        assert_eq!((&opened[..4], opened.len()), (&b"spec"[..], PLAIN));
+        let mut plain = b"back".to_vec();
+        plain.resize(PLAIN, 0);
+        let theirs = other.encrypt(&nonce.into(), payload(&plain)).unwrap();
+        assert_eq!(key.open_chunk(index, count, &theirs).unwrap(), plain);
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub enum ClientError {
     /// The WebSocket failed.
     #[error("WebSocket: {0}")]
     WebSocket(Box<tokio_tungstenite::tungstenite::Error>),
+    /// The WebSocket ended before the relay answered (the relay stopped,
+    /// or the network went).
+    #[error("the connection to the relay ended before it answered")]
+    Closed,
     /// The system's random number generator failed.
     #[error("randomness unavailable: {0}")]
     Randomness(String),

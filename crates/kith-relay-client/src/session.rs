@@ -35,9 +35,7 @@ fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> ClientError {
 }
 
 fn closed() -> ClientError {
-    ClientError::WebSocket(Box::new(
-        tokio_tungstenite::tungstenite::Error::ConnectionClosed,
-    ))
+    ClientError::Closed
 }
 
 /// A WebSocket to a relay. For each subscription, [`Session::next`] yields a

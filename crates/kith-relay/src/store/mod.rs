@@ -588,6 +588,19 @@ pub(crate) struct BlobRow {
 }
 
 impl BlobRow {
+    /// Checks a chunk put at `index` with `len` bytes (relay.md §5.2).
+    pub(crate) fn check_chunk(&self, index: u32, len: usize) -> Result<(), StoreError> {
+        if index >= self.chunk_count {
+            return Err(StoreError::InvalidArgument("chunk index beyond the blob"));
+        }
+        if len != self.chunk_size as usize {
+            return Err(StoreError::InvalidArgument(
+                "a chunk must be exactly the blob's chunk size",
+            ));
+        }
+        Ok(())
+    }
+
     /// The bytes the blob reserves on its channel.
     pub(crate) fn reserved_bytes(&self) -> i64 {
         i64::from(self.chunk_size) * i64::from(self.chunk_count)

@@ -1211,14 +1211,7 @@ impl Store for PostgresStore {
             if blob.channel_id != a.id {
                 return Err(StoreError::NotFound);
             }
-            if index >= blob.chunk_count {
-                return Err(StoreError::InvalidArgument("chunk index beyond the blob"));
-            }
-            if data.len() != blob.chunk_size as usize {
-                return Err(StoreError::InvalidArgument(
-                    "a chunk must be exactly the blob's chunk size",
-                ));
-            }
+            blob.check_chunk(index, data.len())?;
             let idx = i32::try_from(index).map_err(|_| StoreError::NotFound)?;
             let existing = tx
                 .query_opt(

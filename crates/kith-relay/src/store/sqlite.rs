@@ -347,6 +347,29 @@ fn find_blob(conn: &Connection, blob_id: &BlobId, now_ms: u64) -> Result<BlobRow
     .ok_or(StoreError::NotFound)
 }
 
+/// The blob `blob_id` of the channel `write_id` names, if `key` may write
+/// there (an unknown blob, or another channel's, is `NotFound`).
+fn writable_blob(
+    conn: &Connection,
+    write_id: WriteId,
+    key: &PublicKey,
+    blob_id: &BlobId,
+    now_ms: u64,
+) -> Result<BlobRow, StoreError> {
+    let a = authorize(
+        conn,
+        ChannelRef::Write(write_id),
+        key,
+        Rights::WRITE,
+        now_ms,
+    )?;
+    let blob = find_blob(conn, blob_id, now_ms)?;
+    if blob.channel_id != a.id {
+        return Err(StoreError::NotFound);
+    }
+    Ok(blob)
+}
+
 /// A `BlobRow` from `SELECT id, channel_id, chunk_size, chunk_count,
 /// read_once, claim_key, in_file`.
 fn blob_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BlobRow> {
@@ -1159,25 +1182,8 @@ impl Store for SqliteStore {
         // they are (a retry), which costs less than hashing every chunk.
         let claim = self
             .write(move |conn, _| {
-                let a = authorize(
-                    conn,
-                    ChannelRef::Write(write_id),
-                    &key,
-                    Rights::WRITE,
-                    now_ms,
-                )?;
-                let blob = find_blob(conn, &blob_id, now_ms)?;
-                if blob.channel_id != a.id {
-                    return Err(StoreError::NotFound);
-                }
-                if index >= blob.chunk_count {
-                    return Err(StoreError::InvalidArgument("chunk index beyond the blob"));
-                }
-                if data.len() != blob.chunk_size as usize {
-                    return Err(StoreError::InvalidArgument(
-                        "a chunk must be exactly the blob's chunk size",
-                    ));
-                }
+                let blob = writable_blob(conn, write_id, &key, &blob_id, now_ms)?;
+                blob.check_chunk(index, data.len())?;
                 if !blob.in_file {
                     put_chunk_row(conn, &blob, index, &data)?;
                     return Ok((ChunkClaim::Stored, blob));
@@ -1308,17 +1314,7 @@ impl Store for SqliteStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         self.write(move |conn, _| {
-            let a = authorize(
-                conn,
-                ChannelRef::Write(write_id),
-                &key,
-                Rights::WRITE,
-                now_ms,
-            )?;
-            let blob = find_blob(conn, &blob_id, now_ms)?;
-            if blob.channel_id != a.id {
-                return Err(StoreError::NotFound);
-            }
+            let blob = writable_blob(conn, write_id, &key, &blob_id, now_ms)?;
             delete_blob(conn, &blob)
         })
         .await?;

@@ -175,6 +175,50 @@ impl FileKey {
     }
 }
 
+/// The hash a file message carries (files-v1.md §4): SHA-256 of the
+/// file's bytes, fed in order (ring's, which uses the CPU's SHA
+/// instructions where it has them).
+pub struct FileHasher(ring::digest::Context);
+
+impl FileHasher {
+    pub fn new() -> Self {
+        Self(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(self.0.finish().as_ref());
+        hash
+    }
+}
+
+impl Default for FileHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for FileHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileHasher")
+    }
+}
+
+impl std::io::Write for FileHasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A file as its message names it (files-v1.md §4): a ContentV1 external
 /// part with disposition attachment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -384,6 +428,17 @@ mod tests {
         plain.resize(PLAIN, 0);
         let theirs = other.encrypt(&nonce.into(), payload(&plain)).unwrap();
         assert_eq!(key.open_chunk(index, count, &theirs).unwrap(), plain);
+    }
+
+    #[test]
+    fn the_file_hash_is_sha256() {
+        use sha2::Digest as _;
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let mut h = FileHasher::new();
+        for piece in bytes.chunks(7_777) {
+            h.update(piece);
+        }
+        assert_eq!(h.finish(), <[u8; 32]>::from(sha2::Sha256::digest(&bytes)));
     }
 
     #[test]

@@ -10,10 +10,9 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use kith_content::Content;
 use kith_content::kind::Kind;
 use kith_content::show::Shown;
-use kith_files::{Attachment, CHUNK, FileKey, PLAIN, padded_chunks, safe_name};
+use kith_files::{Attachment, CHUNK, FileHasher, FileKey, PLAIN, padded_chunks, safe_name};
 use kith_wire::relay::{BlobId, to_hex};
 use rusqlite::{OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
 use crate::error::{CoreError, Result};
 use crate::ids::random;
@@ -309,16 +308,16 @@ impl Engine {
         let prefix = {
             let file = file.clone();
             let display = display.clone();
-            move |hasher: &mut Sha256| -> Result<()> {
+            move |hasher: &mut FileHasher| -> Result<()> {
                 for i in 0..resumed {
                     hasher.update(
-                        read_piece(&file, size, i).map_err(io(format!("reading {display}")))?,
+                        &read_piece(&file, size, i).map_err(io(format!("reading {display}")))?,
                     );
                 }
                 Ok(())
             }
         };
-        let mut hashing = InOrder::start(Sha256::new(), prefix, |hasher, piece| {
+        let mut hashing = InOrder::start(FileHasher::new(), prefix, |hasher, piece| {
             hasher.update(piece);
             Ok(())
         });
@@ -382,7 +381,7 @@ impl Engine {
             blob_id: upload.blob_id,
             key: upload.key.clone(),
             size,
-            hash: hasher.finalize().into(),
+            hash: hasher.finish(),
             filename: name.clone(),
             content_type: guess_type(&name).to_string(),
             caption: caption.to_string(),
@@ -682,7 +681,7 @@ impl Engine {
         // hashes every chunk in order.
         let temp_shown = temp.display().to_string();
         let mut writing = InOrder::start(
-            (out, Sha256::new(), Flusher::default()),
+            (out, FileHasher::new(), Flusher::default()),
             move |(out, hasher, _)| {
                 std::io::copy(&mut (&*out).take(kept), hasher)
                     .map_err(io("resuming the partial file"))?;
@@ -750,7 +749,7 @@ impl Engine {
         drop(gets);
         let (out, hasher, mut flusher) = writing.finish().await?;
         flusher.finish()?;
-        let hash: [u8; 32] = hasher.finalize().into();
+        let hash = hasher.finish();
         if hash != attachment.hash {
             drop(out);
             let _ = std::fs::remove_file(&temp);

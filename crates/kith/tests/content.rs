@@ -408,6 +408,85 @@ fn timers_receipts_payments_calls_and_app_parts() {
     assert!(!out.status.success());
 }
 
+#[test]
+fn calls_are_answered_or_declined_and_payments_declined() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+    // Each learns what the other's kith shows (calls among it).
+    blair.ok(&["sync"]);
+    alex.ok(&["sync"]);
+    let state = |p: &Person, conv: &str, id: &str| {
+        let calls = p.json(&["call", "list", conv]);
+        calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .map(|c| c["state"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+
+    // Rung, answered with a description and a candidate, then ended.
+    let id = alex.json(&["call", "ring", "Blair Sample"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    blair.ok(&["sync"]);
+    assert_eq!(state(&blair, "Alex Example", &id), "ringing");
+    let sdp = dir.path().join("answer.sdp");
+    std::fs::write(&sdp, "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n").unwrap();
+    blair.ok(&[
+        "call",
+        "answer",
+        "Alex Example",
+        &id[..6],
+        "--sdp-file",
+        sdp.to_str().unwrap(),
+    ]);
+    blair.ok(&[
+        "call",
+        "candidate",
+        "Alex Example",
+        &id[..6],
+        "candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host",
+    ]);
+    alex.ok(&["sync"]);
+    assert_eq!(state(&alex, "Blair Sample", &id), "active");
+    alex.ok(&["call", "hangup", "Blair Sample", &id[..6]]);
+    blair.ok(&["sync"]);
+    assert_eq!(state(&blair, "Alex Example", &id), "ended");
+
+    // Rung and declined.
+    let id = alex.json(&["call", "ring", "Blair Sample", "--video"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    blair.ok(&["sync"]);
+    blair.ok(&["call", "decline", "Alex Example", &id[..6]]);
+    alex.ok(&["sync"]);
+    assert_eq!(state(&alex, "Blair Sample", &id), "declined");
+    let out = blair.run(&["call", "answer", "Alex Example", "ffffff"]);
+    assert!(!out.status.success());
+
+    // A payment request declined.
+    let request = blair.json(&[
+        "pay",
+        "request",
+        "Alex Example",
+        "--to",
+        "iban/DE75512108001245126199",
+        "--amount",
+        "EUR:4",
+    ]);
+    let id = request["id"].as_str().unwrap().to_string();
+    alex.ok(&["sync"]);
+    alex.ok(&["pay", "decline", "Blair Sample", &id[..8]]);
+    blair.ok(&["sync"]);
+    let open = blair.ok(&["pay", "open", "Alex Example", &id]);
+    assert!(open.contains("(declined)"), "{open}");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -241,6 +241,42 @@ fn transfers_cut_by_a_relay_restart_resume_where_they_stopped() {
 }
 
 #[test]
+fn a_file_over_the_relays_quota_is_refused_before_any_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = kith_testkit::RelayProcess::start(
+        kith_testkit::RelayOptions::default()
+            .unlimited()
+            .env("KITH_RELAY_LIMITS__MAX_CHANNEL_BLOB_BYTES", 2_000_000),
+    )
+    .unwrap();
+    let (alex, blair) = meet(dir.path(), &relay);
+    let path = dir.path().join("big.iso");
+    std::fs::write(&path, sample(3_000_000)).unwrap();
+    let out = blair.run(&["send-file", "Alex Example", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("quota"), "{err}");
+    let db = relay_db(&relay);
+    let reserved: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM blobs WHERE chunk_count > 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(reserved, 0, "nothing reserved, nothing sent");
+    // What fits still goes.
+    let small = dir.path().join("small.pdf");
+    std::fs::write(&small, sample(1_000_000)).unwrap();
+    blair.ok(&["send-file", "Alex Example", small.to_str().unwrap()]);
+    alex.ok(&["sync"]);
+    let read = alex.ok(&["read", "Blair Sample"]);
+    assert!(read.contains("small.pdf"), "{read}");
+    assert!(!read.contains("big.iso"), "{read}");
+}
+
+#[test]
 fn small_files_download_by_themselves_where_asked() {
     let dir = tempfile::tempdir().unwrap();
     let relay = relay();

@@ -252,14 +252,9 @@ impl Drop for RelayProcess {
 /// Every file a SQLite relay with its database at `db` keeps: the
 /// database, its log, and the blob files beside it (`<db>-blobs/`).
 pub fn relay_files(db: &std::path::Path) -> Vec<PathBuf> {
-    let name = db
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
     let mut files: Vec<PathBuf> = ["", "-wal", "-shm"]
         .iter()
-        .map(|suffix| db.with_file_name(format!("{name}{suffix}")))
+        .map(|suffix| beside(db, suffix))
         .filter(|p| p.is_file())
         .collect();
     files.extend(blob_files(db));
@@ -268,14 +263,16 @@ pub fn relay_files(db: &std::path::Path) -> Vec<PathBuf> {
 
 /// The blob files of the SQLite relay with its database at `db`.
 pub fn blob_files(db: &std::path::Path) -> Vec<PathBuf> {
-    let name = db
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    std::fs::read_dir(db.with_file_name(format!("{name}-blobs")))
+    std::fs::read_dir(beside(db, "-blobs"))
         .map(|entries| entries.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
+}
+
+/// `db` with `suffix` after its file name (`relay.db-wal`).
+fn beside(db: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    db.with_file_name(name)
 }
 
 /// The PostgreSQL server for tests, from `KITH_TEST_POSTGRES_URL`. Without

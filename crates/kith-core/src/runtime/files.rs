@@ -335,25 +335,28 @@ impl Engine {
         let putter = Putter::open(&client, &channel.key).await;
         let blob_id = BlobId(upload.blob_id);
         let count = upload.chunk_count;
-        let display_ref = display.as_str();
-        let _unsynced = Unsynced::start(&self.db)?;
+        let unsynced = Unsynced::start(&self.db)?;
         let mut puts = stream::iter(resumed..count)
             .map(|i| {
-                let (putter, channel, file, key) =
-                    (&putter, &channel, file.clone(), upload.key.clone());
+                let (putter, channel, file, key, display) = (
+                    &putter,
+                    &channel,
+                    file.clone(),
+                    upload.key.clone(),
+                    display.clone(),
+                );
                 async move {
                     // Reading and sealing run off the I/O thread, several
                     // chunks at once.
                     let (piece, sealed) = off_thread(move || {
                         let piece =
-                            read_piece(&file, size, i).map_err(io(format!("reading chunk {i}")))?;
+                            read_piece(&file, size, i).map_err(io(format!("reading {display}")))?;
                         let sealed = key
                             .seal_chunk(i, count, &piece)
-                            .map_err(|e| CoreError::File(e.to_string()))?;
+                            .map_err(file_error(&display))?;
                         Ok((piece, sealed))
                     })
-                    .await
-                    .map_err(|e| CoreError::File(format!("{display_ref}: {e}")))?;
+                    .await?;
                     putter.put(channel, blob_id, i, sealed).await?;
                     Ok::<_, CoreError>(piece)
                 }
@@ -374,7 +377,7 @@ impl Engine {
             });
         }
         drop(puts);
-        drop(_unsynced);
+        drop(unsynced);
         let hasher = hashing.finish().await?;
         let attachment = Attachment {
             relay_url: upload.relay_url.clone(),
@@ -702,7 +705,7 @@ impl Engine {
         // never which chunks hold the file (files-v1.md §6).
         let mut gets = stream::iter(resumed..count)
             .map(|i| {
-                let (client, key, name) = (&client, attachment.key.clone(), name.as_str());
+                let (client, key, name) = (&client, attachment.key.clone(), name.clone());
                 async move {
                     let chunk = client.blob_get(blob_id, i).await.map_err(|e| {
                         if e.code() == Some(kith_wire::relay::response::ErrorCode::NOT_FOUND) {
@@ -722,10 +725,9 @@ impl Engine {
                     // once.
                     off_thread(move || {
                         key.open_chunk(i, count, &chunk.data)
-                            .map_err(|e| CoreError::File(e.to_string()))
+                            .map_err(file_error(&name))
                     })
                     .await
-                    .map_err(|e| CoreError::File(format!("{name}: {e}")))
                 }
             })
             .buffered(IN_FLIGHT);

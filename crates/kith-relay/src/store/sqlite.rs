@@ -409,20 +409,7 @@ fn chunk(
         if !stored {
             return Err(StoreError::NotFound);
         }
-        use std::os::unix::fs::FileExt as _;
-        let path = blob_file(dir, blob_id);
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            // Deleted while this read began.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound);
-            }
-            Err(e) => return Err(io_error("opening", &path, &e)),
-        };
-        let mut data = vec![0u8; blob.chunk_size as usize];
-        file.read_exact_at(&mut data, u64::from(index) * u64::from(blob.chunk_size))
-            .map_err(|e| io_error("reading", &path, &e))?;
-        data
+        read_chunk_file(&blob_file(dir, blob_id), blob, index)?
     } else {
         conn.prepare_cached("SELECT data FROM blob_chunks WHERE blob_id = ?1 AND idx = ?2")?
             .query_row(params![blob.id, index], |r| r.get(0))
@@ -433,6 +420,21 @@ fn chunk(
         chunk_count: blob.chunk_count,
         data,
     })
+}
+
+/// Chunk `index` of `blob` from its file (blocking I/O).
+fn read_chunk_file(path: &Path, blob: &BlobRow, index: u32) -> Result<Vec<u8>, StoreError> {
+    use std::os::unix::fs::FileExt as _;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        // Deleted while this read began.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound),
+        Err(e) => return Err(io_error("opening", path, &e)),
+    };
+    let mut data = vec![0u8; blob.chunk_size as usize];
+    file.read_exact_at(&mut data, u64::from(index) * u64::from(blob.chunk_size))
+        .map_err(|e| io_error("reading", path, &e))?;
+    Ok(data)
 }
 
 /// Removes the files of blobs that no longer exist (deleted, expired, or
@@ -462,10 +464,8 @@ fn remove_orphan_files(conn: &Connection, dir: &Path) -> Result<u64, StoreError>
     Ok(removed)
 }
 
-/// What the first step of putting a chunk found.
+/// What putting a chunk into a blob's file takes, once it is claimed.
 enum ChunkClaim {
-    /// Done (a blob kept in the database).
-    Stored,
     /// The chunk is in the file already: the same bytes succeed, other
     /// bytes are a conflict.
     Compare(Vec<u8>),
@@ -1180,13 +1180,13 @@ impl Store for SqliteStore {
         // answered for survives a crash, and one it did not is never served
         // half written. No digest: bytes already stored are compared as
         // they are (a retry), which costs less than hashing every chunk.
-        let claim = self
+        let claimed = self
             .write(move |conn, _| {
                 let blob = writable_blob(conn, write_id, &key, &blob_id, now_ms)?;
                 blob.check_chunk(index, data.len())?;
                 if !blob.in_file {
                     put_chunk_row(conn, &blob, index, &data)?;
-                    return Ok((ChunkClaim::Stored, blob));
+                    return Ok(None);
                 }
                 let stored: Option<bool> = conn
                     .prepare_cached(
@@ -1194,38 +1194,32 @@ impl Store for SqliteStore {
                     )?
                     .query_row(params![blob.id, index], |r| r.get(0))
                     .optional()?;
-                match stored {
-                    Some(true) => Ok((ChunkClaim::Compare(data), blob)),
+                let claim = match stored {
+                    Some(true) => ChunkClaim::Compare(data),
                     // Claimed by a put that has not finished (or never
                     // will: the relay stopped): this one writes it too.
-                    Some(false) => Ok((ChunkClaim::Write(data), blob)),
+                    Some(false) => ChunkClaim::Write(data),
                     None => {
                         conn.prepare_cached(
                             "INSERT INTO blob_file_chunks (blob_id, idx, stored) VALUES (?1, ?2, 0)",
                         )?
                         .execute(params![blob.id, index])?;
-                        Ok((ChunkClaim::Write(data), blob))
+                        ChunkClaim::Write(data)
                     }
-                }
+                };
+                Ok(Some((claim, blob)))
             })
             .await?;
-        let (claim, blob) = claim;
-        if let ChunkClaim::Stored = claim {
+        let Some((claim, blob)) = claimed else {
             return Ok(());
-        }
+        };
         let path = blob_file(&self.inner.blob_dir, &blob_id);
-        let offset = u64::from(index) * u64::from(blob.chunk_size);
+        let blob_row_id = blob.id;
         let written = tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt as _;
             match claim {
-                ChunkClaim::Stored => Ok(false),
                 ChunkClaim::Compare(data) => {
-                    let file =
-                        std::fs::File::open(&path).map_err(|e| io_error("opening", &path, &e))?;
-                    let mut old = vec![0u8; data.len()];
-                    file.read_exact_at(&mut old, offset)
-                        .map_err(|e| io_error("reading", &path, &e))?;
-                    if old == data {
+                    if read_chunk_file(&path, &blob, index)? == data {
                         Ok(false)
                     } else {
                         Err(StoreError::Conflict(
@@ -1240,7 +1234,7 @@ impl Store for SqliteStore {
                         .write(true)
                         .open(&path)
                         .map_err(|e| io_error("opening", &path, &e))?;
-                    file.write_all_at(&data, offset)
+                    file.write_all_at(&data, u64::from(index) * u64::from(blob.chunk_size))
                         .map_err(|e| io_error("writing", &path, &e))?;
                     file.sync_data()
                         .map_err(|e| io_error("syncing", &path, &e))?;
@@ -1253,7 +1247,6 @@ impl Store for SqliteStore {
         if !written {
             return Ok(());
         }
-        let blob_row_id = blob.id;
         self.write(move |conn, _| {
             conn.prepare_cached(
                 "UPDATE blob_file_chunks SET stored = 1 WHERE blob_id = ?1 AND idx = ?2",

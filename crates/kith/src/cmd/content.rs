@@ -97,6 +97,8 @@ fn parse_size(text: &str) -> Result<Option<u64>> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
+    let not_a_size =
+        || anyhow::anyhow!("{text:?} is not a size: write it like 10MB, 500kB or 2GB, or off");
     let digits = text.find(|c: char| !c.is_ascii_digit() && c != '.');
     let (number, unit) = text.split_at(digits.unwrap_or(text.len()));
     let unit = match unit.trim().to_ascii_lowercase().as_str() {
@@ -104,11 +106,11 @@ fn parse_size(text: &str) -> Result<Option<u64>> {
         "k" | "kb" => 1e3,
         "m" | "mb" => 1e6,
         "g" | "gb" => 1e9,
-        _ => bail!("{text:?} is not a size: write it like 10MB, 500kB or 2GB, or off"),
+        _ => return Err(not_a_size()),
     };
     match number.parse::<f64>() {
         Ok(n) if n.is_finite() && n >= 0.0 && n * unit < 1e15 => Ok(Some((n * unit) as u64)),
-        _ => bail!("{text:?} is not a size: write it like 10MB, 500kB or 2GB, or off"),
+        _ => Err(not_a_size()),
     }
 }
 

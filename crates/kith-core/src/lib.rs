@@ -55,13 +55,14 @@ pub use error::{CoreError, Result};
 pub use ids::{conversation_id, safety_number};
 pub use link::InviteLink;
 pub use runtime::Engine;
+pub use runtime::events::{EVENT_RETENTION, EventPage, EventView};
 pub use runtime::files::Progress;
-pub use runtime::watch::MAX_BACKOFF;
+pub use runtime::watch::{Job, MAX_BACKOFF};
 pub use views::{
     Accepted, AppView, CallView, ChannelInfo, ConversationInfo, ConversationView, FileView,
     GroupChange, IntegrityEvent, IntroductionView, Invite, Live, MemberView, MessageView,
-    MoveReport, Notice, PaymentView, Quote, ReactionCount, Receipts, SyncReport, duration_words,
-    size_words,
+    MoveReport, Notice, PaymentView, ProfileView, Quote, ReactionCount, Receipts, SyncReport,
+    duration_words, size_words,
 };
 
 /// The layering ARCHITECTURE.md draws, checked on the sources: conversation

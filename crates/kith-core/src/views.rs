@@ -6,6 +6,15 @@ use serde::Serialize;
 
 use crate::link::InviteLink;
 
+/// The profile: who this user is by default, and where it is hosted.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileView {
+    /// The name shown to new contacts unless another is given.
+    pub name: String,
+    /// The relay that hosts this user's invitations and channels, if any.
+    pub relay: Option<String>,
+}
+
 /// A conversation as `kith list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConversationView {

@@ -23,6 +23,14 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
+    /// Keep kith running for this profile: messages arrive as they are
+    /// sent, the JSON API and the web UI are served on 127.0.0.1, and
+    /// every other `kith` command goes through it.
+    Up {
+        /// The address to serve on (loopback; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8477")]
+        listen: std::net::SocketAddr,
+    },
     /// Create a profile.
     Init {
         #[arg(long)]
@@ -320,4 +328,51 @@ pub(crate) enum GroupCommand {
 pub(crate) enum AdminAction {
     Add,
     Remove,
+}
+
+impl Command {
+    /// Whether the command reads standard input.
+    pub(crate) fn reads_stdin(&self) -> bool {
+        match self {
+            Self::Send { text, .. } | Self::Edit { text, .. } => text == "-",
+            Self::Mail {
+                subject: Some(_),
+                file: None,
+                ..
+            } => true,
+            _ => false,
+        }
+    }
+
+    /// Makes every path the command names absolute against `cwd`, and the
+    /// directory a download goes to explicit: the daemon that runs it
+    /// works elsewhere.
+    pub(crate) fn anchor(&mut self, cwd: &std::path::Path) {
+        let at = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = cwd.join(&*p);
+            }
+        };
+        match self {
+            Self::Mail { file: Some(p), .. }
+            | Self::SendFile { path: p, .. }
+            | Self::SendApp {
+                data_file: Some(p), ..
+            }
+            | Self::Call {
+                command:
+                    CallCommand::Ring {
+                        sdp_file: Some(p), ..
+                    }
+                    | CallCommand::Answer {
+                        sdp_file: Some(p), ..
+                    },
+            } => at(p),
+            Self::Download { to, .. } => match to {
+                Some(p) => at(p),
+                None => *to = Some(cwd.to_path_buf()),
+            },
+            _ => {}
+        }
+    }
 }

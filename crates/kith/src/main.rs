@@ -5,7 +5,9 @@
 
 mod cli;
 mod cmd;
+mod remote;
 mod render;
+mod up;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,21 +42,41 @@ fn main() {
     tune_allocator();
     let cli = Cli::parse();
     let as_json = cli.json;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The daemon serves many clients; a command is one task.
+    let runtime = if matches!(cli.command, cli::Command::Up { .. }) {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => fail(&anyhow::anyhow!(e), as_json),
     };
-    if let Err(e) = runtime.block_on(run(cli)) {
-        fail(&e, as_json);
+    match runtime.block_on(run(cli)) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(&e, as_json),
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// Runs the command here, or through the profile's daemon if one runs;
+/// returns the exit code.
+async fn run(cli: Cli) -> Result<i32> {
     let home = home(&cli)?;
-    cmd::run(&home, config()?, cli.command, cli.json).await
+    if let cli::Command::Up { listen } = cli.command {
+        up::up(&home, config()?, listen, cli.json).await?;
+        return Ok(0);
+    }
+    if let Some(daemon) = kith_daemon::client::Connection::open(&home).await {
+        return remote::forward(daemon, &cli.command, cli.json).await;
+    }
+    cmd::run(&home, config()?, cli.command, cli.json).await?;
+    Ok(0)
 }
 
 fn home(cli: &Cli) -> Result<PathBuf> {
@@ -109,11 +131,11 @@ fn config() -> Result<Config> {
 }
 
 /// One line, whatever the error.
-fn one_line(e: &anyhow::Error) -> String {
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     kith_relay_client::one_line(e.as_ref())
 }
 
-fn code(e: &anyhow::Error) -> &'static str {
+pub(crate) fn code(e: &anyhow::Error) -> &'static str {
     e.chain()
         .find_map(|c| c.downcast_ref::<CoreError>())
         .map_or("error", CoreError::code)

@@ -12,8 +12,8 @@ use kith_relay_client::{ChannelOptions, generate_key, public_key};
 use kith_wire::Codec;
 use kith_wire::conv::{ChannelGrant, Envelope, GroupInvitation, Invitation, PairFrame};
 use kith_wire::relay::response::ErrorCode;
-use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, WriteId, to_hex};
-use rusqlite::params;
+use kith_wire::relay::{KeyGrant, Rights, SIZE_BUCKETS, WriteId, from_hex_vec, to_hex};
+use rusqlite::{OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use crate::config::millis;
@@ -291,6 +291,15 @@ impl Engine {
         )?)
     }
 
+    /// The profile's name and relay.
+    pub fn profile_view(&self) -> Result<crate::views::ProfileView> {
+        let profile = self.profile()?;
+        Ok(crate::views::ProfileView {
+            name: profile.name,
+            relay: profile.relay_url,
+        })
+    }
+
     /// Conversations, newest activity first.
     pub fn list(&self) -> Result<Vec<ConversationView>> {
         let mut stmt = self.db.prepare(
@@ -319,14 +328,92 @@ impl Engine {
     }
 
     /// The conversation's messages by the time their senders sent them (ties:
-    /// the order they were stored); marks
-    /// them read.
+    /// the order they were stored); marks them read.
     pub fn read(&mut self, conv: &str) -> Result<Vec<MessageView>> {
         let id = self.resolve(conv)?;
         self.purge_expired()?;
-        let name = contact_name(&self.db, &id)?;
-        let me = self.my_key(&id)?;
-        let others: u64 = if self.is_group(&id)? {
+        let messages = self.load_messages(&id, Which::All)?;
+        self.mark_read(&id)?;
+        Ok(messages)
+    }
+
+    /// A page of the conversation's messages, in the order `read` shows
+    /// them: the last `limit` before the message `before` (by its full
+    /// id), or the last `limit` of all. Marks nothing read, so
+    /// that a window scrolling back through 10,000 messages loads only what
+    /// it shows (docs/api.md).
+    pub fn messages(
+        &mut self,
+        conv: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MessageView>> {
+        let id = self.resolve(conv)?;
+        self.purge_expired()?;
+        let before = match before {
+            None => None,
+            Some(message) => {
+                let bytes = from_hex_vec(message)
+                    .ok_or_else(|| CoreError::NoSuchMessage(message.to_string()))?;
+                let at = self
+                    .db
+                    .query_row(
+                        "SELECT sent_at, seq FROM messages WHERE conversation_id = ?1 AND message_id = ?2",
+                        params![id, bytes],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                    )
+                    .optional()?
+                    .ok_or_else(|| CoreError::NoSuchMessage(message.to_string()))?;
+                Some(at)
+            }
+        };
+        let limit = i64::try_from(limit.clamp(1, 1000)).unwrap_or(1000);
+        let mut page = self.load_messages(&id, Which::Last { before, limit })?;
+        page.reverse();
+        Ok(page)
+    }
+
+    /// One message of a conversation by its full id, as `read` shows it;
+    /// `None` if it is not (or no longer) there.
+    pub fn message(&self, conv_id: &str, message_id: &str) -> Result<Option<MessageView>> {
+        let Some(bytes) = from_hex_vec(message_id) else {
+            return Ok(None);
+        };
+        if self.find_by_id(conv_id)?.is_none() {
+            return Ok(None);
+        }
+        Ok(self.load_messages(conv_id, Which::One(bytes))?.pop())
+    }
+
+    /// Marks every message of the conversation read, owing read receipts
+    /// for them (sent by the next sync, or at once by the caller:
+    /// [`Engine::flush_receipts`]).
+    pub fn mark_read(&mut self, conv: &str) -> Result<()> {
+        let id = self.resolve(conv)?;
+        let now = self.now();
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO receipts_due (conversation_id, target, status) \
+             SELECT conversation_id, content_id, 2 FROM messages \
+             WHERE conversation_id = ?1 AND outgoing = 0 AND read_at IS NULL AND content_id IS NOT NULL",
+            [&id],
+        )?;
+        tx.execute(
+            "UPDATE messages SET read_at = ?2 WHERE conversation_id = ?1 AND outgoing = 0 AND read_at IS NULL",
+            params![id, ms(now)],
+        )?;
+        tx.execute(
+            "UPDATE conversations SET unread = 0 WHERE id = ?1 AND unread != 0",
+            [&id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn load_messages(&self, id: &str, which: Which) -> Result<Vec<MessageView>> {
+        let name = contact_name(&self.db, id)?;
+        let me = self.my_key(id)?;
+        let others: u64 = if self.is_group(id)? {
             self.db.query_row(
                 "SELECT COUNT(*) FROM group_members WHERE conversation_id = ?1 AND identity_key != ?2",
                 params![id, me],
@@ -337,17 +424,41 @@ impl Engine {
         } else {
             1
         };
+        const COLUMNS: &str = "SELECT message_id, outgoing, sent_at, received_at, text, sender, \
+             needs_newer, subject, content_id, reply_to, edited, deleted, kind, data, data_type, \
+             state, expires_at FROM messages WHERE conversation_id = ?1";
         let rows: Vec<(MessageView, store::StoredKind)> = {
-            let mut stmt = self.db.prepare(
-                "SELECT message_id, outgoing, sent_at, received_at, text, sender, needs_newer, subject, \
-                        content_id, reply_to, edited, deleted, kind, data, data_type, state, expires_at \
-                 FROM messages WHERE conversation_id = ?1 ORDER BY sent_at, seq",
-            )?;
-            let rows = stmt.query_map([&id], |r| {
+            let (sql, args): (String, Vec<rusqlite::types::Value>) = match which {
+                Which::All => (format!("{COLUMNS} ORDER BY sent_at, seq"), vec![]),
+                Which::One(bytes) => (
+                    format!("{COLUMNS} AND message_id = ?2"),
+                    vec![rusqlite::types::Value::Blob(bytes)],
+                ),
+                Which::Last {
+                    before: None,
+                    limit,
+                } => (
+                    format!("{COLUMNS} ORDER BY sent_at DESC, seq DESC LIMIT ?2"),
+                    vec![limit.into()],
+                ),
+                Which::Last {
+                    before: Some((sent_at, seq)),
+                    limit,
+                } => (
+                    format!(
+                        "{COLUMNS} AND (sent_at, seq) < (?3, ?4) ORDER BY sent_at DESC, seq DESC LIMIT ?2"
+                    ),
+                    vec![limit.into(), sent_at.into(), seq.into()],
+                ),
+            };
+            let mut stmt = self.db.prepare_cached(&sql)?;
+            let mut all: Vec<rusqlite::types::Value> = vec![id.to_string().into()];
+            all.extend(args);
+            let rows = stmt.query_map(rusqlite::params_from_iter(all), |r| {
                 let outgoing: bool = r.get(1)?;
                 let view = MessageView {
                     id: to_hex(&r.get::<_, Vec<u8>>(0)?),
-                    conversation: id.clone(),
+                    conversation: id.to_string(),
                     from: if outgoing {
                         "me".to_string()
                     } else {
@@ -381,25 +492,9 @@ impl Engine {
         };
         let mut messages = Vec::with_capacity(rows.len());
         for (mut view, stored) in rows {
-            store::complete_view(&self.db, &id, &me, others, &mut view, &stored)?;
+            store::complete_view(&self.db, id, &me, others, &mut view, &stored)?;
             messages.push(view);
         }
-        let now = self.now();
-        let tx = self.db.transaction()?;
-        // Read now: a read receipt is owed for each (sent by the next
-        // sync, or at once by the caller: [`Engine::flush_receipts`]).
-        tx.execute(
-            "INSERT OR IGNORE INTO receipts_due (conversation_id, target, status) \
-             SELECT conversation_id, content_id, 2 FROM messages \
-             WHERE conversation_id = ?1 AND outgoing = 0 AND read_at IS NULL AND content_id IS NOT NULL",
-            [&id],
-        )?;
-        tx.execute(
-            "UPDATE messages SET read_at = ?2 WHERE conversation_id = ?1 AND outgoing = 0 AND read_at IS NULL",
-            params![id, ms(now)],
-        )?;
-        tx.execute("UPDATE conversations SET unread = 0 WHERE id = ?1", [&id])?;
-        tx.commit()?;
         Ok(messages)
     }
 
@@ -520,4 +615,15 @@ impl Engine {
             .execute("DELETE FROM conversations WHERE id = ?1", [&id])?;
         Ok(warnings)
     }
+}
+
+/// Which of a conversation's messages [`Engine::load_messages`] loads.
+enum Which {
+    All,
+    One(Vec<u8>),
+    /// The last `limit`, before (sent_at, seq) if given, newest first.
+    Last {
+        before: Option<(i64, i64)>,
+        limit: i64,
+    },
 }

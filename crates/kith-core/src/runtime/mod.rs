@@ -18,6 +18,7 @@ use crate::{home, store};
 
 mod content;
 mod conversations;
+pub(crate) mod events;
 pub(crate) mod files;
 mod groups;
 mod introductions;

@@ -553,6 +553,7 @@ impl Engine {
     /// Sends the outbox, then reads every channel from its cursor.
     pub async fn sync(&mut self) -> Result<SyncReport> {
         let mut report = SyncReport::default();
+        self.prune_events()?;
         if let Err(e) = self.flush_outbox(None).await {
             report.errors.push(format!("sending queued messages: {e}"));
         }

@@ -57,6 +57,24 @@ pub(crate) fn backoff(failures: u32, random: u16) -> Duration {
     base - jitter
 }
 
+/// Work the daemon hands the running engine: it gets the engine to
+/// itself until its future ends. The closure crosses threads; the future
+/// runs on the engine's.
+pub type Job = Box<
+    dyn for<'a> FnOnce(
+            &'a mut Engine,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>
+        + Send,
+>;
+
+/// The next job, or `None` once every sender is gone; never, without jobs.
+async fn next_job(jobs: &mut Option<mpsc::Receiver<Job>>) -> Option<Job> {
+    match jobs {
+        Some(jobs) => jobs.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 enum Event {
     Frame { relay: String, frame: ServerFrame },
     Gone { relay: String },
@@ -152,8 +170,34 @@ impl Engine {
     pub async fn watch(
         &mut self,
         on_live: impl FnOnce(&Live),
+        on_report: impl FnMut(&SyncReport) -> bool,
+    ) -> Result<()> {
+        self.run(None, None, on_live, on_report).await
+    }
+
+    /// What `watch` does, and between pushes runs the `jobs` it is given
+    /// (the daemon's API calls and commands, one at a time, each with the
+    /// engine to itself), keeping the profile's lock throughout. After each
+    /// round `head` holds the newest event's cursor, so that readers of the
+    /// event log know when to look. Returns when every job sender is gone.
+    pub async fn serve(
+        &mut self,
+        jobs: mpsc::Receiver<Job>,
+        head: &tokio::sync::watch::Sender<u64>,
+        on_live: impl FnOnce(&Live),
+        on_report: impl FnMut(&SyncReport) -> bool,
+    ) -> Result<()> {
+        self.run(Some(jobs), Some(head), on_live, on_report).await
+    }
+
+    async fn run(
+        &mut self,
+        mut jobs: Option<mpsc::Receiver<Job>>,
+        head: Option<&tokio::sync::watch::Sender<u64>>,
+        on_live: impl FnOnce(&Live),
         mut on_report: impl FnMut(&SyncReport) -> bool,
     ) -> Result<()> {
+        let serving = jobs.is_some();
         let mut on_live = Some(on_live);
         let (events_tx, mut events) = mpsc::channel::<Event>(EVENT_QUEUE);
         let mut links: BTreeMap<String, Link> = BTreeMap::new();
@@ -199,15 +243,29 @@ impl Engine {
                 })
                 .fold(housekeeping, Instant::min);
             let wake = owed.map_or(wake, |at| wake.min(at));
+            if let Some(head) = head {
+                head.send_replace(self.events_head()?);
+            }
             // Another process may use the profile meanwhile (a `send` in
-            // another terminal).
-            self.lock.release();
-            let (first, was_poked) = tokio::select! {
-                event = events.recv() => (event, false),
-                () = poked.wait() => (None, true),
-                () = tokio::time::sleep_until(wake) => (None, false),
+            // another terminal); a daemon keeps it: others go through it.
+            if !serving {
+                self.lock.release();
+            }
+            let (first, was_poked, job) = tokio::select! {
+                event = events.recv() => (event, false, None),
+                () = poked.wait() => (None, true, None),
+                () = tokio::time::sleep_until(wake) => (None, false, None),
+                job = next_job(&mut jobs) => match job {
+                    Some(job) => (None, false, Some(job)),
+                    None => return Ok(()),
+                },
             };
-            self.lock.relock(RELOCK_WAIT).await?;
+            if !serving {
+                self.lock.relock(RELOCK_WAIT).await?;
+            }
+            if let Some(job) = job {
+                job(self).await;
+            }
             if was_poked {
                 // Another process changed the profile: look at everything.
                 housekeeping = Instant::now();

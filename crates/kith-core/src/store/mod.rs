@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0013_files.sql"),
     include_str!("../../migrations/0014_file_copies.sql"),
     include_str!("../../migrations/0015_auto_download.sql"),
+    include_str!("../../migrations/0016_events.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

@@ -258,15 +258,19 @@ pub(crate) async fn call(engine: &mut Engine, command: CallCommand, as_json: boo
 
 /// Shows a transfer's progress: a bar with rate and time left on a
 /// terminal, a JSON line per step with `--json`, nothing otherwise.
-struct Meter {
+pub(crate) struct Meter {
     bar: Option<indicatif::ProgressBar>,
+    /// Drawn by the process the daemon runs the command for.
+    remote: bool,
+    what: String,
     json: bool,
 }
 
 impl Meter {
-    fn new(what: &str, as_json: bool) -> Self {
-        use std::io::IsTerminal as _;
-        let bar = (!as_json && std::io::stderr().is_terminal()).then(|| {
+    pub(crate) fn new(what: &str, as_json: bool) -> Self {
+        let shown = !as_json && render::terminal();
+        let remote = shown && render::REMOTE.try_with(|_| ()).is_ok();
+        let bar = (shown && !remote).then(|| {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -277,14 +281,27 @@ impl Meter {
             bar.set_message(what.to_string());
             bar
         });
-        Self { bar, json: as_json }
+        Self {
+            bar,
+            remote,
+            what: what.to_string(),
+            json: as_json,
+        }
+    }
+
+    /// Where the daemon ran the command: a step it reported.
+    pub(crate) fn show(&self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
     }
 
     fn step(&self, p: kith_core::Progress) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(p.total_bytes);
-            bar.set_position(p.done_bytes);
+        if self.remote {
+            render::progress(&self.what, p.done_bytes, p.total_bytes);
         }
+        self.show(p.done_bytes, p.total_bytes);
         if self.json {
             let _ = json(&serde_json::json!({
                 "event": "progress",
@@ -296,7 +313,7 @@ impl Meter {
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -81,7 +81,7 @@ fn message_text(text: &str) -> Result<String> {
         return Ok(text.to_string());
     }
     let max = usize::try_from(kith_wire::conv::MAX_TEXT).unwrap_or(usize::MAX);
-    read_text(std::io::stdin().lock(), max, "message", "standard input")
+    read_text(render::stdin(), max, "message", "standard input")
 }
 
 /// At most `max` bytes of UTF-8 from `source`; more is an error that says
@@ -163,7 +163,7 @@ pub(crate) async fn mail(
                 .with_context(|| format!("cannot open {}", path.display()))?;
             read_text(opened, max, "mail body", &path.display().to_string())?
         }
-        None => read_text(std::io::stdin().lock(), max, "mail body", "standard input")?,
+        None => read_text(render::stdin(), max, "mail body", "standard input")?,
     };
     let message = engine.send_mail(conv, subject, &body).await?;
     if as_json {

@@ -1,7 +1,7 @@
 //! One module per command group; each turns a parsed command into engine
 //! calls and hands the results to `render`.
 
-mod content;
+pub(crate) mod content;
 mod conversations;
 mod groups;
 mod relationships;
@@ -9,7 +9,7 @@ mod relationships;
 use std::path::Path;
 
 use anyhow::Result;
-use kith_core::{Config, Engine};
+use kith_core::{Config, CoreError, Engine};
 
 use crate::cli::Command;
 
@@ -18,9 +18,17 @@ pub(crate) async fn run(home: &Path, config: Config, command: Command, json: boo
         return conversations::init(home, config, name, relay.as_deref(), json).await;
     }
     let mut engine = Engine::open(home, config).await?;
-    let engine = &mut engine;
+    dispatch(&mut engine, command, json).await
+}
+
+/// Runs a command on an open profile: here, or in the daemon for another
+/// `kith` process.
+pub(crate) async fn dispatch(engine: &mut Engine, command: Command, json: bool) -> Result<()> {
     match command {
-        Command::Init { .. } => Ok(()),
+        Command::Init { .. } => {
+            Err(CoreError::ProfileExists(engine.home().display().to_string()).into())
+        }
+        Command::Up { .. } => anyhow::bail!("kith is already up for this profile"),
         Command::Invite { relay, name } => {
             conversations::invite(engine, relay.as_deref(), name.as_deref(), json).await
         }

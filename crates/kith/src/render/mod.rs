@@ -14,8 +14,88 @@ use serde::Serialize;
 
 use text::{block, line};
 
+/// What a command run by the daemon for a `kith` process says, sent back
+/// to that process as it is said (`remote.rs`).
+#[derive(Debug)]
+pub(crate) enum Said {
+    Out(String),
+    Err(String),
+    /// A transfer's progress, for the other process to draw as a bar.
+    Progress {
+        what: String,
+        done: u64,
+        total: u64,
+    },
+}
+
+/// A command running in the daemon on behalf of a `kith` process: where its
+/// output goes, whether that process has a terminal, and its standard
+/// input if the command reads it.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    /// Unbounded because rendering cannot wait; what it holds is bounded
+    /// by the command's own output.
+    pub(crate) said: tokio::sync::mpsc::UnboundedSender<Said>,
+    pub(crate) terminal: bool,
+    pub(crate) stdin: Vec<u8>,
+}
+
+tokio::task_local! {
+    pub(crate) static REMOTE: Remote;
+}
+
+/// Sends `said` to the process the command runs for; `false` if it runs
+/// for this one.
+fn remote(said: impl FnOnce() -> Said) -> bool {
+    REMOTE
+        .try_with(|r| {
+            // A process that went away (Ctrl-C) stops listening; the
+            // command finishes all the same.
+            let _ = r.said.send(said());
+        })
+        .is_ok()
+}
+
+/// Whether the output is read on a terminal (here, or by the process the
+/// daemon runs the command for).
+pub(crate) fn terminal() -> bool {
+    use std::io::IsTerminal as _;
+    REMOTE
+        .try_with(|r| r.terminal)
+        .unwrap_or_else(|_| std::io::stderr().is_terminal())
+}
+
+/// Standard input: this process's, or what the other process sent.
+pub(crate) fn stdin() -> Box<dyn std::io::Read> {
+    match REMOTE.try_with(|r| r.stdin.clone()) {
+        Ok(bytes) => Box::new(std::io::Cursor::new(bytes)),
+        Err(_) => Box::new(std::io::stdin().lock()),
+    }
+}
+
+/// Shows a transfer's progress where the command runs remotely; `false`
+/// if it runs here (the caller draws it).
+pub(crate) fn progress(what: &str, done: u64, total: u64) -> bool {
+    remote(|| Said::Progress {
+        what: what.to_string(),
+        done,
+        total,
+    })
+}
+
+/// Writes a line to stderr (or the remote process's).
+pub(crate) fn err(s: &str) {
+    if remote(|| Said::Err(s.to_string())) {
+        return;
+    }
+    let _ = writeln!(std::io::stderr().lock(), "{s}");
+}
+
 /// Writes a line to stdout; a closed pipe ends the program quietly.
 pub(crate) fn out(s: &str) {
+    if remote(|| Said::Out(s.to_string())) {
+        return;
+    }
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{s}")
         .and_then(|()| stdout.flush())
@@ -32,25 +112,19 @@ pub(crate) fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 
 /// Warnings go to stderr, one line each.
 pub(crate) fn warn(lines: &[String]) {
-    let mut stderr = std::io::stderr().lock();
     for l in lines {
-        let _ = writeln!(stderr, "kith: warning: {}", line(l));
+        err(&format!("kith: warning: {}", line(l)));
     }
 }
 
 /// An error: one line of text, or one JSON object with a stable code.
 pub(crate) fn error(code: &str, message: &str, as_json: bool) {
-    let mut stderr = std::io::stderr().lock();
     let message = line(message);
-    let _ = if as_json {
-        writeln!(
-            stderr,
-            "{}",
-            serde_json::json!({"error": {"code": code, "message": message}})
-        )
+    if as_json {
+        err(&serde_json::json!({"error": {"code": code, "message": message}}).to_string());
     } else {
-        writeln!(stderr, "kith: {message}")
-    };
+        err(&format!("kith: {message}"));
+    }
 }
 
 /// `2026-12-01 08:47` (UTC) from milliseconds since the epoch.
@@ -281,7 +355,7 @@ pub(crate) fn live(live: &kith_core::Live, as_json: bool) {
         if live.unreachable > 0 {
             said.push_str(&format!(", {} unreachable for now", live.unreachable));
         }
-        let _ = writeln!(std::io::stderr().lock(), "kith: {said} (Ctrl-C to stop)");
+        err(&format!("kith: {said} (Ctrl-C to stop)"));
     }
 }
 

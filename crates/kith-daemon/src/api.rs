@@ -977,3 +977,63 @@ mod tests {
         assert!(safe_upload_name("\u{7}").is_err());
     }
 }
+
+/// The routes this file registers and the paths and methods of
+/// `openapi.json` are the same set.
+#[cfg(test)]
+mod contract {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use std::collections::BTreeSet;
+
+    fn registered() -> BTreeSet<(String, String)> {
+        // The handlers, before the tests (which quote `.route(`).
+        let source = include_str!("api.rs").split("#[cfg(test)]").next().unwrap();
+        let mut found = BTreeSet::new();
+        let mut rest = source;
+        while let Some(at) = rest.find(".route(") {
+            rest = &rest[at + ".route(".len()..];
+            // The call ends at the parenthesis that closes it.
+            let mut depth = 1;
+            let end = rest
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .unwrap();
+            let call = &rest[..end];
+            let Some(path) = call.split('"').nth(1) else {
+                continue;
+            };
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            for method in ["get", "post", "delete"] {
+                if call.contains(&format!("{method}(")) {
+                    found.insert((method.to_string(), path.to_string()));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_route_is_in_the_openapi_document_and_nothing_else() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        let registered = registered();
+        assert!(registered.len() > 40, "{registered:?}");
+        assert_eq!(registered, documented);
+    }
+}

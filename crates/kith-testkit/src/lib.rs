@@ -21,6 +21,9 @@
 // A test helper: it reports a failing relay's log on stderr.
 #![allow(clippy::print_stderr)]
 
+pub mod http;
+pub mod openapi;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

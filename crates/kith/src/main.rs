@@ -68,11 +68,15 @@ fn main() {
 /// returns the exit code.
 async fn run(cli: Cli) -> Result<i32> {
     let home = home(&cli)?;
+    let daemon = kith_daemon::client::Connection::open(&home).await;
     if let cli::Command::Up { listen } = cli.command {
+        if daemon.is_some() {
+            anyhow::bail!("kith is already up for {}", home.display());
+        }
         up::up(&home, config()?, listen, cli.json).await?;
         return Ok(0);
     }
-    if let Some(daemon) = kith_daemon::client::Connection::open(&home).await {
+    if let Some(daemon) = daemon {
         return remote::forward(daemon, &cli.command, cli.json).await;
     }
     cmd::run(&home, config()?, cli.command, cli.json).await?;

@@ -158,3 +158,88 @@ pub fn alex_and<const N: usize>(
     });
     (alex, others)
 }
+
+/// A `kith up` process for a person, on a port of its choosing.
+pub struct Up {
+    pub child: Child,
+    pub url: String,
+    pub token: String,
+    pub home: PathBuf,
+}
+
+impl Up {
+    pub fn start(person: &Person) -> Self {
+        let mut child = person
+            .command(&["--json", "up", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(first["event"], "up", "{first}");
+        // Whatever else it prints is read, so that it never blocks.
+        std::thread::spawn(move || for _ in lines {});
+        let token = std::fs::read_to_string(person.home.join("daemon.token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        Self {
+            child,
+            url: first["url"].as_str().unwrap().to_string(),
+            token,
+            home: person.home.clone(),
+        }
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// An API call with the token; the answer must be 200.
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let answer = self.raw(method, path, body);
+        assert_eq!(answer.status, 200, "{method} {path}: {}", answer.text());
+        answer.json()
+    }
+
+    pub fn raw(&self, method: &str, path: &str, body: Option<Value>) -> kith_testkit::http::Answer {
+        let auth = self.auth();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if !body.is_empty() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        kith_testkit::http::request(
+            method,
+            &format!("{}{path}", self.url),
+            &headers,
+            body.as_bytes(),
+        )
+        .unwrap()
+    }
+
+    /// Stops it as systemd would (SIGTERM); it must exit cleanly.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "kith up ended with {status}");
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits up to `secs` for `check` to hold.
+pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

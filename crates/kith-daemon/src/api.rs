@@ -113,6 +113,7 @@ pub(crate) fn routes() -> Router<AppState> {
             post(answer_introduction),
         )
         .route("/api/v1/events", get(crate::events::events))
+        .route("/api/v1/transfers", get(transfers))
 }
 
 /// Runs `work` on the engine; its error is the API's.
@@ -374,17 +375,44 @@ async fn send_file(
         let _ = tokio::fs::remove_dir_all(&dir).await;
         return Err(e);
     }
+    let transfers = std::sync::Arc::clone(&s.transfers);
+    let id = lock(&transfers).start("upload", &conv, &name);
+    let progress = std::sync::Arc::clone(&transfers);
     let sent = run(&s, move |e| {
         Box::pin(async move {
-            e.send_file(&conv, &path, q.caption.as_deref(), |_| {})
-                .await
+            e.send_file(&conv, &path, q.caption.as_deref(), |p| {
+                step(&progress, id, p);
+            })
+            .await
         })
     })
     .await;
+    lock(&transfers).now.remove(&id);
     if sent.is_err() {
         let _ = tokio::fs::remove_dir_all(&dir).await;
     }
     sent
+}
+
+fn lock(
+    transfers: &std::sync::Mutex<crate::Transfers>,
+) -> std::sync::MutexGuard<'_, crate::Transfers> {
+    // A panic while holding it cannot leave it half-changed: recover.
+    transfers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn step(transfers: &std::sync::Mutex<crate::Transfers>, id: u64, p: kith_core::Progress) {
+    if let Some(t) = lock(transfers).now.get_mut(&id) {
+        t.done_bytes = p.done_bytes;
+        t.total_bytes = p.total_bytes;
+    }
+}
+
+/// Files moving now (the web UI's progress bars).
+async fn transfers(State(s): State<AppState>) -> Answer<Vec<crate::Transfer>> {
+    Ok(Json(lock(&s.transfers).now.values().cloned().collect()))
 }
 
 /// A file name from the browser, as the last part of a path of ours.
@@ -732,14 +760,22 @@ async fn download(
     State(s): State<AppState>,
     Path((conv, msg)): Path<(String, String)>,
 ) -> Answer<Value> {
-    run(&s, move |e| {
+    create_private_dir(&s.home.join("downloads")).await?;
+    let transfers = std::sync::Arc::clone(&s.transfers);
+    let id = lock(&transfers).start("download", &conv, &msg);
+    let progress = std::sync::Arc::clone(&transfers);
+    let done = run(&s, move |e| {
         Box::pin(async move {
             let dir = e.downloads_dir();
-            let path = e.download(&conv, &msg, &dir, |_| {}).await?;
+            let path = e
+                .download(&conv, &msg, &dir, |p| step(&progress, id, p))
+                .await?;
             Ok(json!({ "path": path }))
         })
     })
-    .await
+    .await;
+    lock(&transfers).now.remove(&id);
+    done
 }
 
 /// Types a browser may show inline: pictures that carry no script. Every

@@ -21,6 +21,7 @@ pub mod client;
 mod engine;
 mod error;
 mod events;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,48 @@ pub(crate) struct AppState {
     pub(crate) home: PathBuf,
     pub(crate) streams: Arc<Semaphore>,
     pub(crate) stopping: watch::Receiver<bool>,
+    pub(crate) token: Arc<String>,
+    /// Files moving now, for the web UI's progress bars.
+    pub(crate) transfers: Arc<std::sync::Mutex<Transfers>>,
+}
+
+/// Transfers under way, by a number of their own.
+#[derive(Debug, Default)]
+pub(crate) struct Transfers {
+    next: u64,
+    pub(crate) now: std::collections::BTreeMap<u64, Transfer>,
+}
+
+/// A file moving between this daemon and a relay.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Transfer {
+    pub(crate) id: u64,
+    /// `upload` or `download`.
+    pub(crate) direction: &'static str,
+    pub(crate) conversation: String,
+    /// The file's name (upload), or the message's id (download).
+    pub(crate) name: String,
+    pub(crate) done_bytes: u64,
+    pub(crate) total_bytes: u64,
+}
+
+impl Transfers {
+    pub(crate) fn start(&mut self, direction: &'static str, conversation: &str, name: &str) -> u64 {
+        self.next += 1;
+        let id = self.next;
+        self.now.insert(
+            id,
+            Transfer {
+                id,
+                direction,
+                conversation: conversation.to_string(),
+                name: name.to_string(),
+                done_bytes: 0,
+                total_bytes: 0,
+            },
+        );
+        id
+    }
 }
 
 /// How to run the daemon.
@@ -120,11 +163,15 @@ impl Daemon {
             home: home.clone(),
             streams: events::streams(),
             stopping: stopping.clone(),
+            token: Arc::new(token.clone()),
+            transfers: Arc::default(),
         };
         let guard = auth::Guard::new(token.clone(), port);
         let web = api::routes()
+            .merge(web::routes())
             .with_state(state.clone())
-            .layer(axum::middleware::from_fn_with_state(guard, auth::guard));
+            .layer(axum::middleware::from_fn_with_state(guard, auth::guard))
+            .layer(axum::middleware::from_fn(web::headers));
         let local = api::routes()
             .with_state(state)
             .merge(unix_routes(engine.clone()));

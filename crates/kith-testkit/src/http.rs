@@ -115,6 +115,14 @@ pub fn request(
             let mut crlf = [0; 2];
             reader.read_exact(&mut crlf)?;
         }
+    } else if let Some(len) = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        // Some servers keep the connection open whatever we asked.
+        body.resize(len, 0);
+        reader.read_exact(&mut body)?;
     } else {
         reader.read_to_end(&mut body)?;
     }

@@ -21,6 +21,7 @@
 // A test helper: it reports a failing relay's log on stderr.
 #![allow(clippy::print_stderr)]
 
+pub mod browser;
 pub mod http;
 pub mod openapi;
 

@@ -1,0 +1,349 @@
+//! The web UI in real headless Chromium (Debian's `chromium` and
+//! `chromedriver`, over WebDriver): two daemons, two browsers. Skipped, and
+//! said so, where Chromium is not installed (CI installs it). Screenshots
+//! of the main views go to `target/screenshots/` (not committed).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr
+)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Person, Up, relay};
+use kith_testkit::browser::{Browser, unavailable};
+use serde_json::json;
+
+const ENTER: &str = "\u{E007}";
+
+fn shots() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/screenshots"
+    ))
+}
+
+fn skip() -> bool {
+    if let Some(why) = unavailable() {
+        eprintln!("SKIPPED: browser tests need Chromium: {why}");
+        return true;
+    }
+    false
+}
+
+/// A browser signed in to a daemon.
+fn signed_in(up: &Up) -> Browser {
+    let b = Browser::start(&[]).unwrap();
+    b.goto(&format!("{}/login?token={}", up.url, up.token))
+        .unwrap();
+    if let Err(e) = b.find("#conversations") {
+        let _ = b.screenshot(&shots().join("failed-sign-in.png"));
+        let page = b.run("return document.documentElement.outerHTML", &[]);
+        panic!("{e}: {page:?}");
+    }
+    b
+}
+
+/// Drops a file made in the page onto the conversation, as a person
+/// dragging it from their desktop: a PNG drawn on a canvas, or bytes.
+fn drop_file(b: &Browser, name: &str, png: bool) {
+    b.run(
+        "const [name, png] = arguments;
+         const make = png
+           ? new Promise((ok) => { const c = document.createElement('canvas'); c.width = 64; c.height = 48;
+               const g = c.getContext('2d'); g.fillStyle = '#2f6feb'; g.fillRect(0, 0, 64, 48);
+               c.toBlob((blob) => ok(new File([blob], name, { type: 'image/png' })), 'image/png'); })
+           : Promise.resolve(new File(['just some bytes'], name, { type: 'application/octet-stream' }));
+         return make.then((file) => {
+           const dt = new DataTransfer(); dt.items.add(file);
+           document.querySelector('#pane').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+           return true;
+         });",
+        &[json!(name), json!(png)],
+    )
+    .unwrap();
+}
+
+#[test]
+fn two_people_meet_and_talk_in_their_browsers() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = Person::new(dir.path(), "alex");
+    let blair = Person::new(dir.path(), "blair");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
+    blair.ok(&["init", "--name", "Blair"]);
+    let alex_up = Up::start(&alex);
+    let blair_up = Up::start(&blair);
+    let a = signed_in(&alex_up);
+    let b = signed_in(&blair_up);
+    a.screenshot(&shots().join("01-empty.png")).unwrap();
+
+    // Alex shows an invitation; Blair pastes its link.
+    a.click("#new-invite").unwrap();
+    a.click("#make-invite").unwrap();
+    let link_field = a.find("#invite-out .link").unwrap();
+    let link = a
+        .wait(15, "the link", || {
+            a.run(
+                "return document.querySelector('#invite-out .link').value",
+                &[],
+            )
+            .ok()?
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+        })
+        .unwrap();
+    drop(link_field);
+    a.find("#invite-out img.qr").unwrap();
+    a.screenshot(&shots().join("02-invitation.png")).unwrap();
+    a.run("document.querySelector('dialog').close()", &[])
+        .unwrap();
+
+    b.click("#accept-link").unwrap();
+    b.type_into("#accept-input", &link).unwrap();
+    b.click("#accept-go").unwrap();
+    b.find("#text").unwrap();
+    b.wait_text(20, "Alex").unwrap();
+
+    // Live: each sees the other's messages without reloading.
+    a.wait_text(20, "Blair").unwrap();
+    b.type_into("#text", &format!("hello **Alex**{ENTER}"))
+        .unwrap();
+    a.click("#conversations .conversation").unwrap();
+    a.wait_text(20, "hello Alex").unwrap();
+    assert_eq!(
+        a.run(
+            "return document.querySelector('.message .body strong').textContent",
+            &[]
+        )
+        .unwrap(),
+        "Alex"
+    );
+    a.type_into("#text", &format!("hi Blair, good to see you{ENTER}"))
+        .unwrap();
+    b.wait_text(20, "hi Blair, good to see you").unwrap();
+
+    // Reply, react, edit, delete.
+    b.run(
+        "document.querySelector('.message:not(.mine) .act-reply').click()",
+        &[],
+    )
+    .unwrap();
+    b.type_into("#text", &format!("a reply{ENTER}")).unwrap();
+    a.wait(20, "the quote", || {
+        a.run("return [...document.querySelectorAll('.message .quote')].map(q => q.textContent).join()", &[])
+            .ok()?
+            .as_str()?
+            .contains("hi Blair")
+            .then_some(())
+    })
+    .unwrap();
+    a.run(
+        "document.querySelector('.message:not(.mine) .act-react').click()",
+        &[],
+    )
+    .unwrap();
+    b.wait_text(20, "👍 1").unwrap();
+    a.run(
+        "document.querySelector('.message.mine .act-edit').click()",
+        &[],
+    )
+    .unwrap();
+    a.run("document.querySelector('#text').value = ''", &[])
+        .unwrap();
+    a.type_into("#text", &format!("hi Blair (edited text){ENTER}"))
+        .unwrap();
+    b.wait_text(20, "hi Blair (edited text)").unwrap();
+    b.wait_text(20, "edited").unwrap();
+    a.screenshot(&shots().join("03-conversation.png")).unwrap();
+    a.run(
+        "window.confirm = () => true; document.querySelector('.message.mine .act-delete').click()",
+        &[],
+    )
+    .unwrap();
+    b.wait_text(20, "message deleted").unwrap();
+
+    // A picture, dropped on the window: Alex sees its preview.
+    drop_file(&b, "blue.png", true);
+    a.wait_text(30, "blue.png").unwrap();
+    a.click(".file-download").unwrap();
+    let preview = a.wait(30, "the preview", || {
+        a.run(
+            "const i = document.querySelector('img.preview'); return !!(i && i.complete && i.naturalWidth === 64);",
+            &[],
+        )
+        .ok()?
+        .as_bool()?
+        .then_some(())
+    });
+    if let Err(e) = preview {
+        let _ = a.screenshot(&shots().join("failed-preview.png"));
+        let file = a.run(
+            "const m = [...document.querySelectorAll('.message')].pop();
+             const conv = document.querySelector('.conversation.current').dataset.id;
+             return fetch(`/api/v1/conversations/${conv}/messages/${m.dataset.id}/download`, {method: 'POST'}).then(r => r.text());",
+            &[],
+        );
+        panic!("{e}: {file:?}");
+    }
+    a.screenshot(&shots().join("04-picture.png")).unwrap();
+
+    // A group: Alex creates it and adds Blair, who sees it and writes.
+    a.click("#new-group").unwrap();
+    a.type_into("#group-name", "Book club").unwrap();
+    a.click("#group-create").unwrap();
+    a.wait_text(20, "Book club").unwrap();
+    a.click("#group-members").unwrap();
+    a.find("#add-member option:nth-child(2)").unwrap();
+    a.run(
+        "const s = document.querySelector('#add-member'); s.value = s.options[1].value;",
+        &[],
+    )
+    .unwrap();
+    a.click("#add-member-go").unwrap();
+    a.wait_text(20, "Blair").unwrap();
+    a.screenshot(&shots().join("05-group-members.png")).unwrap();
+    a.run("document.querySelector('dialog').close()", &[])
+        .unwrap();
+    b.wait_text(30, "Book club").unwrap();
+    b.run(
+        "[...document.querySelectorAll('.conversation')].find(c => c.textContent.includes('Book club')).click()",
+        &[],
+    )
+    .unwrap();
+    b.find("#text").unwrap();
+    b.wait_text(10, "Book club").unwrap();
+    b.type_into("#text", &format!("hello club{ENTER}")).unwrap();
+    a.wait_text(30, "hello club").unwrap();
+
+    // Alex blocks Blair from the conversation's info.
+    a.run(
+        "[...document.querySelectorAll('.conversation')].find(c => c.querySelector('.name').textContent === 'Blair').click()",
+        &[],
+    )
+    .unwrap();
+    a.find("#conv-info").unwrap();
+    a.wait_text(10, "a reply").unwrap();
+    a.click("#conv-info").unwrap();
+    a.find("#safety-number").unwrap();
+    a.screenshot(&shots().join("06-info.png")).unwrap();
+    a.click("#block").unwrap();
+    a.wait_text(20, "blocked").unwrap();
+
+    // At phone width the list and the conversation take turns.
+    b.set_window(390, 844).unwrap();
+    b.screenshot(&shots().join("07-phone.png")).unwrap();
+    let side_hidden = b
+        .run(
+            "return getComputedStyle(document.querySelector('.side')).display",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(side_hidden, "none");
+    b.run("document.querySelector('.back').click()", &[])
+        .unwrap();
+    b.screenshot(&shots().join("08-phone-list.png")).unwrap();
+
+    assert!(a.alert_text().is_none() && b.alert_text().is_none());
+}
+
+/// Everything a contact controls, made to look like markup: shown as
+/// text, never run.
+#[test]
+fn nothing_a_peer_sends_becomes_markup() {
+    if skip() {
+        return;
+    }
+    const EVIL: &str = "<img src=x onerror=alert(1)>";
+    const EVIL2: &str = "<script>window.__xss = 1</script><b onmouseover=alert(2)>x</b>";
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = Person::new(dir.path(), "alex");
+    let mallory = Person::new(dir.path(), "mallory");
+    let carol = Person::new(dir.path(), "carol");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
+    mallory.ok(&["init", "--name", EVIL]);
+    carol.ok(&["init", "--name", "Carol"]);
+    let (_, on_mallory) = common::connect(&alex, &mallory);
+    let (on_alex_carol, _) = common::connect(&alex, &carol);
+    let _ = on_alex_carol;
+    mallory.ok(&["send", &on_mallory, EVIL]);
+    mallory.ok(&["send", &on_mallory, EVIL2]);
+    let body = dir.path().join("body.md");
+    std::fs::write(&body, format!("{EVIL}\n\n[click](javascript:alert(3))")).unwrap();
+    mallory.ok(&[
+        "mail",
+        &on_mallory,
+        "--subject",
+        EVIL,
+        "--file",
+        body.to_str().unwrap(),
+    ]);
+    let file = dir.path().join(format!(
+        "{}.png",
+        "<img src=x onerror=alert(4)>".replace('/', "_")
+    ));
+    std::fs::write(&file, b"not really a picture").unwrap();
+    mallory.ok(&[
+        "send-file",
+        &on_mallory,
+        file.to_str().unwrap(),
+        "--caption",
+        EVIL,
+    ]);
+    // Mallory introduces Alex… no: Alex introduces Mallory and Carol with a
+    // note, and Carol sees Mallory's name and the note.
+    let carol_up = Up::start(&carol);
+    alex.ok(&["sync"]);
+    alex.ok(&["introduce", EVIL, "Carol", "--note", EVIL]);
+    let alex_up = Up::start(&alex);
+
+    let a = signed_in(&alex_up);
+    a.wait_text(20, EVIL).unwrap();
+    a.run(
+        "[...document.querySelectorAll('.conversation')].find(c => c.textContent.includes('<img')).click()",
+        &[],
+    )
+    .unwrap();
+    a.wait_text(20, "javascript:alert(3)").ok();
+    a.wait_text(20, "not really").ok();
+    a.wait_text(20, EVIL2).unwrap();
+    a.screenshot(&shots().join("09-xss-alex.png")).unwrap();
+    let c = signed_in(&carol_up);
+    c.click("#show-intros").unwrap();
+    c.wait_text(30, EVIL).unwrap();
+    c.screenshot(&shots().join("10-xss-carol.png")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    for browser in [&a, &c] {
+        assert_eq!(browser.alert_text(), None, "a dialog opened");
+        let injected = browser
+            .run(
+                "return { xss: window.__xss || 0, imgs: document.querySelectorAll('img[src=\"x\"]').length,
+                          scripts: document.querySelectorAll('body script').length,
+                          handlers: document.querySelectorAll('[onerror],[onmouseover]').length,
+                          js: [...document.querySelectorAll('a')].filter(l => l.href.startsWith('javascript')).length }",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(
+            injected,
+            json!({"xss": 0, "imgs": 0, "scripts": 0, "handlers": 0, "js": 0}),
+            "markup from a peer was made live"
+        );
+    }
+    // Shown literally: the name, the text, the subject, the file's name.
+    let shown = a.run("return document.body.innerText", &[]).unwrap();
+    let shown = shown.as_str().unwrap();
+    assert!(shown.contains(EVIL2), "{shown}");
+    assert!(shown.matches(EVIL).count() >= 3, "{shown}");
+}

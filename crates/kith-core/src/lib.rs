@@ -59,8 +59,8 @@ pub use runtime::events::{EVENT_RETENTION, EventPage, EventView};
 pub use runtime::files::Progress;
 pub use runtime::watch::{Job, MAX_BACKOFF};
 pub use views::{
-    Accepted, AppView, CallView, ChannelInfo, ConversationInfo, ConversationView, FileView,
-    GroupChange, IntegrityEvent, IntroductionView, Invite, Live, MemberView, MessageView,
+    Accepted, AppView, CallSession, CallView, ChannelInfo, ConversationInfo, ConversationView,
+    FileView, GroupChange, IntegrityEvent, IntroductionView, Invite, Live, MemberView, MessageView,
     MoveReport, Notice, PaymentView, ProfileView, Quote, ReactionCount, Receipts, SyncReport,
     duration_words, size_words,
 };

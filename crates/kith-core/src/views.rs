@@ -117,6 +117,19 @@ pub struct PaymentView {
     pub request: Option<String>,
 }
 
+/// A call with what a WebRTC peer needs to set it up: the descriptions and
+/// candidates its signalling carried (content-v1.md §7.11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallSession {
+    pub call: CallView,
+    /// The caller's SDP offer.
+    pub offer: Option<String>,
+    /// The answer, once answered.
+    pub answer: Option<String>,
+    /// ICE candidates sent after the descriptions, both sides', in order.
+    pub candidates: Vec<String>,
+}
+
 /// A call (content-v1.md §7.11), as the history shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallView {

@@ -70,7 +70,10 @@ pub(crate) fn routes() -> Router<AppState> {
             post(request_payment),
         )
         .route("/api/v1/conversations/{conv}/calls", get(calls).post(ring))
-        .route("/api/v1/conversations/{conv}/calls/{call}", post(call_step))
+        .route(
+            "/api/v1/conversations/{conv}/calls/{call}",
+            get(call_session).post(call_step),
+        )
         .route(
             "/api/v1/conversations/{conv}/messages/{msg}",
             get(message).delete(delete_message),
@@ -650,6 +653,16 @@ async fn calls(
     Path(conv): Path<String>,
 ) -> Answer<Vec<kith_core::CallView>> {
     run(&s, move |e| Box::pin(async move { e.calls(&conv) })).await
+}
+
+async fn call_session(
+    State(s): State<AppState>,
+    Path((conv, call)): Path<(String, String)>,
+) -> Answer<kith_core::CallSession> {
+    run(&s, move |e| {
+        Box::pin(async move { e.call_session(&conv, &call) })
+    })
+    .await
 }
 
 #[derive(Deserialize)]

@@ -196,6 +196,7 @@ function layout() {
     h('main', { id: 'pane', class: 'pane', 'aria-live': 'polite' },
       h('p', { class: 'empty', text: 'Choose a conversation, or invite someone.' })),
     h('div', { id: 'toasts', class: 'toasts' }),
+    h('section', { id: 'call', class: 'call', hidden: true, 'aria-label': 'Call' }),
   ]);
 }
 
@@ -244,6 +245,8 @@ async function open(id) {
       h('button', { class: 'back', title: 'Back to the conversations', onclick: back, text: '‹' }),
       h('h1', { id: 'conv-name', text: c ? c.name : '' }),
       h('nav', { class: 'tools' },
+        c && c.kind === 'pair' && c.state === 'active' ? h('button', { id: 'call-audio', title: 'Call', onclick: () => startCall(id, false) }, 'Call') : null,
+        c && c.kind === 'pair' && c.state === 'active' ? h('button', { id: 'call-video', title: 'Video call', onclick: () => startCall(id, true) }, 'Video') : null,
         h('button', { id: 'conv-info', onclick: () => showInfo(id) }, 'Info'),
         c && c.kind === 'group' ? h('button', { id: 'group-members', onclick: () => showMembers(id) }, 'Members') : null)),
     h('div', { id: 'messages', class: 'messages', tabindex: 0, onscroll: onScroll }),
@@ -763,6 +766,176 @@ function showSettings() {
     } }, 'Notify me of new messages'));
 }
 
+// -------------------------------------------------------------- calls ---
+
+// A call is WebRTC between two browsers; its offer and answer (with their
+// ICE candidates, gathered before sending) travel as kith messages, end to
+// end encrypted, so no signalling server sees them. Once connected, the
+// DTLS certificate the other side used must be the one its description
+// (which came through kith) names: that binds the media keys to the
+// conversation. A call whose fingerprints differ is hung up.
+const call = { pc: null, id: null, conv: null, stream: null, remoteSdp: null, verified: false };
+window.kithCall = call; // for the browser tests' getStats()
+
+function callPanel(...content) {
+  const panel = clear($('#call'));
+  panel.hidden = false;
+  append(panel, content);
+  return panel;
+}
+
+function closePanel() { const p = $('#call'); if (p) { clear(p); p.hidden = true; } }
+
+async function media(video) {
+  return navigator.mediaDevices.getUserMedia({ audio: true, video: video ? { width: 640, height: 480 } : false });
+}
+
+/** Waits until every ICE candidate is in the local description (at most 3 s). */
+function gathered(pc) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((ok) => {
+    const done = () => { if (pc.iceGatheringState === 'complete') { pc.removeEventListener('icegatheringstatechange', done); ok(); } };
+    pc.addEventListener('icegatheringstatechange', done);
+    setTimeout(ok, 3000);
+  });
+}
+
+function peer(video) {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const remote = h('video', { id: 'remote-video', autoplay: true, playsInline: true });
+  const local = h('video', { id: 'local-video', autoplay: true, playsInline: true, muted: true });
+  local.muted = true;
+  pc.addEventListener('track', (e) => { remote.srcObject = e.streams[0]; });
+  pc.addEventListener('connectionstatechange', () => {
+    const status = $('#call-status');
+    if (status) status.textContent = pc.connectionState === 'connected' ? 'connected, checking the keys…' : pc.connectionState;
+    if (pc.connectionState === 'connected') verifyKeys();
+    if (pc.connectionState === 'failed') hangUp();
+  });
+  return { pc, remote, local, video };
+}
+
+function inCallPanel(name, p) {
+  callPanel(
+    h('p', { class: 'who' }, h('strong', { text: name }), ' ', h('span', { id: 'call-status', text: 'calling…' })),
+    h('div', { class: 'videos' }, p.remote, p.video ? p.local : null),
+    h('div', { class: 'row' },
+      h('button', { id: 'mute', onclick: (e) => {
+        const track = call.stream && call.stream.getAudioTracks()[0];
+        if (track) { track.enabled = !track.enabled; e.target.textContent = track.enabled ? 'Mute' : 'Unmute'; }
+      } }, 'Mute'),
+      h('button', { id: 'hang-up', class: 'danger', onclick: hangUp }, 'Hang up')));
+}
+
+async function startCall(conv, video) {
+  if (call.pc) return toast('You are already in a call.');
+  const c = conversation(conv);
+  let stream;
+  try { stream = await media(video); } catch (e) { return toast(`No microphone or camera: ${e.message}`); }
+  const p = peer(video);
+  Object.assign(call, { pc: p.pc, conv, stream, id: null, remoteSdp: null, verified: false });
+  stream.getTracks().forEach((t) => p.pc.addTrack(t, stream));
+  p.local.srcObject = stream;
+  inCallPanel(c ? c.name : '', p);
+  await p.pc.setLocalDescription(await p.pc.createOffer());
+  await gathered(p.pc);
+  const rang = await attempt(() => api('POST', `/conversations/${enc(conv)}/calls`, { video, sdp: p.pc.localDescription.sdp }));
+  if (!rang) return endLocal();
+  call.id = rang.id;
+  const status = $('#call-status');
+  if (status) status.textContent = 'ringing…';
+}
+
+function ringing(conv, c) {
+  const who = conversation(conv);
+  callPanel(
+    h('p', { class: 'who' }, h('strong', { text: who ? who.name : '' }), c.video ? ' is video calling you' : ' is calling you'),
+    h('div', { class: 'row' },
+      h('button', { id: 'call-accept', class: 'primary', onclick: () => acceptCall(conv, c) }, 'Accept'),
+      h('button', { id: 'call-decline', class: 'danger', onclick: async () => {
+        closePanel();
+        await attempt(() => api('POST', `/conversations/${enc(conv)}/calls/${enc(c.id)}`, { step: 'decline' }));
+      } }, 'Decline')));
+  if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
+    new Notification(who ? who.name : 'kith', { body: c.video ? 'video call' : 'call', tag: `call-${c.id}` });
+  }
+}
+
+async function acceptCall(conv, c) {
+  const session = await attempt(() => api('GET', `/conversations/${enc(conv)}/calls/${enc(c.id)}`));
+  if (!session || !session.offer) return closePanel();
+  let stream;
+  try { stream = await media(c.video); } catch (e) { return toast(`No microphone or camera: ${e.message}`); }
+  const p = peer(c.video);
+  Object.assign(call, { pc: p.pc, conv, stream, id: c.id, remoteSdp: session.offer, verified: false });
+  stream.getTracks().forEach((t) => p.pc.addTrack(t, stream));
+  p.local.srcObject = stream;
+  const who = conversation(conv);
+  inCallPanel(who ? who.name : '', p);
+  await p.pc.setRemoteDescription({ type: 'offer', sdp: session.offer });
+  await p.pc.setLocalDescription(await p.pc.createAnswer());
+  await gathered(p.pc);
+  const answered = await attempt(() => api('POST', `/conversations/${enc(conv)}/calls/${enc(c.id)}`, { step: 'answer', data: p.pc.localDescription.sdp }));
+  if (!answered) endLocal();
+}
+
+/** The DTLS fingerprint the description names, as `SHA-256 AB:CD:…`. */
+function sdpFingerprint(sdp) {
+  const m = /^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)/m.exec(sdp || '');
+  return m ? `${m[1].toUpperCase()} ${m[2].toUpperCase()}` : null;
+}
+
+async function verifyKeys() {
+  const stats = await call.pc.getStats();
+  let certId = null;
+  stats.forEach((s) => { if (s.type === 'transport' && s.remoteCertificateId) certId = s.remoteCertificateId; });
+  const cert = certId && stats.get(certId);
+  const seen = cert ? `${cert.fingerprintAlgorithm.toUpperCase()} ${cert.fingerprint.toUpperCase()}` : null;
+  const expected = sdpFingerprint(call.remoteSdp);
+  const status = $('#call-status');
+  if (!seen || seen !== expected) {
+    toast('The call’s keys are not the ones that came through kith: hung up.');
+    return hangUp();
+  }
+  call.verified = true;
+  if (status) status.textContent = 'connected · keys verified';
+}
+
+async function hangUp() {
+  const { conv, id } = call;
+  endLocal();
+  if (conv && id) await attempt(() => api('POST', `/conversations/${enc(conv)}/calls/${enc(id)}`, { step: 'hangup' }));
+}
+
+function endLocal() {
+  if (call.stream) call.stream.getTracks().forEach((t) => t.stop());
+  if (call.pc) call.pc.close();
+  Object.assign(call, { pc: null, id: null, conv: null, stream: null, remoteSdp: null, verified: false });
+  closePanel();
+}
+
+async function onCall(e) {
+  const c = e.call;
+  if (!c) return;
+  const conv = e.conversation;
+  if (c.state === 'ringing' && !c.outgoing && !call.pc) {
+    ringing(conv, c);
+  } else if (c.state === 'active' && c.outgoing && call.id === c.id && !call.remoteSdp && call.pc) {
+    const session = await attempt(() => api('GET', `/conversations/${enc(conv)}/calls/${enc(c.id)}`));
+    if (session && session.answer && call.pc && !call.remoteSdp) {
+      call.remoteSdp = session.answer;
+      await call.pc.setRemoteDescription({ type: 'answer', sdp: session.answer });
+    }
+  } else if (['ended', 'missed', 'declined'].includes(c.state)) {
+    if (call.id === c.id) {
+      if (c.state === 'declined') toast('The call was declined.', 'info');
+      endLocal();
+    } else if (!call.pc) {
+      closePanel();
+    }
+  }
+}
+
 // -------------------------------------------------------------- live ---
 
 function notify(m) {
@@ -799,6 +972,7 @@ function live() {
     }
   });
   on('conversation-removed', () => refreshListSoon());
+  on('call', onCall);
   on('introduction', (e) => {
     if (e.introduction && e.introduction.role === 'received' && e.introduction.state === 'pending') {
       const b = $('#intro-badge');

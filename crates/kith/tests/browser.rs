@@ -347,3 +347,97 @@ fn nothing_a_peer_sends_becomes_markup() {
     assert!(shown.contains(EVIL2), "{shown}");
     assert!(shown.matches(EVIL).count() >= 3, "{shown}");
 }
+
+/// Bytes received per media kind on a browser's call.
+fn received(b: &Browser) -> (u64, u64) {
+    let v = b
+        .run(
+            "const c = window.kithCall; if (!c || !c.pc) return [0, 0];
+             return c.pc.getStats().then((s) => { let a = 0, v = 0;
+               s.forEach((r) => { if (r.type === 'inbound-rtp') { if (r.kind === 'audio') a += r.bytesReceived; else v += r.bytesReceived; } });
+               return [a, v]; });",
+            &[],
+        )
+        .unwrap();
+    (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0))
+}
+
+/// Two browsers with fake cameras call each other through their daemons:
+/// the signalling is kith messages; media flows browser to browser, with
+/// the DTLS keys checked against what came through kith.
+#[test]
+fn a_video_call_between_two_browsers() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, blair) = common::meet(dir.path(), &relay);
+    let alex_up = Up::start(&alex);
+    let blair_up = Up::start(&blair);
+    let fake = [
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",
+    ];
+    let sign_in = |up: &Up| {
+        let b = Browser::start(&fake).unwrap();
+        b.goto(&format!("{}/login?token={}", up.url, up.token))
+            .unwrap();
+        b.click("#conversations .conversation").unwrap();
+        b.find("#text").unwrap();
+        b
+    };
+    let a = sign_in(&alex_up);
+    let b = sign_in(&blair_up);
+
+    a.click("#call-video").unwrap();
+    b.click("#call-accept").unwrap();
+    for (who, browser) in [("Alex", &a), ("Blair", &b)] {
+        browser
+            .wait(30, &format!("{who}'s keys verified"), || {
+                browser
+                    .run(
+                        "return !!(window.kithCall && window.kithCall.verified)",
+                        &[],
+                    )
+                    .ok()?
+                    .as_bool()?
+                    .then_some(())
+            })
+            .unwrap();
+        browser
+            .wait(30, &format!("{who} receiving audio and video"), || {
+                let (audio, video) = received(browser);
+                (audio > 0 && video > 0).then_some(())
+            })
+            .unwrap();
+    }
+    a.screenshot(&shots().join("11-call.png")).unwrap();
+    a.click("#hang-up").unwrap();
+    b.wait(20, "Blair's side to end", || {
+        b.run("return !window.kithCall.pc", &[])
+            .ok()?
+            .as_bool()?
+            .then_some(())
+    })
+    .unwrap();
+    let calls = blair_up.call("GET", "/api/v1/conversations/Alex%20Example/calls", None);
+    assert_eq!(calls[0]["state"], "ended", "{calls}");
+    assert!(calls[0]["duration_ms"].as_u64().is_some(), "{calls}");
+
+    // Rung and given up on: missed, in both histories.
+    a.click("#call-audio").unwrap();
+    b.find("#call-accept").unwrap();
+    a.click("#hang-up").unwrap();
+    b.wait(20, "the ringing to stop", || {
+        b.run("return document.querySelector('#call').hidden", &[])
+            .ok()?
+            .as_bool()?
+            .then_some(())
+    })
+    .unwrap();
+    b.wait_text(20, "missed").unwrap();
+    let calls = blair_up.call("GET", "/api/v1/conversations/Alex%20Example/calls", None);
+    assert_eq!(calls[0]["state"], "missed", "{calls}");
+}

@@ -560,6 +560,38 @@ impl Engine {
             .ok_or_else(|| CoreError::NoSuchCall(call_id))
     }
 
+    /// A call with its offer, answer and candidates (its id, or a prefix).
+    pub fn call_session(&self, conv: &str, call: &str) -> Result<crate::views::CallSession> {
+        let id = self.resolve(conv)?;
+        let prefix = call.trim().to_ascii_lowercase();
+        let found: Vec<CallView> = self
+            .calls(&id)?
+            .into_iter()
+            .filter(|c| !prefix.is_empty() && c.id.starts_with(&prefix))
+            .collect();
+        let [found] = found.as_slice() else {
+            return Err(CoreError::NoSuchCall(call.to_string()));
+        };
+        let call_id = kith_wire::relay::from_hex_vec(&found.id)
+            .ok_or_else(|| CoreError::Corrupt("a call id".into()))?;
+        let (offer, answer, candidates): (Option<String>, Option<String>, String) =
+            self.db.query_row(
+                "SELECT offer, answer, candidates FROM calls WHERE conversation_id = ?1 AND call_id = ?2",
+                params![id, call_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+        Ok(crate::views::CallSession {
+            call: found.clone(),
+            offer,
+            answer,
+            candidates: candidates
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+        })
+    }
+
     /// The conversation's calls, newest first.
     pub fn calls(&self, conv: &str) -> Result<Vec<CallView>> {
         let id = self.resolve(conv)?;

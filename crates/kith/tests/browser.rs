@@ -441,3 +441,62 @@ fn a_video_call_between_two_browsers() {
     let calls = blair_up.call("GET", "/api/v1/conversations/Alex%20Example/calls", None);
     assert_eq!(calls[0]["state"], "missed", "{calls}");
 }
+
+/// A long conversation opens with its last page only; scrolling up loads
+/// the pages before, one at a time, down to its beginning.
+#[test]
+fn a_long_conversation_loads_a_page_at_a_time() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, blair) = common::meet(dir.path(), &relay);
+    let blair_up = Up::start(&blair);
+    for i in 0..120 {
+        blair_up.call(
+            "POST",
+            "/api/v1/conversations/Alex%20Example/messages",
+            Some(json!({ "text": format!("line {i}") })),
+        );
+    }
+    let alex_up = Up::start(&alex);
+    common::eventually(30, "120 messages at Alex", || {
+        alex_up.call(
+            "GET",
+            "/api/v1/conversations/Blair%20Sample/messages?limit=1",
+            None,
+        )[0]["text"]
+            == "line 119"
+    });
+    let a = signed_in(&alex_up);
+    a.click("#conversations .conversation").unwrap();
+    a.wait_text(20, "line 119").unwrap();
+    let count = || {
+        a.run(
+            "return document.querySelectorAll('#messages .message').length",
+            &[],
+        )
+        .unwrap()
+        .as_u64()
+        .unwrap()
+    };
+    assert_eq!(count(), 50);
+    for shown in [100, 120] {
+        a.run("const m = document.querySelector('#messages'); m.scrollTop = 0; m.dispatchEvent(new Event('scroll'));", &[])
+            .unwrap();
+        a.wait(20, &format!("{shown} messages shown"), || {
+            (count() == shown).then_some(())
+        })
+        .unwrap();
+    }
+    a.wait_text(10, "The beginning of the conversation.")
+        .unwrap();
+    let first = a
+        .run(
+            "return document.querySelector('#messages .message .body').textContent",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(first, "line 0");
+}

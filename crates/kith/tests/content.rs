@@ -11,8 +11,6 @@
 mod common;
 
 use common::*;
-use std::io::Write as _;
-use std::process::Stdio;
 
 /// Alex mails Blair from a file and from standard input; Blair reads the
 /// body as plain text under its subject, lists mail by subject, and gets
@@ -40,20 +38,10 @@ fn mail_has_a_subject_and_a_markdown_body() {
     ]);
     assert_eq!(sent["subject"], "Picnic");
 
-    let mut child = alex
-        .command(&["mail", "Blair Sample", "--subject", "Bell\u{1b}[31m"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Ring *twice*.")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = alex.run_with_stdin(
+        &["mail", "Blair Sample", "--subject", "Bell\u{1b}[31m"],
+        b"Ring *twice*.",
+    );
     assert!(out.status.success(), "{out:?}");
 
     blair.ok(&["sync"]);

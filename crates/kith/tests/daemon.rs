@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use common::{Up, eventually, meet, relay};
@@ -41,18 +40,8 @@ fn the_cli_goes_through_a_running_daemon() {
     // lock and fail.
     let sent = alex.json(&["send", "Blair Sample", "through the daemon"]);
     assert_eq!(sent["text"], "through the daemon");
-    let mut child = alex
-        .command(&["send", "Blair Sample", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"from standard input")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = alex.run_with_stdin(&["send", "Blair Sample", "-"], b"from standard input");
+    assert!(out.status.success(), "{out:?}");
 
     // A failure is one line and exit code 1, as without a daemon.
     let out = alex.run(&["send", "nobody", "hi"]);

@@ -31,6 +31,7 @@ pub struct EngineHandle {
     jobs: mpsc::Sender<Job>,
     head: watch::Receiver<u64>,
     live: Live,
+    stopping: watch::Receiver<bool>,
 }
 
 /// What the engine thread says while it runs: warnings (relays unreachable,
@@ -45,6 +46,7 @@ impl EngineHandle {
         home: PathBuf,
         config: Config,
         say: Say,
+        stopping: watch::Receiver<bool>,
     ) -> Result<(Self, std::thread::JoinHandle<()>), ApiError> {
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(JOBS);
         let (head_tx, head_rx) = watch::channel(0u64);
@@ -103,6 +105,7 @@ impl EngineHandle {
                     jobs: jobs_tx,
                     head: head_rx,
                     live,
+                    stopping,
                 },
                 thread,
             )),
@@ -130,6 +133,11 @@ impl EngineHandle {
     /// What the engine followed once it was live (its first sync done).
     pub fn live(&self) -> &Live {
         &self.live
+    }
+
+    /// Turns true when the daemon begins to stop: whatever streams ends.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.clone()
     }
 
     /// The newest event's cursor, changing as the engine commits.

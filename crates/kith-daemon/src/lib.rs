@@ -47,6 +47,9 @@ pub fn info_path(home: &Path) -> PathBuf {
     home.join("daemon.json")
 }
 
+/// How long a stopping daemon waits for requests under way.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What every handler gets.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -147,7 +150,9 @@ impl Daemon {
                 "{listen} is not a loopback address: the daemon serves this machine only"
             )));
         }
-        let (engine, engine_thread) = EngineHandle::start(home.clone(), config, say).await?;
+        let (stop, stopping) = watch::channel(false);
+        let (engine, engine_thread) =
+            EngineHandle::start(home.clone(), config, say, stopping.clone()).await?;
         let token = auth::token(&home)?;
         let tcp = tokio::net::TcpListener::bind(listen)
             .await
@@ -157,7 +162,6 @@ impl Daemon {
             .map_err(|e| ApiError::Local(e.to_string()))?
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let (stop, stopping) = watch::channel(false);
         let state = AppState {
             engine: engine.clone(),
             home: home.clone(),
@@ -223,8 +227,13 @@ impl Daemon {
     /// then the engine lets go of the profile.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        for server in self.servers.drain(..) {
-            let _ = server.await;
+        for mut server in self.servers.drain(..) {
+            // Requests under way get a while to finish; a connection held
+            // open past it (a client that stopped reading) is cut.
+            if tokio::time::timeout(STOP_GRACE, &mut server).await.is_err() {
+                server.abort();
+                let _ = server.await;
+            }
         }
         let _ = std::fs::remove_file(info_path(&self.home));
         #[cfg(unix)]

@@ -27,6 +27,9 @@ use crate::cli::{Cli, Command};
 use crate::cmd;
 use crate::render::{self, REMOTE, Remote, Said};
 
+/// How often a quiet answer says it is still there.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The most standard input a command forwards (the daemon's check of what
 /// a message may carry still applies).
 const MAX_STDIN: u64 = 64 << 20;
@@ -78,11 +81,20 @@ async fn run(State(engine): State<EngineHandle>, Json(request): Json<CliRequest>
                 let code = run_command(&engine, remote, command, json);
                 // What it says goes out while it runs.
                 let forward = async {
-                    while let Some(s) = heard.recv().await {
-                        if tx.send(line(s)).await.is_err() {
-                            break;
+                    loop {
+                        tokio::select! {
+                            s = heard.recv() => {
+                                let Some(s) = s else { break };
+                                if tx.send(line(s)).await.is_err() {
+                                    break;
+                                }
+                            }
+                            // The answer is gone (the process went away):
+                            // dropping `heard` tells the command.
+                            () = tx.closed() => break,
                         }
                     }
+                    drop(heard);
                 };
                 drop(said);
                 let (code, ()) = tokio::join!(code, forward);
@@ -102,10 +114,14 @@ async fn run(State(engine): State<EngineHandle>, Json(request): Json<CliRequest>
         let _ = tx.send(Line::Exit(exit)).await;
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let line = rx.recv().await?;
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        // A quiet command (`watch`) writes an empty line now and then: a
+        // process that went away is noticed by the write failing.
+        let Ok(line) = tokio::time::timeout(KEEP_ALIVE, rx.recv()).await else {
+            return Some((Ok::<_, std::convert::Infallible>(b"\n".to_vec()), rx));
+        };
+        let mut bytes = serde_json::to_vec(&line?).unwrap_or_default();
         bytes.push(b'\n');
-        Some((Ok::<_, std::convert::Infallible>(bytes), rx))
+        Some((Ok(bytes), rx))
     });
     Body::from_stream(stream).into_response()
 }
@@ -172,6 +188,12 @@ async fn watch(engine: EngineHandle, json: bool) -> i32 {
         return 1;
     };
     let mut moved = engine.head();
+    let mut stopping = engine.stopping();
+    // The process that asked went away (Ctrl-C): stop at once, not at the
+    // next event.
+    let Ok(said) = REMOTE.try_with(|r| r.said.clone()) else {
+        return 1;
+    };
     loop {
         let after = cursor;
         let page = engine
@@ -191,11 +213,17 @@ async fn watch(engine: EngineHandle, json: bool) -> i32 {
                 _ => {}
             }
         }
-        if render::report(&report, json).is_err() || REMOTE.with(|r| r.said.is_closed()) {
+        if render::report(&report, json).is_err() || said.is_closed() {
             return 0;
         }
-        if moved.wait_for(|h| *h > cursor).await.is_err() {
-            return 0;
+        tokio::select! {
+            changed = moved.wait_for(|h| *h > cursor) => {
+                if changed.is_err() {
+                    return 0;
+                }
+            }
+            () = said.closed() => return 0,
+            _ = stopping.wait_for(|s| *s) => return 0,
         }
     }
 }
@@ -247,6 +275,9 @@ pub(crate) async fn forward(
     }
     let mut meter: Option<cmd::content::Meter> = None;
     while let Some(bytes) = answer.line().await? {
+        if bytes.is_empty() {
+            continue;
+        }
         let line: Line =
             serde_json::from_slice(&bytes).context("the daemon's answer is not kith's")?;
         match line {

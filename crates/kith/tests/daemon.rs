@@ -68,7 +68,20 @@ fn the_cli_goes_through_a_running_daemon() {
         .map(|(_, t)| t)
         .collect();
     assert_eq!(texts, ["through the daemon", "from standard input"]);
+    // `watch` through the daemon: what arrives, as `watch --json` says it.
+    let (mut watching, lines) = common::watch(&alex);
+    let live = lines
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(live["event"], "live", "{live}");
     blair.ok(&["send", "Alex Example", "pushed to the daemon"]);
+    let line = lines
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(line["event"], "message", "{line}");
+    assert_eq!(line["text"], "pushed to the daemon");
+    watching.kill().unwrap();
+    watching.wait().unwrap();
     eventually(20, "Blair's message in Alex's daemon", || {
         alex.texts("Blair Sample")
             .iter()

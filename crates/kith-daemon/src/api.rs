@@ -117,6 +117,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/api/v1/events", get(crate::events::events))
         .route("/api/v1/transfers", get(transfers))
+        .route("/api/v1/calls/config", get(call_config))
 }
 
 /// Runs `work` on the engine; its error is the API's.
@@ -653,6 +654,13 @@ async fn calls(
     Path(conv): Path<String>,
 ) -> Answer<Vec<kith_core::CallView>> {
     run(&s, move |e| Box::pin(async move { e.calls(&conv) })).await
+}
+
+/// What the browser's calls need: the STUN/TURN servers `kith up` was
+/// given, as `RTCPeerConnection` takes them.
+async fn call_config(State(s): State<AppState>) -> Answer<Value> {
+    let servers: Vec<Value> = s.ice_servers.iter().map(|u| json!({ "urls": u })).collect();
+    Ok(Json(json!({ "ice_servers": servers })))
 }
 
 async fn call_session(

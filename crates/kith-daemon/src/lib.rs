@@ -60,6 +60,7 @@ pub(crate) struct AppState {
     pub(crate) token: Arc<String>,
     /// Files moving now, for the web UI's progress bars.
     pub(crate) transfers: Arc<std::sync::Mutex<Transfers>>,
+    pub(crate) ice_servers: Arc<Vec<String>>,
 }
 
 /// Transfers under way, by a number of their own.
@@ -107,6 +108,8 @@ pub struct Options {
     pub config: Config,
     /// The TCP address (loopback only; port 0 picks one).
     pub listen: SocketAddr,
+    /// STUN/TURN servers the web UI's calls use (none: direct only).
+    pub ice_servers: Vec<String>,
     /// Routes served on the Unix socket only (the CLI's), given the engine.
     pub unix_routes: Box<dyn FnOnce(EngineHandle) -> Router + Send>,
     /// Where the daemon's warnings go.
@@ -142,6 +145,7 @@ impl Daemon {
             home,
             config,
             listen,
+            ice_servers,
             unix_routes,
             say,
         } = options;
@@ -169,6 +173,7 @@ impl Daemon {
             stopping: stopping.clone(),
             token: Arc::new(token.clone()),
             transfers: Arc::default(),
+            ice_servers: Arc::new(ice_servers),
         };
         let guard = auth::Guard::new(token.clone(), port);
         let web = api::routes()

@@ -83,6 +83,7 @@ const state = {
   editing: null,              // a message
   introductions: [],
   transfers: [],
+  iceServers: [],             // STUN/TURN, as `kith up --ice-server` gave them
 };
 
 // ------------------------------------------------------------ helpers ---
@@ -801,7 +802,7 @@ function gathered(pc) {
 }
 
 function peer(video) {
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const pc = new RTCPeerConnection({ iceServers: state.iceServers });
   const remote = h('video', { id: 'remote-video', autoplay: true, playsInline: true });
   const local = h('video', { id: 'local-video', autoplay: true, playsInline: true, muted: true });
   local.muted = true;
@@ -1000,6 +1001,8 @@ async function start() {
     return;
   }
   layout();
+  const calls = await attempt(() => api('GET', '/calls/config'));
+  if (calls) state.iceServers = calls.ice_servers;
   await attempt(loadList);
   live();
   document.addEventListener('keydown', (e) => {

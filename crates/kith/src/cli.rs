@@ -30,6 +30,11 @@ pub(crate) enum Command {
         /// The address to serve on (loopback; port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8477")]
         listen: std::net::SocketAddr,
+        /// A STUN or TURN server for calls across the internet (repeat
+        /// for several), like `stun:stun.example.org:3478`. Without one,
+        /// calls connect where the two browsers reach each other directly.
+        #[arg(long = "ice-server")]
+        ice_servers: Vec<String>,
     },
     /// Create a profile.
     Init {

@@ -69,11 +69,15 @@ fn main() {
 async fn run(cli: Cli) -> Result<i32> {
     let home = home(&cli)?;
     let daemon = kith_daemon::client::Connection::open(&home).await;
-    if let cli::Command::Up { listen } = cli.command {
+    if let cli::Command::Up {
+        listen,
+        ice_servers,
+    } = cli.command
+    {
         if daemon.is_some() {
             anyhow::bail!("kith is already up for {}", home.display());
         }
-        up::up(&home, config()?, listen, cli.json).await?;
+        up::up(&home, config()?, listen, ice_servers, cli.json).await?;
         return Ok(0);
     }
     if let Some(daemon) = daemon {

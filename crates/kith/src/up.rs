@@ -10,11 +10,26 @@ use kith_daemon::{Daemon, Options};
 
 use crate::render;
 
-pub(crate) async fn up(home: &Path, config: Config, listen: SocketAddr, json: bool) -> Result<()> {
+pub(crate) async fn up(
+    home: &Path,
+    config: Config,
+    listen: SocketAddr,
+    ice_servers: Vec<String>,
+    json: bool,
+) -> Result<()> {
+    for server in &ice_servers {
+        if !["stun:", "stuns:", "turn:", "turns:"]
+            .iter()
+            .any(|s| server.starts_with(s))
+        {
+            anyhow::bail!("{server:?} is not a STUN or TURN server (stun:HOST:PORT, turn:…)");
+        }
+    }
     let daemon = Daemon::start(Options {
         home: home.to_path_buf(),
         config,
         listen,
+        ice_servers,
         unix_routes: Box::new(crate::remote::routes),
         say: Box::new(|s| render::err(&format!("kith: {}", render::text::line(s)))),
     })

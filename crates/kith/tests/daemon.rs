@@ -53,6 +53,11 @@ fn the_cli_goes_through_a_running_daemon() {
     let err: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["error"]["code"], "no_such_conversation");
 
+    // A server for calls that is not one is refused before anything.
+    let bad = blair.run(&["up", "--listen", "127.0.0.1:0", "--ice-server", "http://x"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a STUN or TURN server"));
+
     // A second daemon for the same profile is refused.
     let second = alex
         .command(&["up", "--listen", "127.0.0.1:0"])
@@ -161,6 +166,9 @@ fn the_api_answers_as_its_document_says_and_refuses_strangers() {
     assert_eq!(page.as_array().unwrap().len(), 1);
     let events = up.call("GET", "/api/v1/events?after=0", None);
     conforms(&doc, "/api/v1/events", "get", &events);
+    let calls = up.call("GET", "/api/v1/calls/config", None);
+    conforms(&doc, "/api/v1/calls/config", "get", &calls);
+    assert_eq!(calls["ice_servers"], json!([]));
 
     // Blair joins the group and says something: it appears as an event.
     eventually(20, "Blair in the group", || {

@@ -56,7 +56,7 @@ pub use ids::{conversation_id, safety_number};
 pub use link::InviteLink;
 pub use runtime::Engine;
 pub use runtime::events::{EVENT_RETENTION, EventPage, EventView};
-pub use runtime::files::Progress;
+pub use runtime::files::{FileFetch, FileFetched, FileSend, FileSent, Progress};
 pub use runtime::watch::{Job, MAX_BACKOFF};
 pub use views::{
     Accepted, AppView, CallSession, CallView, ChannelInfo, ConversationInfo, ConversationView,

@@ -382,14 +382,20 @@ async fn send_file(
     let transfers = std::sync::Arc::clone(&s.transfers);
     let id = lock(&transfers).start("upload", &conv, &name);
     let progress = std::sync::Arc::clone(&transfers);
-    let sent = run(&s, move |e| {
-        Box::pin(async move {
-            e.send_file(&conv, &path, q.caption.as_deref(), |p| {
-                step(&progress, id, p);
-            })
-            .await
+    // The engine prepares and finishes; the chunks move without it, so
+    // that messages come and go meanwhile.
+    let sent = async {
+        let prepared = run(&s, move |e| {
+            Box::pin(async move { e.prepare_file(&conv, &path, q.caption.as_deref()).await })
         })
-    })
+        .await?;
+        let Json(send) = prepared;
+        let moved = send.transfer(move |p| step(&progress, id, p)).await?;
+        run(&s, move |e| {
+            Box::pin(async move { e.finish_file(moved).await })
+        })
+        .await
+    }
     .await;
     lock(&transfers).now.remove(&id);
     if sent.is_err() {
@@ -785,15 +791,21 @@ async fn download(
     let transfers = std::sync::Arc::clone(&s.transfers);
     let id = lock(&transfers).start("download", &conv, &msg);
     let progress = std::sync::Arc::clone(&transfers);
-    let done = run(&s, move |e| {
-        Box::pin(async move {
-            let dir = e.downloads_dir();
-            let path = e
-                .download(&conv, &msg, &dir, |p| step(&progress, id, p))
-                .await?;
-            Ok(json!({ "path": path }))
+    let done = async {
+        let Json(fetch) = run(&s, move |e| {
+            Box::pin(async move {
+                let dir = e.downloads_dir();
+                e.prepare_download(&conv, &msg, &dir)
+            })
         })
-    })
+        .await?;
+        let fetched = fetch.fetch(move |p| step(&progress, id, p)).await?;
+        let Json(path) = run(&s, move |e| {
+            Box::pin(async move { e.finish_download(fetched) })
+        })
+        .await?;
+        Ok(Json(json!({ "path": path })))
+    }
     .await;
     lock(&transfers).now.remove(&id);
     done

@@ -166,26 +166,17 @@ impl Flusher {
     }
 }
 
-/// While a transfer records its progress after every chunk, commits are
-/// not synced to disk (SQLite's `synchronous = NORMAL` in WAL mode): a
-/// killed process loses none of them, a power cut only the last few, and
-/// chunks sent again are taken by the relay as the same bytes. The
-/// profile's usual `FULL` is back when this is dropped.
-struct Unsynced<'a>(&'a rusqlite::Connection);
-
-impl<'a> Unsynced<'a> {
-    fn start(db: &'a rusqlite::Connection) -> Result<Self> {
-        db.pragma_update(None, "synchronous", "NORMAL")?;
-        Ok(Self(db))
-    }
-}
-
-impl Drop for Unsynced<'_> {
-    fn drop(&mut self) {
-        // Cannot fail on an open connection; the next `Engine::open`
-        // sets it again regardless.
-        let _ = self.0.pragma_update(None, "synchronous", "FULL");
-    }
+/// The connection an upload records its progress on, its own so that the
+/// chunks can move while the engine does other work (the daemon). Its
+/// commits are not synced to disk (SQLite's `synchronous = NORMAL` in WAL
+/// mode, for this connection only): a killed process loses none of them, a
+/// power cut only the last few, and chunks sent again are taken by the
+/// relay as the same bytes.
+fn progress_db(home: &Path) -> Result<rusqlite::Connection> {
+    let db = rusqlite::Connection::open(crate::home::db_path(home))?;
+    db.pragma_update(None, "synchronous", "NORMAL")?;
+    db.busy_timeout(Duration::from_secs(10))?;
+    Ok(db)
 }
 
 /// How chunks reach the relay: over a WebSocket with the channel key bound
@@ -245,6 +236,7 @@ impl Putter {
     }
 }
 
+#[derive(Debug)]
 struct Upload {
     id: i64,
     relay_url: String,
@@ -256,53 +248,63 @@ struct Upload {
     expires: u32,
 }
 
-impl Engine {
-    /// Sends the file at `path` (files-v1.md): encrypted with a fresh key,
-    /// padded to a bucket, stored as a blob on the conversation's relay a
-    /// few chunks at a time, then named by a message. Run again after an
-    /// interruption, it sends only the chunks the relay does not have.
-    pub async fn send_file(
-        &mut self,
-        conv: &str,
-        path: &Path,
-        caption: Option<&str>,
-        mut progress: impl FnMut(Progress),
-    ) -> Result<MessageView> {
-        let id = self.resolve(conv)?;
-        self.check_sendable(&id)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let display = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(io(format!("cannot open {display}")))?;
-        let meta = file
-            .metadata()
-            .map_err(io(format!("cannot read {display}")))?;
-        if !meta.is_file() {
-            return Err(CoreError::File(format!("{display} is not a file")));
-        }
-        let size = meta.len();
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, crate::config::millis);
-        let chunk_count = padded_chunks(size).map_err(file_error(&display))?;
-        let caption = caption.unwrap_or_default();
-        let canonical = std::fs::canonicalize(path)
-            .map_err(io(format!("cannot read {display}")))?
-            .to_string_lossy()
-            .into_owned();
-        let mut upload = match self.find_upload(&id, &canonical, size, modified)? {
-            Some(u) => u,
-            None => {
-                self.start_upload(&id, &canonical, size, modified, chunk_count, caption)
-                    .await?
-            }
-        };
+/// A file being sent: what the engine prepared (the upload recorded, the
+/// relay and channel chosen). Its chunks move in [`FileSend::transfer`],
+/// which needs no engine; [`Engine::finish_file`] then sends the message.
+pub struct FileSend {
+    conversation: String,
+    name: String,
+    display: String,
+    canonical: String,
+    caption: String,
+    size: u64,
+    file: std::sync::Arc<std::fs::File>,
+    upload: Upload,
+    client: kith_relay_client::RelayClient,
+    channel: store::ChannelRow,
+    db: rusqlite::Connection,
+}
+
+impl std::fmt::Debug for FileSend {
+    // Keys stay out of it (the channel's and the file's).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSend")
+            .field("conversation", &self.conversation)
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .field("chunks_done", &self.upload.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file whose chunks are all on the relay, hashed.
+#[derive(Debug)]
+pub struct FileSent {
+    conversation: String,
+    canonical: String,
+    upload_id: i64,
+    attachment: Attachment,
+}
+
+impl FileSend {
+    /// Moves the chunks the relay does not have yet, a few at once,
+    /// recording each; returns the file hashed. Needs no engine: the
+    /// daemon runs it while the engine goes on with other work.
+    pub async fn transfer(self, mut progress: impl FnMut(Progress)) -> Result<FileSent> {
+        let Self {
+            conversation,
+            name,
+            display,
+            canonical,
+            caption,
+            size,
+            file,
+            mut upload,
+            client,
+            channel,
+            db,
+        } = self;
         let resumed = upload.done;
-        let file = std::sync::Arc::new(file);
         // What was sent before is hashed again from the file, on the
         // hashing thread like the rest.
         let prefix = {
@@ -329,13 +331,9 @@ impl Engine {
             resumed_chunks: resumed,
             moved_chunks: 0,
         });
-        let client = self.relay(&upload.relay_url)?;
-        let channel = store::channel(&self.db, upload.channel_id)?
-            .ok_or_else(|| CoreError::File("the conversation's channel is gone".into()))?;
         let putter = Putter::open(&client, &channel.key).await;
         let blob_id = BlobId(upload.blob_id);
         let count = upload.chunk_count;
-        let unsynced = Unsynced::start(&self.db)?;
         let mut puts = stream::iter(resumed..count)
             .map(|i| {
                 let (putter, channel, file, key, display) = (
@@ -365,7 +363,7 @@ impl Engine {
         while let Some(piece) = puts.try_next().await? {
             hashing.push(piece).await?;
             upload.done += 1;
-            self.db.execute(
+            db.execute(
                 "UPDATE uploads SET done = ?2 WHERE id = ?1",
                 params![upload.id, upload.done],
             )?;
@@ -377,7 +375,6 @@ impl Engine {
             });
         }
         drop(puts);
-        drop(unsynced);
         let hasher = hashing.finish().await?;
         let attachment = Attachment {
             relay_url: upload.relay_url.clone(),
@@ -385,16 +382,104 @@ impl Engine {
             key: upload.key.clone(),
             size,
             hash: hasher.finish(),
-            filename: name.clone(),
             content_type: guess_type(&name).to_string(),
-            caption: caption.to_string(),
+            filename: name,
+            caption,
             expires: upload.expires,
         };
+        Ok(FileSent {
+            conversation,
+            canonical,
+            upload_id: upload.id,
+            attachment,
+        })
+    }
+}
+
+impl Engine {
+    /// Sends the file at `path` (files-v1.md): encrypted with a fresh key,
+    /// padded to a bucket, stored as a blob on the conversation's relay a
+    /// few chunks at a time, then named by a message. Run again after an
+    /// interruption, it sends only the chunks the relay does not have.
+    pub async fn send_file(
+        &mut self,
+        conv: &str,
+        path: &Path,
+        caption: Option<&str>,
+        progress: impl FnMut(Progress),
+    ) -> Result<MessageView> {
+        let send = self.prepare_file(conv, path, caption).await?;
+        let sent = send.transfer(progress).await?;
+        self.finish_file(sent).await
+    }
+
+    /// The first part of [`Engine::send_file`]: the file opened, its
+    /// upload found (to resume) or started on the relay.
+    pub async fn prepare_file(
+        &mut self,
+        conv: &str,
+        path: &Path,
+        caption: Option<&str>,
+    ) -> Result<FileSend> {
+        let id = self.resolve(conv)?;
+        self.check_sendable(&id)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let display = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(io(format!("cannot open {display}")))?;
+        let meta = file
+            .metadata()
+            .map_err(io(format!("cannot read {display}")))?;
+        if !meta.is_file() {
+            return Err(CoreError::File(format!("{display} is not a file")));
+        }
+        let size = meta.len();
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, crate::config::millis);
+        let chunk_count = padded_chunks(size).map_err(file_error(&display))?;
+        let caption = caption.unwrap_or_default();
+        let canonical = std::fs::canonicalize(path)
+            .map_err(io(format!("cannot read {display}")))?
+            .to_string_lossy()
+            .into_owned();
+        let upload = match self.find_upload(&id, &canonical, size, modified)? {
+            Some(u) => u,
+            None => {
+                self.start_upload(&id, &canonical, size, modified, chunk_count, caption)
+                    .await?
+            }
+        };
+        let client = self.relay(&upload.relay_url)?;
+        let channel = store::channel(&self.db, upload.channel_id)?
+            .ok_or_else(|| CoreError::File("the conversation's channel is gone".into()))?;
+        Ok(FileSend {
+            conversation: id,
+            name,
+            display,
+            canonical,
+            caption: caption.to_string(),
+            size,
+            file: std::sync::Arc::new(file),
+            upload,
+            client,
+            channel,
+            db: progress_db(&self.home)?,
+        })
+    }
+
+    /// The last part of [`Engine::send_file`]: the message that names the
+    /// file, sent once every chunk is on the relay.
+    pub async fn finish_file(&mut self, sent: FileSent) -> Result<MessageView> {
         let view = self
-            .send_attachment(&id, &attachment, Some(&canonical))
+            .send_attachment(&sent.conversation, &sent.attachment, Some(&sent.canonical))
             .await?;
         self.db
-            .execute("DELETE FROM uploads WHERE id = ?1", [upload.id])?;
+            .execute("DELETE FROM uploads WHERE id = ?1", [sent.upload_id])?;
         Ok(view)
     }
 
@@ -647,128 +732,47 @@ impl Engine {
         id: &str,
         message_id: &[u8],
         dir: &Path,
-        mut progress: impl FnMut(Progress),
+        progress: impl FnMut(Progress),
     ) -> Result<PathBuf> {
+        let fetch = self.prepare_fetch(id, message_id, dir)?;
+        let fetched = fetch.fetch(progress).await?;
+        self.finish_download(fetched)
+    }
+
+    /// The first part of [`Engine::download`]: what the message names,
+    /// and the relay it is on.
+    pub fn prepare_download(&mut self, conv: &str, message: &str, dir: &Path) -> Result<FileFetch> {
+        let id = self.resolve(conv)?;
+        let message_id = self.find_message(&id, message)?.message_id;
+        self.prepare_fetch(&id, &message_id, dir)
+    }
+
+    fn prepare_fetch(&mut self, id: &str, message_id: &[u8], dir: &Path) -> Result<FileFetch> {
         let attachment = store::attachment(&self.db, id, message_id)?.ok_or_else(|| {
             CoreError::NoSuchMessage(format!("{} (it has no file)", to_hex(message_id)))
         })?;
-        let name = safe_name(&attachment.filename);
-        let count = attachment.chunk_count().map_err(file_error(&name))?;
-        let temp = dir.join(format!(
-            ".{name}.{}.kith-part",
-            to_hex(&attachment.blob_id[..8])
-        ));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&temp)
-            .map_err(io(format!("cannot write in {}", dir.display())))?;
-        // Only whole chunks count as done; what they hold was checked.
-        let have = out
-            .metadata()
-            .map_err(io("reading the partial file"))?
-            .len();
-        let size = attachment.size;
-        let resumed = u32::try_from(have / PLAIN as u64).unwrap_or(0).min(count);
-        let kept = (u64::from(resumed) * PLAIN as u64).min(size);
-        out.set_len(kept).map_err(io("resuming the partial file"))?;
-        progress(Progress {
-            done_bytes: kept,
-            total_bytes: size,
-            resumed_chunks: resumed,
-            moved_chunks: 0,
-        });
-        // The writing thread hashes what is already there, then writes and
-        // hashes every chunk in order.
-        let temp_shown = temp.display().to_string();
-        let mut writing = InOrder::start(
-            (out, FileHasher::new(), Flusher::default()),
-            move |(out, hasher, _)| {
-                std::io::copy(&mut (&*out).take(kept), hasher)
-                    .map_err(io("resuming the partial file"))?;
-                out.seek(SeekFrom::Start(kept))
-                    .map_err(io("resuming the partial file"))?;
-                Ok(())
-            },
-            move |(out, hasher, flusher), bytes| {
-                out.write_all(bytes)
-                    .map_err(io(format!("writing {temp_shown}")))?;
-                hasher.update(bytes);
-                flusher.wrote(out, bytes.len())
-            },
-        );
         let client = self.relay(&attachment.relay_url)?;
-        let blob_id = BlobId(attachment.blob_id);
-        // Every chunk is fetched, padding too: the relay sees the bucket,
-        // never which chunks hold the file (files-v1.md §6).
-        let mut gets = stream::iter(resumed..count)
-            .map(|i| {
-                let (client, key, name) = (&client, attachment.key.clone(), name.clone());
-                async move {
-                    let chunk = client.blob_get(blob_id, i).await.map_err(|e| {
-                        if e.code() == Some(kith_wire::relay::response::ErrorCode::NOT_FOUND) {
-                            CoreError::File(format!(
-                                "{name}: the relay no longer has it (expired or deleted)"
-                            ))
-                        } else {
-                            e.into()
-                        }
-                    })?;
-                    if chunk.chunk_count != count {
-                        return Err(CoreError::File(format!(
-                            "{name}: the relay's copy is not the file the message names"
-                        )));
-                    }
-                    // Decryption runs off the I/O thread, several chunks at
-                    // once.
-                    off_thread(move || {
-                        key.open_chunk(i, count, &chunk.data)
-                            .map_err(file_error(&name))
-                    })
-                    .await
-                }
-            })
-            .buffered(IN_FLIGHT);
-        let mut written = kept;
-        let mut moved = 0;
-        while let Some(mut plain) = gets.try_next().await? {
-            let take = usize::try_from(size.saturating_sub(written).min(PLAIN as u64)).unwrap_or(0);
-            plain.truncate(take);
-            if !plain.is_empty() {
-                writing.push(plain).await?;
-            }
-            written += take as u64;
-            moved += 1;
-            progress(Progress {
-                done_bytes: written,
-                total_bytes: size,
-                resumed_chunks: resumed,
-                moved_chunks: moved,
-            });
-        }
-        drop(gets);
-        let (out, hasher, mut flusher) = writing.finish().await?;
-        flusher.finish()?;
-        let hash = hasher.finish();
-        if hash != attachment.hash {
-            drop(out);
-            let _ = std::fs::remove_file(&temp);
-            return Err(CoreError::File(format!(
-                "{name}: the downloaded bytes do not match the file's hash; nothing was saved"
-            )));
-        }
-        out.sync_all()
-            .map_err(io(format!("writing {}", temp.display())))?;
-        drop(out);
-        let target = free_name(dir, &name);
-        std::fs::rename(&temp, &target).map_err(io(format!("saving {}", target.display())))?;
+        Ok(FileFetch {
+            conversation: id.to_string(),
+            message_id: message_id.to_vec(),
+            dir: dir.to_path_buf(),
+            attachment,
+            client,
+        })
+    }
+
+    /// The last part of [`Engine::download`]: the copy recorded as this
+    /// user's (previews, deletion with the message).
+    pub fn finish_download(&mut self, fetched: FileFetched) -> Result<PathBuf> {
         self.db.execute(
             "UPDATE files SET path = ?3, downloaded = 1 WHERE conversation_id = ?1 AND message_id = ?2",
-            params![id, message_id, target.to_string_lossy()],
+            params![
+                fetched.conversation,
+                fetched.message_id,
+                fetched.path.to_string_lossy()
+            ],
         )?;
-        Ok(target)
+        Ok(fetched.path)
     }
 
     /// Removes the copies kith downloaded of files whose messages were
@@ -842,6 +846,167 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
         .map(|n| dir.join(format!("{stem} ({n}){ext}")))
         .find(|p| !p.exists())
         .unwrap_or(first)
+}
+
+/// A file being downloaded: what the message names and its relay. Its
+/// chunks move in [`FileFetch::fetch`], which needs no engine.
+pub struct FileFetch {
+    conversation: String,
+    message_id: Vec<u8>,
+    dir: PathBuf,
+    attachment: Attachment,
+    client: kith_relay_client::RelayClient,
+}
+
+impl std::fmt::Debug for FileFetch {
+    // The file's key stays out of it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileFetch")
+            .field("conversation", &self.conversation)
+            .field("size", &self.attachment.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file downloaded, checked and saved.
+#[derive(Debug)]
+pub struct FileFetched {
+    conversation: String,
+    message_id: Vec<u8>,
+    path: PathBuf,
+}
+
+impl FileFetch {
+    /// Fetches every chunk the partial file does not hold, checks and
+    /// decrypts each, checks the whole against its hash, and renames the
+    /// file into place; a file that does not check out is removed.
+    pub async fn fetch(self, mut progress: impl FnMut(Progress)) -> Result<FileFetched> {
+        let Self {
+            conversation,
+            message_id,
+            dir,
+            attachment,
+            client,
+        } = self;
+        let dir = dir.as_path();
+        let name = safe_name(&attachment.filename);
+
+        let count = attachment.chunk_count().map_err(file_error(&name))?;
+        let temp = dir.join(format!(
+            ".{name}.{}.kith-part",
+            to_hex(&attachment.blob_id[..8])
+        ));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&temp)
+            .map_err(io(format!("cannot write in {}", dir.display())))?;
+        // Only whole chunks count as done; what they hold was checked.
+        let have = out
+            .metadata()
+            .map_err(io("reading the partial file"))?
+            .len();
+        let size = attachment.size;
+        let resumed = u32::try_from(have / PLAIN as u64).unwrap_or(0).min(count);
+        let kept = (u64::from(resumed) * PLAIN as u64).min(size);
+        out.set_len(kept).map_err(io("resuming the partial file"))?;
+        progress(Progress {
+            done_bytes: kept,
+            total_bytes: size,
+            resumed_chunks: resumed,
+            moved_chunks: 0,
+        });
+        // The writing thread hashes what is already there, then writes and
+        // hashes every chunk in order.
+        let temp_shown = temp.display().to_string();
+        let mut writing = InOrder::start(
+            (out, FileHasher::new(), Flusher::default()),
+            move |(out, hasher, _)| {
+                std::io::copy(&mut (&*out).take(kept), hasher)
+                    .map_err(io("resuming the partial file"))?;
+                out.seek(SeekFrom::Start(kept))
+                    .map_err(io("resuming the partial file"))?;
+                Ok(())
+            },
+            move |(out, hasher, flusher), bytes| {
+                out.write_all(bytes)
+                    .map_err(io(format!("writing {temp_shown}")))?;
+                hasher.update(bytes);
+                flusher.wrote(out, bytes.len())
+            },
+        );
+        let blob_id = BlobId(attachment.blob_id);
+        // Every chunk is fetched, padding too: the relay sees the bucket,
+        // never which chunks hold the file (files-v1.md §6).
+        let mut gets = stream::iter(resumed..count)
+            .map(|i| {
+                let (client, key, name) = (&client, attachment.key.clone(), name.clone());
+                async move {
+                    let chunk = client.blob_get(blob_id, i).await.map_err(|e| {
+                        if e.code() == Some(kith_wire::relay::response::ErrorCode::NOT_FOUND) {
+                            CoreError::File(format!(
+                                "{name}: the relay no longer has it (expired or deleted)"
+                            ))
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                    if chunk.chunk_count != count {
+                        return Err(CoreError::File(format!(
+                            "{name}: the relay's copy is not the file the message names"
+                        )));
+                    }
+                    // Decryption runs off the I/O thread, several chunks at
+                    // once.
+                    off_thread(move || {
+                        key.open_chunk(i, count, &chunk.data)
+                            .map_err(file_error(&name))
+                    })
+                    .await
+                }
+            })
+            .buffered(IN_FLIGHT);
+        let mut written = kept;
+        let mut moved = 0;
+        while let Some(mut plain) = gets.try_next().await? {
+            let take = usize::try_from(size.saturating_sub(written).min(PLAIN as u64)).unwrap_or(0);
+            plain.truncate(take);
+            if !plain.is_empty() {
+                writing.push(plain).await?;
+            }
+            written += take as u64;
+            moved += 1;
+            progress(Progress {
+                done_bytes: written,
+                total_bytes: size,
+                resumed_chunks: resumed,
+                moved_chunks: moved,
+            });
+        }
+        drop(gets);
+        let (out, hasher, mut flusher) = writing.finish().await?;
+        flusher.finish()?;
+        let hash = hasher.finish();
+        if hash != attachment.hash {
+            drop(out);
+            let _ = std::fs::remove_file(&temp);
+            return Err(CoreError::File(format!(
+                "{name}: the downloaded bytes do not match the file's hash; nothing was saved"
+            )));
+        }
+        out.sync_all()
+            .map_err(io(format!("writing {}", temp.display())))?;
+        drop(out);
+        let target = free_name(dir, &name);
+        std::fs::rename(&temp, &target).map_err(io(format!("saving {}", target.display())))?;
+        Ok(FileFetched {
+            conversation,
+            message_id,
+            path: target,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -200,6 +200,12 @@ impl RelayProcess {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The relay's process id (to stop it with SIGSTOP, say: a relay that
+    /// hangs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL: the relay gets no chance to finish anything.
     pub fn kill(&mut self) -> std::io::Result<()> {
         if let Some(mut child) = self.child.take() {

@@ -370,3 +370,82 @@ fn the_echo_bot_answers_what_came_while_it_was_away() {
     bot.kill().unwrap();
     bot.wait().unwrap();
 }
+
+/// While a large file travels, the daemon goes on: with the file's relay
+/// frozen (SIGSTOP) mid-upload, a group on another relay still gets and
+/// sends messages through the same daemon; thawed, the file completes.
+#[test]
+fn messages_keep_moving_while_a_file_travels() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let other = common::relay();
+    let (alex, blair) = meet(dir.path(), &relay);
+    alex.ok(&["group", "create", "Walkers", "--relay", other.url()]);
+    alex.ok(&["group", "add", "Walkers", "Blair Sample"]);
+    eventually(20, "Blair in the group", || {
+        alex.ok(&["sync"]);
+        blair.ok(&["sync"]);
+        blair.ok(&["list"]).contains("Walkers")
+    });
+    let up = Up::start(&alex);
+    let url = format!(
+        "{}/api/v1/conversations/Blair%20Sample/files?name=big.bin",
+        up.url
+    );
+    let auth = format!("Bearer {}", up.token);
+    let body: Vec<u8> = (0..96u32 << 20).map(|i| (i % 251) as u8).collect();
+    let upload = std::thread::spawn(move || {
+        request("POST", &url, &[("Authorization", &auth)], &body).unwrap()
+    });
+    // The chunks have begun to move: freeze the file's relay.
+    eventually(60, "the upload under way", || {
+        up.call("GET", "/api/v1/transfers", None)
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["total_bytes"].as_u64() > Some(0))
+    });
+    let pid = relay.pid().unwrap().to_string();
+    let signal = |s: &str| Command::new("kill").args([s, &pid]).status().unwrap();
+    signal("-STOP");
+    let still = up.call("GET", "/api/v1/transfers", None);
+    assert_eq!(
+        still.as_array().unwrap().len(),
+        1,
+        "the upload ended too soon: {still}"
+    );
+
+    blair.ok(&["send", "Walkers", "while the file travels"]);
+    eventually(20, "Blair's group message at Alex", || {
+        up.call("GET", "/api/v1/conversations/Walkers/messages", None)
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["text"] == "while the file travels")
+    });
+    up.call(
+        "POST",
+        "/api/v1/conversations/Walkers/messages",
+        Some(json!({"text": "and an answer"})),
+    );
+    assert_eq!(
+        up.call("GET", "/api/v1/transfers", None)
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "the upload finished with its relay frozen"
+    );
+
+    signal("-CONT");
+    let answer = upload.join().unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["file"]["name"], "big.bin");
+    blair.ok(&["sync"]);
+    assert!(
+        blair
+            .texts("Walkers")
+            .iter()
+            .any(|(_, t)| t == "and an answer")
+    );
+}

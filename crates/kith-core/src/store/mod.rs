@@ -236,7 +236,6 @@ text_enum! {
 }
 
 /// One relay channel of a conversation, with our capability key on it.
-#[derive(Debug)]
 pub(crate) struct ChannelRow {
     pub(crate) id: i64,
     pub(crate) conversation_id: String,
@@ -253,6 +252,24 @@ pub(crate) struct ChannelRow {
     pub(crate) retire_seq: Option<u64>,
     /// A channel being retired: deleted (or forgotten) at this time at the latest.
     pub(crate) retire_after: Option<u64>,
+}
+
+impl std::fmt::Debug for ChannelRow {
+    // The capability key and the seal key are secrets: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelRow")
+            .field("id", &self.id)
+            .field("conversation_id", &self.conversation_id)
+            .field("relay_url", &self.relay_url)
+            .field("write_id", &self.write_id)
+            .field("read_id", &self.read_id)
+            .field("key", &"[redacted]")
+            .field("owner", &self.owner)
+            .field("cursor", &self.cursor)
+            .field("role", &self.role)
+            .field("seal_key", &self.seal_key.map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
 }
 
 fn array32(row: &Row<'_>, i: usize) -> rusqlite::Result<[u8; 32]> {

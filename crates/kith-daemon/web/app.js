@@ -757,7 +757,10 @@ function showSettings() {
     h('p', { class: 'mark', text: 'Every channel you host moves; your contacts follow by themselves.' }),
     h('div', { class: 'row' }, to, h('button', { id: 'move-go', onclick: async () => {
       const r = await attempt(() => api('POST', '/move', { to: to.value.trim() }));
-      if (r) toast(`${r.moved.length} conversation(s) moved${r.errors.length ? `; not moved: ${r.errors.join('; ')}` : ''}`, 'info');
+      if (!r) return;
+      toast(`${r.moved.length} conversation(s) moved${r.errors.length ? `; not moved: ${r.errors.join('; ')}` : ''}`, 'info');
+      const now = await attempt(() => api('GET', '/profile'));
+      if (now) state.profile = now;
     } }, 'Move')),
     h('h3', { text: 'Notifications' }),
     h('button', { id: 'notify', onclick: async () => {

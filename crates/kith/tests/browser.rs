@@ -500,3 +500,215 @@ fn a_long_conversation_loads_a_page_at_a_time() {
         .unwrap();
     assert_eq!(first, "line 0");
 }
+
+/// The rest of what the window does: a mail, an introduction made and
+/// accepted, a group joined by its link, an admin made, unblock, a move.
+#[test]
+fn mail_introductions_group_links_admins_unblock_and_move() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let second = common::relay();
+    let (alex, blair) = common::meet(dir.path(), &relay);
+    let carol = Person::new(dir.path(), "carol");
+    carol.ok(&["init", "--name", "Carol"]);
+    common::connect(&alex, &carol);
+    let alex_up = Up::start(&alex);
+    let blair_up = Up::start(&blair);
+    let a = signed_in(&alex_up);
+    let b = signed_in(&blair_up);
+    let open = |br: &Browser, name: &str| {
+        br.run(
+            "const [n] = arguments; [...document.querySelectorAll('.conversation')].find(c => c.querySelector('.name').textContent === n).click();",
+            &[json!(name)],
+        )
+        .unwrap();
+        br.wait(10, "the conversation", || {
+            br.run(
+                "return document.querySelector('#conv-name').textContent",
+                &[],
+            )
+            .ok()?
+            .as_str()?
+            .eq(name)
+            .then_some(())
+        })
+        .unwrap();
+    };
+
+    // A mail: subject and markdown body.
+    open(&a, "Blair Sample");
+    a.click("#mail-toggle").unwrap();
+    a.type_into("#subject", "Saturday").unwrap();
+    a.type_into("#text", "We *walk* at nine.").unwrap();
+    a.click("#send").unwrap();
+    open(&b, "Alex Example");
+    b.wait(20, "the mail's subject", || {
+        b.run(
+            "return [...document.querySelectorAll('.subject')].map(s => s.textContent).join()",
+            &[],
+        )
+        .ok()?
+        .as_str()?
+        .contains("Saturday")
+        .then_some(())
+    })
+    .unwrap();
+    b.wait_text(10, "walk at nine").unwrap();
+
+    // Alex introduces Blair to Carol; Blair accepts in the window, Carol
+    // from the command line; Blair's window shows the new conversation.
+    a.click("#conv-info").unwrap();
+    a.click("#introduce").unwrap();
+    a.run(
+        "const s = document.querySelector('#introduce-to'); s.value = [...s.options].find(o => o.textContent === 'Carol').value;",
+        &[],
+    )
+    .unwrap();
+    a.type_into("#introduce-note", "you both walk").unwrap();
+    a.click("#introduce-go").unwrap();
+    a.run(
+        "document.querySelectorAll('dialog').forEach(d => d.close())",
+        &[],
+    )
+    .unwrap();
+    b.wait(30, "the introduction offered", || {
+        b.run("return !document.querySelector('#intro-badge').hidden", &[])
+            .ok()?
+            .as_bool()?
+            .then_some(())
+    })
+    .unwrap();
+    b.click("#show-intros").unwrap();
+    b.wait_text(10, "you both walk").unwrap();
+    b.screenshot(&shots().join("12-introductions.png")).unwrap();
+    b.click(".intro-accept").unwrap();
+    b.run(
+        "document.querySelectorAll('dialog').forEach(d => d.close())",
+        &[],
+    )
+    .unwrap();
+    common::eventually(30, "Carol accepts", || {
+        carol.ok(&["sync"]);
+        let list = carol.json(&["introductions"]);
+        let Some(i) = list.as_array().and_then(|l| l.first()) else {
+            return false;
+        };
+        let id = i["id"].as_str().unwrap().to_string();
+        carol
+            .run(&["introductions", "accept", &id])
+            .status
+            .success()
+    });
+    common::eventually(30, "Blair and Carol connected", || {
+        carol.ok(&["sync"]);
+        b.run("return document.body.innerText", &[])
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .lines()
+            .any(|l| l.trim() == "Carol")
+    });
+
+    // A group joined by its link, pasted into Blair's window.
+    a.click("#new-group").unwrap();
+    a.type_into("#group-name", "Walkers").unwrap();
+    a.click("#group-create").unwrap();
+    a.wait_text(20, "Walkers").unwrap();
+    a.click("#group-members").unwrap();
+    a.click("#group-invite").unwrap();
+    a.find("#group-link img.qr").unwrap();
+    let link = a
+        .run(
+            "return document.querySelector('#group-link .link').value",
+            &[],
+        )
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.run(
+        "document.querySelectorAll('dialog').forEach(d => d.close())",
+        &[],
+    )
+    .unwrap();
+    b.click("#accept-link").unwrap();
+    b.type_into("#accept-input", &link).unwrap();
+    b.click("#accept-go").unwrap();
+    b.wait(40, "Blair in Walkers", || {
+        let list = blair_up.call("GET", "/api/v1/conversations", None);
+        list.as_array()?
+            .iter()
+            .any(|c| c["name"] == "Walkers" && c["state"] == "active")
+            .then_some(())
+    })
+    .unwrap();
+
+    // Alex makes Blair an admin of it.
+    open(&a, "Walkers");
+    a.click("#group-members").unwrap();
+    a.wait_text(20, "Blair Sample").unwrap();
+    a.run(
+        "[...document.querySelectorAll('#members li')].find(l => l.textContent.includes('Blair')).querySelector('button').click()",
+        &[],
+    )
+    .unwrap();
+    a.wait(30, "Blair an admin", || {
+        let members = alex_up.call("GET", "/api/v1/groups/Walkers/members", None);
+        members
+            .as_array()?
+            .iter()
+            .any(|m| m["name"] == "Blair Sample" && m["admin"] == true)
+            .then_some(())
+    })
+    .unwrap();
+    a.run(
+        "document.querySelectorAll('dialog').forEach(d => d.close())",
+        &[],
+    )
+    .unwrap();
+
+    // Block, then unblock: the conversation goes on.
+    open(&a, "Blair Sample");
+    a.click("#conv-info").unwrap();
+    a.click("#block").unwrap();
+    a.wait_text(20, "blocked").unwrap();
+    a.run(
+        "document.querySelectorAll('dialog').forEach(d => d.close())",
+        &[],
+    )
+    .unwrap();
+    a.click("#conv-info").unwrap();
+    a.click("#unblock").unwrap();
+    a.wait(20, "unblocked", || {
+        let list = alex_up.call("GET", "/api/v1/conversations", None);
+        list.as_array()?
+            .iter()
+            .any(|c| c["name"] == "Blair Sample" && c["blocked"] == false)
+            .then_some(())
+    })
+    .unwrap();
+    a.run(
+        "document.querySelectorAll('dialog').forEach(d => d.close())",
+        &[],
+    )
+    .unwrap();
+
+    // Moving to another relay from Settings.
+    a.click("#settings").unwrap();
+    a.type_into("#move-to", second.url()).unwrap();
+    a.click("#move-go").unwrap();
+    a.wait_text(30, "moved").unwrap();
+    a.screenshot(&shots().join("13-moved.png")).unwrap();
+    let info = alex_up.call("GET", "/api/v1/conversations/Blair%20Sample", None);
+    assert!(
+        info["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["relay_url"].as_str() == Some(second.url().trim_end_matches('/'))),
+        "{info}"
+    );
+}

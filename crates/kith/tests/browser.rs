@@ -69,6 +69,36 @@ fn drop_file(b: &Browser, name: &str, png: bool) {
     .unwrap();
 }
 
+/// Opens the conversation named `name` from the list and waits for it.
+fn open_conversation(b: &Browser, name: &str) {
+    b.run(
+        "const [n] = arguments;
+         [...document.querySelectorAll('.conversation')].find(c => c.querySelector('.name').textContent === n).click();",
+        &[json!(name)],
+    )
+    .unwrap();
+    b.wait(10, &format!("the conversation {name}"), || {
+        b.run(
+            "const h = document.querySelector('#conv-name'); return h && h.textContent",
+            &[],
+        )
+        .ok()?
+        .as_str()?
+        .eq(name)
+        .then_some(())
+    })
+    .unwrap();
+}
+
+/// Closes whatever dialog is open.
+fn close_dialogs(b: &Browser) {
+    b.run(
+        "document.querySelectorAll('dialog').forEach(d => d.close())",
+        &[],
+    )
+    .unwrap();
+}
+
 #[test]
 fn two_people_meet_and_talk_in_their_browsers() {
     if skip() {
@@ -105,8 +135,7 @@ fn two_people_meet_and_talk_in_their_browsers() {
     drop(link_field);
     a.find("#invite-out img.qr").unwrap();
     a.screenshot(&shots().join("02-invitation.png")).unwrap();
-    a.run("document.querySelector('dialog').close()", &[])
-        .unwrap();
+    close_dialogs(&a);
 
     b.click("#accept-link").unwrap();
     b.type_into("#accept-input", &link).unwrap();
@@ -212,26 +241,14 @@ fn two_people_meet_and_talk_in_their_browsers() {
     a.click("#add-member-go").unwrap();
     a.wait_text(20, "Blair").unwrap();
     a.screenshot(&shots().join("05-group-members.png")).unwrap();
-    a.run("document.querySelector('dialog').close()", &[])
-        .unwrap();
+    close_dialogs(&a);
     b.wait_text(30, "Book club").unwrap();
-    b.run(
-        "[...document.querySelectorAll('.conversation')].find(c => c.textContent.includes('Book club')).click()",
-        &[],
-    )
-    .unwrap();
-    b.find("#text").unwrap();
-    b.wait_text(10, "Book club").unwrap();
+    open_conversation(&b, "Book club");
     b.type_into("#text", &format!("hello club{ENTER}")).unwrap();
     a.wait_text(30, "hello club").unwrap();
 
     // Alex blocks Blair from the conversation's info.
-    a.run(
-        "[...document.querySelectorAll('.conversation')].find(c => c.querySelector('.name').textContent === 'Blair').click()",
-        &[],
-    )
-    .unwrap();
-    a.find("#conv-info").unwrap();
+    open_conversation(&a, "Blair");
     a.wait_text(10, "a reply").unwrap();
     a.click("#conv-info").unwrap();
     a.find("#safety-number").unwrap();
@@ -309,13 +326,9 @@ fn nothing_a_peer_sends_becomes_markup() {
 
     let a = signed_in(&alex_up);
     a.wait_text(20, EVIL).unwrap();
-    a.run(
-        "[...document.querySelectorAll('.conversation')].find(c => c.textContent.includes('<img')).click()",
-        &[],
-    )
-    .unwrap();
-    a.wait_text(20, "javascript:alert(3)").ok();
-    a.wait_text(20, "not really").ok();
+    open_conversation(&a, EVIL);
+    a.wait_text(20, "javascript:alert(3)").unwrap();
+    a.wait_text(20, "<img src=x onerror=alert(4)>.png").unwrap();
     a.wait_text(20, EVIL2).unwrap();
     a.screenshot(&shots().join("09-xss-alex.png")).unwrap();
     let c = signed_in(&carol_up);
@@ -519,32 +532,13 @@ fn mail_introductions_group_links_admins_unblock_and_move() {
     let blair_up = Up::start(&blair);
     let a = signed_in(&alex_up);
     let b = signed_in(&blair_up);
-    let open = |br: &Browser, name: &str| {
-        br.run(
-            "const [n] = arguments; [...document.querySelectorAll('.conversation')].find(c => c.querySelector('.name').textContent === n).click();",
-            &[json!(name)],
-        )
-        .unwrap();
-        br.wait(10, "the conversation", || {
-            br.run(
-                "return document.querySelector('#conv-name').textContent",
-                &[],
-            )
-            .ok()?
-            .as_str()?
-            .eq(name)
-            .then_some(())
-        })
-        .unwrap();
-    };
-
     // A mail: subject and markdown body.
-    open(&a, "Blair Sample");
+    open_conversation(&a, "Blair Sample");
     a.click("#mail-toggle").unwrap();
     a.type_into("#subject", "Saturday").unwrap();
     a.type_into("#text", "We *walk* at nine.").unwrap();
     a.click("#send").unwrap();
-    open(&b, "Alex Example");
+    open_conversation(&b, "Alex Example");
     b.wait(20, "the mail's subject", || {
         b.run(
             "return [...document.querySelectorAll('.subject')].map(s => s.textContent).join()",
@@ -569,11 +563,7 @@ fn mail_introductions_group_links_admins_unblock_and_move() {
     .unwrap();
     a.type_into("#introduce-note", "you both walk").unwrap();
     a.click("#introduce-go").unwrap();
-    a.run(
-        "document.querySelectorAll('dialog').forEach(d => d.close())",
-        &[],
-    )
-    .unwrap();
+    close_dialogs(&a);
     b.wait(30, "the introduction offered", || {
         b.run("return !document.querySelector('#intro-badge').hidden", &[])
             .ok()?
@@ -585,11 +575,7 @@ fn mail_introductions_group_links_admins_unblock_and_move() {
     b.wait_text(10, "you both walk").unwrap();
     b.screenshot(&shots().join("12-introductions.png")).unwrap();
     b.click(".intro-accept").unwrap();
-    b.run(
-        "document.querySelectorAll('dialog').forEach(d => d.close())",
-        &[],
-    )
-    .unwrap();
+    close_dialogs(&b);
     common::eventually(30, "Carol accepts", || {
         carol.ok(&["sync"]);
         let list = carol.json(&["introductions"]);
@@ -629,11 +615,7 @@ fn mail_introductions_group_links_admins_unblock_and_move() {
         .as_str()
         .unwrap()
         .to_string();
-    a.run(
-        "document.querySelectorAll('dialog').forEach(d => d.close())",
-        &[],
-    )
-    .unwrap();
+    close_dialogs(&a);
     b.click("#accept-link").unwrap();
     b.type_into("#accept-input", &link).unwrap();
     b.click("#accept-go").unwrap();
@@ -647,7 +629,7 @@ fn mail_introductions_group_links_admins_unblock_and_move() {
     .unwrap();
 
     // Alex makes Blair an admin of it.
-    open(&a, "Walkers");
+    open_conversation(&a, "Walkers");
     a.click("#group-members").unwrap();
     a.wait_text(20, "Blair Sample").unwrap();
     a.run(
@@ -664,22 +646,14 @@ fn mail_introductions_group_links_admins_unblock_and_move() {
             .then_some(())
     })
     .unwrap();
-    a.run(
-        "document.querySelectorAll('dialog').forEach(d => d.close())",
-        &[],
-    )
-    .unwrap();
+    close_dialogs(&a);
 
     // Block, then unblock: the conversation goes on.
-    open(&a, "Blair Sample");
+    open_conversation(&a, "Blair Sample");
     a.click("#conv-info").unwrap();
     a.click("#block").unwrap();
     a.wait_text(20, "blocked").unwrap();
-    a.run(
-        "document.querySelectorAll('dialog').forEach(d => d.close())",
-        &[],
-    )
-    .unwrap();
+    close_dialogs(&a);
     a.click("#conv-info").unwrap();
     a.click("#unblock").unwrap();
     a.wait(20, "unblocked", || {
@@ -690,11 +664,7 @@ fn mail_introductions_group_links_admins_unblock_and_move() {
             .then_some(())
     })
     .unwrap();
-    a.run(
-        "document.querySelectorAll('dialog').forEach(d => d.close())",
-        &[],
-    )
-    .unwrap();
+    close_dialogs(&a);
 
     // Moving to another relay from Settings.
     a.click("#settings").unwrap();

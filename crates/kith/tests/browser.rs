@@ -631,7 +631,17 @@ fn mail_introductions_group_links_admins_unblock_and_move() {
     // Alex makes Blair an admin of it.
     open_conversation(&a, "Walkers");
     a.click("#group-members").unwrap();
-    a.wait_text(20, "Blair Sample").unwrap();
+    // The dialog lists the members once the daemon answers.
+    a.wait(20, "Blair in the members' list", || {
+        a.run(
+            "return [...document.querySelectorAll('#members li')].some(l => l.textContent.includes('Blair'))",
+            &[],
+        )
+        .ok()?
+        .as_bool()?
+        .then_some(())
+    })
+    .unwrap();
     a.run(
         "[...document.querySelectorAll('#members li')].find(l => l.textContent.includes('Blair')).querySelector('button').click()",
         &[],

@@ -185,8 +185,7 @@ async fn invite(State(s): State<AppState>, body: Option<Json<InviteBody>>) -> An
         Box::pin(async move { e.invite(b.relay.as_deref(), b.name.as_deref()).await })
     })
     .await?;
-    let qr_svg = qr_svg(&invite.web_link)?;
-    Ok(Json(InviteAnswer { invite, qr_svg }))
+    with_qr(invite)
 }
 
 #[derive(Deserialize)]
@@ -215,6 +214,11 @@ struct QrBody {
 /// A QR code of any text (a group's invitation link), as SVG.
 async fn qr(Json(b): Json<QrBody>) -> Answer<Value> {
     Ok(Json(json!({ "qr_svg": qr_svg(&b.text)? })))
+}
+
+fn with_qr(invite: kith_core::Invite) -> Answer<InviteAnswer> {
+    let qr_svg = qr_svg(&invite.web_link)?;
+    Ok(Json(InviteAnswer { invite, qr_svg }))
 }
 
 fn qr_svg(text: &str) -> Result<String, ApiError> {
@@ -907,8 +911,7 @@ async fn group_invite(
         Box::pin(async move { e.group_invite(&group).await })
     })
     .await?;
-    let qr_svg = qr_svg(&invite.web_link)?;
-    Ok(Json(InviteAnswer { invite, qr_svg }))
+    with_qr(invite)
 }
 
 async fn group_members(

@@ -99,10 +99,15 @@ impl Guard {
         }
         let given = bearer(headers).or_else(|| cookie(headers));
         match given {
-            Some(t) if bool::from(t.as_bytes().ct_eq(self.token.as_bytes())) => Ok(()),
+            Some(t) if token_matches(t, &self.token) => Ok(()),
             _ => Err(ApiError::Unauthorized),
         }
     }
+}
+
+/// Whether `given` is the daemon's token, compared in constant time.
+pub(crate) fn token_matches(given: &str, token: &str) -> bool {
+    bool::from(given.as_bytes().ct_eq(token.as_bytes()))
 }
 
 /// Paths anyone who may reach the daemon gets: the web UI's shell and

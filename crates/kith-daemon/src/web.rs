@@ -11,7 +11,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use subtle::ConstantTimeEq as _;
 
 use crate::AppState;
 
@@ -62,7 +61,7 @@ pub(crate) struct Login {
 /// `/login?token=…` (the address `kith up` prints): sets the cookie the
 /// browser then sends with every call, and opens the UI.
 async fn login(State(s): State<AppState>, Query(q): Query<Login>) -> Response {
-    if !bool::from(q.token.as_bytes().ct_eq(s.token.as_bytes())) {
+    if !crate::auth::token_matches(&q.token, &s.token) {
         return (
             StatusCode::UNAUTHORIZED,
             "This is not this daemon's token: open the address `kith up` printed.",

@@ -514,16 +514,7 @@ impl Engine {
         payload: &str,
     ) -> Result<CallView> {
         let id = self.resolve(conv)?;
-        let found = self
-            .calls(&id)?
-            .into_iter()
-            .filter(|c| c.id.starts_with(&call.trim().to_ascii_lowercase()))
-            .collect::<Vec<_>>();
-        let [found] = found.as_slice() else {
-            return Err(CoreError::NoSuchCall(call.to_string()));
-        };
-        let call_id: [u8; 16] = kith_wire::relay::from_hex(&found.id)
-            .ok_or_else(|| CoreError::Corrupt("a call id".into()))?;
+        let (found, call_id) = self.find_call(&id, call)?;
         let signal = CallSignal {
             call_id,
             step,
@@ -563,17 +554,7 @@ impl Engine {
     /// A call with its offer, answer and candidates (its id, or a prefix).
     pub fn call_session(&self, conv: &str, call: &str) -> Result<crate::views::CallSession> {
         let id = self.resolve(conv)?;
-        let prefix = call.trim().to_ascii_lowercase();
-        let found: Vec<CallView> = self
-            .calls(&id)?
-            .into_iter()
-            .filter(|c| !prefix.is_empty() && c.id.starts_with(&prefix))
-            .collect();
-        let [found] = found.as_slice() else {
-            return Err(CoreError::NoSuchCall(call.to_string()));
-        };
-        let call_id = kith_wire::relay::from_hex_vec(&found.id)
-            .ok_or_else(|| CoreError::Corrupt("a call id".into()))?;
+        let (found, call_id) = self.find_call(&id, call)?;
         let (offer, answer, candidates): (Option<String>, Option<String>, String) =
             self.db.query_row(
                 "SELECT offer, answer, candidates FROM calls WHERE conversation_id = ?1 AND call_id = ?2",
@@ -581,7 +562,7 @@ impl Engine {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
         Ok(crate::views::CallSession {
-            call: found.clone(),
+            call: found,
             offer,
             answer,
             candidates: candidates
@@ -590,6 +571,23 @@ impl Engine {
                 .map(str::to_string)
                 .collect(),
         })
+    }
+
+    /// The one call of conversation `id` whose id starts with `call`, and
+    /// its id as bytes.
+    fn find_call(&self, id: &str, call: &str) -> Result<(CallView, [u8; 16])> {
+        let prefix = call.trim().to_ascii_lowercase();
+        let mut found: Vec<CallView> = self
+            .calls(id)?
+            .into_iter()
+            .filter(|c| !prefix.is_empty() && c.id.starts_with(&prefix))
+            .collect();
+        let (Some(found), None) = (found.pop(), found.pop()) else {
+            return Err(CoreError::NoSuchCall(call.to_string()));
+        };
+        let call_id = kith_wire::relay::from_hex(&found.id)
+            .ok_or_else(|| CoreError::Corrupt("a call id".into()))?;
+        Ok((found, call_id))
     }
 
     /// The conversation's calls, newest first.

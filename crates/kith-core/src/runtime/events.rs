@@ -102,7 +102,8 @@ impl Engine {
         Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
     }
 
-    /// Drops events older than [`EVENT_RETENTION`].
+    /// Drops events older than [`EVENT_RETENTION`]. By the system's clock,
+    /// not the engine's: the triggers stamp events with SQLite's.
     pub(crate) fn prune_events(&self) -> Result<()> {
         let keep = crate::config::millis(EVENT_RETENTION);
         let now = u64::try_from(
@@ -143,7 +144,11 @@ impl Engine {
         match view.kind.as_str() {
             "message" | "message-changed" => view.message = self.message(&conv, &id)?,
             "conversation" | "members" | "integrity" => {
-                view.state = self.list()?.into_iter().find(|c| c.id == conv);
+                view.state = match self.view(&conv) {
+                    Ok(v) => Some(v),
+                    Err(crate::error::CoreError::NoSuchConversation(_)) => None,
+                    Err(e) => return Err(e),
+                };
             }
             "call" => {
                 if let Some(call_id) = from_hex_vec(&id) {

@@ -244,7 +244,9 @@ impl Engine {
                 .fold(housekeeping, Instant::min);
             let wake = owed.map_or(wake, |at| wake.min(at));
             if let Some(head) = head {
-                head.send_replace(self.events_head()?);
+                // Readers wake only when there is something new.
+                let newest = self.events_head()?;
+                head.send_if_modified(|h| std::mem::replace(h, newest) != newest);
             }
             // Another process may use the profile meanwhile (a `send` in
             // another terminal); a daemon keeps it: others go through it.

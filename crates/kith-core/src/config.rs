@@ -67,6 +67,9 @@ pub struct Config {
     /// PEM certificates trusted besides Mozilla's roots (a relay with a
     /// private authority).
     pub ca_file: Option<PathBuf>,
+    /// The local address connections to relays come from (a machine with
+    /// several; `None`: the system chooses).
+    pub source_address: Option<std::net::IpAddr>,
     /// How long to wait for another process using the profile.
     pub lock_wait: Duration,
     /// Largest group commit sent inside its channel message; a larger one
@@ -87,6 +90,7 @@ impl Default for Config {
             rotate_interval: ROTATE_INTERVAL,
             drain_limit: DRAIN_LIMIT,
             ca_file: None,
+            source_address: None,
             lock_wait: Duration::from_secs(10),
             inline_commit_limit: usize::MAX,
             capabilities: kith_content::kind::Capabilities::this_version(),

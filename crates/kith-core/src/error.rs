@@ -20,6 +20,16 @@ pub enum CoreError {
     BadInvitation(String),
     #[error("this invitation is your own")]
     OwnInvitation,
+    #[error("this contact address was deleted by its owner, or has expired")]
+    AddressGone,
+    #[error(
+        "this contact address takes no more requests from your network for now; try again in {0}"
+    )]
+    AddressBusy(String),
+    #[error("no contact address of yours matches {0:?}")]
+    NoSuchAddress(String),
+    #[error("no contact request has the id {0:?} (`kith requests` lists them)")]
+    NoSuchRequest(String),
     #[error("no conversation matches {0:?}")]
     NoSuchConversation(String),
     #[error("{0:?} matches several conversations: {1}")]
@@ -120,6 +130,10 @@ impl CoreError {
             Self::InvitationUnavailable => "invitation_unavailable",
             Self::BadInvitation(_) => "bad_invitation",
             Self::OwnInvitation => "own_invitation",
+            Self::AddressGone => "address_gone",
+            Self::AddressBusy(_) => "address_busy",
+            Self::NoSuchAddress(_) => "no_such_address",
+            Self::NoSuchRequest(_) => "no_such_request",
             Self::NoSuchConversation(_) => "no_such_conversation",
             Self::Ambiguous(..) => "ambiguous",
             Self::NotYetConnected => "not_yet_connected",

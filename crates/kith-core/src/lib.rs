@@ -48,21 +48,23 @@ extern crate self as kith_core;
 pub use config::{
     Clock, Config, DRAIN_LIMIT, ManualClock, ROTATE_INTERVAL, SystemClock, UPDATE_INTERVAL,
 };
+pub use conv::address::REQUEST_CONTEXT;
 pub use conv::group::GROUP_INVITATION_CONTEXT;
 pub use conv::inbox::{INVITATION_CONTEXT, INVITATION_TTL};
 pub use conv::intro::{INTRODUCTION_TTL, recognition_tag};
 pub use error::{CoreError, Result};
 pub use ids::{conversation_id, safety_number};
-pub use link::InviteLink;
+pub use link::{AddressLink, InviteLink};
 pub use runtime::Engine;
+pub use runtime::addresses::REQUEST_TTL;
 pub use runtime::events::{EVENT_RETENTION, EventPage, EventView};
 pub use runtime::files::{FileFetch, FileFetched, FileSend, FileSent, Progress};
 pub use runtime::watch::{Job, MAX_BACKOFF};
 pub use views::{
-    Accepted, AppView, CallSession, CallView, ChannelInfo, ConversationInfo, ConversationView,
-    FileView, GroupChange, IntegrityEvent, IntroductionView, Invite, Live, MemberView, MessageView,
-    MoveReport, Notice, PaymentView, ProfileView, Quote, ReactionCount, Receipts, SyncReport,
-    duration_words, size_words,
+    Accepted, AddressView, AppView, CallSession, CallView, ChannelInfo, ConversationInfo,
+    ConversationView, FileView, GroupChange, IntegrityEvent, IntroductionView, Invite, Live,
+    MemberView, MessageView, MoveReport, Notice, PaymentView, ProfileView, Quote, ReactionCount,
+    Receipts, RequestView, SyncReport, duration_words, size_words,
 };
 
 /// The layering ARCHITECTURE.md draws, checked on the sources: conversation
@@ -72,6 +74,7 @@ pub use views::{
 mod layering {
     const TYPES: &[(&str, &str)] = &[
         ("inbox", include_str!("conv/inbox.rs")),
+        ("address", include_str!("conv/address.rs")),
         ("pair", include_str!("conv/pair.rs")),
         ("group", include_str!("conv/group.rs")),
         ("intro", include_str!("conv/intro.rs")),

@@ -1,7 +1,9 @@
-//! One-time invitation links (`docs/spec/inbox-v1.md` §2).
+//! One-time invitation links (`docs/spec/inbox-v1.md` §2) and contact
+//! addresses (`docs/spec/address-v1.md` §2).
 //!
 //! ```text
 //! https form:  <relay URL>/i/<blob id, base64url>#<seal key, base64url>
+//!              <relay URL>/a/<write id, base64url>#<base64url(secret || box public key)>
 //! kith form:   kith:<https form>
 //! ```
 //!
@@ -11,7 +13,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kith_crypto::seal::SealKey;
-use kith_wire::relay::BlobId;
+use kith_wire::relay::{BlobId, WriteId};
 
 use crate::error::{CoreError, Result};
 
@@ -75,6 +77,88 @@ impl InviteLink {
     }
 }
 
+/// What an address's secret derives its guest key's seed from
+/// (address-v1.md §2).
+const ADDRESS_KEY_CONTEXT: &[u8] = b"kith address key v1";
+
+/// A parsed contact address link: where requests go, the key that may
+/// write them there (derived from `secret`), and the key they are sealed
+/// to.
+#[derive(Debug)]
+pub struct AddressLink {
+    pub relay_url: String,
+    pub write_id: WriteId,
+    pub secret: SealKey,
+    pub box_public: [u8; 32],
+}
+
+impl AddressLink {
+    /// The https (or http) form.
+    pub fn web(&self) -> String {
+        let mut fragment = [0u8; 64];
+        fragment[..32].copy_from_slice(self.secret.as_bytes());
+        fragment[32..].copy_from_slice(&self.box_public);
+        format!(
+            "{}/a/{}#{}",
+            self.relay_url.trim_end_matches('/'),
+            URL_SAFE_NO_PAD.encode(self.write_id.0),
+            URL_SAFE_NO_PAD.encode(fragment)
+        )
+    }
+
+    /// The `kith:` form.
+    pub fn kith(&self) -> String {
+        format!("kith:{}", self.web())
+    }
+
+    /// Whether `link` has an address's shape (`/a/`), as opposed to an
+    /// invitation's.
+    pub fn is_address(link: &str) -> bool {
+        link.split_once('#')
+            .is_some_and(|(rest, _)| rest.rsplit_once("/a/").is_some())
+    }
+
+    pub fn parse(link: &str) -> Result<Self> {
+        let link = link.trim();
+        let web = link.strip_prefix("kith:").unwrap_or(link);
+        let (rest, fragment) = web
+            .split_once('#')
+            .ok_or(CoreError::BadLink("no key after '#'"))?;
+        let (relay_url, write_id) = rest
+            .rsplit_once("/a/")
+            .ok_or(CoreError::BadLink("no '/a/' part"))?;
+        if !(relay_url.starts_with("https://") || relay_url.starts_with("http://")) {
+            return Err(CoreError::BadLink(
+                "the relay address must start with https:// or http://",
+            ));
+        }
+        let write_id = decode32(write_id).ok_or(CoreError::BadLink("malformed address id"))?;
+        let fragment: [u8; 64] = URL_SAFE_NO_PAD
+            .decode(fragment)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(CoreError::BadLink("malformed key"))?;
+        let (secret, box_public) = fragment.split_at(32);
+        Ok(Self {
+            relay_url: relay_url.to_string(),
+            write_id: WriteId(write_id),
+            secret: SealKey::from_bytes(secret.try_into().unwrap_or([0; 32])),
+            box_public: box_public.try_into().unwrap_or([0; 32]),
+        })
+    }
+
+    /// The key every requester writes with: it may append, not read.
+    pub fn guest_key(&self) -> Result<ed25519_dalek::SigningKey> {
+        address_guest_key(&self.secret)
+    }
+}
+
+/// The guest key of the address whose link holds `secret`.
+pub(crate) fn address_guest_key(secret: &SealKey) -> Result<ed25519_dalek::SigningKey> {
+    let seed = secret.derive(ADDRESS_KEY_CONTEXT)?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
 fn decode32(s: &str) -> Option<[u8; 32]> {
     URL_SAFE_NO_PAD.decode(s).ok()?.try_into().ok()
 }
@@ -97,6 +181,38 @@ mod tests {
             assert_eq!(parsed.key, link.key);
         }
         assert!(link.web().starts_with("http://127.0.0.1:7070/i/"));
+    }
+
+    #[test]
+    fn an_address_parses_back_and_is_told_from_an_invitation() {
+        let link = AddressLink {
+            relay_url: "https://relay.example/kith".into(),
+            write_id: WriteId([4; 32]),
+            secret: SealKey::from_bytes([5; 32]),
+            box_public: [6; 32],
+        };
+        for text in [link.web(), link.kith(), format!(" {}\n", link.kith())] {
+            assert!(AddressLink::is_address(&text));
+            let parsed = AddressLink::parse(&text).unwrap();
+            assert_eq!(parsed.relay_url, link.relay_url);
+            assert_eq!(parsed.write_id, link.write_id);
+            assert_eq!(parsed.secret, link.secret);
+            assert_eq!(parsed.box_public, link.box_public);
+        }
+        let invite = InviteLink {
+            relay_url: "http://x".into(),
+            blob_id: BlobId([3; 32]),
+            key: SealKey::from_bytes([9; 32]),
+        };
+        assert!(!AddressLink::is_address(&invite.kith()));
+        // A fragment of an invitation's length is not an address's.
+        let short = format!(
+            "http://x/a/{}#{}",
+            URL_SAFE_NO_PAD.encode([1; 32]),
+            URL_SAFE_NO_PAD.encode([2; 32])
+        );
+        assert!(AddressLink::parse(&short).is_err());
+        assert!(AddressLink::parse("http://x/a/#").is_err());
     }
 
     #[test]

@@ -262,6 +262,8 @@ pub struct SyncReport {
     pub notices: Vec<Notice>,
     /// Introductions offered to this user, or answered, during this sync.
     pub introductions: Vec<IntroductionView>,
+    /// Contact requests that arrived on this user's addresses.
+    pub requests: Vec<RequestView>,
     /// Relays or channels that could not be synced this time.
     pub errors: Vec<String>,
     /// Groups a contact added this user to (shown in `connected`).
@@ -280,6 +282,7 @@ impl SyncReport {
             && self.connected.is_empty()
             && self.integrity_events.is_empty()
             && self.introductions.is_empty()
+            && self.requests.is_empty()
             && self.notices.is_empty()
             && self.errors.is_empty()
     }
@@ -291,6 +294,7 @@ impl SyncReport {
         earlier.integrity_events.append(&mut self.integrity_events);
         earlier.notices.append(&mut self.notices);
         earlier.introductions.append(&mut self.introductions);
+        earlier.requests.append(&mut self.requests);
         earlier.errors.append(&mut self.errors);
         earlier.joined_groups.append(&mut self.joined_groups);
         *self = earlier;
@@ -346,6 +350,40 @@ pub struct IntroductionView {
     pub state: String,
     /// The new conversation, once connected.
     pub conversation: Option<String>,
+}
+
+/// A contact request that arrived on one of this user's addresses
+/// (`kith requests`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestView {
+    /// What `kith requests accept|decline` takes.
+    pub id: u64,
+    /// The address's id.
+    pub address: String,
+    /// The owner's label for the address, if it has one.
+    pub address_label: Option<String>,
+    /// The name the requester chose to show.
+    pub name: String,
+    /// The requester's note (may be empty).
+    pub note: String,
+    pub received_at: u64,
+    /// After this the request cannot be accepted.
+    pub expires_at: u64,
+}
+
+/// A contact address of this user's (`kith address`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressView {
+    pub id: String,
+    pub label: Option<String>,
+    /// The `kith:` form of the link; the https form is this without `kith:`.
+    pub link: String,
+    /// The name shown to those whose requests this user accepts.
+    pub my_name: String,
+    pub relay: String,
+    pub created_at: u64,
+    /// Requests waiting for an answer.
+    pub requests: u64,
 }
 
 /// What `kith move` did.

@@ -14,6 +14,7 @@
 //!                 the channel orders it; then process / apply_pending)
 //!             Session::snapshot ─▶ GroupSnapshot ─▶ (caller's store)
 //!  SealKey::seal / open        padding::pad / unpad
+//!  BoxKey::public ─▶ boxed::seal_to (anyone) ─▶ BoxKey::open (its holder)
 //! ```
 //!
 //! ```
@@ -32,6 +33,7 @@
 //! # Ok::<(), kith_crypto::CryptoError>(())
 //! ```
 
+pub mod boxed;
 mod error;
 pub mod mls;
 pub mod padding;

@@ -111,6 +111,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/groups/{group}/admins", post(group_admin))
         .route("/api/v1/groups/{group}/leave", post(group_leave))
         .route("/api/v1/introductions", get(introductions).post(introduce))
+        .route("/api/v1/addresses", get(addresses).post(address_create))
+        .route("/api/v1/addresses/{address}", delete(address_delete))
+        .route("/api/v1/requests", get(requests))
+        .route("/api/v1/requests/{id}/{answer}", post(answer_request))
         .route(
             "/api/v1/introductions/{id}/{answer}",
             post(answer_introduction),
@@ -193,14 +197,31 @@ async fn invite(State(s): State<AppState>, body: Option<Json<InviteBody>>) -> An
 struct AcceptBody {
     link: String,
     name: Option<String>,
+    /// A contact request's note (address links only).
+    #[serde(default)]
+    note: String,
 }
 
+/// An invitation is accepted; to an address link, a contact request is
+/// sent (the conversation waits in state `invited`).
 async fn accept(
     State(s): State<AppState>,
     Json(b): Json<AcceptBody>,
 ) -> Answer<kith_core::Accepted> {
+    let link = b.link.trim().to_string();
+    if !kith_core::AddressLink::is_address(&link) && !b.note.is_empty() {
+        return Err(ApiError::BadRequest(
+            "a note goes with a contact address link (…/a/…), not an invitation".into(),
+        ));
+    }
     run(&s, move |e| {
-        Box::pin(async move { e.accept(b.link.trim(), b.name.as_deref()).await })
+        Box::pin(async move {
+            if kith_core::AddressLink::is_address(&link) {
+                e.request_contact(&link, b.name.as_deref(), &b.note).await
+            } else {
+                e.accept(&link, b.name.as_deref()).await
+            }
+        })
     })
     .await
 }
@@ -1022,6 +1043,95 @@ async fn answer_introduction(
     let name = body.and_then(|Json(b)| b.name);
     run(&s, move |e| {
         Box::pin(async move { e.answer_introduction(&id, accept, name.as_deref()).await })
+    })
+    .await
+}
+
+async fn addresses(State(s): State<AppState>) -> Answer<Vec<AddressAnswer>> {
+    let list = run(&s, |e| Box::pin(async move { e.addresses() })).await?;
+    list.0
+        .into_iter()
+        .map(address_with_qr)
+        .collect::<Result<_, _>>()
+        .map(Json)
+}
+
+/// An address with its QR code (of the https form).
+#[derive(Serialize)]
+struct AddressAnswer {
+    #[serde(flatten)]
+    address: kith_core::AddressView,
+    qr_svg: String,
+}
+
+fn address_with_qr(address: kith_core::AddressView) -> Result<AddressAnswer, ApiError> {
+    let qr_svg = qr_svg(address.link.trim_start_matches("kith:"))?;
+    Ok(AddressAnswer { address, qr_svg })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddressBody {
+    label: Option<String>,
+    relay: Option<String>,
+    display_name: Option<String>,
+}
+
+async fn address_create(
+    State(s): State<AppState>,
+    Json(b): Json<AddressBody>,
+) -> Answer<AddressAnswer> {
+    let view = run(&s, move |e| {
+        Box::pin(async move {
+            e.address_create(
+                b.label.as_deref(),
+                b.relay.as_deref(),
+                b.display_name.as_deref(),
+            )
+            .await
+        })
+    })
+    .await?;
+    address_with_qr(view.0).map(Json)
+}
+
+async fn address_delete(State(s): State<AppState>, Path(address): Path<String>) -> Answer<Value> {
+    run(&s, move |e| {
+        Box::pin(async move {
+            e.address_delete(&address).await?;
+            Ok(json!({ "deleted": address }))
+        })
+    })
+    .await
+}
+
+async fn requests(State(s): State<AppState>) -> Answer<Vec<kith_core::RequestView>> {
+    run(&s, |e| Box::pin(async move { e.requests() })).await
+}
+
+/// Accepting answers the new conversation; declining `{"declined": id}`.
+async fn answer_request(
+    State(s): State<AppState>,
+    Path((id, answer)): Path<(String, String)>,
+    body: Option<Json<AnswerBody>>,
+) -> Answer<Value> {
+    let accept = match answer.as_str() {
+        "accept" => true,
+        "decline" => false,
+        _ => return Err(ApiError::NotFound("use …/accept or …/decline".into())),
+    };
+    let name = body.and_then(|Json(b)| b.name);
+    run(&s, move |e| {
+        Box::pin(async move {
+            if accept {
+                let accepted = e.request_accept(&id, name.as_deref()).await?;
+                serde_json::to_value(accepted)
+                    .map_err(|err| kith_core::CoreError::Corrupt(err.to_string()))
+            } else {
+                e.request_decline(&id)?;
+                Ok(json!({ "declined": id }))
+            }
+        })
     })
     .await
 }

@@ -57,7 +57,10 @@ impl ApiError {
                 | CoreError::NoSuchMessage(_)
                 | CoreError::NoSuchMember(_)
                 | CoreError::NoSuchCall(_)
-                | CoreError::NoSuchIntroduction(_) => StatusCode::NOT_FOUND,
+                | CoreError::NoSuchIntroduction(_)
+                | CoreError::NoSuchAddress(_)
+                | CoreError::NoSuchRequest(_) => StatusCode::NOT_FOUND,
+                CoreError::AddressBusy(_) => StatusCode::TOO_MANY_REQUESTS,
                 CoreError::Relay(_) | CoreError::Queued(_) => StatusCode::BAD_GATEWAY,
                 CoreError::Store(_)
                 | CoreError::Corrupt(_)

@@ -225,6 +225,7 @@ pub struct RelayClient {
     base: Url,
     clock: Arc<Clock>,
     trust: Trust,
+    source: Option<std::net::IpAddr>,
 }
 
 impl RelayClient {
@@ -237,6 +238,16 @@ impl RelayClient {
 
     /// The same, trusting what `trust` says (a private authority).
     pub fn with_trust(url: &str, trust: Trust) -> Result<Self, ClientError> {
+        Self::with_source(url, trust, None)
+    }
+
+    /// The same, connecting from the local address `source` when given
+    /// (a machine with several addresses; HTTP and WebSocket alike).
+    pub fn with_source(
+        url: &str,
+        trust: Trust,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Self, ClientError> {
         let invalid = |reason: &str| ClientError::InvalidUrl {
             url: url.to_owned(),
             reason: reason.to_owned(),
@@ -256,6 +267,7 @@ impl RelayClient {
             .tls_backend_preconfigured((*trust.config()).clone())
             .timeout(REQUEST_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))
+            .local_address(source)
             .build()
             .map_err(|e| ClientError::Transport {
                 url: url.to_owned(),
@@ -266,6 +278,7 @@ impl RelayClient {
             base,
             clock: Arc::default(),
             trust,
+            source,
         })
     }
 

@@ -34,6 +34,42 @@ fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> ClientError {
     ClientError::WebSocket(Box::new(e))
 }
 
+/// A TCP connection to `url`'s host from the local address `source`.
+async fn connect_from(
+    url: &url::Url,
+    source: std::net::IpAddr,
+) -> Result<tokio::net::TcpStream, ClientError> {
+    let io = |e: std::io::Error| ws_error(e.into());
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(io)?
+        .filter(|a| a.is_ipv4() == source.is_ipv4())
+    {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(io)?;
+        socket
+            .bind(std::net::SocketAddr::new(source, 0))
+            .map_err(io)?;
+        match socket.connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(io(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("no address of {host} of the family of {source}"),
+        )
+    })))
+}
+
 fn closed() -> ClientError {
     ClientError::Closed
 }
@@ -64,13 +100,28 @@ impl Session {
         // Requests are signed for the relay's id: learn it before connecting.
         client.cached_info().await?;
         let url = client.websocket_url()?;
-        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(
-            url.as_str(),
-            None,
-            true,
-            Some(tokio_tungstenite::Connector::Rustls(client.trust.config())),
-        )
-        .await
+        let connector = Some(tokio_tungstenite::Connector::Rustls(client.trust.config()));
+        let (socket, _) = match client.source {
+            None => {
+                tokio_tungstenite::connect_async_tls_with_config(
+                    url.as_str(),
+                    None,
+                    true,
+                    connector,
+                )
+                .await
+            }
+            Some(source) => {
+                let stream = connect_from(&url, source).await?;
+                tokio_tungstenite::client_async_tls_with_config(
+                    url.as_str(),
+                    stream,
+                    None,
+                    connector,
+                )
+                .await
+            }
+        }
         .map_err(ws_error)?;
         let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
         let (pushes_tx, pushes) = mpsc::channel(PUSH_QUEUE);

@@ -40,6 +40,17 @@ fn walk(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), Stri
         }
         return Ok(());
     }
+    if let Some(any) = schema.get("oneOf").and_then(Value::as_array) {
+        let errors: Vec<String> = any
+            .iter()
+            .filter_map(|s| walk(doc, s, value, at).err())
+            .collect();
+        return if errors.len() < any.len() {
+            Ok(())
+        } else {
+            Err(format!("{at}: fits none of oneOf: {}", errors.join("; ")))
+        };
+    }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(value)
     {

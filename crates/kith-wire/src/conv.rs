@@ -67,7 +67,8 @@ fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
 ///      3 = join request, 4 = group welcome (group-v1.md §6: sealed
 ///      JoinRequest / GroupWelcome on a group invitation's inbox channel),
 ///      5 = mls blob (group-v1.md §6.5: an MlsBlobRef naming a group
-///      commit too large for one message)
+///      commit too large for one message), 6 = contact request
+///      (address-v1.md §3: a ContactRequest sealed to an address's key)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Envelope {
@@ -81,6 +82,8 @@ pub enum Envelope {
     GroupWelcome(Vec<u8>),
     /// A group commit too large for one message, stored as a blob.
     MlsBlob(MlsBlobRef),
+    /// A [`ContactRequest`] sealed to a contact address's key.
+    ContactRequest(Vec<u8>),
 }
 
 impl Codec for Envelope {
@@ -91,6 +94,7 @@ impl Codec for Envelope {
             Self::Mls(b) => (2, b.as_slice()),
             Self::JoinRequest(b) => (3, b.as_slice()),
             Self::GroupWelcome(b) => (4, b.as_slice()),
+            Self::ContactRequest(b) => (6, b.as_slice()),
             Self::MlsBlob(reference) => {
                 w.u8(5);
                 w.opaque(&reference.to_bytes());
@@ -110,6 +114,7 @@ impl Codec for Envelope {
             3 => Ok(Self::JoinRequest(body)),
             4 => Ok(Self::GroupWelcome(body)),
             5 => Ok(Self::MlsBlob(MlsBlobRef::from_bytes(&body)?)),
+            6 => Ok(Self::ContactRequest(body)),
             tag => Err(DecodeError::UnknownTag {
                 what: "envelope.kind",
                 tag,
@@ -203,6 +208,50 @@ impl Codec for Invitation {
             key_package,
             display_name: r.string(MAX_NAME, "invitation.display_name")?,
             expires_at_ms: r.u64("invitation.expires_at_ms")?,
+        })
+    }
+}
+
+/// The most bytes of a contact request's note.
+pub const MAX_REQUEST_NOTE: u32 = 1024;
+
+/// `ContactRequest` (address-v1.md §3): what someone who opened a contact
+/// address sends its owner, sealed to the address's key. It is an
+/// [`Invitation`] the owner may accept, with a note.
+///
+/// ```text
+/// struct { u8 version = 1; ChannelGrant channel; opaque key_package<1..65536>;
+///          opaque display_name<0..256>; opaque note<0..1024>;
+///          u64 expires_at_ms; } ContactRequest;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRequest {
+    pub channel: ChannelGrant,
+    pub key_package: Vec<u8>,
+    pub display_name: String,
+    pub note: String,
+    pub expires_at_ms: u64,
+}
+
+impl Codec for ContactRequest {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(VERSION);
+        self.channel.encode(w);
+        w.opaque(&self.key_package);
+        w.string(&self.display_name);
+        w.string(&self.note);
+        w.u64(self.expires_at_ms);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        version(r, "contact_request.version")?;
+        let channel = ChannelGrant::decode(r)?;
+        let key_package = key_package(r, "contact_request.key_package")?;
+        Ok(Self {
+            channel,
+            key_package,
+            display_name: r.string(MAX_NAME, "contact_request.display_name")?,
+            note: r.string(MAX_REQUEST_NOTE, "contact_request.note")?,
+            expires_at_ms: r.u64("contact_request.expires_at_ms")?,
         })
     }
 }

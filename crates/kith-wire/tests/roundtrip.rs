@@ -11,8 +11,8 @@
 
 use kith_wire::Codec;
 use kith_wire::conv::{
-    ChannelGrant, ChannelMove, CommitKeys, Content, Envelope, GroupInvitation, GroupState,
-    GroupStateRef, GroupWelcome, IntroStep, Introduction, Invitation, JoinRequest,
+    ChannelGrant, ChannelMove, CommitKeys, ContactRequest, Content, Envelope, GroupInvitation,
+    GroupState, GroupStateRef, GroupWelcome, IntroStep, Introduction, Invitation, JoinRequest,
     MAX_COMMIT_CHUNKS, MAX_STATE_CHUNKS, MemberEntry, MlsBlobRef, PairFrame,
 };
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
@@ -343,6 +343,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         payload().prop_map(Envelope::JoinRequest),
         payload().prop_map(Envelope::GroupWelcome),
         mls_blob_ref().prop_map(Envelope::MlsBlob),
+        payload().prop_map(Envelope::ContactRequest),
     ]
 }
 
@@ -381,6 +382,25 @@ fn invitation() -> impl Strategy<Value = Invitation> {
                 channel,
                 key_package,
                 display_name,
+                expires_at_ms,
+            },
+        )
+}
+
+fn contact_request() -> impl Strategy<Value = ContactRequest> {
+    (
+        channel_grant(),
+        vec(any::<u8>(), 1..600),
+        ".{0,30}",
+        ".{0,100}",
+        any::<u64>(),
+    )
+        .prop_map(
+            |(channel, key_package, display_name, note, expires_at_ms)| ContactRequest {
+                channel,
+                key_package,
+                display_name,
+                note,
                 expires_at_ms,
             },
         )
@@ -580,6 +600,9 @@ proptest! {
     fn invitation_round_trips(v in invitation()) { round_trip(&v)?; }
 
     #[test]
+    fn contact_request_round_trips(v in contact_request()) { round_trip(&v)?; }
+
+    #[test]
     fn pair_frame_round_trips(v in pair_frame()) { round_trip(&v)?; }
 
     #[test]
@@ -696,6 +719,7 @@ proptest! {
         check::<ServerFrame>(&bytes)?;
         check::<Envelope>(&bytes)?;
         check::<Invitation>(&bytes)?;
+        check::<ContactRequest>(&bytes)?;
         check::<PairFrame>(&bytes)?;
         check::<GroupWelcome>(&bytes)?;
         check::<GroupState>(&bytes)?;

@@ -52,10 +52,31 @@ pub(crate) enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Accept an invitation link.
+    /// Accept an invitation link, or send a contact request to an
+    /// address link.
     Accept {
         link: String,
         /// The name to show to this contact (default: the profile's).
+        #[arg(long)]
+        name: Option<String>,
+        /// A contact request's note: why you ask (they see it before
+        /// deciding).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Contact addresses: a link or QR code many people can use to ask
+    /// you for a conversation (a shop counter, a profile page).
+    Address {
+        #[command(subcommand)]
+        command: Option<AddressCommand>,
+    },
+    /// Contact requests that arrived on your addresses, or answer one.
+    Requests {
+        action: Option<IntroAction>,
+        /// The request's number, as `kith requests` shows it.
+        id: Option<String>,
+        /// Accepting: the name to show the new contact (default: the
+        /// address's).
         #[arg(long)]
         name: Option<String>,
     },
@@ -294,6 +315,29 @@ pub(crate) enum CallCommand {
     Hangup { conv: String, call: String },
     /// The conversation's calls, newest first.
     List { conv: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AddressCommand {
+    /// Make a new address; it takes requests until you delete it.
+    Create {
+        /// Your name for this address (only you see it).
+        #[arg(long)]
+        name: Option<String>,
+        /// The relay that takes its requests (default: yours).
+        #[arg(long)]
+        relay: Option<String>,
+        /// The name shown to people whose requests you accept (default:
+        /// the profile's).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Your addresses.
+    List,
+    /// An address's link and QR code again.
+    Show { address: String },
+    /// Delete an address: its relay refuses every further request.
+    Delete { address: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -132,6 +132,14 @@ fn config() -> Result<Config> {
             config.capabilities = config.capabilities.clone().with_app_type(t);
         }
     }
+    match std::env::var("KITH_SOURCE_ADDRESS").as_deref() {
+        Ok("") | Err(_) => {}
+        Ok(text) => {
+            config.source_address = Some(text.parse().map_err(|_| {
+                anyhow::anyhow!("KITH_SOURCE_ADDRESS={text:?} is not an IP address")
+            })?);
+        }
+    }
     config.ca_file = std::env::var_os("KITH_CA_FILE")
         .filter(|f| !f.is_empty())
         .map(PathBuf::from);

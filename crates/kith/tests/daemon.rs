@@ -13,7 +13,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{Up, eventually, meet, relay};
+use common::{Person, Up, eventually, meet, relay};
 use kith_testkit::http::{Events, request};
 use kith_testkit::openapi::{answer_pointer, check};
 use serde_json::{Value, json};
@@ -237,6 +237,87 @@ fn the_api_answers_as_its_document_says_and_refuses_strangers() {
             assert_eq!(mode & 0o077, 0, "{file} is readable by others: {mode:o}");
         }
     }
+}
+
+#[test]
+fn contact_requests_arrive_live_and_are_answered_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let (alex, [casey, dana]) = common::alex_and(dir.path(), &relay, ["Casey", "Dana"]);
+    let up = Up::start(&alex);
+    let doc = openapi(&up);
+    let head = up.call("GET", "/api/v1/events?after=0", None)["cursor"].clone();
+
+    let address = up.call(
+        "POST",
+        "/api/v1/addresses",
+        Some(json!({"label": "Profile page"})),
+    );
+    conforms(&doc, "/api/v1/addresses", "post", &address);
+    assert!(address["qr_svg"].as_str().unwrap().starts_with("<?xml"));
+    let link = address["link"].as_str().unwrap().to_string();
+    let list = up.call("GET", "/api/v1/addresses", None);
+    conforms(&doc, "/api/v1/addresses", "get", &list);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    // Addresses are not conversations, for the API either.
+    let convs = up.call("GET", "/api/v1/conversations", None);
+    assert!(convs.as_array().unwrap().is_empty(), "{convs}");
+
+    casey.ok(&["accept", &link, "--note", "from your <b>page</b>"]);
+    dana.ok(&["accept", &link]);
+    // The daemon watches the address: both arrive as events, unasked.
+    let mut requests = Vec::new();
+    eventually(20, "two request events", || {
+        let page = up.call("GET", &format!("/api/v1/events?after={head}"), None);
+        conforms(&doc, "/api/v1/events", "get", &page);
+        requests = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "request")
+            .map(|e| e["request"].clone())
+            .collect();
+        requests.len() == 2
+    });
+    let listed = up.call("GET", "/api/v1/requests", None);
+    conforms(&doc, "/api/v1/requests", "get", &listed);
+    let from = |name: &str| {
+        requests
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no request from {name}: {requests:?}"))
+    };
+    assert_eq!(from("Casey")["note"], "from your <b>page</b>");
+    assert_eq!(from("Casey")["address_label"], "Profile page");
+
+    let casey_id = from("Casey")["id"].to_string();
+    let accepted = up.call("POST", &format!("/api/v1/requests/{casey_id}/accept"), None);
+    conforms(&doc, "/api/v1/requests/{id}/{answer}", "post", &accepted);
+    assert_eq!(accepted["conversation"]["name"], "Casey");
+    let dana_id = from("Dana")["id"].to_string();
+    let declined = up.call("POST", &format!("/api/v1/requests/{dana_id}/decline"), None);
+    conforms(&doc, "/api/v1/requests/{id}/{answer}", "post", &declined);
+    let missing = up.raw("POST", &format!("/api/v1/requests/{dana_id}/accept"), None);
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert!(
+        up.call("GET", "/api/v1/requests", None)
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    eventually(20, "Casey connected", || {
+        casey.json(&["sync"])["connected"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    });
+
+    let deleted = up.call("DELETE", "/api/v1/addresses/Profile%20page", None);
+    conforms(&doc, "/api/v1/addresses/{address}", "delete", &deleted);
+    let late = Person::new(dir.path(), "late");
+    late.ok(&["init", "--name", "Late"]);
+    let out = late.run(&["--json", "accept", &link]);
+    let err: Value = serde_json::from_slice(out.stderr.trim_ascii()).unwrap();
+    assert_eq!(err["error"]["code"], "address_gone", "{err}");
 }
 
 #[test]

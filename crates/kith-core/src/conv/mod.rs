@@ -22,7 +22,9 @@
 //! | PairV1          | `pair`    | MLS messages of an active 1:1 conversation |
 //! | GroupV1         | `group`   | a group's channel and link inbox; a group invitation handed off by a 1:1 |
 //! | IntroductionV1  | `intro`   | an introduction step handed off by a 1:1   |
+//! | AddressV1       | `address` | contact requests on an address's channel   |
 
+pub(crate) mod address;
 pub(crate) mod group;
 pub(crate) mod inbox;
 pub(crate) mod intro;

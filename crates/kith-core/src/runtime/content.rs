@@ -608,7 +608,7 @@ impl Engine {
         let due: Vec<String> = self
             .db
             .prepare(
-                "SELECT id FROM conversations c WHERE state = 'active' AND blocked = 0 \
+                "SELECT id FROM conversations c WHERE state = 'active' AND blocked = 0 AND kind != 'address' \
                  AND (caps_sent IS NULL OR caps_sent != ?1) \
                  AND (kind = 'pair' OR \
                       (SELECT COUNT(*) FROM group_members m WHERE m.conversation_id = c.id) <= ?2)",

@@ -127,7 +127,6 @@ impl Engine {
     /// creates the conversation's MLS group and sends the Welcome.
     pub async fn accept(&mut self, link: &str, name: Option<&str>) -> Result<Accepted> {
         name.map(check_name).transpose()?;
-        let profile = self.profile()?;
         let link = InviteLink::parse(link)?;
         let client = self.relay(&link.relay_url)?;
         let chunk = match client
@@ -164,6 +163,18 @@ impl Engine {
         };
         let invitation = Invitation::from_bytes(&plaintext)
             .map_err(|e| CoreError::BadInvitation(e.to_string()))?;
+        self.accept_invitation(&invitation, name).await
+    }
+
+    /// Starts the conversation an invitation offers (inbox-v1.md §3 from
+    /// step 3): from a link, or a contact request this user accepts
+    /// (address-v1.md §4).
+    pub(crate) async fn accept_invitation(
+        &mut self,
+        invitation: &Invitation,
+        name: Option<&str>,
+    ) -> Result<Accepted> {
+        let profile = self.profile()?;
         if invitation.expires_at_ms < self.now() {
             return Err(CoreError::InvitationUnavailable);
         }
@@ -308,7 +319,7 @@ impl Engine {
                     c.state, c.unread, c.last_activity, c.my_name, \
                     (SELECT COUNT(*) FROM integrity_events e WHERE e.conversation_id = c.id), c.kind, \
                     c.introduced_by, c.blocked \
-             FROM conversations c ORDER BY c.last_activity DESC, c.id",
+             FROM conversations c WHERE c.kind != 'address' ORDER BY c.last_activity DESC, c.id",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(ConversationView {

@@ -13,7 +13,7 @@ use crate::conv::intro::{made_view, received_view};
 use crate::error::Result;
 use crate::runtime::Engine;
 use crate::store::{self, ms};
-use crate::views::{CallView, ConversationView, IntroductionView, MessageView};
+use crate::views::{CallView, ConversationView, IntroductionView, MessageView, RequestView};
 
 /// How long the log keeps an event: a client away longer starts again from
 /// the conversations as they are (the page says `gap`).
@@ -28,13 +28,15 @@ pub struct EventView {
     /// receipts, file saved), `message-removed` (disappeared, or its
     /// conversation deleted), `conversation` (new or changed: name, state,
     /// unread count…), `conversation-removed`, `members` (a group's),
-    /// `call`, `introduction` or `integrity` (a message refused).
+    /// `call`, `introduction`, `integrity` (a message refused), `request`
+    /// (a contact request arrived) or `request-removed` (answered or
+    /// expired).
     pub kind: String,
     /// When it was committed (ms since the Unix epoch).
     pub at: u64,
     /// The conversation's id, where it concerns one.
     pub conversation: Option<String>,
-    /// The message's, call's or introduction's id.
+    /// The message's, call's, introduction's or request's id.
     pub id: Option<String>,
     /// `message`, `message-changed`: the message now (absent if it is gone
     /// since).
@@ -43,6 +45,8 @@ pub struct EventView {
     pub state: Option<ConversationView>,
     pub call: Option<CallView>,
     pub introduction: Option<IntroductionView>,
+    /// `request`: the request now (absent if answered since).
+    pub request: Option<RequestView>,
 }
 
 /// A page of the log.
@@ -135,6 +139,7 @@ impl Engine {
             state: None,
             call: None,
             introduction: None,
+            request: None,
             kind,
             conversation,
             id,
@@ -163,6 +168,11 @@ impl Engine {
                         Some(v) => Some(v),
                         None => made_view(&self.db, &intro)?,
                     };
+                }
+            }
+            "request" => {
+                if let Ok(n) = id.parse::<i64>() {
+                    view.request = crate::conv::address::request_view(&self.db, n)?;
                 }
             }
             _ => {}

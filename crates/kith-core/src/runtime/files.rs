@@ -186,7 +186,7 @@ enum Putter {
     Bound {
         requester: kith_relay_client::Requester,
         key_ref: u32,
-        _session: kith_relay_client::Session,
+        _session: Box<kith_relay_client::Session>,
     },
     Signed(kith_relay_client::RelayClient),
 }
@@ -204,7 +204,7 @@ impl Putter {
                 return Self::Bound {
                     requester,
                     key_ref,
-                    _session: session,
+                    _session: Box::new(session),
                 };
             }
         }

@@ -16,6 +16,7 @@ use crate::store::{load_session, ms};
 use crate::views::{ConversationView, SyncReport};
 use crate::{home, store};
 
+pub(crate) mod addresses;
 mod content;
 mod conversations;
 pub(crate) mod events;
@@ -169,7 +170,7 @@ impl Engine {
                 trust
             }
         };
-        let client = RelayClient::with_trust(&key, trust)?;
+        let client = RelayClient::with_source(&key, trust, self.config.source_address)?;
         self.relays.insert(key, client.clone());
         Ok(client)
     }
@@ -189,12 +190,22 @@ impl Engine {
 
     /// A conversation by id, unique id prefix, or name.
     pub fn resolve(&self, conv: &str) -> Result<String> {
-        if let Some(id) = self.find_by_id(conv)? {
+        // Addresses are conversations only to the sync (AddressV1).
+        let exact: Option<String> = self
+            .db
+            .query_row(
+                "SELECT id FROM conversations WHERE id = ?1 AND kind != 'address'",
+                [conv],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = exact {
             return Ok(id);
         }
         let mut stmt = self.db.prepare(
-            "SELECT id FROM conversations WHERE id LIKE ?1 || '%' ESCAPE '\\' \
-             UNION SELECT id FROM conversations WHERE lower(COALESCE(local_name, contact_name)) = lower(?2)",
+            "SELECT id FROM conversations WHERE kind != 'address' AND id LIKE ?1 || '%' ESCAPE '\\' \
+             UNION SELECT id FROM conversations WHERE kind != 'address' \
+               AND lower(COALESCE(local_name, contact_name)) = lower(?2)",
         )?;
         let escaped = conv
             .replace('\\', "\\\\")

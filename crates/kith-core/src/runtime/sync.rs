@@ -3,6 +3,7 @@
 
 use crate::channels::gone;
 
+use crate::conv::address::AddressV1;
 use crate::conv::group::{GroupInput, GroupV1};
 use crate::conv::inbox::InboxV1;
 
@@ -80,6 +81,7 @@ struct Types {
     pair: PairV1,
     group: GroupV1,
     intro: IntroductionV1,
+    address: AddressV1,
 }
 
 impl Types {
@@ -88,7 +90,8 @@ impl Types {
             inbox: InboxV1::new(moment.clone()),
             pair: PairV1::new(moment.clone()),
             group: GroupV1::new(moment.clone()),
-            intro: IntroductionV1::new(moment),
+            intro: IntroductionV1::new(moment.clone()),
+            address: AddressV1::new(moment),
         }
     }
 }
@@ -223,6 +226,7 @@ fn dispatch(
             open_and_apply(&mut types.inbox, tx, arrived, fx)
         }
         (ConversationKind::Pair, _) => open_and_apply(&mut types.pair, tx, arrived, fx),
+        (ConversationKind::Address, _) => open_and_apply(&mut types.address, tx, arrived, fx),
     }
 }
 
@@ -882,6 +886,7 @@ impl Engine {
         types.pair.tick(&tx, &mut fx)?;
         types.group.tick(&tx, &mut fx)?;
         types.intro.tick(&tx, &mut fx)?;
+        types.address.tick(&tx, &mut fx)?;
         tx.commit()?;
         self.revocations.extend(fx.revoke);
         fx.report.absorb(std::mem::take(report));

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0014_file_copies.sql"),
     include_str!("../../migrations/0015_auto_download.sql"),
     include_str!("../../migrations/0016_events.sql"),
+    include_str!("../../migrations/0017_addresses.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
@@ -152,6 +153,8 @@ text_enum! {
         Pair = "pair",
         /// GroupV1.
         Group = "group",
+        /// A contact address of this user's (AddressV1): never listed.
+        Address = "address",
     }
 }
 
@@ -232,6 +235,8 @@ text_enum! {
         InboxDone = "inbox-done",
         /// A channel being drained after a move: read, never written.
         Retiring = "retiring",
+        /// A contact address's channel: requests arrive there.
+        Address = "address",
     }
 }
 

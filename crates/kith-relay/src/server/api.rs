@@ -23,7 +23,7 @@ use kith_wire::relay::request::{
     carries_payload,
 };
 use kith_wire::relay::response::{ErrorCode, RelayInfo};
-use kith_wire::relay::{CHUNK_SIZE, PROTOCOL_VERSION, PublicKey, is_bucket_size};
+use kith_wire::relay::{CHUNK_SIZE, PROTOCOL_VERSION, PublicKey, Rights, is_bucket_size};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,7 +79,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/ws", get(super::ws::upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/i/{id}", get(invitation_page));
+        .route("/i/{id}", get(invitation_page))
+        .route("/a/{id}", get(address_page));
     for (path, _, _) in SIGNED_PATHS {
         router = router.route(path, post(signed));
     }
@@ -236,9 +237,10 @@ async fn signed(
         return not_found(State(state)).await;
     };
     let result = async {
-        state.check_ip(client_ip(&state, req.headers(), peer))?;
+        let ip = client_ip(&state, req.headers(), peer);
+        state.check_ip(ip)?;
         let bytes = read_body(&state, req, body_limit(Some(tag))).await?;
-        execute(&state, &bytes, Some(path)).await.1
+        execute(&state, &bytes, Some(path), ip).await.1
     }
     .await
     .map(Answer::into_response);
@@ -315,11 +317,12 @@ impl hyper::body::Body for HeldBody {
 /// Verifies and carries out one signed request: the operation's name (for
 /// metrics) and the answer's encoding. Over HTTP the operation must be the
 /// one `path` names; over the WebSocket (`path` is `None`) any operation but
-/// `subscribe` is allowed.
+/// `subscribe` is allowed. `source` is the client's address.
 pub(crate) async fn execute(
     state: &AppState,
     bytes: &[u8],
     path: Option<&'static str>,
+    source: IpAddr,
 ) -> (&'static str, Result<Answer, ApiError>) {
     // Over HTTP the path's limit came first; inside a WebSocket frame the
     // operation's limit holds just the same, before decoding (§4.3, §8).
@@ -345,7 +348,7 @@ pub(crate) async fn execute(
         Ok(verified) => {
             let body = verified.into_body();
             let copies = if path.is_none() { 2 } else { 1 };
-            dispatch(state, body.signer, body.op, copies, now).await
+            dispatch(state, body.signer, body.op, copies, now, source).await
         }
         Err(e) => Err(e),
     };
@@ -372,6 +375,7 @@ pub(crate) async fn execute_bound(
     state: &AppState,
     signer: PublicKey,
     bytes: &[u8],
+    source: IpAddr,
 ) -> (&'static str, Result<Answer, ApiError>) {
     if let Err(e) = within_limit(bytes, bytes.first().copied()) {
         return ("too_large", Err(e));
@@ -393,7 +397,7 @@ pub(crate) async fn execute_bound(
     if let Err(e) = state.rate.check_key(&signer) {
         return (name, Err(ApiError::rate_limited(e)));
     }
-    (name, dispatch(state, signer, op, 2, now_ms()).await)
+    (name, dispatch(state, signer, op, 2, now_ms(), source).await)
 }
 
 fn refuse_weak(key: &PublicKey) -> Result<(), ApiError> {
@@ -413,6 +417,7 @@ async fn dispatch(
     op: Operation,
     copies: usize,
     now: u64,
+    source: IpAddr,
 ) -> Result<Answer, ApiError> {
     let limits = &state.config.limits;
     let answer = match op {
@@ -443,17 +448,18 @@ async fn dispatch(
             encoded(&state.store.create_channel(new).await?)
         }
         Operation::Append(a) => {
-            append(state, signer, a.write_id, a.payload, (None, None), now).await
+            let at = (None, None);
+            append(state, (signer, source), a.write_id, a.payload, at, now).await
         }
         Operation::AppendAfter(a) => {
             let at = (Some(a.after_seq), None);
-            append(state, signer, a.write_id, a.payload, at, now).await
+            append(state, (signer, source), a.write_id, a.payload, at, now).await
         }
         Operation::AppendExpiring(a) => {
             let ttl = u64::from(a.ttl_secs).saturating_mul(1000);
             append(
                 state,
-                signer,
+                (signer, source),
                 a.write_id,
                 a.payload,
                 (a.after_seq, Some(ttl)),
@@ -588,18 +594,25 @@ impl Drop for Watch<'_> {
 /// `at` is the head it must follow, if any, and the message's own TTL.
 async fn append(
     state: &AppState,
-    signer: PublicKey,
+    (signer, source): (PublicKey, IpAddr),
     write_id: kith_wire::relay::WriteId,
     payload: Vec<u8>,
     (after_seq, ttl_ms): (Option<u64>, Option<u64>),
     now: u64,
 ) -> Result<Vec<u8>, ApiError> {
     state.check_payload(payload.len(), "payload")?;
+    state
+        .rate
+        .check_address(&write_id.0, source)
+        .map_err(ApiError::rate_limited)?;
     let len = payload.len() as u64;
-    let appended = state
+    let (appended, rights) = state
         .store
-        .append_expiring(write_id, signer, payload, after_seq, ttl_ms, now)
+        .append_as(write_id, signer, payload, after_seq, ttl_ms, now)
         .await?;
+    if !rights.contains(Rights::READ) {
+        state.rate.appended_to_address(&write_id.0, source);
+    }
     state.metrics.appended_bytes.inc_by(len);
     encoded(&appended)
 }
@@ -764,6 +777,23 @@ async fn invitation_page() -> Response {
 <pre id=cmd>kith accept 'kith:&lt;this page's address&gt;'</pre>\
 <p>It works once; whoever accepts it first is connected.</p>\
 <script>document.getElementById('cmd').textContent=\"kith accept 'kith:\"+location.href+\"'\";</script>\n";
+    static_page(PAGE)
+}
+
+/// What a browser shows for the https form of a contact address
+/// (`docs/spec/address-v1.md` §2): like the invitation page, the same for
+/// every address, touching nothing.
+async fn address_page() -> Response {
+    const PAGE: &str = "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>\
+<title>kith contact address</title><h1>A contact address on kith</h1>\
+<p>Whoever shared this address accepts contact requests through it. Open it with kith:</p>\
+<pre id=cmd>kith accept 'kith:&lt;this page's address&gt;'</pre>\
+<p>Your request shows only the name and note you give it; they decide whether to talk.</p>\
+<script>document.getElementById('cmd').textContent=\"kith accept 'kith:\"+location.href+\"'\";</script>\n";
+    static_page(PAGE)
+}
+
+fn static_page(page: &'static str) -> Response {
     (
         StatusCode::OK,
         [
@@ -771,7 +801,7 @@ async fn invitation_page() -> Response {
             (axum::http::header::CACHE_CONTROL, "no-store"),
             (axum::http::header::REFERRER_POLICY, "no-referrer"),
         ],
-        PAGE,
+        page,
     )
         .into_response()
 }

@@ -157,6 +157,12 @@ pub struct RateLimitConfig {
     pub per_key_per_sec: u32,
     /// Burst signed by one key.
     pub per_key_burst: u32,
+    /// Contact requests one IP address may append to one contact address
+    /// per hour (appends by a key that may write but not read: a drop box,
+    /// address-v1.md §5).
+    pub address_per_source_per_hour: u32,
+    /// Burst of contact requests from one IP address to one address.
+    pub address_per_source_burst: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -167,6 +173,8 @@ impl Default for RateLimitConfig {
             per_ip_burst: 1_000,
             per_key_per_sec: 100,
             per_key_burst: 400,
+            address_per_source_per_hour: 20,
+            address_per_source_burst: 5,
         }
     }
 }
@@ -331,7 +339,9 @@ impl Config {
             && (r.per_ip_per_sec == 0
                 || r.per_ip_burst == 0
                 || r.per_key_per_sec == 0
-                || r.per_key_burst == 0)
+                || r.per_key_burst == 0
+                || r.address_per_source_per_hour == 0
+                || r.address_per_source_burst == 0)
         {
             return bad("rate limits must be positive (or set rate_limit.enabled = false)");
         }

@@ -344,7 +344,7 @@ impl Connection {
                 (Err(e), _) => ("rate_limited", Err(e)),
                 // As any key the relay does not know: nothing more said.
                 (Ok(()), None) => ("bound", Err(ApiError::unauthorized())),
-                (Ok(()), Some(signer)) => execute_bound(&state, signer, &operation).await,
+                (Ok(()), Some(signer)) => execute_bound(&state, signer, &operation, ip).await,
             };
             answer_frame(&state, id, op, result, started)
         }));
@@ -357,7 +357,7 @@ impl Connection {
         self.in_flight.push(Box::pin(async move {
             let started = std::time::Instant::now();
             let (op, result) = match state.check_ip(ip) {
-                Ok(()) => execute(&state, &request, None).await,
+                Ok(()) => execute(&state, &request, None, ip).await,
                 Err(e) => ("rate_limited", Err(e)),
             };
             answer_frame(&state, id, op, result, started)

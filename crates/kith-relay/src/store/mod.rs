@@ -217,7 +217,25 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after_seq: Option<u64>,
         ttl_ms: Option<u64>,
         now_ms: u64,
-    ) -> Result<Appended, StoreError>;
+    ) -> Result<Appended, StoreError> {
+        Ok(self
+            .append_as(write_id, key, payload, after_seq, ttl_ms, now_ms)
+            .await?
+            .0)
+    }
+
+    /// [`Store::append_expiring`], answering the signer's rights too: a
+    /// key that may write but not read is a contact address's (its
+    /// appends are limited per source, address-v1.md §5).
+    async fn append_as(
+        &self,
+        write_id: WriteId,
+        key: PublicKey,
+        payload: Vec<u8>,
+        after_seq: Option<u64>,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(Appended, Rights), StoreError>;
 
     /// Messages after `after_seq`, at most `max_messages` and (beyond the
     /// first) `max_bytes` of payload; `key` needs the read right.

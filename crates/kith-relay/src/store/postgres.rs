@@ -732,7 +732,7 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn append_expiring(
+    async fn append_as(
         &self,
         write_id: WriteId,
         key: PublicKey,
@@ -740,7 +740,7 @@ impl Store for PostgresStore {
         after_seq: Option<u64>,
         ttl_ms: Option<u64>,
         now_ms: u64,
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<(Appended, Rights), StoreError> {
         let quotas = self.inner.quotas;
         in_transaction!(self, |tx, events| {
             let a = authorize(
@@ -806,10 +806,13 @@ impl Store for PostgresStore {
                     payload,
                 }),
             });
-            Ok(Appended {
-                seq,
-                received_at_ms: now_ms,
-            })
+            Ok((
+                Appended {
+                    seq,
+                    received_at_ms: now_ms,
+                },
+                a.rights,
+            ))
         })
     }
 

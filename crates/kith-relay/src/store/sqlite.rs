@@ -795,7 +795,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append_expiring(
+    async fn append_as(
         &self,
         write_id: WriteId,
         key: PublicKey,
@@ -803,7 +803,7 @@ impl Store for SqliteStore {
         after_seq: Option<u64>,
         ttl_ms: Option<u64>,
         now_ms: u64,
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<(Appended, Rights), StoreError> {
         let quotas = self.inner.quotas;
         self.write(move |conn, events| {
             let a = authorize(
@@ -849,10 +849,13 @@ impl Store for SqliteStore {
                     payload,
                 }),
             });
-            Ok(Appended {
-                seq,
-                received_at_ms: now_ms,
-            })
+            Ok((
+                Appended {
+                    seq,
+                    received_at_ms: now_ms,
+                },
+                a.rights,
+            ))
         })
         .await
     }

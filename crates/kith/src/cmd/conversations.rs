@@ -42,15 +42,28 @@ pub(crate) async fn accept(
     engine: &mut Engine,
     link: &str,
     name: Option<&str>,
+    note: &str,
     as_json: bool,
 ) -> Result<()> {
-    let accepted = engine.accept(link, name).await?;
+    let address = kith_core::AddressLink::is_address(link);
+    if !address && !note.is_empty() {
+        anyhow::bail!("--note goes with a contact address link (…/a/…), not an invitation");
+    }
+    let accepted = if address {
+        engine.request_contact(link, name, note).await?
+    } else {
+        engine.accept(link, name).await?
+    };
     warn(&accepted.warnings);
     let conversation = &accepted.conversation;
     if as_json {
         return json(conversation);
     }
-    if conversation.state == "joining" {
+    if address {
+        out(
+            "contact request sent; you are connected once they accept it (`kith sync`, or `kith watch`)",
+        );
+    } else if conversation.state == "joining" {
         out(&format!(
             "asked to join {}; you are in once an admin syncs (then `kith sync`)",
             render::text::line(&conversation.name)

@@ -32,8 +32,12 @@ pub(crate) async fn dispatch(engine: &mut Engine, command: Command, json: bool) 
         Command::Invite { relay, name } => {
             conversations::invite(engine, relay.as_deref(), name.as_deref(), json).await
         }
-        Command::Accept { link, name } => {
-            conversations::accept(engine, &link, name.as_deref(), json).await
+        Command::Accept { link, name, note } => {
+            conversations::accept(engine, &link, name.as_deref(), &note, json).await
+        }
+        Command::Address { command } => relationships::address(engine, command, json).await,
+        Command::Requests { action, id, name } => {
+            relationships::requests(engine, action, id.as_deref(), name.as_deref(), json).await
         }
         Command::List => conversations::list(engine, json),
         Command::Send {

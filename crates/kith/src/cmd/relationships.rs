@@ -1,9 +1,9 @@
-//! Introductions, blocking and moving.
+//! Introductions, contact addresses and requests, blocking and moving.
 
 use anyhow::Result;
 use kith_core::Engine;
 
-use crate::cli::IntroAction;
+use crate::cli::{AddressCommand, IntroAction};
 use crate::render::{self, json, out, text::line, warn};
 
 pub(crate) async fn introduce(
@@ -46,6 +46,103 @@ pub(crate) async fn introductions(
                 return json(&view);
             }
             render::introduction(&view);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn address(
+    engine: &mut Engine,
+    command: Option<AddressCommand>,
+    as_json: bool,
+) -> Result<()> {
+    match command.unwrap_or(AddressCommand::List) {
+        AddressCommand::Create {
+            name,
+            relay,
+            display_name,
+        } => {
+            let view = engine
+                .address_create(name.as_deref(), relay.as_deref(), display_name.as_deref())
+                .await?;
+            if as_json {
+                return json(&view);
+            }
+            render::address(&view, true);
+        }
+        AddressCommand::List => {
+            let list = engine.addresses()?;
+            if as_json {
+                return json(&list);
+            }
+            if list.is_empty() {
+                out("no contact addresses (`kith address create` makes one)");
+            }
+            list.iter().for_each(|a| render::address(a, false));
+        }
+        AddressCommand::Show { address } => {
+            let id = engine.resolve_address(&address)?;
+            let view = engine
+                .addresses()?
+                .into_iter()
+                .find(|a| a.id == id)
+                .ok_or_else(|| anyhow::anyhow!("no contact address matches {address:?}"))?;
+            if as_json {
+                return json(&view);
+            }
+            render::address(&view, true);
+        }
+        AddressCommand::Delete { address } => {
+            engine.address_delete(&address).await?;
+            if as_json {
+                return json(&serde_json::json!({"deleted": address}));
+            }
+            out(&format!(
+                "deleted {}: its relay refuses further requests",
+                line(&address)
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn requests(
+    engine: &mut Engine,
+    action: Option<IntroAction>,
+    id: Option<&str>,
+    name: Option<&str>,
+    as_json: bool,
+) -> Result<()> {
+    match (action, id) {
+        (None, _) => {
+            let list = engine.requests()?;
+            if as_json {
+                return json(&list);
+            }
+            if list.is_empty() {
+                out("no contact requests waiting");
+            }
+            list.iter().for_each(render::request);
+        }
+        (Some(_), None) => anyhow::bail!("name the request: kith requests accept|decline ID"),
+        (Some(IntroAction::Accept), Some(id)) => {
+            let accepted = engine.request_accept(id, name).await?;
+            warn(&accepted.warnings);
+            if as_json {
+                return json(&accepted.conversation);
+            }
+            out(&format!(
+                "connected with {}",
+                line(&accepted.conversation.name)
+            ));
+            render::conversation(&accepted.conversation);
+        }
+        (Some(IntroAction::Decline), Some(id)) => {
+            engine.request_decline(id)?;
+            if as_json {
+                return json(&serde_json::json!({"declined": id}));
+            }
+            out(&format!("declined request {}", line(id)));
         }
     }
     Ok(())

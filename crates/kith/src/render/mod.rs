@@ -294,6 +294,50 @@ pub(crate) fn invite(invite: &Invite) {
     ));
 }
 
+/// A contact address; with its QR code when it was just made or asked for.
+pub(crate) fn address(a: &kith_core::AddressView, with_qr: bool) {
+    let label = a
+        .label
+        .as_deref()
+        .map_or(String::new(), |l| format!(" {}", line(l)));
+    out(&format!(
+        "{}{label}  shown as {}  {} request(s) waiting",
+        short(&a.id),
+        line(&a.my_name),
+        a.requests
+    ));
+    if with_qr && let Some(code) = qr(&a.link) {
+        out(&code);
+    }
+    out(&format!("  {}", a.link));
+    if with_qr {
+        out(&format!(
+            "  (in a browser or another app: {})",
+            a.link.trim_start_matches("kith:")
+        ));
+        out("  anyone with it can ask you for a conversation, until `kith address delete`");
+    }
+}
+
+/// A contact request waiting for an answer.
+pub(crate) fn request(r: &kith_core::RequestView) {
+    let note = if r.note.is_empty() {
+        String::new()
+    } else {
+        format!(": \"{}\"", line(&r.note))
+    };
+    let via = r
+        .address_label
+        .as_deref()
+        .map_or_else(|| short(&r.address).to_string(), line);
+    out(&format!(
+        "request {}  from {}{note}  (via {via}, until {} UTC)",
+        r.id,
+        line(&r.name),
+        time(r.expires_at)
+    ));
+}
+
 pub(crate) fn change(change: &GroupChange, what: &str, as_json: bool) -> anyhow::Result<()> {
     warn(&change.warnings);
     if as_json {
@@ -379,6 +423,9 @@ pub(crate) fn report(report: &SyncReport, as_json: bool) -> anyhow::Result<()> {
         for i in &report.introductions {
             json(&serde_json::json!({"event": "introduction", "introduction": i}))?;
         }
+        for r in &report.requests {
+            json(&serde_json::json!({"event": "request", "request": r}))?;
+        }
         for n in &report.notices {
             json(
                 &serde_json::json!({"event": "notice", "conversation": n.conversation, "text": n.text}),
@@ -391,6 +438,9 @@ pub(crate) fn report(report: &SyncReport, as_json: bool) -> anyhow::Result<()> {
     }
     for i in &report.introductions {
         introduction(i);
+    }
+    for r in &report.requests {
+        request(r);
     }
     for c in &report.connected {
         out(&format!("connected: {} ({})", line(&c.name), short(&c.id)));

@@ -192,6 +192,7 @@ function layout() {
           h('button', { id: 'accept-link', title: 'Accept a link someone gave you', onclick: showAccept }, 'Accept link'),
           h('button', { id: 'new-group', title: 'Create a group', onclick: showNewGroup }, 'New group'),
           h('button', { id: 'show-intros', title: 'Introductions', onclick: showIntroductions }, 'Introductions', h('span', { id: 'intro-badge', class: 'badge', hidden: true })),
+          h('button', { id: 'show-addresses', title: 'Contact addresses: a link many people can use to ask you for a conversation', onclick: showAddresses }, 'Addresses', h('span', { id: 'request-badge', class: 'badge', hidden: true })),
           h('button', { id: 'settings', title: 'Move to another relay, notifications', onclick: showSettings }, 'Settings'))),
       h('ul', { id: 'conversations', class: 'conversations' })),
     h('main', { id: 'pane', class: 'pane', 'aria-live': 'polite' },
@@ -619,21 +620,85 @@ async function showInvite() {
   return d;
 }
 
+// An address link (…/a/…) asks for a conversation; an invitation starts one.
+const isAddress = (link) => /\/a\/[^#]*#/.test(link);
+
 function showAccept() {
-  const link = h('input', { id: 'accept-input', placeholder: 'kith:… or https://…/i/…', 'aria-label': 'Invitation link' });
+  const link = h('input', { id: 'accept-input', placeholder: 'kith:… or https://…/i/… or …/a/…', 'aria-label': 'Invitation or address link' });
   const name = h('input', { id: 'accept-name', placeholder: `Your name for them (default: ${state.profile.name})`, 'aria-label': 'Your name for them' });
-  const d = dialog('Accept a link', link, name,
+  const note = h('input', { id: 'accept-note', placeholder: 'Why you ask (they see it before deciding)', 'aria-label': 'Note', hidden: true });
+  link.addEventListener('input', () => { note.hidden = !isAddress(link.value); });
+  const d = dialog('Accept a link', link, name, note,
     h('button', { id: 'accept-go', class: 'primary', onclick: async () => {
       const body = { link: link.value.trim() };
       if (name.value.trim()) body.name = name.value.trim();
+      const address = isAddress(body.link);
+      if (address && note.value.trim()) body.note = note.value.trim();
       const a = await attempt(() => api('POST', '/invitations/accept', body));
       if (!a) return;
       for (const w of a.warnings) toast(w, 'info');
       d.close();
+      if (address) toast('Request sent: you are connected once they accept it.', 'info');
       await loadList();
       open(a.conversation.id);
     } }, 'Accept'));
   link.focus();
+}
+
+async function showAddresses() {
+  $('#request-badge').hidden = true;
+  const requests = h('ul', { id: 'requests', class: 'introductions' });
+  const addresses = h('ul', { id: 'addresses', class: 'introductions' });
+  const label = h('input', { id: 'address-label', placeholder: 'Your name for it (only you see it)', 'aria-label': 'Address label' });
+  const shown = h('input', { id: 'address-name', placeholder: `Shown to those you accept (default: ${state.profile.name})`, 'aria-label': 'Name shown' });
+  const render = async () => {
+    const [reqs, addrs] = [await attempt(() => api('GET', '/requests')), await attempt(() => api('GET', '/addresses'))];
+    if (reqs) {
+      clear(requests);
+      if (!reqs.length) requests.append(h('li', { class: 'empty', text: 'No requests waiting.' }));
+      for (const r of reqs) {
+        const li = h('li', { 'data-id': String(r.id) },
+          h('p', { text: `${r.name} asks to talk` }),
+          r.note ? h('p', { class: 'note', text: `“${r.note}”` }) : null,
+          h('p', { class: 'mark', text: `via ${r.address_label ?? 'an address'}, ${time(r.received_at)}` }),
+          h('button', { class: 'primary request-accept', onclick: async () => {
+            const a = await attempt(() => api('POST', `/requests/${enc(String(r.id))}/accept`));
+            if (a) { li.remove(); await loadList(); }
+          } }, 'Accept'),
+          h('button', { class: 'request-decline', title: 'They are not told', onclick: async () => {
+            if (await attempt(() => api('POST', `/requests/${enc(String(r.id))}/decline`))) li.remove();
+          } }, 'Decline'));
+        requests.append(li);
+      }
+    }
+    if (addrs) {
+      clear(addresses);
+      for (const a of addrs) {
+        addresses.append(h('li', { 'data-id': a.id },
+          h('p', { text: a.label ?? 'Address' }),
+          h('p', { class: 'mark', text: `shown as ${a.my_name} · ${a.requests} waiting` }),
+          h('details', {}, h('summary', { text: 'Link and QR code' }),
+            qrImage(a.qr_svg, 'QR code of the address'), copyField(a.link.replace(/^kith:/, ''), 'Address link')),
+          h('button', { class: 'danger address-delete', onclick: async () => {
+            if (confirm('Delete this address? Its relay refuses further requests; conversations already started go on.')
+              && await attempt(() => api('DELETE', `/addresses/${enc(a.id)}`))) render();
+          } }, 'Delete')));
+      }
+    }
+  };
+  dialog('Contact addresses',
+    h('h3', { text: 'Requests' }), requests,
+    h('h3', { text: 'Your addresses' }),
+    h('p', { class: 'mark', text: 'A link anyone can use to ask you for a conversation, until you delete it. They see nothing of each other; nothing starts until you accept.' }),
+    addresses,
+    h('div', { class: 'row' }, label, shown),
+    h('button', { id: 'address-create', onclick: async () => {
+      const body = {};
+      if (label.value.trim()) body.label = label.value.trim();
+      if (shown.value.trim()) body.display_name = shown.value.trim();
+      if (await attempt(() => api('POST', '/addresses', body))) { label.value = ''; render(); }
+    } }, 'New address'));
+  render();
 }
 
 function showNewGroup() {
@@ -984,6 +1049,13 @@ function live() {
       b.textContent = '•';
       toast(`${e.introduction.introducer} introduces ${e.introduction.peer}: see Introductions`, 'info');
     }
+  });
+  on('request', (e) => {
+    if (!e.request) return;
+    const b = $('#request-badge');
+    b.hidden = false;
+    b.textContent = '•';
+    toast(`Contact request from ${e.request.name}: see Addresses`, 'info');
   });
   on('gap', () => { refreshListSoon(); if (state.current) open(state.current); });
   document.addEventListener('visibilitychange', () => { if (!document.hidden && state.current) markRead(state.current); });

@@ -692,3 +692,111 @@ fn mail_introductions_group_links_admins_unblock_and_move() {
         "{info}"
     );
 }
+
+#[test]
+fn a_contact_address_from_request_to_conversation_in_the_browser() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = Person::new(dir.path(), "alex");
+    let blair = Person::new(dir.path(), "blair");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
+    blair.ok(&["init", "--name", "Blair"]);
+    let alex_up = Up::start(&alex);
+    let blair_up = Up::start(&blair);
+    let a = signed_in(&alex_up);
+    let b = signed_in(&blair_up);
+
+    // Alex makes an address for the shop counter; its QR and link show.
+    a.click("#show-addresses").unwrap();
+    a.type_into("#address-label", "Shop counter").unwrap();
+    a.click("#address-create").unwrap();
+    a.wait_text(15, "Shop counter").unwrap();
+    a.run(
+        "document.querySelector('#addresses details').open = true",
+        &[],
+    )
+    .unwrap();
+    a.find("#addresses img.qr").unwrap();
+    let link = a
+        .wait(15, "the address link", || {
+            a.run(
+                "return document.querySelector('#addresses .link').value",
+                &[],
+            )
+            .ok()?
+            .as_str()
+            .filter(|s| s.contains("/a/"))
+            .map(str::to_string)
+        })
+        .unwrap();
+    a.screenshot(&shots().join("40-address.png")).unwrap();
+    close_dialogs(&a);
+
+    // Blair pastes it with a note (a peer's text: shown as text).
+    b.click("#accept-link").unwrap();
+    b.type_into("#accept-input", &link).unwrap();
+    b.wait(5, "the note field", || {
+        b.run("return !document.querySelector('#accept-note').hidden", &[])
+            .ok()?
+            .as_bool()?
+            .then_some(())
+    })
+    .unwrap();
+    b.type_into(
+        "#accept-note",
+        "about the <img src=x onerror=alert(1)> bike",
+    )
+    .unwrap();
+    b.click("#accept-go").unwrap();
+    b.wait_text(15, "Request sent").unwrap();
+
+    // Alex is told at once, and answers from the Addresses dialog.
+    a.wait_text(20, "Contact request from Blair").unwrap();
+    a.click("#show-addresses").unwrap();
+    a.wait_text(15, "Blair asks to talk").unwrap();
+    a.wait_text(5, "about the <img src=x onerror=alert(1)> bike")
+        .unwrap();
+    assert!(a.alert_text().is_none());
+    assert_eq!(
+        a.run(
+            "return document.querySelectorAll('#requests img').length",
+            &[]
+        )
+        .unwrap(),
+        0
+    );
+    a.screenshot(&shots().join("41-request.png")).unwrap();
+    a.click("#requests .request-accept").unwrap();
+    a.wait(15, "the request answered", || {
+        a.run(
+            "return document.querySelectorAll('#requests .request-accept').length",
+            &[],
+        )
+        .ok()?
+        .as_u64()?
+        .eq(&0)
+        .then_some(())
+    })
+    .unwrap();
+    close_dialogs(&a);
+    open_conversation(&a, "Blair");
+    a.type_into("#text", &format!("welcome to the shop{ENTER}"))
+        .unwrap();
+    // Blair's waiting conversation becomes Alex, live.
+    b.wait(20, "Blair connected to Alex", || {
+        b.run(
+            "return [...document.querySelectorAll('.conversation .name')].map(n => n.textContent).includes('Alex')",
+            &[],
+        )
+        .ok()?
+        .as_bool()?
+        .then_some(())
+    })
+    .unwrap();
+    open_conversation(&b, "Alex");
+    b.wait_text(20, "welcome to the shop").unwrap();
+    b.screenshot(&shots().join("42-after-request.png")).unwrap();
+}

@@ -30,6 +30,12 @@ pub enum CoreError {
     NoSuchAddress(String),
     #[error("no contact request has the id {0:?} (`kith requests` lists them)")]
     NoSuchRequest(String),
+    #[error("no persona is named {0:?} (`kith persona list`)")]
+    NoSuchPersona(String),
+    #[error("a persona named {0:?} exists already")]
+    PersonaExists(String),
+    #[error("these two conversations already show one identity: there is nothing to link")]
+    AlreadyLinked,
     #[error("no conversation matches {0:?}")]
     NoSuchConversation(String),
     #[error("{0:?} matches several conversations: {1}")]
@@ -134,6 +140,9 @@ impl CoreError {
             Self::AddressBusy(_) => "address_busy",
             Self::NoSuchAddress(_) => "no_such_address",
             Self::NoSuchRequest(_) => "no_such_request",
+            Self::NoSuchPersona(_) => "no_such_persona",
+            Self::PersonaExists(_) => "persona_exists",
+            Self::AlreadyLinked => "already_linked",
             Self::NoSuchConversation(_) => "no_such_conversation",
             Self::Ambiguous(..) => "ambiguous",
             Self::NotYetConnected => "not_yet_connected",

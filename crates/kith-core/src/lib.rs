@@ -62,9 +62,9 @@ pub use runtime::files::{FileFetch, FileFetched, FileSend, FileSent, Progress};
 pub use runtime::watch::{Job, MAX_BACKOFF};
 pub use views::{
     Accepted, AddressView, AppView, CallSession, CallView, ChannelInfo, ConversationInfo,
-    ConversationView, FileView, GroupChange, IntegrityEvent, IntroductionView, Invite, Live,
-    MemberView, MessageView, MoveReport, Notice, PaymentView, ProfileView, Quote, ReactionCount,
-    Receipts, RequestView, SyncReport, duration_words, size_words,
+    ConversationView, FileView, GroupChange, IntegrityEvent, IntroductionView, Invite, LinkView,
+    Live, MemberView, MessageView, MoveReport, Notice, PaymentView, PersonaView, ProfileView,
+    Quote, ReactionCount, Receipts, RequestView, SyncReport, duration_words, size_words,
 };
 
 /// The layering ARCHITECTURE.md draws, checked on the sources: conversation

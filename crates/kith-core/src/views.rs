@@ -193,6 +193,37 @@ pub struct ConversationInfo {
     /// person to be sure nobody (an introducer included) stands between.
     pub safety_number: Option<String>,
     pub channels: Vec<ChannelInfo>,
+    /// The persona this conversation was started from, if any.
+    pub persona: Option<String>,
+    /// Relationships revealed as one person's, either way.
+    pub links: Vec<LinkView>,
+}
+
+/// A link between two relationships (pair-v1.md §12).
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkView {
+    /// `true`: this user revealed that it is also `identity`; `false`:
+    /// the contact revealed that they are also `identity`.
+    pub outgoing: bool,
+    /// The other identity key (hex).
+    pub identity: String,
+    /// The conversation where that key is, if this user has it.
+    pub conversation: Option<String>,
+    pub name: Option<String>,
+    pub at: u64,
+}
+
+/// A persona (`kith persona`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonaView {
+    /// This user's name for it (`--persona NAME`).
+    pub name: String,
+    /// The name its relationships see.
+    pub display_name: String,
+    /// Its identity key (hex): what everyone in its context knows.
+    pub identity: String,
+    /// Conversations started from it.
+    pub conversations: u64,
 }
 
 /// One channel of a conversation.

@@ -244,6 +244,18 @@ impl IdentityKey {
         self.public.as_bytes()
     }
 
+    /// An Ed25519 signature of `message` by this key, outside MLS (a link
+    /// between two relationships, pair-v1.md §12). `message` must start
+    /// with its own context string, so that it can never be an MLS one.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        suite()?
+            .sign(&self.secret, message)
+            .map_err(|e| CryptoError::Mls {
+                operation: "sign",
+                detail: format!("{e:?}"),
+            })
+    }
+
     /// `secret ‖ public` for storage (length-prefixed, zeroized on drop).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::new();
@@ -276,6 +288,22 @@ impl IdentityKey {
             )
             .build()
     }
+}
+
+/// Checks an Ed25519 signature by the identity key `public` (see
+/// [`IdentityKey::sign`]).
+pub fn verify_signature(
+    public: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), CryptoError> {
+    suite()?
+        .verify(
+            &SignaturePublicKey::new(public.to_vec()),
+            signature,
+            message,
+        )
+        .map_err(|_| CryptoError::Invalid("a signature that does not verify"))
 }
 
 /// The identity key a key package's holder would join with.

@@ -114,6 +114,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/addresses", get(addresses).post(address_create))
         .route("/api/v1/addresses/{address}", delete(address_delete))
         .route("/api/v1/requests", get(requests))
+        .route("/api/v1/personas", get(personas).post(persona_create))
+        .route("/api/v1/personas/{name}", delete(persona_delete))
+        .route("/api/v1/conversations/{conv}/link", post(link))
         .route("/api/v1/requests/{id}/{answer}", post(answer_request))
         .route(
             "/api/v1/introductions/{id}/{answer}",
@@ -173,6 +176,7 @@ async fn move_to(
 struct InviteBody {
     relay: Option<String>,
     name: Option<String>,
+    persona: Option<String>,
 }
 
 /// An invitation with its link drawn as a QR code.
@@ -186,7 +190,10 @@ struct InviteAnswer {
 async fn invite(State(s): State<AppState>, body: Option<Json<InviteBody>>) -> Answer<InviteAnswer> {
     let b = body.map(|Json(b)| b).unwrap_or_default();
     let Json(invite) = run(&s, move |e| {
-        Box::pin(async move { e.invite(b.relay.as_deref(), b.name.as_deref()).await })
+        Box::pin(async move {
+            e.invite_as(b.relay.as_deref(), b.name.as_deref(), b.persona.as_deref())
+                .await
+        })
     })
     .await?;
     with_qr(invite)
@@ -200,6 +207,7 @@ struct AcceptBody {
     /// A contact request's note (address links only).
     #[serde(default)]
     note: String,
+    persona: Option<String>,
 }
 
 /// An invitation is accepted; to an address link, a contact request is
@@ -216,10 +224,11 @@ async fn accept(
     }
     run(&s, move |e| {
         Box::pin(async move {
+            let (name, persona) = (b.name.as_deref(), b.persona.as_deref());
             if kith_core::AddressLink::is_address(&link) {
-                e.request_contact(&link, b.name.as_deref(), &b.note).await
+                e.request_contact(&link, name, &b.note, persona).await
             } else {
-                e.accept(&link, b.name.as_deref()).await
+                e.accept_as(&link, name, persona).await
             }
         })
     })
@@ -912,6 +921,7 @@ async fn file(
 struct GroupBody {
     name: String,
     relay: Option<String>,
+    persona: Option<String>,
 }
 
 async fn group_create(
@@ -919,7 +929,10 @@ async fn group_create(
     Json(b): Json<GroupBody>,
 ) -> Answer<kith_core::ConversationView> {
     run(&s, move |e| {
-        Box::pin(async move { e.group_create(&b.name, b.relay.as_deref()).await })
+        Box::pin(async move {
+            e.group_create_as(&b.name, b.relay.as_deref(), b.persona.as_deref())
+                .await
+        })
     })
     .await
 }
@@ -1075,6 +1088,7 @@ struct AddressBody {
     label: Option<String>,
     relay: Option<String>,
     display_name: Option<String>,
+    persona: Option<String>,
 }
 
 async fn address_create(
@@ -1087,6 +1101,7 @@ async fn address_create(
                 b.label.as_deref(),
                 b.relay.as_deref(),
                 b.display_name.as_deref(),
+                b.persona.as_deref(),
             )
             .await
         })
@@ -1100,6 +1115,59 @@ async fn address_delete(State(s): State<AppState>, Path(address): Path<String>) 
         Box::pin(async move {
             e.address_delete(&address).await?;
             Ok(json!({ "deleted": address }))
+        })
+    })
+    .await
+}
+
+async fn personas(State(s): State<AppState>) -> Answer<Vec<kith_core::PersonaView>> {
+    run(&s, |e| Box::pin(async move { e.personas() })).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonaBody {
+    name: String,
+    display_name: Option<String>,
+}
+
+async fn persona_create(
+    State(s): State<AppState>,
+    Json(b): Json<PersonaBody>,
+) -> Answer<kith_core::PersonaView> {
+    run(&s, move |e| {
+        Box::pin(async move { e.persona_create(&b.name, b.display_name.as_deref()) })
+    })
+    .await
+}
+
+async fn persona_delete(State(s): State<AppState>, Path(name): Path<String>) -> Answer<Value> {
+    run(&s, move |e| {
+        Box::pin(async move {
+            e.persona_delete(&name)?;
+            Ok(json!({ "deleted": name }))
+        })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    with: String,
+}
+
+/// Shows the conversation's contact that this user is also the person of
+/// `with`.
+async fn link(
+    State(s): State<AppState>,
+    Path(conv): Path<String>,
+    Json(b): Json<LinkBody>,
+) -> Answer<Value> {
+    run(&s, move |e| {
+        Box::pin(async move {
+            let warnings = e.link(&conv, &b.with).await?;
+            Ok(json!({ "linked": conv, "with": b.with, "warnings": warnings }))
         })
     })
     .await

@@ -59,7 +59,9 @@ impl ApiError {
                 | CoreError::NoSuchCall(_)
                 | CoreError::NoSuchIntroduction(_)
                 | CoreError::NoSuchAddress(_)
-                | CoreError::NoSuchRequest(_) => StatusCode::NOT_FOUND,
+                | CoreError::NoSuchRequest(_)
+                | CoreError::NoSuchPersona(_) => StatusCode::NOT_FOUND,
+                CoreError::PersonaExists(_) => StatusCode::CONFLICT,
                 CoreError::AddressBusy(_) => StatusCode::TOO_MANY_REQUESTS,
                 CoreError::Relay(_) | CoreError::Queued(_) => StatusCode::BAD_GATEWAY,
                 CoreError::Store(_)

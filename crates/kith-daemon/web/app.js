@@ -82,6 +82,7 @@ const state = {
   replyTo: null,              // a message
   editing: null,              // a message
   introductions: [],
+  personas: [],               // as GET /personas
   transfers: [],
   iceServers: [],             // STUN/TURN, as `kith up --ice-server` gave them
 };
@@ -604,14 +605,30 @@ function copyField(value, label) {
     h('button', { onclick: async () => { input.select(); await attempt(() => navigator.clipboard.writeText(value)); } }, 'Copy'));
 }
 
+// Which identity a new relationship starts with: its own (the default),
+// or a persona's, shared with that persona's other relationships.
+function personaPicker(id) {
+  return h('select', { id, 'aria-label': 'Identity', hidden: !state.personas.length },
+    h('option', { value: '', text: 'A new identity, for this relationship only' }),
+    state.personas.map((p) => h('option', { value: p.name, text: `As ${p.name} (shown as ${p.display_name})` })));
+}
+
+async function loadPersonas() {
+  const list = await attempt(() => api('GET', '/personas'));
+  if (list) state.personas = list;
+}
+
 async function showInvite() {
   const name = h('input', { id: 'invite-name', placeholder: `Shown to them (default: ${state.profile.name})`, 'aria-label': 'Your name for them' });
   const out = h('div', { id: 'invite-out' });
+  const persona = personaPicker('invite-persona');
   const d = dialog('Invite someone',
     h('p', { text: 'A one-time link: show the QR code, or send the link any way you like. It works once, for 7 days.' }),
-    name,
+    name, persona,
     h('button', { id: 'make-invite', class: 'primary', onclick: async () => {
-      const inv = await attempt(() => api('POST', '/invitations', name.value.trim() ? { name: name.value.trim() } : {}));
+      const body = name.value.trim() ? { name: name.value.trim() } : {};
+      if (persona.value) body.persona = persona.value;
+      const inv = await attempt(() => api('POST', '/invitations', body));
       if (!inv) return;
       clear(out).append(qrImage(inv.qr_svg, 'QR code of the invitation'), copyField(inv.web_link, 'Invitation link'));
       await loadList();
@@ -628,12 +645,14 @@ function showAccept() {
   const name = h('input', { id: 'accept-name', placeholder: `Your name for them (default: ${state.profile.name})`, 'aria-label': 'Your name for them' });
   const note = h('input', { id: 'accept-note', placeholder: 'Why you ask (they see it before deciding)', 'aria-label': 'Note', hidden: true });
   link.addEventListener('input', () => { note.hidden = !isAddress(link.value); });
-  const d = dialog('Accept a link', link, name, note,
+  const persona = personaPicker('accept-persona');
+  const d = dialog('Accept a link', link, name, note, persona,
     h('button', { id: 'accept-go', class: 'primary', onclick: async () => {
       const body = { link: link.value.trim() };
       if (name.value.trim()) body.name = name.value.trim();
       const address = isAddress(body.link);
       if (address && note.value.trim()) body.note = note.value.trim();
+      if (persona.value) body.persona = persona.value;
       const a = await attempt(() => api('POST', '/invitations/accept', body));
       if (!a) return;
       for (const w of a.warnings) toast(w, 'info');
@@ -651,6 +670,7 @@ async function showAddresses() {
   const addresses = h('ul', { id: 'addresses', class: 'introductions' });
   const label = h('input', { id: 'address-label', placeholder: 'Your name for it (only you see it)', 'aria-label': 'Address label' });
   const shown = h('input', { id: 'address-name', placeholder: `Shown to those you accept (default: ${state.profile.name})`, 'aria-label': 'Name shown' });
+  const persona = personaPicker('address-persona');
   const render = async () => {
     const [reqs, addrs] = [await attempt(() => api('GET', '/requests')), await attempt(() => api('GET', '/addresses'))];
     if (reqs) {
@@ -691,9 +711,10 @@ async function showAddresses() {
     h('h3', { text: 'Your addresses' }),
     h('p', { class: 'mark', text: 'A link anyone can use to ask you for a conversation, until you delete it. They see nothing of each other; nothing starts until you accept.' }),
     addresses,
-    h('div', { class: 'row' }, label, shown),
+    h('div', { class: 'row' }, label, shown), persona,
     h('button', { id: 'address-create', onclick: async () => {
       const body = {};
+      if (persona.value) body.persona = persona.value;
       if (label.value.trim()) body.label = label.value.trim();
       if (shown.value.trim()) body.display_name = shown.value.trim();
       if (await attempt(() => api('POST', '/addresses', body))) { label.value = ''; render(); }
@@ -703,9 +724,12 @@ async function showAddresses() {
 
 function showNewGroup() {
   const name = h('input', { id: 'group-name', placeholder: 'Name', 'aria-label': 'Group name' });
-  const d = dialog('New group', name,
+  const persona = personaPicker('group-persona');
+  const d = dialog('New group', name, persona,
     h('button', { id: 'group-create', class: 'primary', onclick: async () => {
-      const g = await attempt(() => api('POST', '/groups', { name: name.value }));
+      const body = { name: name.value };
+      if (persona.value) body.persona = persona.value;
+      const g = await attempt(() => api('POST', '/groups', body));
       if (!g) return;
       d.close();
       await loadList();
@@ -762,7 +786,10 @@ async function showInfo(id) {
       h('p', { text: 'Safety number: compare it with theirs, in person or on a call. If it matches, no one stands between you.' }),
       h('code', { id: 'safety-number', text: info.safety_number })) : null,
     c.introduced_by ? h('p', { text: `Introduced by ${c.introduced_by}` }) : null,
-    h('p', { class: 'mark', text: `Your name here: ${c.my_name}` }),
+    h('p', { class: 'mark', text: `Your name here: ${c.my_name}${info.persona ? ` (as your persona ${info.persona})` : ''}` }),
+    info.links.map((l) => h('p', { class: 'link-proof', text: l.outgoing
+      ? `You showed them you are also the person of ${l.name ?? `the identity ${l.identity.slice(0, 16)}…`}`
+      : `They showed you they are also ${l.name ?? `the identity ${l.identity.slice(0, 16)}…`}` })),
     h('div', { class: 'row' }, rename, h('button', { onclick: async () => { await attempt(() => api('POST', `/conversations/${enc(id)}/rename`, { name: rename.value })); loadList(); } }, 'Rename')),
     h('div', { class: 'row' }, h('label', { text: 'Disappearing messages ' }, timer),
       h('button', { onclick: () => attempt(() => api('POST', `/conversations/${enc(id)}/timer`, { seconds: Number(timer.value) })) }, 'Set')),
@@ -771,6 +798,7 @@ async function showInfo(id) {
       h('button', { onclick: () => attempt(() => api('POST', `/conversations/${enc(id)}/receipts`, { on: false })) }, 'No receipts')),
     c.kind === 'pair' ? h('div', { class: 'row' },
       h('button', { id: 'introduce', onclick: () => showIntroduce(id) }, 'Introduce to…'),
+      h('button', { id: 'link', title: 'Show them, signed, that you are also the person of another conversation', onclick: () => showLink(id) }, 'Show them you are also…'),
       h('button', { id: c.blocked ? 'unblock' : 'block', class: 'danger', onclick: async () => {
         await attempt(() => api('POST', `/conversations/${enc(id)}/${c.blocked ? 'unblock' : 'block'}`));
         loadList();
@@ -792,6 +820,17 @@ function showIntroduce(id) {
     h('button', { id: 'introduce-go', class: 'primary', onclick: async () => {
       if (await attempt(() => api('POST', '/introductions', { a: id, b: pick.value, note: note.value }))) { d.close(); toast('Introduced: they meet if both accept.', 'info'); }
     } }, 'Introduce'));
+}
+
+function showLink(id) {
+  const others = state.conversations.filter((c) => c.kind === 'pair' && c.state === 'active' && c.id !== id);
+  const pick = h('select', { id: 'link-with', 'aria-label': 'The other conversation' }, others.map((c) => h('option', { value: c.id, text: c.name })));
+  const d = dialog(`Show ${conversation(id)?.name ?? ''} who else you are`,
+    h('p', { class: 'mark', text: 'They will see, signed by both your identities, that you are also the person they (or someone) know in the other conversation. It cannot be taken back.' }),
+    pick,
+    h('button', { id: 'link-go', class: 'primary', onclick: async () => {
+      if (await attempt(() => api('POST', `/conversations/${enc(id)}/link`, { with: pick.value }))) { d.close(); toast('Shown.', 'info'); }
+    } }, 'Show them'));
 }
 
 async function showIntroductions() {
@@ -816,6 +855,21 @@ async function showIntroductions() {
 
 function showSettings() {
   const to = h('input', { id: 'move-to', placeholder: 'https://relay.example', 'aria-label': 'New relay' });
+  const personaList = h('ul', { id: 'personas', class: 'introductions' });
+  const personaName = h('input', { id: 'persona-name', placeholder: 'Name (only you see it): School', 'aria-label': 'Persona name' });
+  const personaShown = h('input', { id: 'persona-shown', placeholder: `Shown as (default: ${state.profile.name})`, 'aria-label': 'Persona display name' });
+  const renderPersonas = () => {
+    clear(personaList);
+    for (const p of state.personas) {
+      personaList.append(h('li', {},
+        h('p', { text: `${p.name}: shown as ${p.display_name}, ${p.conversations} conversation(s)` }),
+        h('button', { class: 'danger', onclick: async () => {
+          if (confirm(`Forget the persona ${p.name}? Its conversations keep its identity.`)
+            && await attempt(() => api('DELETE', `/personas/${enc(p.name)}`))) { await loadPersonas(); renderPersonas(); }
+        } }, 'Forget')));
+    }
+  };
+  renderPersonas();
   dialog('Settings',
     h('p', { text: `You are ${state.profile.name}${state.profile.relay ? `, on ${state.profile.relay}` : ', without a relay of your own'}.` }),
     h('h3', { text: 'Move to another relay' }),
@@ -827,6 +881,15 @@ function showSettings() {
       const now = await attempt(() => api('GET', '/profile'));
       if (now) state.profile = now;
     } }, 'Move')),
+    h('h3', { text: 'Personas' }),
+    h('p', { class: 'mark', text: 'Each relationship has its own identity, unless you start it as a persona: one identity for one context (a school, a club), so the people there know one you, and nothing ties it to the rest.' }),
+    personaList,
+    h('div', { class: 'row' }, personaName, personaShown,
+      h('button', { id: 'persona-create', onclick: async () => {
+        const body = { name: personaName.value.trim() };
+        if (personaShown.value.trim()) body.display_name = personaShown.value.trim();
+        if (await attempt(() => api('POST', '/personas', body))) { personaName.value = ''; personaShown.value = ''; await loadPersonas(); renderPersonas(); }
+      } }, 'New persona')),
     h('h3', { text: 'Notifications' }),
     h('button', { id: 'notify', onclick: async () => {
       if (!('Notification' in window)) return toast('This browser shows no notifications.');
@@ -1076,6 +1139,7 @@ async function start() {
     return;
   }
   layout();
+  await loadPersonas();
   const calls = await attempt(() => api('GET', '/calls/config'));
   if (calls) state.iceServers = calls.ice_servers;
   await attempt(loadList);

@@ -273,6 +273,7 @@ impl Codec for ContactRequest {
 ///   case 9 member_tags: opaque tags[32]<0..1024>;
 ///   case 10 capabilities: opaque media_types<1..255><0..64>;
 ///                         opaque features<1..255><0..64>;
+///   case 11 link: LinkProof proof;
 /// } } PairFrame;
 /// ```
 ///
@@ -312,6 +313,59 @@ pub enum PairFrame {
         media_types: Vec<String>,
         features: Vec<String>,
     },
+    /// The sender reveals that another of its identity keys is its own
+    /// (pair-v1.md §12).
+    Link(LinkProof),
+}
+
+/// `LinkProof` (pair-v1.md §12): two identity keys (Ed25519) of one
+/// person, each signing the statement that both are theirs.
+///
+/// ```text
+/// struct { opaque key_a[32]; opaque key_b[32]; u64 made_at_ms;
+///          opaque signature_a[64]; opaque signature_b[64]; } LinkProof;
+/// signed = "kith link v1" || 0x00 || key_a || key_b || made_at_ms (u64)
+/// ```
+///
+/// `key_a` is the sender's key in the conversation that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkProof {
+    pub key_a: [u8; 32],
+    pub key_b: [u8; 32],
+    pub made_at_ms: u64,
+    pub signature_a: [u8; 64],
+    pub signature_b: [u8; 64],
+}
+
+impl LinkProof {
+    /// What both keys sign.
+    pub fn statement(key_a: &[u8; 32], key_b: &[u8; 32], made_at_ms: u64) -> Vec<u8> {
+        let mut m = Vec::with_capacity(13 + 72);
+        m.extend_from_slice(b"kith link v1\0");
+        m.extend_from_slice(key_a);
+        m.extend_from_slice(key_b);
+        m.extend_from_slice(&made_at_ms.to_be_bytes());
+        m
+    }
+}
+
+impl Codec for LinkProof {
+    fn encode(&self, w: &mut Writer) {
+        w.raw(&self.key_a);
+        w.raw(&self.key_b);
+        w.u64(self.made_at_ms);
+        w.raw(&self.signature_a);
+        w.raw(&self.signature_b);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            key_a: r.array("link.key_a")?,
+            key_b: r.array("link.key_b")?,
+            made_at_ms: r.u64("link.made_at_ms")?,
+            signature_a: r.array("link.signature_a")?,
+            signature_b: r.array("link.signature_b")?,
+        })
+    }
 }
 
 /// Most media types, or features, one member advertises.
@@ -413,6 +467,10 @@ impl Codec for PairFrame {
                 w.vec(media_types, |w, t| w.string(t));
                 w.vec(features, |w, t| w.string(t));
             }
+            Self::Link(proof) => {
+                w.u8(11);
+                proof.encode(w);
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -444,6 +502,7 @@ impl Codec for PairFrame {
                 media_types: capability_list(r, "capabilities.media_types")?,
                 features: capability_list(r, "capabilities.features")?,
             }),
+            11 => Ok(Self::Link(LinkProof::decode(r)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "pair_frame.tag",
                 tag,

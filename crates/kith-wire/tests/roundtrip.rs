@@ -13,7 +13,7 @@ use kith_wire::Codec;
 use kith_wire::conv::{
     ChannelGrant, ChannelMove, CommitKeys, ContactRequest, Content, Envelope, GroupInvitation,
     GroupState, GroupStateRef, GroupWelcome, IntroStep, Introduction, Invitation, JoinRequest,
-    MAX_COMMIT_CHUNKS, MAX_STATE_CHUNKS, MemberEntry, MlsBlobRef, PairFrame,
+    LinkProof, MAX_COMMIT_CHUNKS, MAX_STATE_CHUNKS, MemberEntry, MlsBlobRef, PairFrame,
 };
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;
@@ -448,6 +448,19 @@ fn pair_frame() -> impl Strategy<Value = PairFrame> {
                 features
             }
         ),
+        (arr32(), arr32(), any::<u64>(), arr32(), arr32()).prop_map(|(a, b, at, s1, s2)| {
+            let mut signature_a = [0u8; 64];
+            signature_a[..32].copy_from_slice(&s1);
+            let mut signature_b = [0u8; 64];
+            signature_b[32..].copy_from_slice(&s2);
+            PairFrame::Link(LinkProof {
+                key_a: a,
+                key_b: b,
+                made_at_ms: at,
+                signature_a,
+                signature_b,
+            })
+        }),
     ]
 }
 

@@ -51,6 +51,10 @@ pub(crate) enum Command {
         /// The name to show to whoever accepts (default: the profile's).
         #[arg(long)]
         name: Option<String>,
+        /// Start it from a persona (`kith persona`): it uses that
+        /// identity instead of a new one.
+        #[arg(long)]
+        persona: Option<String>,
     },
     /// Accept an invitation link, or send a contact request to an
     /// address link.
@@ -63,12 +67,29 @@ pub(crate) enum Command {
         /// deciding).
         #[arg(long, default_value = "")]
         note: String,
+        /// Start it from a persona (`kith persona`): it uses that
+        /// identity instead of a new one.
+        #[arg(long)]
+        persona: Option<String>,
     },
     /// Contact addresses: a link or QR code many people can use to ask
     /// you for a conversation (a shop counter, a profile page).
     Address {
         #[command(subcommand)]
         command: Option<AddressCommand>,
+    },
+    /// Personas: an identity you share among the relationships of one
+    /// context (School), instead of a new one for each.
+    Persona {
+        #[command(subcommand)]
+        command: Option<PersonaCommand>,
+    },
+    /// Show the contact of CONV that you are also the person of CONV2
+    /// (signed by both identities; they see it in `kith info`).
+    Link {
+        conv: String,
+        #[arg(long = "with")]
+        with: String,
     },
     /// Contact requests that arrived on your addresses, or answer one.
     Requests {
@@ -318,6 +339,21 @@ pub(crate) enum CallCommand {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum PersonaCommand {
+    /// Make a persona.
+    Create {
+        name: String,
+        /// The name its relationships see (default: the profile's).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Your personas.
+    List,
+    /// Forget a persona: nothing new starts from it; what did keeps it.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
 pub(crate) enum AddressCommand {
     /// Make a new address; it takes requests until you delete it.
     Create {
@@ -331,6 +367,10 @@ pub(crate) enum AddressCommand {
         /// the profile's).
         #[arg(long)]
         display_name: Option<String>,
+        /// Start it from a persona (`kith persona`): it uses that
+        /// identity instead of a new one.
+        #[arg(long)]
+        persona: Option<String>,
     },
     /// Your addresses.
     List,
@@ -354,6 +394,9 @@ pub(crate) enum GroupCommand {
         /// The relay that hosts the group's channel (default: yours).
         #[arg(long)]
         relay: Option<String>,
+        /// Be in it as a persona (`kith persona`).
+        #[arg(long)]
+        persona: Option<String>,
     },
     /// A one-time link to join the group (your next sync adds whoever opens it).
     Invite { group: String },

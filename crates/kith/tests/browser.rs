@@ -800,3 +800,95 @@ fn a_contact_address_from_request_to_conversation_in_the_browser() {
     b.wait_text(20, "welcome to the shop").unwrap();
     b.screenshot(&shots().join("42-after-request.png")).unwrap();
 }
+
+#[test]
+fn a_persona_made_and_used_in_the_browser_and_a_link_shown() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = Person::new(dir.path(), "alex");
+    let blair = Person::new(dir.path(), "blair");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
+    blair.ok(&["init", "--name", "Blair"]);
+    let alex_up = Up::start(&alex);
+    let a = signed_in(&alex_up);
+
+    // A persona from Settings.
+    a.click("#settings").unwrap();
+    a.type_into("#persona-name", "School").unwrap();
+    a.type_into("#persona-shown", "Alex K.").unwrap();
+    a.click("#persona-create").unwrap();
+    a.wait_text(15, "School: shown as Alex K.").unwrap();
+    close_dialogs(&a);
+
+    // An invitation as the persona; Blair (CLI) accepts it, and another
+    // without it (the club).
+    a.click("#new-invite").unwrap();
+    a.run(
+        "const s = document.querySelector('#invite-persona'); s.value = 'School'; return s.hidden",
+        &[],
+    )
+    .unwrap();
+    a.click("#make-invite").unwrap();
+    let link = a
+        .wait(15, "the link", || {
+            a.run(
+                "return document.querySelector('#invite-out .link').value",
+                &[],
+            )
+            .ok()?
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+        })
+        .unwrap();
+    close_dialogs(&a);
+    assert_eq!(blair.json(&["accept", &link])["name"], "Alex K.");
+    let club = alex.json(&["invite"])["link"].as_str().unwrap().to_string();
+    blair.ok(&["accept", &club, "--name", "Blair at the club"]);
+    blair.ok(&["rename", "Alex", "Alex (club)"]);
+    a.wait(20, "two conversations", || {
+        a.run(
+            "return document.querySelectorAll('.conversation').length",
+            &[],
+        )
+        .ok()?
+        .as_u64()?
+        .eq(&2)
+        .then_some(())
+    })
+    .unwrap();
+
+    // Its info says which identity Alex is there; Alex shows Blair, in
+    // the school conversation, that the club's Alex is Alex too.
+    let school = alex
+        .json(&["list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["my_name"] == "Alex K.")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.run(
+        "const [id] = arguments; document.querySelector(`.conversation[data-id='${id}']`).click()",
+        &[json!(school)],
+    )
+    .unwrap();
+    a.find("#text").unwrap();
+    a.click("#conv-info").unwrap();
+    a.wait_text(15, "as your persona School").unwrap();
+    a.click("#link").unwrap();
+    a.click("#link-go").unwrap();
+    a.wait_text(15, "Shown.").unwrap();
+    a.screenshot(&shots().join("43-persona-link.png")).unwrap();
+    common::eventually(20, "Blair sees the link", || {
+        blair.ok(&["sync"]);
+        blair
+            .ok(&["info", "Alex K."])
+            .contains("they showed you they are also Alex (club)")
+    });
+}

@@ -972,16 +972,17 @@ fn wait_for_state(
     pending: &[u8],
     now: u64,
 ) -> Result<()> {
-    let my_name: String = tx.query_row(
-        "SELECT my_name FROM conversations WHERE id = ?1",
+    // A contact met through a persona adds this user as that persona.
+    let (my_name, persona): (String, Option<i64>) = tx.query_row(
+        "SELECT my_name, persona_id FROM conversations WHERE id = ?1",
         [pair],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let id = conversation_id(&invite.channel.write_id);
     tx.execute(
         "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, pending_kp, \
-         pending_welcome, created_at, last_activity) \
-         VALUES (?1, 'group', 'joining', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+         pending_welcome, created_at, last_activity, persona_id) \
+         VALUES (?1, 'group', 'joining', ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
         params![
             id,
             invite.group_name,
@@ -989,7 +990,8 @@ fn wait_for_state(
             identity,
             pending,
             invite.to_bytes(),
-            ms(now)
+            ms(now),
+            persona
         ],
     )?;
     tx.execute(

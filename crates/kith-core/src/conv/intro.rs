@@ -443,6 +443,7 @@ fn join(
             identity: &identity,
             snapshot: &snapshot,
             introduced_by: Some(&introducer),
+            persona: None,
             channels: &[PairChannel {
                 grant: &grant,
                 key: grant.key,

@@ -5,7 +5,8 @@
 use kith_crypto::mls::{IdentityKey, Incoming, key_package};
 use kith_wire::Codec;
 
-use kith_wire::conv::{Envelope, PairFrame};
+use kith_crypto::mls::verify_signature;
+use kith_wire::conv::{Envelope, LinkProof, PairFrame};
 use rusqlite::{Transaction, params};
 
 use super::{Arrived, ConversationType, Effects, Handoff, Moment, PageSession};
@@ -13,7 +14,7 @@ use crate::channels::receive_move;
 
 use crate::error::{OpenError, Result, refused};
 use crate::store::{
-    ChannelRow, ConversationState, Received, check_content, queue_frame, receive_message,
+    ChannelRow, ConversationState, Received, check_content, ms, queue_frame, receive_message,
     record_integrity_event, store_capabilities,
 };
 
@@ -96,6 +97,9 @@ impl ConversationType for PairV1 {
             frame => frame,
         };
         check_content(&frame).map_err(refused)?;
+        if let PairFrame::Link(proof) = &frame {
+            check_link(proof, &author).map_err(refused)?;
+        }
         Ok(OpenedPair {
             channel,
             seq,
@@ -171,6 +175,13 @@ impl ConversationType for PairV1 {
                 via: conv.to_string(),
                 invite: Box::new(invite),
             }),
+            PairFrame::Link(proof) => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO links (conversation_id, other_identity, outgoing, proof, at) \
+                     VALUES (?1, ?2, 0, ?3, ?4)",
+                    params![conv, proof.key_b.as_slice(), proof.to_bytes(), ms(now)],
+                )?;
+            }
         }
         Ok(())
     }
@@ -183,15 +194,20 @@ impl ConversationType for PairV1 {
     /// identity), so that they can add this user to a group at once
     /// (group-v1.md §6.1).
     fn tick(&mut self, tx: &Transaction<'_>, _: &mut Effects) -> Result<()> {
-        let waiting: Vec<String> = tx
+        // A conversation started from a persona joins groups with its key
+        // too; any other with a fresh one.
+        let waiting: Vec<(String, Option<Vec<u8>>)> = tx
             .prepare(
-                "SELECT id FROM conversations \
+                "SELECT id, CASE WHEN persona_id IS NULL THEN NULL ELSE identity END FROM conversations \
                  WHERE kind = 'pair' AND state = 'active' AND blocked = 0 AND spare_kp IS NULL",
             )?
-            .query_map([], |r| r.get(0))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for id in waiting {
-            let identity = IdentityKey::generate()?;
+        for (id, persona) in waiting {
+            let identity = match persona {
+                Some(key) => IdentityKey::from_bytes(&zeroize::Zeroizing::new(key))?,
+                None => IdentityKey::generate()?,
+            };
             let (kp, pending) = key_package(&identity)?;
             queue_frame(tx, &id, &PairFrame::KeyPackage(kp), self.moment.now)?;
             tx.execute(
@@ -204,5 +220,62 @@ impl ConversationType for PairV1 {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Checks a link proof that arrived in a 1:1 conversation from `author`
+/// (pair-v1.md §12): it names the author's key in this conversation, and
+/// both keys signed it.
+pub(crate) fn check_link(proof: &LinkProof, author: &[u8]) -> std::result::Result<(), String> {
+    if proof.key_a.as_slice() != author {
+        return Err("a link proof for a key that is not the sender's here".into());
+    }
+    if proof.key_a == proof.key_b {
+        return Err("a link proof of a key to itself".into());
+    }
+    let statement = LinkProof::statement(&proof.key_a, &proof.key_b, proof.made_at_ms);
+    verify_signature(&proof.key_a, &statement, &proof.signature_a)
+        .and_then(|()| verify_signature(&proof.key_b, &statement, &proof.signature_b))
+        .map_err(|_| "a link proof whose signatures do not verify".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use kith_crypto::mls::IdentityKey;
+
+    fn proof(a: &IdentityKey, b: &IdentityKey, signer_b: &IdentityKey) -> LinkProof {
+        let key = |k: &IdentityKey| -> [u8; 32] { k.public().try_into().unwrap() };
+        let statement = LinkProof::statement(&key(a), &key(b), 7);
+        LinkProof {
+            key_a: key(a),
+            key_b: key(b),
+            made_at_ms: 7,
+            signature_a: a.sign(&statement).unwrap().try_into().unwrap(),
+            signature_b: signer_b.sign(&statement).unwrap().try_into().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_link_needs_the_senders_key_and_both_signatures() {
+        let (a, b, c) = (
+            IdentityKey::generate().unwrap(),
+            IdentityKey::generate().unwrap(),
+            IdentityKey::generate().unwrap(),
+        );
+        let good = proof(&a, &b, &b);
+        assert!(check_link(&good, a.public()).is_ok());
+        // Sent by someone else than key_a: refused.
+        assert!(check_link(&good, c.public()).is_err());
+        // Claiming a key one does not hold: its signature is missing.
+        assert!(check_link(&proof(&a, &b, &c), a.public()).is_err());
+        // A changed date breaks both signatures.
+        let mut moved = good.clone();
+        moved.made_at_ms = 8;
+        assert!(check_link(&moved, a.public()).is_err());
+        // A key linked to itself says nothing.
+        assert!(check_link(&proof(&a, &a, &a), a.public()).is_err());
     }
 }

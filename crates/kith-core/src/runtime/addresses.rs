@@ -20,6 +20,7 @@ use crate::conv::address::{REQUEST_CONTEXT, request_row, request_view};
 use crate::error::{CoreError, Result, check_len, check_name};
 use crate::ids::conversation_id;
 use crate::link::{AddressLink, address_guest_key};
+use crate::runtime::personas::identity_for;
 use crate::runtime::{Engine, base_url};
 use crate::store::{SharedChannel, envelope_payload, insert_channel, ms};
 use crate::views::{Accepted, AddressView, RequestView, duration_words};
@@ -36,11 +37,13 @@ impl Engine {
         label: Option<&str>,
         relay: Option<&str>,
         name: Option<&str>,
+        persona: Option<&str>,
     ) -> Result<AddressView> {
         label.map(check_name).transpose()?;
         name.map(check_name).transpose()?;
         let profile = self.profile()?;
-        let my_name = name.map_or_else(|| profile.name.clone(), str::to_string);
+        let new = identity_for(&self.db, persona)?;
+        let my_name = new.shown(name, &profile.name);
         let relay_url = relay
             .map(str::to_string)
             .or(profile.relay_url)
@@ -88,14 +91,15 @@ impl Engine {
             [&id],
         )?;
         tx.execute(
-            "INSERT INTO addresses (conversation_id, label, secret, box_key, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO addresses (conversation_id, label, secret, box_key, created_at, persona_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 id,
                 label,
                 secret.as_bytes().as_slice(),
                 box_key.to_bytes().as_slice(),
-                ms(now)
+                ms(now),
+                new.persona
             ],
         )?;
         tx.commit()?;
@@ -248,11 +252,13 @@ impl Engine {
     pub async fn request_accept(&mut self, id: &str, name: Option<&str>) -> Result<Accepted> {
         name.map(check_name).transpose()?;
         let n = self.request_id(id)?;
-        let (bytes, my_name): (Vec<u8>, String) = self.db.query_row(
-            "SELECT r.request, c.my_name FROM contact_requests r \
-             JOIN conversations c ON c.id = r.address_id WHERE r.id = ?1",
+        let (bytes, my_name, persona): (Vec<u8>, String, Option<String>) = self.db.query_row(
+            "SELECT r.request, c.my_name, p.name FROM contact_requests r \
+             JOIN conversations c ON c.id = r.address_id \
+             JOIN addresses a ON a.conversation_id = r.address_id \
+             LEFT JOIN personas p ON p.id = a.persona_id WHERE r.id = ?1",
             [n],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let request = ContactRequest::from_bytes(&Zeroizing::new(bytes))?;
         let invitation = Invitation {
@@ -262,7 +268,11 @@ impl Engine {
             expires_at_ms: request.expires_at_ms,
         };
         let result = self
-            .accept_invitation(&invitation, Some(name.unwrap_or(&my_name)))
+            .accept_invitation(
+                &invitation,
+                Some(name.unwrap_or(&my_name)),
+                persona.as_deref(),
+            )
             .await;
         // Answered, or no longer answerable; a relay out of reach keeps it.
         if !matches!(result, Err(CoreError::Relay(_) | CoreError::Io { .. })) {
@@ -289,6 +299,7 @@ impl Engine {
         link: &str,
         name: Option<&str>,
         note: &str,
+        persona: Option<&str>,
     ) -> Result<Accepted> {
         name.map(check_name).transpose()?;
         check_len("note", note, MAX_REQUEST_NOTE)?;
@@ -302,7 +313,8 @@ impl Engine {
             return Err(CoreError::OwnInvitation);
         }
         let profile = self.profile()?;
-        let my_name = name.map_or_else(|| profile.name.clone(), str::to_string);
+        let new = identity_for(&self.db, persona)?;
+        let my_name = new.shown(name, &profile.name);
         // The conversation's channel: on this user's relay, or else on the
         // address's (whose owner reads it anyway).
         let host = profile
@@ -310,16 +322,16 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| link.relay_url.clone());
         let SharedChannel { owner, grant } = self.create_shared_channel(&host, None).await?;
-        let identity = IdentityKey::generate()?;
+        let identity = new.key;
         let (kp, pending) = key_package(&identity)?;
         let expires_at = self.now().saturating_add(millis(REQUEST_TTL));
         let id = conversation_id(&grant.write_id);
         let now = self.now();
         let tx = self.db.transaction()?;
         tx.execute(
-            "INSERT INTO conversations (id, kind, state, my_name, identity, pending_kp, created_at, last_activity, expires_at) \
-             VALUES (?1, 'pair', 'invited', ?2, ?3, ?4, ?5, ?5, ?6)",
-            params![id, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), ms(now), ms(expires_at)],
+            "INSERT INTO conversations (id, kind, state, my_name, identity, pending_kp, created_at, last_activity, expires_at, persona_id) \
+             VALUES (?1, 'pair', 'invited', ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+            params![id, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), ms(now), ms(expires_at), new.persona],
         )?;
         insert_channel(&tx, &id, &grant, &owner.to_bytes(), true, true, now)?;
         tx.commit()?;

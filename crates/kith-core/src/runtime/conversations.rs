@@ -23,6 +23,7 @@ use crate::conv::inbox::{INVITATION_CONTEXT, INVITATION_TTL};
 use crate::error::{CoreError, Result, check_name};
 use crate::ids::{conversation_id, safety_number};
 use crate::link::{InviteLink, claim_key};
+use crate::runtime::personas::identity_for;
 use crate::runtime::sync::not_found;
 use crate::runtime::{Engine, base_url};
 use crate::store;
@@ -38,15 +39,26 @@ impl Engine {
     /// Creates a one-time invitation on `relay` (or the profile's relay),
     /// showing `name` (or the profile's name) to whoever accepts it.
     pub async fn invite(&mut self, relay: Option<&str>, name: Option<&str>) -> Result<Invite> {
+        self.invite_as(relay, name, None).await
+    }
+
+    /// [`Self::invite`] from a persona: the conversation uses its key.
+    pub async fn invite_as(
+        &mut self,
+        relay: Option<&str>,
+        name: Option<&str>,
+        persona: Option<&str>,
+    ) -> Result<Invite> {
         name.map(check_name).transpose()?;
         let profile = self.profile()?;
-        let my_name = name.map_or_else(|| profile.name.clone(), str::to_string);
+        let new = identity_for(&self.db, persona)?;
+        let my_name = new.shown(name, &profile.name);
         let relay_url = relay
             .map(str::to_string)
             .or(profile.relay_url)
             .ok_or(CoreError::NoRelay)?;
         let SharedChannel { owner, grant } = self.create_shared_channel(&relay_url, None).await?;
-        let identity = IdentityKey::generate()?;
+        let identity = new.key;
         let (kp, pending) = key_package(&identity)?;
         let expires_at = self.now().saturating_add(millis(INVITATION_TTL));
         let id = conversation_id(&grant.write_id);
@@ -56,9 +68,9 @@ impl Engine {
         let at = self.now();
         let tx = self.db.transaction()?;
         tx.execute(
-            "INSERT INTO conversations (id, kind, state, my_name, identity, pending_kp, created_at, last_activity, expires_at) \
-             VALUES (?1, 'pair', 'invited', ?2, ?3, ?4, ?5, ?5, ?6)",
-            params![id, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(expires_at)],
+            "INSERT INTO conversations (id, kind, state, my_name, identity, pending_kp, created_at, last_activity, expires_at, persona_id) \
+             VALUES (?1, 'pair', 'invited', ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+            params![id, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(expires_at), new.persona],
         )?;
         insert_channel(&tx, &id, &grant, &owner.to_bytes(), true, true, at)?;
         tx.commit()?;
@@ -126,6 +138,17 @@ impl Engine {
     /// Accepts an invitation link: fetches (and so consumes) its blob,
     /// creates the conversation's MLS group and sends the Welcome.
     pub async fn accept(&mut self, link: &str, name: Option<&str>) -> Result<Accepted> {
+        self.accept_as(link, name, None).await
+    }
+
+    /// [`Self::accept`] from a persona: the conversation (or group
+    /// membership) uses its key.
+    pub async fn accept_as(
+        &mut self,
+        link: &str,
+        name: Option<&str>,
+        persona: Option<&str>,
+    ) -> Result<Accepted> {
         name.map(check_name).transpose()?;
         let link = InviteLink::parse(link)?;
         let client = self.relay(&link.relay_url)?;
@@ -157,13 +180,15 @@ impl Engine {
             let invitation = GroupInvitation::from_bytes(&plaintext)
                 .map_err(|e| CoreError::BadInvitation(e.to_string()))?;
             return Ok(Accepted {
-                conversation: self.accept_group(invitation, &link.key, name).await?,
+                conversation: self
+                    .accept_group(invitation, &link.key, name, persona)
+                    .await?,
                 warnings: Vec::new(),
             });
         };
         let invitation = Invitation::from_bytes(&plaintext)
             .map_err(|e| CoreError::BadInvitation(e.to_string()))?;
-        self.accept_invitation(&invitation, name).await
+        self.accept_invitation(&invitation, name, persona).await
     }
 
     /// Starts the conversation an invitation offers (inbox-v1.md §3 from
@@ -173,8 +198,10 @@ impl Engine {
         &mut self,
         invitation: &Invitation,
         name: Option<&str>,
+        persona: Option<&str>,
     ) -> Result<Accepted> {
         let profile = self.profile()?;
+        let new = identity_for(&self.db, persona)?;
         if invitation.expires_at_ms < self.now() {
             return Err(CoreError::InvitationUnavailable);
         }
@@ -191,9 +218,9 @@ impl Engine {
         }
         let relay_url = base_url(&inviter_relay);
 
-        let identity = IdentityKey::generate()?;
+        let identity = new.key.clone();
         let (mut session, welcome) = Session::create(&identity, &[&invitation.key_package])?;
-        let my_name = name.map_or(profile.name.clone(), str::to_string);
+        let my_name = new.shown(name, &profile.name);
 
         let mut warnings = Vec::new();
         let mut frames = vec![PairFrame::Profile {
@@ -240,6 +267,7 @@ impl Engine {
                 identity: &identity,
                 snapshot: &snapshot,
                 introduced_by: None,
+                persona: new.persona,
                 channels: &channels,
                 queued: &payloads,
                 at,
@@ -574,6 +602,12 @@ impl Engine {
             member_identities: members.iter().map(|k| to_hex(k)).collect(),
             safety_number,
             channels,
+            persona: self.db.query_row(
+                "SELECT p.name FROM conversations c LEFT JOIN personas p ON p.id = c.persona_id WHERE c.id = ?1",
+                [&id],
+                |r| r.get(0),
+            )?,
+            links: self.links(&id)?,
         })
     }
 

@@ -29,6 +29,7 @@ use crate::conv::group::{
 use crate::conv::inbox::INVITATION_TTL;
 use crate::error::{CoreError, OpenError, Result, check_name, refused};
 use crate::ids::{conversation_id, random};
+use crate::runtime::personas::identity_for;
 use crate::runtime::sync::{not_found, open_and_apply};
 use crate::runtime::{Engine, base_url};
 use crate::store::{
@@ -101,8 +102,21 @@ impl Engine {
         name: &str,
         relay: Option<&str>,
     ) -> Result<ConversationView> {
+        self.group_create_as(name, relay, None).await
+    }
+
+    /// [`Self::group_create`] from a persona: this user's membership uses
+    /// its key and name.
+    pub async fn group_create_as(
+        &mut self,
+        name: &str,
+        relay: Option<&str>,
+        persona: Option<&str>,
+    ) -> Result<ConversationView> {
         check_name(name)?;
         let profile = self.profile()?;
+        let new = identity_for(&self.db, persona)?;
+        let my_name = new.shown(None, &profile.name);
         let relay_url = relay
             .map(str::to_string)
             .or(profile.relay_url)
@@ -120,7 +134,7 @@ impl Engine {
             read_id: created.read_id,
             key: owner.to_bytes(),
         };
-        let identity = IdentityKey::generate()?;
+        let identity = new.key;
         let mut session = Session::create_group(&identity)?;
         let snapshot = session.snapshot()?;
         let id = conversation_id(&grant.write_id);
@@ -128,9 +142,9 @@ impl Engine {
         let at = self.now();
         let tx = self.db.transaction()?;
         tx.execute(
-            "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, last_commit) \
-             VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
-            params![id, name, profile.name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), now],
+            "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, last_commit, persona_id) \
+             VALUES (?1, 'group', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?6, ?7)",
+            params![id, name, my_name, identity.to_bytes().as_slice(), snapshot.to_bytes().as_slice(), now, new.persona],
         )?;
         insert_channel(&tx, &id, &grant, &grant.key, true, true, at)?;
         let tags = recognition::own_member_tags(&tx, identity.public())?;
@@ -139,7 +153,7 @@ impl Engine {
             &id,
             &MemberEntry {
                 identity_key: identity.public().to_vec(),
-                display_name: profile.name,
+                display_name: my_name,
                 capability_key: public_key(&owner).0,
                 tags,
             },
@@ -451,8 +465,10 @@ impl Engine {
         invitation: GroupInvitation,
         seal_key: &SealKey,
         name: Option<&str>,
+        persona: Option<&str>,
     ) -> Result<ConversationView> {
         let profile = self.profile()?;
+        let new = identity_for(&self.db, persona)?;
         if invitation.expires_at_ms < self.now() {
             return Err(CoreError::InvitationUnavailable);
         }
@@ -466,8 +482,8 @@ impl Engine {
                 "the relay is not the one the invitation names".into(),
             ));
         }
-        let my_name = name.map_or(profile.name, str::to_string);
-        let identity = IdentityKey::generate()?;
+        let my_name = new.shown(name, &profile.name);
+        let identity = new.key;
         let (kp, pending) = key_package(&identity)?;
         let request = JoinRequest {
             key_package: kp,
@@ -480,9 +496,9 @@ impl Engine {
         let at = self.now();
         let tx = self.db.transaction()?;
         tx.execute(
-            "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, pending_kp, created_at, last_activity, expires_at) \
-             VALUES (?1, 'group', 'joining', ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
-            params![id, invitation.group_name, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(invitation.expires_at_ms)],
+            "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, pending_kp, created_at, last_activity, expires_at, persona_id) \
+             VALUES (?1, 'group', 'joining', ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+            params![id, invitation.group_name, my_name, identity.to_bytes().as_slice(), pending.to_bytes().as_slice(), now, ms(invitation.expires_at_ms), new.persona],
         )?;
         insert_channel(
             &tx,

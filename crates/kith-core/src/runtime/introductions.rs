@@ -259,6 +259,7 @@ impl Engine {
                     identity: &identity,
                     snapshot: &snapshot,
                     introduced_by: Some(&introducer),
+                    persona: None,
                     channels: &[PairChannel {
                         grant: &shared.grant,
                         key: shared.owner.to_bytes(),

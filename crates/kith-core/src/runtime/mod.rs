@@ -24,6 +24,7 @@ pub(crate) mod files;
 mod groups;
 mod introductions;
 mod moves;
+pub(crate) mod personas;
 pub(crate) mod sync;
 pub(crate) mod watch;
 

@@ -52,6 +52,8 @@ pub(crate) struct NewPair<'a> {
     pub(crate) identity: &'a IdentityKey,
     pub(crate) snapshot: &'a GroupSnapshot,
     pub(crate) introduced_by: Option<&'a str>,
+    /// The persona whose key `identity` is, if any.
+    pub(crate) persona: Option<i64>,
     pub(crate) channels: &'a [PairChannel<'a>],
     /// Payloads to send first, in order (a Welcome, the profile).
     pub(crate) queued: &'a [Vec<u8>],
@@ -72,8 +74,8 @@ pub(crate) struct PairChannel<'a> {
 /// an introduction): its row, its channels, and its first payloads queued.
 pub(crate) fn start_pair(tx: &Transaction<'_>, pair: &NewPair<'_>) -> Result<()> {
     tx.execute(
-        "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, introduced_by) \
-         VALUES (?1, 'pair', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+        "INSERT INTO conversations (id, kind, state, contact_name, my_name, identity, mls_state, created_at, last_activity, introduced_by, persona_id) \
+         VALUES (?1, 'pair', 'active', ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
         params![
             pair.id,
             pair.contact_name,
@@ -81,7 +83,8 @@ pub(crate) fn start_pair(tx: &Transaction<'_>, pair: &NewPair<'_>) -> Result<()>
             pair.identity.to_bytes().as_slice(),
             pair.snapshot.to_bytes().as_slice(),
             ms(pair.at),
-            pair.introduced_by
+            pair.introduced_by,
+            pair.persona
         ],
     )?;
     for c in pair.channels {

@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0015_auto_download.sql"),
     include_str!("../../migrations/0016_events.sql"),
     include_str!("../../migrations/0017_addresses.sql"),
+    include_str!("../../migrations/0018_personas.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

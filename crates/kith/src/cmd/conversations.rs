@@ -24,35 +24,40 @@ pub(crate) async fn init(
     }
 }
 
-pub(crate) async fn invite(
-    engine: &mut Engine,
-    relay: Option<&str>,
-    name: Option<&str>,
-    as_json: bool,
-) -> Result<()> {
-    let invite = engine.invite(relay, name).await?;
+pub(crate) fn invite(invite: &kith_core::Invite, as_json: bool) -> Result<()> {
     if as_json {
-        return json(&invite);
+        return json(invite);
     }
-    render::invite(&invite);
+    render::invite(invite);
     Ok(())
+}
+
+/// How `kith accept` starts what a link offers.
+pub(crate) struct AcceptAs<'a> {
+    pub(crate) name: Option<&'a str>,
+    pub(crate) note: &'a str,
+    pub(crate) persona: Option<&'a str>,
 }
 
 pub(crate) async fn accept(
     engine: &mut Engine,
     link: &str,
-    name: Option<&str>,
-    note: &str,
+    how: AcceptAs<'_>,
     as_json: bool,
 ) -> Result<()> {
+    let AcceptAs {
+        name,
+        note,
+        persona,
+    } = how;
     let address = kith_core::AddressLink::is_address(link);
     if !address && !note.is_empty() {
         anyhow::bail!("--note goes with a contact address link (…/a/…), not an invitation");
     }
     let accepted = if address {
-        engine.request_contact(link, name, note).await?
+        engine.request_contact(link, name, note, persona).await?
     } else {
-        engine.accept(link, name).await?
+        engine.accept_as(link, name, persona).await?
     };
     warn(&accepted.warnings);
     let conversation = &accepted.conversation;

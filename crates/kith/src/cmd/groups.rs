@@ -8,8 +8,14 @@ use crate::render::{self, json, out, text::line};
 
 pub(crate) async fn run(engine: &mut Engine, command: GroupCommand, as_json: bool) -> Result<()> {
     match command {
-        GroupCommand::Create { name, relay } => {
-            let view = engine.group_create(&name, relay.as_deref()).await?;
+        GroupCommand::Create {
+            name,
+            relay,
+            persona,
+        } => {
+            let view = engine
+                .group_create_as(&name, relay.as_deref(), persona.as_deref())
+                .await?;
             if as_json {
                 return json(&view);
             }

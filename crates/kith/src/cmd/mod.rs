@@ -29,12 +29,31 @@ pub(crate) async fn dispatch(engine: &mut Engine, command: Command, json: bool) 
             Err(CoreError::ProfileExists(engine.home().display().to_string()).into())
         }
         Command::Up { .. } => anyhow::bail!("kith is already up for this profile"),
-        Command::Invite { relay, name } => {
-            conversations::invite(engine, relay.as_deref(), name.as_deref(), json).await
+        Command::Invite {
+            relay,
+            name,
+            persona,
+        } => {
+            let invite = engine
+                .invite_as(relay.as_deref(), name.as_deref(), persona.as_deref())
+                .await?;
+            conversations::invite(&invite, json)
         }
-        Command::Accept { link, name, note } => {
-            conversations::accept(engine, &link, name.as_deref(), &note, json).await
+        Command::Accept {
+            link,
+            name,
+            note,
+            persona,
+        } => {
+            let how = conversations::AcceptAs {
+                name: name.as_deref(),
+                note: &note,
+                persona: persona.as_deref(),
+            };
+            conversations::accept(engine, &link, how, json).await
         }
+        Command::Persona { command } => relationships::persona(engine, command, json),
+        Command::Link { conv, with } => relationships::link(engine, &conv, &with, json).await,
         Command::Address { command } => relationships::address(engine, command, json).await,
         Command::Requests { action, id, name } => {
             relationships::requests(engine, action, id.as_deref(), name.as_deref(), json).await

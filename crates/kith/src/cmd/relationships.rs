@@ -3,7 +3,7 @@
 use anyhow::Result;
 use kith_core::Engine;
 
-use crate::cli::{AddressCommand, IntroAction};
+use crate::cli::{AddressCommand, IntroAction, PersonaCommand};
 use crate::render::{self, json, out, text::line, warn};
 
 pub(crate) async fn introduce(
@@ -61,9 +61,15 @@ pub(crate) async fn address(
             name,
             relay,
             display_name,
+            persona,
         } => {
             let view = engine
-                .address_create(name.as_deref(), relay.as_deref(), display_name.as_deref())
+                .address_create(
+                    name.as_deref(),
+                    relay.as_deref(),
+                    display_name.as_deref(),
+                    persona.as_deref(),
+                )
                 .await?;
             if as_json {
                 return json(&view);
@@ -103,6 +109,59 @@ pub(crate) async fn address(
             ));
         }
     }
+    Ok(())
+}
+
+pub(crate) fn persona(
+    engine: &mut Engine,
+    command: Option<PersonaCommand>,
+    as_json: bool,
+) -> Result<()> {
+    match command.unwrap_or(PersonaCommand::List) {
+        PersonaCommand::Create { name, display_name } => {
+            let view = engine.persona_create(&name, display_name.as_deref())?;
+            if as_json {
+                return json(&view);
+            }
+            render::persona(&view);
+        }
+        PersonaCommand::List => {
+            let list = engine.personas()?;
+            if as_json {
+                return json(&list);
+            }
+            if list.is_empty() {
+                out(
+                    "no personas: every relationship has its own identity (`kith persona create NAME` makes one to share)",
+                );
+            }
+            list.iter().for_each(render::persona);
+        }
+        PersonaCommand::Delete { name } => {
+            engine.persona_delete(&name)?;
+            if as_json {
+                return json(&serde_json::json!({"deleted": name}));
+            }
+            out(&format!(
+                "forgot the persona {}: its conversations keep its identity",
+                line(&name)
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn link(engine: &mut Engine, conv: &str, with: &str, as_json: bool) -> Result<()> {
+    let warnings = engine.link(conv, with).await?;
+    warn(&warnings);
+    if as_json {
+        return json(&serde_json::json!({"linked": conv, "with": with}));
+    }
+    out(&format!(
+        "{} now sees that you are also the person of {}",
+        line(conv),
+        line(with)
+    ));
     Ok(())
 }
 

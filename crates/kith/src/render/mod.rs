@@ -319,6 +319,16 @@ pub(crate) fn address(a: &kith_core::AddressView, with_qr: bool) {
     }
 }
 
+pub(crate) fn persona(p: &kith_core::PersonaView) {
+    out(&format!(
+        "{}  shown as {}  key {}…  {} conversation(s)",
+        line(&p.name),
+        line(&p.display_name),
+        p.identity.get(..16).unwrap_or(&p.identity),
+        p.conversations
+    ));
+}
+
 /// A contact request waiting for an answer.
 pub(crate) fn request(r: &kith_core::RequestView) {
     let note = if r.note.is_empty() {
@@ -492,9 +502,29 @@ pub(crate) fn info(info: &ConversationInfo) {
     if let Some(n) = &info.safety_number {
         out(&format!("safety number: {n}"));
     }
-    out(&format!("your identity key: {}", info.my_identity));
+    match &info.persona {
+        Some(p) => out(&format!(
+            "your identity key: {} (persona {})",
+            info.my_identity,
+            line(p)
+        )),
+        None => out(&format!("your identity key: {}", info.my_identity)),
+    }
     for k in &info.member_identities {
         out(&format!("their identity key: {k}"));
+    }
+    for l in &info.links {
+        let known = match (&l.name, &l.conversation) {
+            (Some(name), Some(c)) => format!("{} ({})", line(name), short(c)),
+            _ => format!("the identity {}…", short(&l.identity)),
+        };
+        if l.outgoing {
+            out(&format!(
+                "you showed them you are also the person of {known}"
+            ));
+        } else {
+            out(&format!("they showed you they are also {known}"));
+        }
     }
     for c in &info.channels {
         let host = if c.hosted {

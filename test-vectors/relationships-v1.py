@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Generates test-vectors/relationships-v1.json from the specs alone
-(pair-v1.md §4, §4.1, §8, §10; content-v1.md §8.1; introduction-v1.md §2, §5), independently of the
+(pair-v1.md §4, §4.1, §8, §10, §12; content-v1.md §8.1; introduction-v1.md §2, §5;
+address-v1.md §2, §3), independently of the
 Rust code that the vectors check. Run: python3 test-vectors/relationships-v1.py"""
 import hashlib, hmac, json, struct, pathlib
 
@@ -39,6 +40,9 @@ frames = [
     {"name": "content (critical, unknown type)",
      "hex": pair_frame(8, b(16, 0x70) + struct.pack(">QH", 1_795_000_000_000, 0x0101) + b"\x01"
                        + string("a payment request: 12 EUR") + opaque(b(20, 0x33))).hex()},
+    {"name": "link (pair-v1.md §12)",
+     "hex": pair_frame(11, b(32, 0x21) + b(32, 0x42) + struct.pack(">Q", 1_795_000_000_000)
+                       + b(64, 0x63) + b(64, 0x84)).hex()},
     {"name": "capabilities (content-v1.md §8.1)",
      "hex": pair_frame(10, struct.pack(">I", 2) + string("text/markdown") + string("text/plain")
                        + struct.pack(">I", 2) + string("reactions") + string("receipts")).hex()},
@@ -51,11 +55,43 @@ def safety(k1, k2):
     d = hashlib.sha256(b"kith safety number v1\x00" + b"".join(sorted([k1, k2]))).digest()[:15]
     return " ".join("%07d" % (int.from_bytes(d[i:i + 3], "big") % 10_000_000) for i in range(0, 15, 3))
 
+def channel_grant(url, relay_id, write_id, read_id, key):
+    return string(url) + relay_id + write_id + read_id + key
+
+def contact_request(grant, key_package, name, note, expires):
+    return b"\x01" + grant + opaque(key_package) + string(name) + string(note) + struct.pack(">Q", expires)
+
+request = contact_request(channel_grant("https://relay.example", b(32, 1), b(32, 2), b(32, 3), b(32, 4)),
+                          b(120, 9), "Blair", "about the bike", 1_797_000_000_000)
+envelope = bytes([1, 6]) + opaque(b(80, 0x55))
+
+def link_statement(a, bb, at): return b"kith link v1\x00" + a + bb + struct.pack(">Q", at)
+
+def hkdf(secret, info):
+    prk = hmac.new(b"", secret, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+def b64(x):
+    import base64
+    return base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+
+address_secret, address_box, address_write = b(32, 0x90), b(32, 0xB0), b(32, 0xD0)
+guest_seed = hkdf(address_secret, b"kith seal v1\x00kith address key v1")
+
 k1, k2 = b(32, 0x11), b(32, 0xEE)
 out = {
     "frames": frames,
     "recognition_tags": [{"secret": secret.hex(), "intro_id": intro_id.hex(), "tag": tag.hex()}],
     "safety_numbers": [{"a": k1.hex(), "b": k2.hex(), "safety_number": safety(k1, k2)}],
+    "contact_requests": [{"name": "contact request (address-v1.md §3)", "hex": request.hex()}],
+    "envelopes": [{"name": "contact request envelope (kind 6)", "hex": envelope.hex()}],
+    "link_statements": [{"key_a": b(32, 0x21).hex(), "key_b": b(32, 0x42).hex(),
+                         "made_at_ms": 1_795_000_000_000,
+                         "statement": link_statement(b(32, 0x21), b(32, 0x42), 1_795_000_000_000).hex()}],
+    "address_links": [{"link": "kith:https://relay.example/a/" + b64(address_write) + "#" + b64(address_secret + address_box),
+                       "relay_url": "https://relay.example", "write_id": address_write.hex(),
+                       "secret": address_secret.hex(), "box_public": address_box.hex(),
+                       "guest_seed": guest_seed.hex()}],
 }
 path = pathlib.Path(__file__).with_suffix(".json")
 path.write_text(json.dumps(out, indent=2) + "\n")

@@ -1,6 +1,7 @@
 //! Known-answer vectors for relationships (`test-vectors/relationships-v1.json`,
 //! generated from the specs by `test-vectors/relationships-v1.py`): frame
-//! encodings, recognition tags and safety numbers.
+//! encodings, recognition tags, safety numbers, contact requests, link
+//! statements and address links.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,7 +11,7 @@
 )]
 
 use kith_wire::Codec;
-use kith_wire::conv::PairFrame;
+use kith_wire::conv::{ContactRequest, Envelope, LinkProof, PairFrame};
 use serde_json::Value;
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -27,7 +28,7 @@ fn vectors() -> Value {
 fn frames_decode_and_encode_to_the_same_bytes() {
     let v = vectors();
     let frames = v["frames"].as_array().unwrap();
-    assert_eq!(frames.len(), 10);
+    assert_eq!(frames.len(), 11);
     for f in frames {
         let bytes = unhex(f["hex"].as_str().unwrap());
         let frame = PairFrame::from_bytes(&bytes).unwrap_or_else(|e| panic!("{}: {e}", f["name"]));
@@ -37,6 +38,7 @@ fn frames_decode_and_encode_to_the_same_bytes() {
                 | PairFrame::Introduction(_)
                 | PairFrame::Content(_)
                 | PairFrame::Capabilities { .. }
+                | PairFrame::Link(_)
         ));
         assert_eq!(frame.to_bytes(), bytes, "{}", f["name"]);
     }
@@ -62,5 +64,61 @@ fn safety_numbers_match_and_do_not_depend_on_order() {
         let want = s["safety_number"].as_str().unwrap();
         assert_eq!(kith_core::safety_number(&a, &b), want);
         assert_eq!(kith_core::safety_number(&b, &a), want);
+    }
+}
+
+#[test]
+fn contact_requests_and_their_envelope_decode_and_encode_to_the_same_bytes() {
+    let v = vectors();
+    for r in v["contact_requests"].as_array().unwrap() {
+        let bytes = unhex(r["hex"].as_str().unwrap());
+        let request = ContactRequest::from_bytes(&bytes).unwrap();
+        assert_eq!(request.display_name, "Blair");
+        assert_eq!(request.note, "about the bike");
+        assert_eq!(request.to_bytes(), bytes);
+    }
+    for e in v["envelopes"].as_array().unwrap() {
+        let bytes = unhex(e["hex"].as_str().unwrap());
+        let envelope = Envelope::from_bytes(&bytes).unwrap();
+        assert!(matches!(envelope, Envelope::ContactRequest(_)));
+        assert_eq!(envelope.to_bytes(), bytes);
+    }
+}
+
+#[test]
+fn link_statements_match() {
+    for l in vectors()["link_statements"].as_array().unwrap() {
+        let a: [u8; 32] = unhex(l["key_a"].as_str().unwrap()).try_into().unwrap();
+        let b: [u8; 32] = unhex(l["key_b"].as_str().unwrap()).try_into().unwrap();
+        let at = l["made_at_ms"].as_u64().unwrap();
+        assert_eq!(
+            LinkProof::statement(&a, &b, at),
+            unhex(l["statement"].as_str().unwrap())
+        );
+    }
+}
+
+#[test]
+fn address_links_parse_and_derive_their_guest_key() {
+    for a in vectors()["address_links"].as_array().unwrap() {
+        let link = kith_core::AddressLink::parse(a["link"].as_str().unwrap()).unwrap();
+        assert_eq!(link.relay_url, a["relay_url"].as_str().unwrap());
+        assert_eq!(
+            link.write_id.0.to_vec(),
+            unhex(a["write_id"].as_str().unwrap())
+        );
+        assert_eq!(
+            link.secret.as_bytes().to_vec(),
+            unhex(a["secret"].as_str().unwrap())
+        );
+        assert_eq!(
+            link.box_public.to_vec(),
+            unhex(a["box_public"].as_str().unwrap())
+        );
+        assert_eq!(
+            link.guest_key().unwrap().to_bytes().to_vec(),
+            unhex(a["guest_seed"].as_str().unwrap())
+        );
+        assert_eq!(link.kith(), a["link"].as_str().unwrap());
     }
 }

@@ -27,6 +27,7 @@
 //! assert_eq!(id.len(), 32); // 16 bytes, hex
 //! ```
 
+pub mod attestation;
 mod channels;
 mod config;
 mod conv;
@@ -80,6 +81,7 @@ mod layering {
         ("intro", include_str!("conv/intro.rs")),
     ];
     const BELOW: &[(&str, &str)] = &[
+        ("attestation", include_str!("attestation.rs")),
         ("channels", include_str!("channels.rs")),
         ("ids", include_str!("ids.rs")),
         ("recognition", include_str!("recognition.rs")),

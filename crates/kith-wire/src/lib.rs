@@ -39,6 +39,7 @@
 
 pub mod codec;
 pub mod conv;
+pub mod dir;
 pub mod relay;
 
 pub use codec::{Codec, DecodeError, Reader, Writer};

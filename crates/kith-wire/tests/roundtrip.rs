@@ -15,6 +15,7 @@ use kith_wire::conv::{
     GroupState, GroupStateRef, GroupWelcome, IntroStep, Introduction, Invitation, JoinRequest,
     LinkProof, MAX_COMMIT_CHUNKS, MAX_STATE_CHUNKS, MemberEntry, MlsBlobRef, PairFrame,
 };
+use kith_wire::dir::{Attestation, DirectoryKey};
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;
 use kith_wire::relay::response::*;
@@ -406,6 +407,45 @@ fn contact_request() -> impl Strategy<Value = ContactRequest> {
         )
 }
 
+fn sig() -> impl Strategy<Value = [u8; 64]> {
+    (arr32(), arr32()).prop_map(|(a, b)| {
+        let mut s = [0u8; 64];
+        s[..32].copy_from_slice(&a);
+        s[32..].copy_from_slice(&b);
+        s
+    })
+}
+
+fn attestation() -> impl Strategy<Value = Attestation> {
+    (
+        "[a-z0-9-]{1,64}",
+        arr32(),
+        (arr32(), any::<u64>(), any::<u64>(), sig()),
+        arr32(),
+        ".{1,60}",
+        (any::<u64>(), any::<u64>(), sig()),
+    )
+        .prop_map(
+            |(directory, root, (key, from, until, rs), member, statement, (f, u, signature))| {
+                Attestation {
+                    directory,
+                    root,
+                    signing: DirectoryKey {
+                        key,
+                        valid_from_ms: from,
+                        valid_until_ms: until,
+                        root_signature: rs,
+                    },
+                    member,
+                    statement,
+                    valid_from_ms: f,
+                    valid_until_ms: u,
+                    signature,
+                }
+            },
+        )
+}
+
 fn pair_frame() -> impl Strategy<Value = PairFrame> {
     prop_oneof![
         (any::<[u8; 16]>(), any::<u64>(), ".{0,200}").prop_map(|(message_id, sent_at_ms, text)| {
@@ -616,6 +656,9 @@ proptest! {
     fn contact_request_round_trips(v in contact_request()) { round_trip(&v)?; }
 
     #[test]
+    fn attestation_round_trips(v in attestation()) { round_trip(&v)?; }
+
+    #[test]
     fn pair_frame_round_trips(v in pair_frame()) { round_trip(&v)?; }
 
     #[test]
@@ -733,6 +776,7 @@ proptest! {
         check::<Envelope>(&bytes)?;
         check::<Invitation>(&bytes)?;
         check::<ContactRequest>(&bytes)?;
+        check::<Attestation>(&bytes)?;
         check::<PairFrame>(&bytes)?;
         check::<GroupWelcome>(&bytes)?;
         check::<GroupState>(&bytes)?;

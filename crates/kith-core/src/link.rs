@@ -54,19 +54,7 @@ impl InviteLink {
     }
 
     pub fn parse(link: &str) -> Result<Self> {
-        let link = link.trim();
-        let web = link.strip_prefix("kith:").unwrap_or(link);
-        let (rest, fragment) = web
-            .split_once('#')
-            .ok_or(CoreError::BadLink("no key after '#'"))?;
-        let (relay_url, blob) = rest
-            .rsplit_once("/i/")
-            .ok_or(CoreError::BadLink("no '/i/' part"))?;
-        if !(relay_url.starts_with("https://") || relay_url.starts_with("http://")) {
-            return Err(CoreError::BadLink(
-                "the relay address must start with https:// or http://",
-            ));
-        }
+        let (relay_url, blob, fragment) = split(link, "/i/", "no '/i/' part")?;
         let blob_id = decode32(blob).ok_or(CoreError::BadLink("malformed invitation id"))?;
         let key = decode32(fragment).ok_or(CoreError::BadLink("malformed key"))?;
         Ok(Self {
@@ -119,19 +107,7 @@ impl AddressLink {
     }
 
     pub fn parse(link: &str) -> Result<Self> {
-        let link = link.trim();
-        let web = link.strip_prefix("kith:").unwrap_or(link);
-        let (rest, fragment) = web
-            .split_once('#')
-            .ok_or(CoreError::BadLink("no key after '#'"))?;
-        let (relay_url, write_id) = rest
-            .rsplit_once("/a/")
-            .ok_or(CoreError::BadLink("no '/a/' part"))?;
-        if !(relay_url.starts_with("https://") || relay_url.starts_with("http://")) {
-            return Err(CoreError::BadLink(
-                "the relay address must start with https:// or http://",
-            ));
-        }
+        let (relay_url, write_id, fragment) = split(link, "/a/", "no '/a/' part")?;
         let write_id = decode32(write_id).ok_or(CoreError::BadLink("malformed address id"))?;
         let fragment: [u8; 64] = URL_SAFE_NO_PAD
             .decode(fragment)
@@ -157,6 +133,27 @@ impl AddressLink {
 pub(crate) fn address_guest_key(secret: &SealKey) -> Result<ed25519_dalek::SigningKey> {
     let seed = secret.derive(ADDRESS_KEY_CONTEXT)?;
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
+/// A link's relay URL, the id after `part`, and the fragment: either form
+/// (`kith:` or the web one), surrounding whitespace ignored.
+fn split<'a>(
+    link: &'a str,
+    part: &str,
+    missing: &'static str,
+) -> Result<(&'a str, &'a str, &'a str)> {
+    let link = link.trim();
+    let web = link.strip_prefix("kith:").unwrap_or(link);
+    let (rest, fragment) = web
+        .split_once('#')
+        .ok_or(CoreError::BadLink("no key after '#'"))?;
+    let (relay_url, id) = rest.rsplit_once(part).ok_or(CoreError::BadLink(missing))?;
+    if !(relay_url.starts_with("https://") || relay_url.starts_with("http://")) {
+        return Err(CoreError::BadLink(
+            "the relay address must start with https:// or http://",
+        ));
+    }
+    Ok((relay_url, id, fragment))
 }
 
 fn decode32(s: &str) -> Option<[u8; 32]> {

@@ -1037,6 +1037,15 @@ async fn introduce(
     .await
 }
 
+/// `…/accept` or `…/decline` (introductions, contact requests).
+fn accepting(answer: &str) -> Result<bool, ApiError> {
+    match answer {
+        "accept" => Ok(true),
+        "decline" => Ok(false),
+        _ => Err(ApiError::NotFound("use …/accept or …/decline".into())),
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct AnswerBody {
@@ -1048,11 +1057,7 @@ async fn answer_introduction(
     Path((id, answer)): Path<(String, String)>,
     body: Option<Json<AnswerBody>>,
 ) -> Answer<kith_core::IntroductionView> {
-    let accept = match answer.as_str() {
-        "accept" => true,
-        "decline" => false,
-        _ => return Err(ApiError::NotFound("use …/accept or …/decline".into())),
-    };
+    let accept = accepting(&answer)?;
     let name = body.and_then(|Json(b)| b.name);
     run(&s, move |e| {
         Box::pin(async move { e.answer_introduction(&id, accept, name.as_deref()).await })
@@ -1183,11 +1188,7 @@ async fn answer_request(
     Path((id, answer)): Path<(String, String)>,
     body: Option<Json<AnswerBody>>,
 ) -> Answer<Value> {
-    let accept = match answer.as_str() {
-        "accept" => true,
-        "decline" => false,
-        _ => return Err(ApiError::NotFound("use …/accept or …/decline".into())),
-    };
+    let accept = accepting(&answer)?;
     let name = body.and_then(|Json(b)| b.name);
     run(&s, move |e| {
         Box::pin(async move {

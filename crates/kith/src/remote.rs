@@ -178,7 +178,7 @@ async fn run_command(engine: &EngineHandle, remote: Remote, command: Command, js
 }
 
 /// `kith watch` through the daemon: what the engine stores, from the event
-/// log, as `watch` says it (new messages, introductions, refusals).
+/// log, as `watch` says it (new messages, introductions, contact requests).
 async fn watch(engine: EngineHandle, json: bool) -> i32 {
     render::live(engine.live(), json);
     let head = engine
@@ -205,6 +205,10 @@ async fn watch(engine: EngineHandle, json: bool) -> i32 {
         cursor = page.cursor;
         let mut report = kith_core::SyncReport::default();
         for event in page.events {
+            if let ("request", Some(r)) = (event.kind.as_str(), event.request) {
+                report.requests.push(r);
+                continue;
+            }
             match (event.kind.as_str(), event.message, event.introduction) {
                 ("message", Some(m), _) if !m.outgoing => report.messages.push(m),
                 ("introduction", _, Some(i)) if i.role == "received" && i.state == "pending" => {

@@ -510,6 +510,91 @@ fn identifiers(contact: &Person, alex_conv: &str, relay: &RelayProcess) -> BTree
     ids
 }
 
+/// Accepts the one request waiting on `owner`'s addresses.
+fn accept_request(owner: &Person) {
+    owner.ok(&["sync"]);
+    let requests = owner.json(&["requests"]);
+    let id = requests[0]["id"].to_string();
+    owner.ok(&["requests", "accept", &id]);
+}
+
+#[test]
+fn a_persona_shares_one_key_in_its_context_and_nothing_with_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let alex = person(dir.path(), "alex", "Alex Example", Some(&relay));
+    let blair = person(dir.path(), "blair", "Blair", None);
+    let casey = person(dir.path(), "casey", "Casey", None);
+    let dana = person(dir.path(), "dana", "Dana", None);
+    let school = alex.json(&["persona", "create", "School", "--display-name", "Alex K."]);
+    let school_key = unhex(school["identity"].as_str().unwrap());
+
+    // The school: Blair by invitation, Casey through the school persona's
+    // address. The running club: Dana through another address.
+    let link = alex.json(&["invite", "--persona", "School"])["link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    blair.ok(&["accept", &link]);
+    let school_address = alex.json(&["address", "create", "--persona", "School"]);
+    casey.ok(&["accept", school_address["link"].as_str().unwrap()]);
+    accept_request(&alex);
+    let club_address = alex.json(&["address", "create", "--display-name", "Alex R."]);
+    dana.ok(&["accept", club_address["link"].as_str().unwrap()]);
+    accept_request(&alex);
+    sync_all(&[&alex, &blair, &casey, &dana]);
+    blair.ok(&["send", "Alex K.", "hi"]);
+    casey.ok(&["send", "Alex K.", "hello"]);
+    dana.ok(&["send", "Alex R.", "see you at the track"]);
+    sync_all(&[&alex, &blair, &casey, &dana, &alex]);
+    let out = alex
+        .command(&["sync"])
+        .env("KITH_ROTATE_SECS", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    sync_all(&[&blair, &casey, &dana, &alex]);
+
+    let address_ids = |a: &Value| {
+        let link = kith_core::AddressLink::parse(a["link"].as_str().unwrap()).unwrap();
+        [link.write_id.0.to_vec(), link.box_public.to_vec()]
+    };
+    let with_blair = identifiers(&blair, "Alex K.", &relay);
+    let mut with_casey = identifiers(&casey, "Alex K.", &relay);
+    with_casey.extend(address_ids(&school_address));
+    let mut with_dana = identifiers(&dana, "Alex R.", &relay);
+    with_dana.extend(address_ids(&club_address));
+    // In the school, one Alex: the persona's key is what Blair and Casey
+    // share (and the name it shows).
+    assert!(with_blair.contains(&school_key) && with_casey.contains(&school_key));
+    let shared: Vec<_> = with_blair.intersection(&with_casey).collect();
+    assert!(
+        shared
+            .iter()
+            .all(|id| **id == school_key || id.as_slice() == b"Alex K."),
+        "the school's contacts share more than the persona: {shared:?}"
+    );
+    // The club shares nothing with the school, and no file of one side
+    // holds an identifier of the other.
+    for school_side in [&with_blair, &with_casey] {
+        let common: Vec<_> = school_side.intersection(&with_dana).collect();
+        assert!(common.is_empty(), "common identifiers: {common:?}");
+    }
+    let dana_files = file_bytes(&dana.home);
+    for id in with_blair.iter().chain(&with_casey) {
+        assert!(!contains(&dana_files, id), "Dana's files hold {id:?}");
+    }
+    for school_contact in [&blair, &casey] {
+        let files = file_bytes(&school_contact.home);
+        for id in &with_dana {
+            assert!(
+                !contains(&files, id),
+                "a school contact's files hold {id:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn two_contacts_pooling_everything_find_no_common_identifier() {
     let dir = tempfile::tempdir().unwrap();

@@ -44,10 +44,7 @@ impl Engine {
         let profile = self.profile()?;
         let new = identity_for(&self.db, persona)?;
         let my_name = new.shown(name, &profile.name);
-        let relay_url = relay
-            .map(str::to_string)
-            .or(profile.relay_url)
-            .ok_or(CoreError::NoRelay)?;
+        let relay_url = profile.host(relay)?;
         let client = self.relay(&relay_url)?;
         let info = client.info().await?;
         let owner = generate_key()?;
@@ -186,10 +183,7 @@ impl Engine {
 
     /// An address by id, unique id prefix or label.
     pub fn resolve_address(&self, which: &str) -> Result<String> {
-        let escaped = which
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
+        let escaped = crate::store::like_prefix(which);
         let ids: Vec<String> = self
             .db
             .prepare(

@@ -53,10 +53,7 @@ impl Engine {
         let profile = self.profile()?;
         let new = identity_for(&self.db, persona)?;
         let my_name = new.shown(name, &profile.name);
-        let relay_url = relay
-            .map(str::to_string)
-            .or(profile.relay_url)
-            .ok_or(CoreError::NoRelay)?;
+        let relay_url = profile.host(relay)?;
         let SharedChannel { owner, grant } = self.create_shared_channel(&relay_url, None).await?;
         let identity = new.key;
         let (kp, pending) = key_package(&identity)?;

@@ -117,10 +117,7 @@ impl Engine {
         let profile = self.profile()?;
         let new = identity_for(&self.db, persona)?;
         let my_name = new.shown(None, &profile.name);
-        let relay_url = relay
-            .map(str::to_string)
-            .or(profile.relay_url)
-            .ok_or(CoreError::NoRelay)?;
+        let relay_url = profile.host(relay)?;
         let client = self.relay(&relay_url)?;
         let info = client.info().await?;
         let owner = kith_relay_client::generate_key()?;

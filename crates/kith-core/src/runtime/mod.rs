@@ -208,10 +208,7 @@ impl Engine {
              UNION SELECT id FROM conversations WHERE kind != 'address' \
                AND lower(COALESCE(local_name, contact_name)) = lower(?2)",
         )?;
-        let escaped = conv
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
+        let escaped = store::like_prefix(conv);
         let ids: Vec<String> = stmt
             .query_map(params![escaped, conv], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;

@@ -89,6 +89,25 @@ pub(crate) struct Profile {
     pub(crate) relay_url: Option<String>,
 }
 
+impl Profile {
+    /// The relay that hosts something new: `relay` if given, else the
+    /// profile's.
+    pub(crate) fn host(&self, relay: Option<&str>) -> Result<String> {
+        relay
+            .or(self.relay_url.as_deref())
+            .map(str::to_string)
+            .ok_or(CoreError::NoRelay)
+    }
+}
+
+/// `text` for a `LIKE ?1 || '%' ESCAPE '\'` prefix match: its own `\`,
+/// `%` and `_` match only themselves.
+pub(crate) fn like_prefix(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 pub(crate) fn profile(db: &Connection) -> Result<Option<Profile>> {
     Ok(db
         .query_row(

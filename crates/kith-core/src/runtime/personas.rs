@@ -221,14 +221,17 @@ impl Engine {
             .query_map([conv], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut views = Vec::with_capacity(rows.len());
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pairs: Vec<String> = self
+            .db
+            .prepare("SELECT id FROM conversations WHERE kind = 'pair' AND state = 'active'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         for (other, outgoing, at) in rows {
             // Mine: the conversation whose key it is. Theirs: the one where
             // the contact has that key, if this user has one.
-            let pairs: Vec<String> = self
-                .db
-                .prepare("SELECT id FROM conversations WHERE kind = 'pair' AND state = 'active'")?
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
             let mut known = None;
             for c in pairs.iter().filter(|c| *c != conv) {
                 let key = if outgoing {

@@ -13,7 +13,7 @@ use kith_wire::relay::PublicKey;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::Duration;
 
 /// Most contact addresses remembered as such (then the set starts again:
@@ -32,7 +32,7 @@ struct Limiters {
     per_key: DefaultKeyedRateLimiter<[u8; 32]>,
     per_address_source: DefaultKeyedRateLimiter<([u8; 32], IpAddr)>,
     /// Write ids of channels written to by a key without `READ`.
-    addresses: Mutex<HashSet<[u8; 32]>>,
+    addresses: RwLock<HashSet<[u8; 32]>>,
     clock: DefaultClock,
 }
 
@@ -60,7 +60,7 @@ impl RateLimits {
                     config.address_per_source_per_hour,
                     config.address_per_source_burst,
                 )),
-                addresses: Mutex::new(HashSet::new()),
+                addresses: RwLock::new(HashSet::new()),
                 clock: DefaultClock::default(),
             }),
         }
@@ -86,7 +86,8 @@ impl RateLimits {
     /// is known as a contact address and `ip` is over its limit there.
     pub(crate) fn check_address(&self, write_id: &[u8; 32], ip: IpAddr) -> Result<(), Duration> {
         let Some(l) = &self.inner else { return Ok(()) };
-        let known = l.addresses.lock().is_ok_and(|set| set.contains(write_id));
+        // Every append asks: readers share the lock, only a new address writes.
+        let known = l.addresses.read().is_ok_and(|set| set.contains(write_id));
         if !known {
             return Ok(());
         }
@@ -99,12 +100,14 @@ impl RateLimits {
     /// the channel is a contact address, and this request counts.
     pub(crate) fn appended_to_address(&self, write_id: &[u8; 32], ip: IpAddr) {
         let Some(l) = &self.inner else { return };
-        let newly = l.addresses.lock().is_ok_and(|mut set| {
-            if set.len() >= MAX_ADDRESSES && !set.contains(write_id) {
-                set.clear();
-            }
-            set.insert(*write_id)
-        });
+        let known = l.addresses.read().is_ok_and(|set| set.contains(write_id));
+        let newly = !known
+            && l.addresses.write().is_ok_and(|mut set| {
+                if set.len() >= MAX_ADDRESSES && !set.contains(write_id) {
+                    set.clear();
+                }
+                set.insert(*write_id)
+            });
         if newly {
             // Checked before only once known: the first one counts now.
             let _ = l.per_address_source.check_key(&(*write_id, ip));

@@ -97,7 +97,10 @@ fn fifty_requesters_a_flood_from_one_source_and_a_deleted_address() {
     let shown = alex.json(&["address", "show", "Shop counter"]);
     assert_eq!(shown["link"], link.as_str());
     let text = alex.ok(&["address", "show", "shop COUNTER"]);
-    assert!(text.contains(link.as_str()) && text.contains("50 request(s) waiting"), "{text}");
+    assert!(
+        text.contains(link.as_str()) && text.contains("50 request(s) waiting"),
+        "{text}"
+    );
 
     // Accepting one connects the two; declining another sends nothing.
     let id_of = |name: &str| {

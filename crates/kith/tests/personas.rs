@@ -93,8 +93,16 @@ fn a_persona_is_one_person_in_its_context_and_nobody_elsewhere() {
 
     // Forgotten: nothing new starts from it; what did keeps its key.
     alex.ok(&["persona", "delete", "School"]);
-    assert!(alex.json(&["persona", "list"]).as_array().unwrap().is_empty());
-    assert_eq!(alex.json(&["info", "Blair"])["my_identity"], school_key.as_str());
+    assert!(
+        alex.json(&["persona", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        alex.json(&["info", "Blair"])["my_identity"],
+        school_key.as_str()
+    );
     let out = alex.run(&["--json", "invite", "--persona", "School"]);
     let err: Value = serde_json::from_slice(out.stderr.trim_ascii()).unwrap();
     assert_eq!(err["error"]["code"], "no_such_persona");

@@ -36,6 +36,22 @@ pub enum CoreError {
     PersonaExists(String),
     #[error("these two conversations already show one identity: there is nothing to link")]
     AlreadyLinked,
+    #[error("no directory you joined matches {0:?} (`kith directory list`)")]
+    NoSuchDirectory(String),
+    #[error("you already joined the directory {0:?}")]
+    DirectoryJoined(String),
+    #[error(
+        "{0:?} is a members-only directory: join it with the enrolment link its administrator gives you"
+    )]
+    MembersOnly(String),
+    #[error(
+        "the directory {0:?} refused: you are not a member, or your membership ended or was removed"
+    )]
+    NotAMember(String),
+    #[error("this enrolment link was already used, has expired, or was withdrawn")]
+    EnrolmentRefused,
+    #[error("the directory's answer does not verify: {0}")]
+    BadDirectory(String),
     #[error("no conversation matches {0:?}")]
     NoSuchConversation(String),
     #[error("{0:?} matches several conversations: {1}")]
@@ -143,6 +159,12 @@ impl CoreError {
             Self::NoSuchPersona(_) => "no_such_persona",
             Self::PersonaExists(_) => "persona_exists",
             Self::AlreadyLinked => "already_linked",
+            Self::NoSuchDirectory(_) => "no_such_directory",
+            Self::DirectoryJoined(_) => "directory_joined",
+            Self::MembersOnly(_) => "members_only",
+            Self::NotAMember(_) => "not_a_member",
+            Self::EnrolmentRefused => "enrolment_refused",
+            Self::BadDirectory(_) => "bad_directory",
             Self::NoSuchConversation(_) => "no_such_conversation",
             Self::Ambiguous(..) => "ambiguous",
             Self::NotYetConnected => "not_yet_connected",

@@ -55,17 +55,18 @@ pub use conv::inbox::{INVITATION_CONTEXT, INVITATION_TTL};
 pub use conv::intro::{INTRODUCTION_TTL, recognition_tag};
 pub use error::{CoreError, Result};
 pub use ids::{conversation_id, safety_number};
-pub use link::{AddressLink, InviteLink};
+pub use link::{AddressLink, DirectoryLink, InviteLink};
 pub use runtime::Engine;
 pub use runtime::addresses::REQUEST_TTL;
 pub use runtime::events::{EVENT_RETENTION, EventPage, EventView};
 pub use runtime::files::{FileFetch, FileFetched, FileSend, FileSent, Progress};
 pub use runtime::watch::{Job, MAX_BACKOFF};
 pub use views::{
-    Accepted, AddressView, AppView, CallSession, CallView, ChannelInfo, ConversationInfo,
-    ConversationView, FileView, GroupChange, IntegrityEvent, IntroductionView, Invite, LinkView,
-    Live, MemberView, MessageView, MoveReport, Notice, PaymentView, PersonaView, ProfileView,
-    Quote, ReactionCount, Receipts, RequestView, SyncReport, duration_words, size_words,
+    Accepted, AddressView, AppView, AttestationView, CallSession, CallView, ChannelInfo,
+    ConversationInfo, ConversationView, DirectoryView, EntryView, FileView, GroupChange,
+    IntegrityEvent, IntroductionView, Invite, LinkView, Live, MemberView, MessageView, MoveReport,
+    Notice, PaymentView, PersonaView, ProfileView, Quote, ReactionCount, Receipts, RequestView,
+    SyncReport, duration_words, size_words,
 };
 
 /// The layering ARCHITECTURE.md draws, checked on the sources: conversation

@@ -135,6 +135,59 @@ pub(crate) fn address_guest_key(secret: &SealKey) -> Result<ed25519_dalek::Signi
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
+/// A directory's link (directory-v1.md §2): `<relay>/d/<name>`, with
+/// `#<enrolment secret>` for a one-time enrolment in a members-only one.
+#[derive(Debug)]
+pub struct DirectoryLink {
+    pub relay_url: String,
+    pub name: String,
+    pub secret: Option<zeroize::Zeroizing<[u8; 32]>>,
+}
+
+impl DirectoryLink {
+    /// Whether `link` has a directory link's shape (`/d/`).
+    pub fn is_directory(link: &str) -> bool {
+        let link = link.trim();
+        let web = link.strip_prefix("kith:").unwrap_or(link);
+        web.split('#')
+            .next()
+            .is_some_and(|rest| rest.rsplit_once("/d/").is_some())
+    }
+
+    pub fn parse(link: &str) -> Result<Self> {
+        let link = link.trim();
+        let web = link.strip_prefix("kith:").unwrap_or(link);
+        let (rest, fragment) = web.split_once('#').unwrap_or((web, ""));
+        let (relay_url, name) = rest
+            .rsplit_once("/d/")
+            .ok_or(CoreError::BadLink("no '/d/' part"))?;
+        if !(relay_url.starts_with("https://") || relay_url.starts_with("http://")) {
+            return Err(CoreError::BadLink(
+                "the relay address must start with https:// or http://",
+            ));
+        }
+        if !kith_wire::dir::valid_directory_name(name) {
+            return Err(CoreError::BadLink("malformed directory name"));
+        }
+        let secret = match fragment {
+            "" => None,
+            f => Some(zeroize::Zeroizing::new(
+                decode32(f).ok_or(CoreError::BadLink("malformed enrolment secret"))?,
+            )),
+        };
+        Ok(Self {
+            relay_url: relay_url.to_string(),
+            name: name.to_string(),
+            secret,
+        })
+    }
+
+    /// The link without its secret: `<relay>/d/<name>`.
+    pub fn public(relay_url: &str, name: &str) -> String {
+        format!("{}/d/{name}", relay_url.trim_end_matches('/'))
+    }
+}
+
 /// A link's relay URL, the id after `part`, and the fragment: either form
 /// (`kith:` or the web one), surrounding whitespace ignored.
 fn split<'a>(
@@ -163,6 +216,32 @@ fn decode32(s: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_links_parse_with_and_without_a_secret() {
+        let secret = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let l = DirectoryLink::parse(&format!(
+            " kith:https://r.example/kith/d/school-27#{secret} "
+        ))
+        .unwrap();
+        assert_eq!(
+            (l.relay_url.as_str(), l.name.as_str()),
+            ("https://r.example/kith", "school-27")
+        );
+        assert_eq!(l.secret.as_deref(), Some(&[7u8; 32]));
+        let public = DirectoryLink::parse("http://127.0.0.1:9/d/club").unwrap();
+        assert!(public.secret.is_none());
+        assert!(DirectoryLink::is_directory("http://r/d/club"));
+        assert!(!DirectoryLink::is_directory("http://r/a/xyz#abc"));
+        for bad in [
+            "http://r/d/School",
+            "ftp://r/d/club",
+            "http://r/d/club#short",
+            "http://r/x",
+        ] {
+            assert!(DirectoryLink::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn both_forms_parse_back() {

@@ -197,6 +197,58 @@ pub struct ConversationInfo {
     pub persona: Option<String>,
     /// Relationships revealed as one person's, either way.
     pub links: Vec<LinkView>,
+    /// Directories' attestations shown in this conversation, either way.
+    pub attestations: Vec<AttestationView>,
+}
+
+/// A directory's attestation shown in a conversation (directory-v1.md §4).
+#[derive(Debug, Clone, Serialize)]
+pub struct AttestationView {
+    /// `true`: this user showed its own; `false`: the contact showed theirs.
+    pub outgoing: bool,
+    /// The directory's name ("school").
+    pub directory: String,
+    /// What it says ("current student").
+    pub statement: String,
+    pub valid_from: u64,
+    pub valid_until: u64,
+    /// `valid`, `expired`, `revoked` or `not_yet_valid`, now.
+    pub standing: String,
+    /// The first 16 hex digits of the directory's root key: what people
+    /// compare to know it is the directory they mean.
+    pub root: String,
+    /// Whether this user joined the directory with that root key.
+    pub known: bool,
+}
+
+/// A directory this user joined (`kith directory list`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectoryView {
+    pub name: String,
+    pub relay: String,
+    /// `<relay>/d/<name>`, without any enrolment secret.
+    pub link: String,
+    pub members_only: bool,
+    /// The first 16 hex digits of its root key.
+    pub root: String,
+    /// The persona whose key is the member key.
+    pub persona: String,
+    /// The attestation's statement and end, for a members-only directory.
+    pub statement: Option<String>,
+    pub valid_until: Option<u64>,
+    /// `valid`, `expired`, `revoked` or `not_yet_valid`, when attested.
+    pub standing: Option<String>,
+    /// The entry this user published, if any.
+    pub entry: Option<EntryView>,
+}
+
+/// A directory entry: a search result, or what this user published.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryView {
+    pub display_name: String,
+    pub text: String,
+    /// The contact address link a request goes to.
+    pub address: String,
 }
 
 /// A link between two relationships (pair-v1.md §12).

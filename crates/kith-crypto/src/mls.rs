@@ -256,6 +256,23 @@ impl IdentityKey {
             })
     }
 
+    /// The same key as an Ed25519 signing key, for requests signed outside
+    /// MLS by it (a directory's member key, directory-v1.md §2).
+    pub fn ed25519(&self) -> Result<ed25519_dalek::SigningKey, CryptoError> {
+        let not_ed25519 = || CryptoError::Invalid("an identity key that is not Ed25519");
+        let seed: [u8; 32] = self
+            .secret
+            .as_bytes()
+            .get(..32)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(not_ed25519)?;
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        if key.verifying_key().as_bytes()[..] != *self.public() {
+            return Err(not_ed25519());
+        }
+        Ok(key)
+    }
+
     /// `secret ‖ public` for storage (length-prefixed, zeroized on drop).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut w = Writer::new();
@@ -1032,6 +1049,18 @@ mod tests {
         let pending = PendingKeyPackage::from_bytes(&pending.to_bytes()).unwrap();
         let alex_session = Session::join(&alex, &pending, &welcome).unwrap();
         (alex_session, blair_session)
+    }
+
+    #[test]
+    fn an_identity_key_signs_outside_mls_as_the_same_ed25519_key() {
+        use ed25519_dalek::Signer;
+        let id = IdentityKey::generate().unwrap();
+        let key = id.ed25519().unwrap();
+        assert_eq!(key.verifying_key().as_bytes()[..], *id.public());
+        let message = b"kith test v1\0hello";
+        let by_dalek = key.sign(message).to_bytes();
+        verify_signature(id.public(), message, &by_dalek).unwrap();
+        assert_eq!(id.sign(message).unwrap(), by_dalek.to_vec());
     }
 
     #[test]

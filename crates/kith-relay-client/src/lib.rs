@@ -420,6 +420,42 @@ impl RelayClient {
         self.call(key, op, REQUEST_TIMEOUT).await.map(drop)
     }
 
+    /// A directory's signed description (`GET /v1/dir/{name}`,
+    /// directory-v1.md §6). Its root signature is the caller's to check
+    /// against the pinned root.
+    pub async fn directory_info(
+        &self,
+        name: &str,
+    ) -> Result<kith_wire::dir::DirectoryInfo, ClientError> {
+        if !kith_wire::dir::valid_directory_name(name) {
+            return Err(ClientError::InvalidUrl {
+                url: name.to_owned(),
+                reason: "not a directory name".to_owned(),
+            });
+        }
+        let url = self.endpoint(&format!("/v1/dir/{name}"))?;
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| self.transport(&url, e))?;
+        let body = self.answer(&url, response).await?;
+        Ok(kith_wire::dir::DirectoryInfo::from_bytes(&body)?)
+    }
+
+    /// A directory operation signed by the member key; the answer's bytes
+    /// (an `Attestation` for `enrol`, `SearchResults` for `search`, empty
+    /// otherwise).
+    pub async fn directory(
+        &self,
+        member: &SigningKey,
+        request: kith_wire::dir::DirectoryRequest,
+    ) -> Result<Vec<u8>, ClientError> {
+        self.call(member, Operation::Directory(request), REQUEST_TIMEOUT)
+            .await
+    }
+
     /// Creates a channel owned by `owner`.
     pub async fn create_channel(
         &self,

@@ -40,6 +40,8 @@
 //! ```
 
 #[cfg(feature = "server")]
+pub mod directory;
+#[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
 pub mod store;

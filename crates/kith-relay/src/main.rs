@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod directory_cli;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -35,6 +36,11 @@ enum Command {
     /// Serve one request from the CGI environment (RFC 3875), for shared
     /// hosting; a binary started by a web server without arguments does this.
     Cgi,
+    /// Directories this relay runs: create, admit, remove, list, rotate.
+    Directory {
+        #[command(subcommand)]
+        command: directory_cli::DirectoryCommand,
+    },
     /// Operator commands on a relay's store.
     Admin {
         #[command(subcommand)]
@@ -131,7 +137,8 @@ fn run() -> Result<()> {
         Command::Cgi => runtime.block_on(cgi()),
         Command::Admin {
             command: AdminCommand::Stats { db, config, json },
-        } => runtime.block_on(stats(db, config, json)),
+        } => runtime.block_on(stats(directory_cli::StoreArgs { db, config }, json)),
+        Command::Directory { command } => runtime.block_on(directory_cli::run(command)),
         Command::Backup { db, config, to } => {
             let config = resolve(config, db)?.finish()?;
             if config.postgres_url().is_some() {
@@ -155,7 +162,7 @@ fn default_config_file() -> Option<PathBuf> {
 /// and `backup` act on the store `serve` uses: defaults, the TOML file
 /// (`--config`, `KITH_RELAY_CONFIG`, or the default file), `KITH_RELAY_*`,
 /// then `--db`.
-fn resolve(file: Option<PathBuf>, db: Option<PathBuf>) -> Result<Config> {
+pub(crate) fn resolve(file: Option<PathBuf>, db: Option<PathBuf>) -> Result<Config> {
     let mut config = Config::load(file.or_else(default_config_file).as_deref())?;
     if let Some(db) = db {
         config.db = db;
@@ -235,52 +242,8 @@ async fn cgi() -> Result<()> {
     Ok(())
 }
 
-/// Receives nothing: `admin` reads the store, it serves no subscribers.
-struct NoSubscribers;
-
-impl kith_relay::store::EventSink for NoSubscribers {
-    fn publish(&self, _: &[kith_relay::store::StoreEvent]) {}
-}
-
-async fn stats(db: Option<PathBuf>, file: Option<PathBuf>, json: bool) -> Result<()> {
-    use kith_relay::store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
-    let config = resolve(file, db)?.finish()?;
-    let sink = std::sync::Arc::new(NoSubscribers);
-    let store: Box<dyn Store> = match config.postgres_url() {
-        Some(url) => Box::new(
-            PostgresStore::open(
-                PostgresOptions {
-                    url: url.to_owned(),
-                    schema: Some(config.postgres_schema.clone()).filter(|s| !s.is_empty()),
-                    quotas: config.limits.quotas(),
-                    pool_size: 1,
-                },
-                sink,
-            )
-            .await
-            .context("opening the PostgreSQL store")?,
-        ),
-        None => {
-            anyhow::ensure!(
-                config.db.exists(),
-                "no relay database at {}",
-                config.db.display()
-            );
-            Box::new(
-                SqliteStore::open(
-                    SqliteOptions {
-                        path: config.db.clone(),
-                        quotas: config.limits.quotas(),
-                        read_connections: 1,
-                        write_queue: 1,
-                        max_batch: 1,
-                    },
-                    sink,
-                )
-                .with_context(|| format!("opening {}", config.db.display()))?,
-            )
-        }
-    };
+async fn stats(args: directory_cli::StoreArgs, json: bool) -> Result<()> {
+    let (store, _) = directory_cli::open(args).await?;
     let stats = store.stats().await?;
     let relay_id = store.relay_id().to_hex();
     store.close().await;

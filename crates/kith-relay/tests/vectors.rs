@@ -110,6 +110,7 @@ fn op_input(op: &Operation) -> Value {
             json!({ "write_id": to_hex(&b.write_id.0), "blob_id": to_hex(&b.blob_id.0) })
         }
         Operation::Bind(Bind) => json!({}),
+        Operation::Directory(d) => json!({ "directory": to_hex(&d.to_bytes()) }),
     }
 }
 

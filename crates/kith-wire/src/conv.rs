@@ -274,6 +274,7 @@ impl Codec for ContactRequest {
 ///   case 10 capabilities: opaque media_types<1..255><0..64>;
 ///                         opaque features<1..255><0..64>;
 ///   case 11 link: LinkProof proof;
+///   case 12 attestation: Attestation attestation;   /* directory-v1.md §4 */
 /// } } PairFrame;
 /// ```
 ///
@@ -316,6 +317,9 @@ pub enum PairFrame {
     /// The sender reveals that another of its identity keys is its own
     /// (pair-v1.md §12).
     Link(LinkProof),
+    /// The sender shows a directory's attestation about its identity key
+    /// (directory-v1.md §4).
+    Attestation(crate::dir::Attestation),
 }
 
 /// `LinkProof` (pair-v1.md §12): two identity keys (Ed25519) of one
@@ -471,6 +475,10 @@ impl Codec for PairFrame {
                 w.u8(11);
                 proof.encode(w);
             }
+            Self::Attestation(attestation) => {
+                w.u8(12);
+                attestation.encode(w);
+            }
         }
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -503,6 +511,7 @@ impl Codec for PairFrame {
                 features: capability_list(r, "capabilities.features")?,
             }),
             11 => Ok(Self::Link(LinkProof::decode(r)?)),
+            12 => Ok(Self::Attestation(crate::dir::Attestation::decode(r)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "pair_frame.tag",
                 tag,

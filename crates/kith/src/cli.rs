@@ -78,6 +78,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: Option<AddressCommand>,
     },
+    /// Directories: find people, and be found, in a school's or a club's
+    /// directory (members-only or public).
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
     /// Personas: an identity you share among the relationships of one
     /// context (School), instead of a new one for each.
     Persona {
@@ -351,6 +357,44 @@ pub(crate) enum PersonaCommand {
     List,
     /// Forget a persona: nothing new starts from it; what did keeps it.
     Delete { name: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DirectoryCommand {
+    /// Join a directory by its link: the one-time enrolment link its
+    /// administrator gave you (members-only), or `<relay>/d/<name>`.
+    Join {
+        link: String,
+        /// Be in it as this persona (default: a persona named after the
+        /// directory, made for it).
+        #[arg(long)]
+        persona: Option<String>,
+    },
+    /// The directories you joined.
+    List,
+    /// Search a directory you joined, or any public one by its link: every
+    /// word must begin a word of an entry's name or text.
+    Search {
+        directory: String,
+        query: Vec<String>,
+    },
+    /// List yourself: a name, a short text, and a contact address made for
+    /// this directory (people who find you send contact requests).
+    Publish {
+        directory: String,
+        /// The name shown (default: the persona's).
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, default_value = "")]
+        text: String,
+    },
+    /// Remove your entry; its contact address is deleted.
+    Unpublish { directory: String },
+    /// Show your attestation from DIRECTORY in the conversation CONV.
+    Show { directory: String, conv: String },
+    /// Leave a directory: your entry and membership end; your persona and
+    /// its relationships stay.
+    Leave { directory: String },
 }
 
 #[derive(Subcommand)]

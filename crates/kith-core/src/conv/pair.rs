@@ -7,6 +7,7 @@ use kith_wire::Codec;
 
 use kith_crypto::mls::verify_signature;
 use kith_wire::conv::{Envelope, LinkProof, PairFrame};
+use kith_wire::dir::Attestation;
 use rusqlite::{Transaction, params};
 
 use super::{Arrived, ConversationType, Effects, Handoff, Moment, PageSession};
@@ -100,6 +101,9 @@ impl ConversationType for PairV1 {
         if let PairFrame::Link(proof) = &frame {
             check_link(proof, &author).map_err(refused)?;
         }
+        if let PairFrame::Attestation(a) = &frame {
+            check_attestation(a, &author, self.moment.now).map_err(refused)?;
+        }
         Ok(OpenedPair {
             channel,
             seq,
@@ -175,6 +179,13 @@ impl ConversationType for PairV1 {
                 via: conv.to_string(),
                 invite: Box::new(invite),
             }),
+            PairFrame::Attestation(a) => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO conversation_attestations (conversation_id, outgoing, root, directory, attestation, at) \
+                     VALUES (?1, 0, ?2, ?3, ?4, ?5)",
+                    params![conv, a.root.as_slice(), a.directory, a.to_bytes(), ms(now)],
+                )?;
+            }
             PairFrame::Link(proof) => {
                 tx.execute(
                     "INSERT OR REPLACE INTO links (conversation_id, other_identity, outgoing, proof, at) \
@@ -194,6 +205,7 @@ impl ConversationType for PairV1 {
     /// identity), so that they can add this user to a group at once
     /// (group-v1.md §6.1).
     fn tick(&mut self, tx: &Transaction<'_>, _: &mut Effects) -> Result<()> {
+        show_attestations(tx, self.moment.now)?;
         // A conversation started from a persona joins groups with its key
         // too; any other with a fresh one.
         let waiting: Vec<(String, Option<Vec<u8>>)> = tx
@@ -226,6 +238,57 @@ impl ConversationType for PairV1 {
 /// Checks a link proof that arrived in a 1:1 conversation from `author`
 /// (pair-v1.md §12): it names the author's key in this conversation, and
 /// both keys signed it.
+/// Shows, once, in every active 1:1 conversation of a persona, the
+/// attestations of the directories it joined (directory-v1.md §4).
+fn show_attestations(tx: &Transaction<'_>, now: u64) -> Result<()> {
+    let due: Vec<(String, Vec<u8>)> = tx
+        .prepare(
+            "SELECT c.id, d.attestation FROM conversations c JOIN directories d ON d.persona_id = c.persona_id \
+             WHERE c.kind = 'pair' AND c.state = 'active' AND c.blocked = 0 AND d.attestation IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM conversation_attestations x WHERE x.conversation_id = c.id \
+                             AND x.outgoing = 1 AND x.root = d.root AND x.directory = d.name)",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (conv, bytes) in due {
+        let a = Attestation::from_bytes(&bytes)?;
+        queue_frame(tx, &conv, &PairFrame::Attestation(a.clone()), now)?;
+        record_shown(tx, &conv, &a, now)?;
+    }
+    Ok(())
+}
+
+/// Records that this user showed `a` in `conv`.
+pub(crate) fn record_shown(
+    tx: &Transaction<'_>,
+    conv: &str,
+    a: &Attestation,
+    now: u64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO conversation_attestations (conversation_id, outgoing, root, directory, attestation, at) \
+         VALUES (?1, 1, ?2, ?3, ?4, ?5)",
+        params![conv, a.root.as_slice(), a.directory, a.to_bytes(), ms(now)],
+    )?;
+    Ok(())
+}
+
+/// Refuses an attestation unless it names the key MLS authenticated as its
+/// sender (so it cannot be passed on) and its signatures verify; an
+/// expired one is kept, and shown as expired.
+pub(crate) fn check_attestation(
+    a: &Attestation,
+    author: &[u8],
+    now: u64,
+) -> std::result::Result<(), String> {
+    if a.member.as_slice() != author {
+        return Err("an attestation about a key that is not the sender's here".into());
+    }
+    crate::attestation::check(a, None, now)
+        .map(drop)
+        .map_err(|e| format!("an attestation that does not verify: {e}"))
+}
+
 pub(crate) fn check_link(proof: &LinkProof, author: &[u8]) -> std::result::Result<(), String> {
     if proof.key_a.as_slice() != author {
         return Err("a link proof for a key that is not the sender's here".into());

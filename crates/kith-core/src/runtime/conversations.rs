@@ -605,6 +605,7 @@ impl Engine {
                 |r| r.get(0),
             )?,
             links: self.links(&id)?,
+            attestations: self.attestations(&id)?,
         })
     }
 

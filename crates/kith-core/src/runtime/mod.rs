@@ -19,6 +19,7 @@ use crate::{home, store};
 pub(crate) mod addresses;
 mod content;
 mod conversations;
+pub(crate) mod directories;
 pub(crate) mod events;
 pub(crate) mod files;
 mod groups;

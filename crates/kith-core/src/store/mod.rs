@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0016_events.sql"),
     include_str!("../../migrations/0017_addresses.sql"),
     include_str!("../../migrations/0018_personas.sql"),
+    include_str!("../../migrations/0019_directories.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

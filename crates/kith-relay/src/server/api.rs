@@ -45,6 +45,7 @@ const SIGNED_PATHS: &[(&str, &str, u8)] = &[
     ("/v1/blob/create", "blob_create", 10),
     ("/v1/blob/put", "blob_put", 11),
     ("/v1/blob/delete", "blob_delete", 12),
+    ("/v1/dir/request", "directory", 16),
 ];
 
 /// Limit for requests without a payload.
@@ -80,7 +81,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/i/{id}", get(invitation_page))
-        .route("/a/{id}", get(address_page));
+        .route("/a/{id}", get(address_page))
+        .route("/v1/dir/{name}", get(super::directory::info))
+        .route("/d/{id}", get(super::directory::enrolment_page));
     for (path, _, _) in SIGNED_PATHS {
         router = router.route(path, post(signed));
     }
@@ -173,7 +176,7 @@ fn empty() -> Result<Vec<u8>, ApiError> {
 
 impl AppState {
     /// Records the answer in metrics and turns errors into responses.
-    fn answer(
+    pub(crate) fn answer(
         &self,
         op: &'static str,
         started: Instant,
@@ -517,6 +520,9 @@ async fn dispatch(
                 .await?;
             empty()
         }
+        Operation::Directory(d) => {
+            return super::directory::handle(state, signer, d, now).await;
+        }
         Operation::Subscribe(_) | Operation::Bind(_) => Err(ApiError::new(
             ErrorCode::MALFORMED,
             "this operation is only valid on the WebSocket",
@@ -793,7 +799,7 @@ async fn address_page() -> Response {
     static_page(PAGE)
 }
 
-fn static_page(page: &'static str) -> Response {
+pub(crate) fn static_page(page: &'static str) -> Response {
     (
         StatusCode::OK,
         [

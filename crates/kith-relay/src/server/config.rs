@@ -179,6 +179,27 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// Directories this relay runs (directory-v1.md); they are made with
+/// `kith-relay directory create`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// Whether the relay answers directory requests at all.
+    pub enabled: bool,
+    /// The relay's address as people reach it, for enrolment links
+    /// (`kith-relay directory admit`); empty: `http://<listen>`.
+    pub public_url: String,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            public_url: String::new(),
+        }
+    }
+}
+
 /// Everything `kith-relay serve` needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -230,6 +251,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Rate limits.
     pub rate_limit: RateLimitConfig,
+    /// Directories.
+    pub directory: DirectoryConfig,
 }
 
 impl Default for Config {
@@ -256,6 +279,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             limits: LimitsConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            directory: DirectoryConfig::default(),
         }
     }
 }

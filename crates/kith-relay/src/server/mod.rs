@@ -21,6 +21,7 @@ mod auth;
 mod budget;
 pub mod cgi;
 pub mod config;
+mod directory;
 mod error;
 mod hub;
 mod metrics;

@@ -17,13 +17,20 @@
 //! `SqliteStore` is the embedded default; `PostgresStore` lets several
 //! relay processes share one database.
 
+mod directory;
 mod postgres;
 mod sqlite;
+
+pub use directory::{
+    Admission, DirectoryRow, DirectorySummary, EntryChange, MemberRow, NewDirectory, Search,
+    SigningKeyRow,
+};
 
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore, backup_sqlite};
 
 use async_trait::async_trait;
+use kith_wire::dir::Entry;
 use kith_wire::relay::request::BlobCreate;
 use kith_wire::relay::response::{
     Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, KeyStatus, Messages,
@@ -348,6 +355,71 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Totals.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
 
+    /// Creates a directory; [`StoreError::Conflict`] if the name is taken.
+    async fn dir_create(&self, new: NewDirectory) -> Result<(), StoreError>;
+
+    /// A directory with its secrets, its signing keys valid at or after
+    /// `now_ms` and its revocation list.
+    async fn dir_load(&self, name: &str, now_ms: u64) -> Result<Option<DirectoryRow>, StoreError>;
+
+    /// Adds a signing key (rotation).
+    async fn dir_add_key(&self, name: &str, key: SigningKeyRow) -> Result<(), StoreError>;
+
+    /// Records a one-time enrolment, by the hash of its secret; answers the
+    /// admission's number.
+    async fn dir_admit(
+        &self,
+        name: &str,
+        secret_hash: [u8; 32],
+        admission: Admission,
+        now_ms: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// Uses an enrolment for `member`, once: [`StoreError::Unauthorized`]
+    /// for an unknown, used, removed or expired one, or a key that is
+    /// already a member.
+    async fn dir_enrol(
+        &self,
+        name: &str,
+        secret_hash: [u8; 32],
+        member: [u8; 32],
+        now_ms: u64,
+    ) -> Result<Admission, StoreError>;
+
+    /// `member`'s admission, if it is enrolled, not removed and valid at
+    /// `now_ms`.
+    async fn dir_member(
+        &self,
+        name: &str,
+        member: [u8; 32],
+        now_ms: u64,
+    ) -> Result<Option<Admission>, StoreError>;
+
+    /// Sets or removes `member`'s entry.
+    async fn dir_publish(
+        &self,
+        name: &str,
+        member: [u8; 32],
+        entry: EntryChange,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Removes `member`'s entry and marks its admission removed.
+    async fn dir_leave(&self, name: &str, member: [u8; 32], now_ms: u64) -> Result<(), StoreError>;
+
+    /// Removes the admission numbered `id` (and its entry); `false` if
+    /// there is none.
+    async fn dir_remove(&self, name: &str, id: u64, now_ms: u64) -> Result<bool, StoreError>;
+
+    /// Entries matching a search, newest first.
+    async fn dir_search(&self, search: Search) -> Result<Vec<Entry>, StoreError>;
+
+    /// A directory's admissions, for its operator.
+    async fn dir_members(&self, name: &str) -> Result<Vec<MemberRow>, StoreError>;
+
+    /// Every directory, for the operator.
+    async fn dir_list(&self) -> Result<Vec<DirectorySummary>, StoreError>;
+
     /// Finishes pending writes and releases the engine.
     async fn close(&self);
 }
@@ -357,6 +429,40 @@ const BLOB_ID_HASH_CONTEXT: &[u8] = b"kith relay blob id v1\0";
 
 pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::InvalidArgument("value out of range"))
+}
+
+/// An admission from its columns (statement, valid_from, valid_until).
+pub(crate) fn admission_from(
+    (statement, from, until): (String, i64, i64),
+) -> Result<Admission, StoreError> {
+    Ok(Admission {
+        statement,
+        valid_from_ms: to_u64(from)?,
+        valid_until_ms: to_u64(until)?,
+    })
+}
+
+/// A stored key or signature of a fixed length.
+pub(crate) fn fixed<const N: usize>(bytes: Vec<u8>) -> Result<[u8; N], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("a stored key of the wrong length"))
+}
+
+/// A signing key from its columns (key, secret, valid_from, valid_until,
+/// root_signature).
+pub(crate) fn signing_key_row(
+    (key, secret, from, until, signature): (Vec<u8>, Vec<u8>, i64, i64, Vec<u8>),
+) -> Result<SigningKeyRow, StoreError> {
+    Ok(SigningKeyRow {
+        secret: zeroize::Zeroizing::new(fixed(secret)?),
+        key: kith_wire::dir::DirectoryKey {
+            key: fixed(key)?,
+            valid_from_ms: to_u64(from)?,
+            valid_until_ms: to_u64(until)?,
+            root_signature: fixed(signature)?,
+        },
+    })
 }
 
 pub(crate) fn to_u64(v: i64) -> Result<u64, StoreError> {

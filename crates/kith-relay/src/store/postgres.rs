@@ -21,15 +21,17 @@
 //! to re-read from the store.
 
 use super::{
-    AUTH_COLUMNS, Authorized, BlobClaim, BlobRow, ChannelKey, EventSink, LIVE_MESSAGES,
-    LiveMessages, NewBlob, NewChannel, Quotas, ReadPage, Store, StoreError, StoreEvent, StoreStats,
-    SweepStats, blob_hash, channel_created, channel_grants, key_status, page, random_32,
-    rights_from, to_i64, to_u64,
+    AUTH_COLUMNS, Admission, Authorized, BlobClaim, BlobRow, ChannelKey, DirectoryRow,
+    DirectorySummary, EntryChange, EventSink, LIVE_MESSAGES, LiveMessages, MemberRow, NewBlob,
+    NewChannel, NewDirectory, Quotas, ReadPage, Search, SigningKeyRow, Store, StoreError,
+    StoreEvent, StoreStats, SweepStats, admission_from, blob_hash, channel_created, channel_grants,
+    fixed, key_status, page, random_32, rights_from, signing_key_row, to_i64, to_u64,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::StreamExt;
+use kith_wire::dir::Entry;
 use kith_wire::relay::response::{
     Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, Messages, StoredMessage,
 };
@@ -46,6 +48,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_blob_claims.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_directories.sql"),
     ),
 ];
 /// The notification channel every relay process listens on.
@@ -147,6 +153,27 @@ fn pg_config(options: &PostgresOptions) -> Result<tokio_postgres::Config, StoreE
 /// cache): the server parses and plans each query once, not per request.
 async fn stmt(db: &impl GenericClient, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
     Ok(db.prepare_cached(sql).await?)
+}
+
+async fn insert_directory_key(
+    db: &impl GenericClient,
+    name: &str,
+    k: &SigningKeyRow,
+) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO directory_keys (directory, key, secret, valid_from, valid_until, root_signature) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &name,
+            &&k.key.key[..],
+            &&k.secret[..],
+            &to_i64(k.key.valid_from_ms)?,
+            &to_i64(k.key.valid_until_ms)?,
+            &&k.key.root_signature[..],
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Looks up the channel and the signer's rights in one query (unknown
@@ -1362,6 +1389,357 @@ impl Store for PostgresStore {
             blobs: n(4)?,
             blob_bytes: n(3)?,
         })
+    }
+
+    async fn dir_create(&self, new: NewDirectory) -> Result<(), StoreError> {
+        let mut object = self.inner.pool.get().await?;
+        let tx = object.transaction().await?;
+        let added = tx
+            .execute(
+                "INSERT INTO directories (name, members_only, root_secret, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[
+                    &new.name,
+                    &new.members_only,
+                    &&new.root_secret[..],
+                    &to_i64(new.now_ms)?,
+                ],
+            )
+            .await?;
+        if added == 0 {
+            return Err(StoreError::Conflict("a directory of that name exists"));
+        }
+        insert_directory_key(&tx, &new.name, &new.signing).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dir_load(&self, name: &str, now_ms: u64) -> Result<Option<DirectoryRow>, StoreError> {
+        let client = self.inner.pool.get().await?;
+        let Some(row) = client
+            .query_opt(
+                &stmt(
+                    &client,
+                    "SELECT members_only, root_secret FROM directories WHERE name = $1",
+                )
+                .await?,
+                &[&name],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = to_i64(now_ms)?;
+        let keys = client
+            .query(
+                &stmt(
+                    &client,
+                    "SELECT key, secret, valid_from, valid_until, root_signature FROM directory_keys \
+                     WHERE directory = $1 AND valid_until > $2 ORDER BY valid_from, key",
+                )
+                .await?,
+                &[&name, &now],
+            )
+            .await?
+            .into_iter()
+            .map(|r| {
+                signing_key_row((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let revoked = client
+            .query(
+                &stmt(
+                    &client,
+                    "SELECT member FROM directory_members WHERE directory = $1 \
+                     AND removed_at IS NOT NULL AND member IS NOT NULL AND valid_until > $2 \
+                     ORDER BY member",
+                )
+                .await?,
+                &[&name, &now],
+            )
+            .await?
+            .into_iter()
+            .map(|r| fixed(r.try_get(0)?))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(DirectoryRow {
+            name: name.to_string(),
+            members_only: row.try_get(0)?,
+            root_secret: zeroize::Zeroizing::new(fixed(row.try_get(1)?)?),
+            keys,
+            revoked,
+        }))
+    }
+
+    async fn dir_add_key(&self, name: &str, key: SigningKeyRow) -> Result<(), StoreError> {
+        let client = self.inner.pool.get().await?;
+        insert_directory_key(&client, name, &key).await
+    }
+
+    async fn dir_admit(
+        &self,
+        name: &str,
+        secret_hash: [u8; 32],
+        admission: Admission,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let client = self.inner.pool.get().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO directory_members \
+                 (directory, secret_hash, statement, valid_from, valid_until, admitted_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[
+                    &name,
+                    &&secret_hash[..],
+                    &admission.statement,
+                    &to_i64(admission.valid_from_ms)?,
+                    &to_i64(admission.valid_until_ms)?,
+                    &to_i64(now_ms)?,
+                ],
+            )
+            .await?;
+        to_u64(row.try_get(0)?)
+    }
+
+    async fn dir_enrol(
+        &self,
+        name: &str,
+        secret_hash: [u8; 32],
+        member: [u8; 32],
+        now_ms: u64,
+    ) -> Result<Admission, StoreError> {
+        let client = self.inner.pool.get().await?;
+        // One statement: the UNIQUE (directory, member) constraint refuses
+        // a key that is already a member, whichever process enrols it.
+        let row = client
+            .query_opt(
+                &stmt(
+                    &client,
+                    "UPDATE directory_members SET member = $3, enrolled_at = $4 \
+                     WHERE directory = $1 AND secret_hash = $2 AND member IS NULL \
+                     AND removed_at IS NULL AND valid_until > $4 \
+                     AND NOT EXISTS (SELECT 1 FROM directory_members o \
+                                     WHERE o.directory = $1 AND o.member = $3) \
+                     RETURNING statement, valid_from, valid_until",
+                )
+                .await?,
+                &[&name, &&secret_hash[..], &&member[..], &to_i64(now_ms)?],
+            )
+            .await;
+        match row {
+            Ok(Some(r)) => admission_from((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
+            Ok(None) => Err(StoreError::Unauthorized),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::Unauthorized)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn dir_member(
+        &self,
+        name: &str,
+        member: [u8; 32],
+        now_ms: u64,
+    ) -> Result<Option<Admission>, StoreError> {
+        let client = self.inner.pool.get().await?;
+        client
+            .query_opt(
+                &stmt(
+                    &client,
+                    "SELECT statement, valid_from, valid_until FROM directory_members \
+                     WHERE directory = $1 AND member = $2 AND removed_at IS NULL \
+                     AND valid_from <= $3 AND valid_until > $3",
+                )
+                .await?,
+                &[&name, &&member[..], &to_i64(now_ms)?],
+            )
+            .await?
+            .map(|r| admission_from((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .transpose()
+    }
+
+    async fn dir_publish(
+        &self,
+        name: &str,
+        member: [u8; 32],
+        entry: EntryChange,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let client = self.inner.pool.get().await?;
+        match entry {
+            Some(e) => {
+                client
+                    .execute(
+                        &stmt(
+                            &client,
+                            "INSERT INTO directory_entries \
+                             (directory, member, display_name, text, address, published_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6) \
+                             ON CONFLICT (directory, member) DO UPDATE SET \
+                             display_name = excluded.display_name, text = excluded.text, \
+                             address = excluded.address, published_at = excluded.published_at",
+                        )
+                        .await?,
+                        &[
+                            &name,
+                            &&member[..],
+                            &e.display_name,
+                            &e.text,
+                            &e.address,
+                            &to_i64(now_ms)?,
+                        ],
+                    )
+                    .await?
+            }
+            None => {
+                client
+                    .execute(
+                        "DELETE FROM directory_entries WHERE directory = $1 AND member = $2",
+                        &[&name, &&member[..]],
+                    )
+                    .await?
+            }
+        };
+        Ok(())
+    }
+
+    async fn dir_leave(&self, name: &str, member: [u8; 32], now_ms: u64) -> Result<(), StoreError> {
+        let mut object = self.inner.pool.get().await?;
+        let tx = object.transaction().await?;
+        tx.execute(
+            "DELETE FROM directory_entries WHERE directory = $1 AND member = $2",
+            &[&name, &&member[..]],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE directory_members SET removed_at = $3 \
+             WHERE directory = $1 AND member = $2 AND removed_at IS NULL",
+            &[&name, &&member[..], &to_i64(now_ms)?],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dir_remove(&self, name: &str, id: u64, now_ms: u64) -> Result<bool, StoreError> {
+        let mut object = self.inner.pool.get().await?;
+        let tx = object.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "UPDATE directory_members SET removed_at = $3 \
+                 WHERE directory = $1 AND id = $2 AND removed_at IS NULL RETURNING member",
+                &[&name, &to_i64(id)?, &to_i64(now_ms)?],
+            )
+            .await?
+        else {
+            return Ok(false);
+        };
+        if let Some(member) = row.try_get::<_, Option<Vec<u8>>>(0)? {
+            tx.execute(
+                "DELETE FROM directory_entries WHERE directory = $1 AND member = $2",
+                &[&name, &member],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn dir_search(&self, search: Search) -> Result<Vec<Entry>, StoreError> {
+        let client = self.inner.pool.get().await?;
+        // A word is letters and digits only, so it is safe inside
+        // to_tsquery; ':*' matches it as a prefix.
+        let matching = search
+            .words
+            .iter()
+            .map(|w| format!("{w}:*"))
+            .collect::<Vec<_>>()
+            .join(" & ");
+        let rows = client
+            .query(
+                &stmt(
+                    &client,
+                    "SELECT e.display_name, e.text, e.address FROM directory_entries e \
+                     WHERE e.directory = $1 AND ($2 = '' OR e.words @@ to_tsquery('simple', $2)) \
+                     AND (NOT $3 OR EXISTS (SELECT 1 FROM directory_members m \
+                          WHERE m.directory = e.directory AND m.member = e.member \
+                          AND m.removed_at IS NULL AND m.valid_from <= $4 AND m.valid_until > $4)) \
+                     ORDER BY e.published_at DESC, e.id DESC LIMIT $5",
+                )
+                .await?,
+                &[
+                    &search.directory,
+                    &matching,
+                    &search.members_only,
+                    &to_i64(search.now_ms)?,
+                    &i64::from(search.limit),
+                ],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Entry {
+                    display_name: r.try_get(0)?,
+                    text: r.try_get(1)?,
+                    address: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn dir_members(&self, name: &str) -> Result<Vec<MemberRow>, StoreError> {
+        let client = self.inner.pool.get().await?;
+        client
+            .query(
+                "SELECT m.id, m.statement, m.valid_from, m.valid_until, m.member IS NOT NULL, \
+                 m.removed_at IS NOT NULL, e.display_name FROM directory_members m \
+                 LEFT JOIN directory_entries e ON e.directory = m.directory AND e.member = m.member \
+                 WHERE m.directory = $1 ORDER BY m.id",
+                &[&name],
+            )
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(MemberRow {
+                    id: to_u64(r.try_get(0)?)?,
+                    admission: admission_from((r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))?,
+                    enrolled: r.try_get(4)?,
+                    removed: r.try_get(5)?,
+                    entry_name: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn dir_list(&self) -> Result<Vec<DirectorySummary>, StoreError> {
+        let client = self.inner.pool.get().await?;
+        client
+            .query(
+                "SELECT d.name, d.members_only, \
+                 (SELECT COUNT(*) FROM directory_members m WHERE m.directory = d.name \
+                  AND m.member IS NOT NULL AND m.removed_at IS NULL), \
+                 (SELECT COUNT(*) FROM directory_entries e WHERE e.directory = d.name) \
+                 FROM directories d ORDER BY d.name",
+                &[],
+            )
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(DirectorySummary {
+                    name: r.try_get(0)?,
+                    members_only: r.try_get(1)?,
+                    members: to_u64(r.try_get(2)?)?,
+                    entries: to_u64(r.try_get(3)?)?,
+                })
+            })
+            .collect()
     }
 
     async fn close(&self) {

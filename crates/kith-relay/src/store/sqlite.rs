@@ -15,12 +15,14 @@
 //! arrived meanwhile. A job that fails rolls back only its own savepoint.
 
 use super::{
-    AUTH_COLUMNS, Authorized, BlobClaim, BlobRow, ChannelKey, EventSink, LIVE_MESSAGES,
-    LiveMessages, NewBlob, NewChannel, Quotas, ReadPage, Store, StoreError, StoreEvent, StoreStats,
-    SweepStats, blob_hash, channel_created, channel_grants, key_status, page, random_32,
-    rights_from, to_i64, to_u64,
+    AUTH_COLUMNS, Admission, Authorized, BlobClaim, BlobRow, ChannelKey, DirectoryRow,
+    DirectorySummary, EntryChange, EventSink, LIVE_MESSAGES, LiveMessages, MemberRow, NewBlob,
+    NewChannel, NewDirectory, Quotas, ReadPage, Search, SigningKeyRow, Store, StoreError,
+    StoreEvent, StoreStats, SweepStats, admission_from, blob_hash, channel_created, channel_grants,
+    fixed, key_status, page, random_32, rights_from, signing_key_row, to_i64, to_u64,
 };
 use async_trait::async_trait;
+use kith_wire::dir::Entry;
 use kith_wire::relay::response::{
     Acked, Appended, BlobChunk, BlobCreated, ChannelCreated, ChannelStatus, Messages, StoredMessage,
 };
@@ -41,6 +43,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/sqlite/0004_blob_files.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_directories.sql"),
     ),
 ];
 
@@ -1377,6 +1383,351 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn dir_create(&self, new: NewDirectory) -> Result<(), StoreError> {
+        self.write(move |conn, _| {
+            let added = conn.execute(
+                "INSERT INTO directories (name, members_only, root_secret, created_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![
+                    new.name,
+                    new.members_only,
+                    &new.root_secret[..],
+                    to_i64(new.now_ms)?
+                ],
+            )?;
+            if added == 0 {
+                return Err(StoreError::Conflict("a directory of that name exists"));
+            }
+            insert_directory_key(conn, &new.name, &new.signing)
+        })
+        .await
+    }
+
+    async fn dir_load(&self, name: &str, now_ms: u64) -> Result<Option<DirectoryRow>, StoreError> {
+        let name = name.to_string();
+        self.read_with(move |conn| {
+            let Some((members_only, root)) = conn
+                .prepare_cached("SELECT members_only, root_secret FROM directories WHERE name = ?1")?
+                .query_row([&name], |r| Ok((r.get::<_, bool>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let now = to_i64(now_ms)?;
+            let keys = conn
+                .prepare_cached(
+                    "SELECT key, secret, valid_from, valid_until, root_signature FROM directory_keys \
+                     WHERE directory = ?1 AND valid_until > ?2 ORDER BY valid_from, key",
+                )?
+                .query_map(params![name, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .map(|row| signing_key_row(row?))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let revoked = conn
+                .prepare_cached(
+                    "SELECT member FROM directory_members WHERE directory = ?1 \
+                     AND removed_at IS NOT NULL AND member IS NOT NULL AND valid_until > ?2 \
+                     ORDER BY member",
+                )?
+                .query_map(params![name, now], |r| r.get::<_, Vec<u8>>(0))?
+                .map(|k| fixed(k?))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(Some(DirectoryRow {
+                name,
+                members_only,
+                root_secret: zeroize::Zeroizing::new(fixed(root)?),
+                keys,
+                revoked,
+            }))
+        })
+        .await
+    }
+
+    async fn dir_add_key(&self, name: &str, key: SigningKeyRow) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |conn, _| insert_directory_key(conn, &name, &key))
+            .await
+    }
+
+    async fn dir_admit(
+        &self,
+        name: &str,
+        secret_hash: [u8; 32],
+        admission: Admission,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let name = name.to_string();
+        self.write(move |conn, _| {
+            conn.execute(
+                "INSERT INTO directory_members \
+                 (directory, secret_hash, statement, valid_from, valid_until, admitted_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    name,
+                    &secret_hash[..],
+                    admission.statement,
+                    to_i64(admission.valid_from_ms)?,
+                    to_i64(admission.valid_until_ms)?,
+                    to_i64(now_ms)?
+                ],
+            )?;
+            to_u64(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn dir_enrol(
+        &self,
+        name: &str,
+        secret_hash: [u8; 32],
+        member: [u8; 32],
+        now_ms: u64,
+    ) -> Result<Admission, StoreError> {
+        let name = name.to_string();
+        self.write(move |conn, _| {
+            let now = to_i64(now_ms)?;
+            let taken: bool = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM directory_members WHERE directory = ?1 AND member = ?2)",
+                )?
+                .query_row(params![name, &member[..]], |r| r.get(0))?;
+            if taken {
+                return Err(StoreError::Unauthorized);
+            }
+            let admission = conn
+                .prepare_cached(
+                    "UPDATE directory_members SET member = ?3, enrolled_at = ?4 \
+                     WHERE directory = ?1 AND secret_hash = ?2 AND member IS NULL \
+                     AND removed_at IS NULL AND valid_until > ?4 \
+                     RETURNING statement, valid_from, valid_until",
+                )?
+                .query_row(params![name, &secret_hash[..], &member[..], now], admission_row)
+                .optional()?;
+            admission.ok_or(StoreError::Unauthorized)?
+        })
+        .await
+    }
+
+    async fn dir_member(
+        &self,
+        name: &str,
+        member: [u8; 32],
+        now_ms: u64,
+    ) -> Result<Option<Admission>, StoreError> {
+        let name = name.to_string();
+        self.read_with(move |conn| {
+            conn.prepare_cached(
+                "SELECT statement, valid_from, valid_until FROM directory_members \
+                 WHERE directory = ?1 AND member = ?2 AND removed_at IS NULL \
+                 AND valid_from <= ?3 AND valid_until > ?3",
+            )?
+            .query_row(params![name, &member[..], to_i64(now_ms)?], admission_row)
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    async fn dir_publish(
+        &self,
+        name: &str,
+        member: [u8; 32],
+        entry: EntryChange,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |conn, _| {
+            match entry {
+                Some(e) => conn
+                    .prepare_cached(
+                        "INSERT INTO directory_entries \
+                         (directory, member, display_name, text, address, published_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                         ON CONFLICT (directory, member) DO UPDATE SET display_name = excluded.display_name, \
+                         text = excluded.text, address = excluded.address, published_at = excluded.published_at",
+                    )?
+                    .execute(params![
+                        name,
+                        &member[..],
+                        e.display_name,
+                        e.text,
+                        e.address,
+                        to_i64(now_ms)?
+                    ])?,
+                None => conn
+                    .prepare_cached(
+                        "DELETE FROM directory_entries WHERE directory = ?1 AND member = ?2",
+                    )?
+                    .execute(params![name, &member[..]])?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    async fn dir_leave(&self, name: &str, member: [u8; 32], now_ms: u64) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.write(move |conn, _| {
+            conn.execute(
+                "DELETE FROM directory_entries WHERE directory = ?1 AND member = ?2",
+                params![name, &member[..]],
+            )?;
+            conn.execute(
+                "UPDATE directory_members SET removed_at = ?3 \
+                 WHERE directory = ?1 AND member = ?2 AND removed_at IS NULL",
+                params![name, &member[..], to_i64(now_ms)?],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn dir_remove(&self, name: &str, id: u64, now_ms: u64) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.write(move |conn, _| {
+            let member: Option<Option<Vec<u8>>> = conn
+                .query_row(
+                    "UPDATE directory_members SET removed_at = ?3 \
+                     WHERE directory = ?1 AND id = ?2 AND removed_at IS NULL RETURNING member",
+                    params![name, to_i64(id)?, to_i64(now_ms)?],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(member) = member else {
+                return Ok(false);
+            };
+            if let Some(member) = member {
+                conn.execute(
+                    "DELETE FROM directory_entries WHERE directory = ?1 AND member = ?2",
+                    params![name, member],
+                )?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn dir_search(&self, search: Search) -> Result<Vec<Entry>, StoreError> {
+        self.read_with(move |conn| {
+            let now = to_i64(search.now_ms)?;
+            let member_ok = "(?3 = 0 OR EXISTS (SELECT 1 FROM directory_members m \
+                 WHERE m.directory = e.directory AND m.member = e.member AND m.removed_at IS NULL \
+                 AND m.valid_from <= ?4 AND m.valid_until > ?4))";
+            let entry = |r: &rusqlite::Row<'_>| {
+                Ok(Entry {
+                    display_name: r.get(0)?,
+                    text: r.get(1)?,
+                    address: r.get(2)?,
+                })
+            };
+            let rows = if search.words.is_empty() {
+                conn.prepare_cached(&format!(
+                    "SELECT e.display_name, e.text, e.address FROM directory_entries e \
+                     WHERE e.directory = ?1 AND ?2 = '' AND {member_ok} \
+                     ORDER BY e.published_at DESC, e.id DESC LIMIT ?5"
+                ))?
+                .query_map(
+                    params![search.directory, "", search.members_only, now, search.limit],
+                    entry,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+            } else {
+                // Each word quoted (a word is letters and digits, so it holds
+                // no quote) and matched as a prefix; FTS5 ANDs them.
+                let matching = search
+                    .words
+                    .iter()
+                    .map(|w| format!("\"{w}\"*"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                conn.prepare_cached(&format!(
+                    "SELECT e.display_name, e.text, e.address FROM directory_search s \
+                     JOIN directory_entries e ON e.id = s.rowid \
+                     WHERE directory_search MATCH ?2 AND e.directory = ?1 AND {member_ok} \
+                     ORDER BY e.published_at DESC, e.id DESC LIMIT ?5"
+                ))?
+                .query_map(
+                    params![
+                        search.directory,
+                        matching,
+                        search.members_only,
+                        now,
+                        search.limit
+                    ],
+                    entry,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn dir_members(&self, name: &str) -> Result<Vec<MemberRow>, StoreError> {
+        let name = name.to_string();
+        self.read_with(move |conn| {
+            conn.prepare_cached(
+                "SELECT m.id, m.statement, m.valid_from, m.valid_until, m.member IS NOT NULL, \
+                 m.removed_at IS NOT NULL, e.display_name FROM directory_members m \
+                 LEFT JOIN directory_entries e ON e.directory = m.directory AND e.member = m.member \
+                 WHERE m.directory = ?1 ORDER BY m.id",
+            )?
+            .query_map([&name], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    (r.get(1)?, r.get(2)?, r.get(3)?),
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })?
+            .map(|row| {
+                let (id, admission, enrolled, removed, entry_name) = row?;
+                Ok(MemberRow {
+                    id: to_u64(id)?,
+                    admission: admission_from(admission)?,
+                    enrolled,
+                    removed,
+                    entry_name,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn dir_list(&self) -> Result<Vec<DirectorySummary>, StoreError> {
+        self.read_with(move |conn| {
+            conn.prepare_cached(
+                "SELECT d.name, d.members_only, \
+                 (SELECT COUNT(*) FROM directory_members m WHERE m.directory = d.name \
+                  AND m.member IS NOT NULL AND m.removed_at IS NULL), \
+                 (SELECT COUNT(*) FROM directory_entries e WHERE e.directory = d.name) \
+                 FROM directories d ORDER BY d.name",
+            )?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .map(|row| {
+                let (name, members_only, members, entries) = row?;
+                Ok(DirectorySummary {
+                    name,
+                    members_only,
+                    members: to_u64(members)?,
+                    entries: to_u64(entries)?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
     async fn close(&self) {
         if let Ok(mut w) = self.inner.writer.write() {
             w.take();
@@ -1391,6 +1742,30 @@ impl Store for SqliteStore {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
+}
+
+fn insert_directory_key(
+    conn: &Connection,
+    name: &str,
+    k: &SigningKeyRow,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO directory_keys (directory, key, secret, valid_from, valid_until, root_signature) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            name,
+            &k.key.key[..],
+            &k.secret[..],
+            to_i64(k.key.valid_from_ms)?,
+            to_i64(k.key.valid_until_ms)?,
+            &k.key.root_signature[..]
+        ],
+    )?;
+    Ok(())
+}
+
+fn admission_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Admission, StoreError>> {
+    Ok(admission_from((r.get(0)?, r.get(1)?, r.get(2)?)))
 }
 
 /// One bounded pass of expiry: expired channels, then blobs, then messages.

@@ -218,6 +218,9 @@ pub enum Operation {
     Bind(Bind),
     /// Tag 15.
     AppendExpiring(AppendExpiring),
+    /// Tag 16: a directory's operation (directory-v1.md §6), signed by a
+    /// member key.
+    Directory(crate::dir::DirectoryRequest),
 }
 
 impl Operation {
@@ -239,6 +242,7 @@ impl Operation {
             Self::AppendAfter(_) => 13,
             Self::Bind(_) => 14,
             Self::AppendExpiring(_) => 15,
+            Self::Directory(_) => 16,
         }
     }
 
@@ -261,6 +265,7 @@ impl Operation {
             Self::AppendAfter(_) => "/v1/channel/append-after",
             Self::Bind(_) => return None,
             Self::AppendExpiring(_) => "/v1/channel/append-expiring",
+            Self::Directory(_) => "/v1/dir/request",
         })
     }
 }
@@ -333,6 +338,7 @@ impl Codec for Operation {
                 w.u32(op.ttl_secs);
                 w.opaque(&op.payload);
             }
+            Self::Directory(op) => op.encode(w),
         }
     }
 
@@ -414,6 +420,7 @@ impl Codec for Operation {
                 },
                 payload: r.opaque(MAX_PAYLOAD, "payload")?.to_vec(),
             }),
+            16 => Self::Directory(crate::dir::DirectoryRequest::decode(r)?),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "operation",

@@ -53,6 +53,7 @@ pub(crate) async fn dispatch(engine: &mut Engine, command: Command, json: bool) 
             conversations::accept(engine, &link, how, json).await
         }
         Command::Persona { command } => relationships::persona(engine, command, json),
+        Command::Directory { command } => relationships::directory(engine, command, json).await,
         Command::Link { conv, with } => relationships::link(engine, &conv, &with, json).await,
         Command::Address { command } => relationships::address(engine, command, json).await,
         Command::Requests { action, id, name } => {

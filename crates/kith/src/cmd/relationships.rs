@@ -3,7 +3,7 @@
 use anyhow::Result;
 use kith_core::Engine;
 
-use crate::cli::{AddressCommand, IntroAction, PersonaCommand};
+use crate::cli::{AddressCommand, DirectoryCommand, IntroAction, PersonaCommand};
 use crate::render::{self, json, out, text::line, warn};
 
 pub(crate) async fn introduce(
@@ -146,6 +146,96 @@ pub(crate) fn persona(
                 "forgot the persona {}: its conversations keep its identity",
                 line(&name)
             ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn directory(
+    engine: &mut Engine,
+    command: DirectoryCommand,
+    as_json: bool,
+) -> Result<()> {
+    match command {
+        DirectoryCommand::Join { link, persona } => {
+            let d = engine.directory_join(&link, persona.as_deref()).await?;
+            if as_json {
+                return json(&d);
+            }
+            out(&format!("joined {}", line(&d.name)));
+            render::directory(&d);
+        }
+        DirectoryCommand::List => {
+            let list = engine.directories()?;
+            if as_json {
+                return json(&list);
+            }
+            if list.is_empty() {
+                out("no directories joined (kith directory join LINK)");
+            }
+            list.iter().for_each(render::directory);
+        }
+        DirectoryCommand::Search { directory, query } => {
+            let found = engine
+                .directory_search(&directory, &query.join(" "))
+                .await?;
+            if as_json {
+                return json(&found);
+            }
+            if found.is_empty() {
+                out("nobody found");
+            }
+            for (i, e) in found.iter().enumerate() {
+                render::entry(i + 1, e);
+            }
+            if !found.is_empty() {
+                out(
+                    "to ask one for a conversation: kith accept ADDRESS [--persona P] [--note TEXT]",
+                );
+            }
+        }
+        DirectoryCommand::Publish {
+            directory,
+            display_name,
+            text,
+        } => {
+            let d = engine
+                .directory_publish(&directory, display_name.as_deref(), &text)
+                .await?;
+            if as_json {
+                return json(&d);
+            }
+            out(&format!("listed in {}", line(&d.name)));
+            render::directory(&d);
+        }
+        DirectoryCommand::Unpublish { directory } => {
+            let d = engine.directory_unpublish(&directory).await?;
+            if as_json {
+                return json(&d);
+            }
+            out(&format!(
+                "no longer listed in {}; its contact address is deleted",
+                line(&d.name)
+            ));
+        }
+        DirectoryCommand::Show { directory, conv } => {
+            let warnings = engine.directory_show(&directory, &conv).await?;
+            warn(&warnings);
+            if as_json {
+                return json(&serde_json::json!({"shown": directory, "in": conv}));
+            }
+            out(&format!(
+                "{} now sees your attestation from {}",
+                line(&conv),
+                line(&directory)
+            ));
+        }
+        DirectoryCommand::Leave { directory } => {
+            engine.directory_leave(&directory).await?;
+            if as_json {
+                return json(&serde_json::json!({"left": directory}));
+            }
+            out(&format!("left {}", line(&directory)));
         }
     }
     Ok(())

@@ -319,6 +319,59 @@ pub(crate) fn address(a: &kith_core::AddressView, with_qr: bool) {
     }
 }
 
+/// A directory joined: its name, what it attests, the entry published.
+pub(crate) fn directory(d: &kith_core::DirectoryView) {
+    let mode = if d.members_only {
+        "members-only"
+    } else {
+        "public"
+    };
+    out(&format!(
+        "{}  {mode}  root key {}  as persona {}  {}",
+        line(&d.name),
+        d.root,
+        line(&d.persona),
+        line(&d.link)
+    ));
+    if let (Some(statement), Some(until)) = (&d.statement, d.valid_until) {
+        out(&format!(
+            "  attests: {}, until {} UTC{}",
+            line(statement),
+            time(until),
+            standing(d.standing.as_deref().unwrap_or("valid"))
+        ));
+    }
+    if let Some(e) = &d.entry {
+        out(&format!(
+            "  listed as {}{}",
+            line(&e.display_name),
+            if e.text.is_empty() {
+                String::new()
+            } else {
+                format!(" \u{2014} {}", line(&e.text))
+            }
+        ));
+    }
+}
+
+/// ` (expired)`, ` (revoked)`… after an attestation; nothing if valid.
+fn standing(word: &str) -> String {
+    match word {
+        "valid" => String::new(),
+        "not_yet_valid" => " (not yet valid)".into(),
+        other => format!(" ({other})"),
+    }
+}
+
+/// A search result, numbered: a person's own name and text, shown as data.
+pub(crate) fn entry(n: usize, e: &kith_core::EntryView) {
+    out(&format!("{n}. {}", line(&e.display_name)));
+    if !e.text.is_empty() {
+        out(&format!("{CONTINUATION}{}", line(&e.text)));
+    }
+    out(&format!("{CONTINUATION}{}", line(&e.address)));
+}
+
 pub(crate) fn persona(p: &kith_core::PersonaView) {
     out(&format!(
         "{}  shown as {}  key {}…  {} conversation(s)",
@@ -525,6 +578,26 @@ pub(crate) fn info(info: &ConversationInfo) {
         } else {
             out(&format!("they showed you they are also {known}"));
         }
+    }
+    for a in &info.attestations {
+        let whose = if a.outgoing {
+            "you showed"
+        } else {
+            "they showed"
+        };
+        let known = if a.known {
+            ""
+        } else {
+            ", a directory you have not joined"
+        };
+        out(&format!(
+            "{whose}: {}: {}, until {} UTC{}  (root key {}{known})",
+            line(&a.directory),
+            line(&a.statement),
+            time(a.valid_until),
+            standing(&a.standing),
+            a.root
+        ));
     }
     for c in &info.channels {
         let host = if c.hosted {

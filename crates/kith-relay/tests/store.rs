@@ -548,6 +548,192 @@ async fn chunks_are_kept_whole_and_never_overwritten(store: Arc<dyn Store>, _: &
     assert!(matches!(get(2).await, Err(StoreError::NotFound)));
 }
 
+/// Directories: one enrolment per link, one entry per member, searches by
+/// word prefix that see only valid members in a members-only directory, and
+/// removal that revokes.
+async fn directories_enrol_once_search_by_word_and_revoke(store: Arc<dyn Store>, _: &Recorder) {
+    use kith_relay::store::{Admission, Search};
+    use kith_wire::dir::Entry;
+    let info = kith_relay::directory::create(&*store, "school", true, NOW)
+        .await
+        .unwrap();
+    assert!(info.members_only && info.keys.len() == 1);
+    assert!(matches!(
+        kith_relay::directory::create(&*store, "school", false, NOW).await,
+        Err(kith_relay::directory::DirectoryError::Store(
+            StoreError::Conflict(_)
+        ))
+    ));
+    let admission = |until| Admission {
+        statement: "current student".into(),
+        valid_from_ms: NOW,
+        valid_until_ms: until,
+    };
+    let (alex, emery) = ([1; 32], [2; 32]);
+    let alex_id = store
+        .dir_admit("school", [10; 32], admission(NOW + DAY), NOW)
+        .await
+        .unwrap();
+    store
+        .dir_admit("school", [11; 32], admission(NOW + 100), NOW)
+        .await
+        .unwrap();
+    let got = store
+        .dir_enrol("school", [10; 32], alex, NOW)
+        .await
+        .unwrap();
+    assert_eq!(got, admission(NOW + DAY));
+    // Once per link, once per key.
+    assert!(is_unauthorized(
+        store.dir_enrol("school", [10; 32], emery, NOW).await
+    ));
+    assert!(is_unauthorized(
+        store.dir_enrol("school", [11; 32], alex, NOW).await
+    ));
+    assert!(is_unauthorized(
+        store.dir_enrol("school", [12; 32], emery, NOW).await
+    ));
+    store
+        .dir_enrol("school", [11; 32], emery, NOW)
+        .await
+        .unwrap();
+    let entry = |name: &str, text: &str| {
+        Some(Entry {
+            display_name: name.into(),
+            text: text.into(),
+            address: format!("https://r.example/a/{name}"),
+        })
+    };
+    store
+        .dir_publish("school", alex, entry("Alex K.", "Year 11"), NOW)
+        .await
+        .unwrap();
+    store
+        .dir_publish(
+            "school",
+            emery,
+            entry("Emery Stone", "Year 12, chess-club"),
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    let search = |query: &str, at: u64| Search {
+        directory: "school".into(),
+        words: Search::words(query),
+        members_only: true,
+        now_ms: at,
+        limit: 50,
+    };
+    let names = |found: Vec<Entry>| {
+        found
+            .into_iter()
+            .map(|e| e.display_name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(store.dir_search(search("", NOW + 2)).await.unwrap()),
+        ["Emery Stone", "Alex K."]
+    );
+    assert_eq!(
+        names(
+            store
+                .dir_search(search("CHESS eme", NOW + 2))
+                .await
+                .unwrap()
+        ),
+        ["Emery Stone"]
+    );
+    assert_eq!(
+        names(store.dir_search(search("year", NOW + 2)).await.unwrap()).len(),
+        2
+    );
+    assert!(
+        store
+            .dir_search(search("hess", NOW + 2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .dir_search(search("emery alex", NOW + 2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Publishing again replaces the entry.
+    store
+        .dir_publish("school", alex, entry("Alex K.", "Year 12 now"), NOW + 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        names(store.dir_search(search("11", NOW + 4)).await.unwrap()),
+        Vec::<String>::new()
+    );
+    // Emery's admission ends: she is no longer a member, nor listed.
+    assert!(
+        store
+            .dir_member("school", emery, NOW + 50)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .dir_member("school", emery, NOW + 100)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        names(store.dir_search(search("", NOW + 100)).await.unwrap()),
+        ["Alex K."]
+    );
+    // Removing Alex drops his entry and puts his key on the revocation list.
+    assert!(store.dir_remove("school", alex_id, NOW + 5).await.unwrap());
+    assert!(!store.dir_remove("school", alex_id, NOW + 6).await.unwrap());
+    assert!(
+        store
+            .dir_member("school", alex, NOW + 7)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .dir_search(search("alex", NOW + 7))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let row = store.dir_load("school", NOW + 7).await.unwrap().unwrap();
+    assert_eq!(row.revoked, vec![alex]);
+    let members = store.dir_members("school").await.unwrap();
+    assert_eq!(members.len(), 2);
+    assert!(members[0].removed && members[0].entry_name.is_none());
+    assert_eq!(members[1].entry_name.as_deref(), Some("Emery Stone"));
+    // Rotation adds a key; the list of directories counts what is there.
+    kith_relay::directory::rotate(&*store, "school", NOW + 8)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .dir_load("school", NOW + 9)
+            .await
+            .unwrap()
+            .unwrap()
+            .keys
+            .len(),
+        2
+    );
+    let all = store.dir_list().await.unwrap();
+    assert_eq!((all.len(), all[0].members, all[0].entries), (1, 1, 1));
+    // Leaving ends the membership and the entry.
+    store.dir_leave("school", emery, NOW + 10).await.unwrap();
+    assert_eq!(store.dir_list().await.unwrap()[0].entries, 0);
+    assert!(store.dir_load("nosuch", NOW).await.unwrap().is_none());
+}
+
 macro_rules! contract {
     ($open:expr; $($check:ident),* $(,)?) => {
         $(
@@ -581,6 +767,7 @@ macro_rules! stores {
                 chunks_are_kept_whole_and_never_overwritten,
                 sweeps_delete_what_expired,
                 nonces_are_remembered_once_until_they_expire,
+                directories_enrol_once_search_by_word_and_revoke,
             );
         }
     };

@@ -15,7 +15,9 @@ use kith_wire::conv::{
     GroupState, GroupStateRef, GroupWelcome, IntroStep, Introduction, Invitation, JoinRequest,
     LinkProof, MAX_COMMIT_CHUNKS, MAX_STATE_CHUNKS, MemberEntry, MlsBlobRef, PairFrame,
 };
-use kith_wire::dir::{Attestation, DirectoryKey};
+use kith_wire::dir::{
+    Attestation, DirectoryInfo, DirectoryKey, DirectoryOp, DirectoryRequest, Entry, SearchResults,
+};
 use kith_wire::relay::push::{ClientFrame, ServerFrame};
 use kith_wire::relay::request::*;
 use kith_wire::relay::response::*;
@@ -129,7 +131,66 @@ fn operation() -> impl Strategy<Value = Operation> {
             blob_id: BlobId(b)
         })),
         Just(Operation::Bind(Bind)),
+        directory_request().prop_map(Operation::Directory),
     ]
+}
+
+fn entry() -> impl Strategy<Value = Entry> {
+    (
+        ".{1,40}",
+        ".{0,100}",
+        "https://[a-z.]{1,20}/a/[A-Za-z0-9_-]{1,60}",
+    )
+        .prop_map(|(display_name, text, address)| Entry {
+            display_name,
+            text,
+            address,
+        })
+}
+
+fn directory_request() -> impl Strategy<Value = DirectoryRequest> {
+    (
+        "[a-z0-9-]{1,64}",
+        prop_oneof![
+            arr32().prop_map(|secret| DirectoryOp::Enrol { secret }),
+            entry().prop_map(DirectoryOp::Publish),
+            Just(DirectoryOp::Unpublish),
+            ".{0,60}".prop_map(|query| DirectoryOp::Search { query }),
+            Just(DirectoryOp::Leave),
+        ],
+    )
+        .prop_map(|(directory, op)| DirectoryRequest { directory, op })
+}
+
+fn directory_info() -> impl Strategy<Value = DirectoryInfo> {
+    (
+        "[a-z0-9-]{1,64}",
+        any::<bool>(),
+        arr32(),
+        vec((arr32(), any::<u64>(), any::<u64>(), sig()), 1..4),
+        vec(arr32(), 0..4),
+        any::<u64>(),
+        sig(),
+    )
+        .prop_map(
+            |(name, members_only, root, keys, revoked, issued_ms, root_signature)| DirectoryInfo {
+                name,
+                members_only,
+                root,
+                keys: keys
+                    .into_iter()
+                    .map(|(key, from, until, rs)| DirectoryKey {
+                        key,
+                        valid_from_ms: from,
+                        valid_until_ms: until,
+                        root_signature: rs,
+                    })
+                    .collect(),
+                revoked,
+                issued_ms,
+                root_signature,
+            },
+        )
 }
 
 fn request_body() -> impl Strategy<Value = RequestBody> {
@@ -501,6 +562,7 @@ fn pair_frame() -> impl Strategy<Value = PairFrame> {
                 signature_b,
             })
         }),
+        attestation().prop_map(PairFrame::Attestation),
     ]
 }
 
@@ -657,6 +719,14 @@ proptest! {
 
     #[test]
     fn attestation_round_trips(v in attestation()) { round_trip(&v)?; }
+
+    #[test]
+    fn directory_info_round_trips(v in directory_info()) { round_trip(&v)?; }
+
+    #[test]
+    fn search_results_round_trip(items in vec(entry(), 0..5)) {
+        round_trip(&SearchResults { items })?;
+    }
 
     #[test]
     fn pair_frame_round_trips(v in pair_frame()) { round_trip(&v)?; }

@@ -200,4 +200,22 @@ fn two_people_meet_and_talk_through_a_cgi_relay() {
         downloads.to_str().unwrap(),
     ]);
     assert_eq!(std::fs::read(downloads.join("notes.pdf")).unwrap(), bytes);
+
+    // A public directory under CGI: its state in the same store, made by
+    // the operator's command on it.
+    let made = Command::new(kith_testkit::relay_binary())
+        .args(["directory", "create", "neighbours", "--db"])
+        .arg(dir.path().join("data/relay.db"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let link = format!("{}/d/neighbours", web.url);
+    alex.ok(&["directory", "join", &link]);
+    alex.ok(&["directory", "publish", "neighbours", "--text", "flat 4"]);
+    let found = blair.json(&["directory", "search", &link, "flat"]);
+    assert_eq!(found[0]["display_name"], "Alex", "{found}\n{}", web.log());
 }

@@ -115,6 +115,17 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/addresses/{address}", delete(address_delete))
         .route("/api/v1/requests", get(requests))
         .route("/api/v1/personas", get(personas).post(persona_create))
+        .route("/api/v1/directories", get(directories).post(directory_join))
+        .route("/api/v1/directories/search", post(directory_search))
+        .route("/api/v1/directories/{directory}", delete(directory_leave))
+        .route(
+            "/api/v1/directories/{directory}/entry",
+            post(directory_publish).delete(directory_unpublish),
+        )
+        .route(
+            "/api/v1/conversations/{conv}/attestation",
+            post(directory_show),
+        )
         .route("/api/v1/personas/{name}", delete(persona_delete))
         .route("/api/v1/conversations/{conv}/link", post(link))
         .route("/api/v1/requests/{id}/{answer}", post(answer_request))
@@ -1120,6 +1131,108 @@ async fn address_delete(State(s): State<AppState>, Path(address): Path<String>) 
         Box::pin(async move {
             e.address_delete(&address).await?;
             Ok(json!({ "deleted": address }))
+        })
+    })
+    .await
+}
+
+async fn directories(State(s): State<AppState>) -> Answer<Vec<kith_core::DirectoryView>> {
+    run(&s, |e| Box::pin(async move { e.directories() })).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    link: String,
+    persona: Option<String>,
+}
+
+async fn directory_join(
+    State(s): State<AppState>,
+    Json(b): Json<JoinBody>,
+) -> Answer<kith_core::DirectoryView> {
+    run(&s, move |e| {
+        Box::pin(async move { e.directory_join(&b.link, b.persona.as_deref()).await })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchBody {
+    directory: String,
+    query: String,
+}
+
+async fn directory_search(
+    State(s): State<AppState>,
+    Json(b): Json<SearchBody>,
+) -> Answer<Vec<kith_core::EntryView>> {
+    run(&s, move |e| {
+        Box::pin(async move { e.directory_search(&b.directory, &b.query).await })
+    })
+    .await
+}
+
+async fn directory_leave(
+    State(s): State<AppState>,
+    Path(directory): Path<String>,
+) -> Answer<Value> {
+    run(&s, move |e| {
+        Box::pin(async move {
+            e.directory_leave(&directory).await?;
+            Ok(json!({ "left": directory }))
+        })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryBody {
+    display_name: Option<String>,
+    text: String,
+}
+
+async fn directory_publish(
+    State(s): State<AppState>,
+    Path(directory): Path<String>,
+    Json(b): Json<EntryBody>,
+) -> Answer<kith_core::DirectoryView> {
+    run(&s, move |e| {
+        Box::pin(async move {
+            e.directory_publish(&directory, b.display_name.as_deref(), &b.text)
+                .await
+        })
+    })
+    .await
+}
+
+async fn directory_unpublish(
+    State(s): State<AppState>,
+    Path(directory): Path<String>,
+) -> Answer<kith_core::DirectoryView> {
+    run(&s, move |e| {
+        Box::pin(async move { e.directory_unpublish(&directory).await })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowBody {
+    directory: String,
+}
+
+async fn directory_show(
+    State(s): State<AppState>,
+    Path(conv): Path<String>,
+    Json(b): Json<ShowBody>,
+) -> Answer<Value> {
+    run(&s, move |e| {
+        Box::pin(async move {
+            let warnings = e.directory_show(&b.directory, &conv).await?;
+            Ok(json!({ "shown": b.directory, "in": conv, "warnings": warnings }))
         })
     })
     .await

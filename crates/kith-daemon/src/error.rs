@@ -60,8 +60,10 @@ impl ApiError {
                 | CoreError::NoSuchIntroduction(_)
                 | CoreError::NoSuchAddress(_)
                 | CoreError::NoSuchRequest(_)
-                | CoreError::NoSuchPersona(_) => StatusCode::NOT_FOUND,
-                CoreError::PersonaExists(_) => StatusCode::CONFLICT,
+                | CoreError::NoSuchPersona(_)
+                | CoreError::NoSuchDirectory(_) => StatusCode::NOT_FOUND,
+                CoreError::PersonaExists(_) | CoreError::DirectoryJoined(_) => StatusCode::CONFLICT,
+                CoreError::NotAMember(_) | CoreError::EnrolmentRefused => StatusCode::FORBIDDEN,
                 CoreError::AddressBusy(_) => StatusCode::TOO_MANY_REQUESTS,
                 CoreError::Relay(_) | CoreError::Queued(_) => StatusCode::BAD_GATEWAY,
                 CoreError::Store(_)

@@ -193,6 +193,7 @@ function layout() {
           h('button', { id: 'accept-link', title: 'Accept a link someone gave you', onclick: showAccept }, 'Accept link'),
           h('button', { id: 'new-group', title: 'Create a group', onclick: showNewGroup }, 'New group'),
           h('button', { id: 'show-intros', title: 'Introductions', onclick: showIntroductions }, 'Introductions', h('span', { id: 'intro-badge', class: 'badge', hidden: true })),
+          h('button', { id: 'show-directories', title: 'Directories: find people, and be found, in a school\'s or a club\'s directory', onclick: showDirectories }, 'Directories'),
           h('button', { id: 'show-addresses', title: 'Contact addresses: a link many people can use to ask you for a conversation', onclick: showAddresses }, 'Addresses', h('span', { id: 'request-badge', class: 'badge', hidden: true })),
           h('button', { id: 'settings', title: 'Move to another relay, notifications', onclick: showSettings }, 'Settings'))),
       h('ul', { id: 'conversations', class: 'conversations' })),
@@ -722,6 +723,89 @@ async function showAddresses() {
   render();
 }
 
+// The standing of an attestation, in words ('' when valid).
+const standing = (s) => (s && s !== 'valid' ? ` (${s.replace(/_/g, ' ')})` : '');
+
+async function showDirectories() {
+  const joined = h('ul', { id: 'directories', class: 'introductions' });
+  const results = h('ul', { id: 'directory-results', class: 'introductions' });
+  const link = h('input', { id: 'directory-link', placeholder: 'https://…/d/name#… (an enrolment link) or https://…/d/name', 'aria-label': 'Directory link' });
+  const persona = personaPicker('directory-persona');
+  persona.firstChild.textContent = 'A persona made for this directory';
+  const which = h('select', { id: 'directory-which', 'aria-label': 'Directory to search' });
+  const query = h('input', { id: 'directory-query', placeholder: 'Names or words (the start of each)', 'aria-label': 'Search' });
+  let dirs = [];
+  const render = async () => {
+    const list = await attempt(() => api('GET', '/directories'));
+    if (!list) return;
+    dirs = list;
+    clear(joined);
+    clear(which).append(...list.map((d) => h('option', { value: d.link, text: d.name })),
+      h('option', { value: '', text: 'A public directory by its link (above)' }));
+    if (!list.length) joined.append(h('li', { class: 'empty', text: 'No directories joined.' }));
+    for (const d of list) {
+      const name = h('input', { class: 'entry-name', placeholder: 'Name shown (default: the persona\'s)', 'aria-label': 'Name shown', value: d.entry?.display_name ?? '' });
+      const text = h('input', { class: 'entry-text', placeholder: 'A short text (Year 12, chess club)', 'aria-label': 'Entry text', value: d.entry?.text ?? '' });
+      joined.append(h('li', { 'data-name': d.name },
+        h('p', {}, h('strong', { text: d.name }), ` · ${d.members_only ? 'members-only' : 'public'} · as ${d.persona}`),
+        h('p', { class: 'mark', text: `root key ${d.root} · ${d.link}` }),
+        d.statement ? h('p', { class: 'attestation', text: `It attests: ${d.statement}, until ${time(d.valid_until)}${standing(d.standing)}` }) : null,
+        h('p', { class: 'mark', text: d.entry ? `Listed as ${d.entry.display_name}${d.entry.text ? ` — ${d.entry.text}` : ''}` : 'Not listed: people cannot find you here.' }),
+        h('div', { class: 'row' }, name, text),
+        h('button', { class: 'primary entry-publish', onclick: async () => {
+          const body = { text: text.value.trim() };
+          if (name.value.trim()) body.display_name = name.value.trim();
+          if (await attempt(() => api('POST', `/directories/${enc(d.link)}/entry`, body))) { toast(`Listed in ${d.name}.`, 'info'); render(); }
+        } }, d.entry ? 'Update my entry' : 'List me'),
+        d.entry ? h('button', { class: 'entry-unpublish', onclick: async () => {
+          if (await attempt(() => api('DELETE', `/directories/${enc(d.link)}/entry`))) render();
+        } }, 'Unlist') : null,
+        h('button', { class: 'danger directory-leave', onclick: async () => {
+          if (confirm(`Leave ${d.name}? Your entry goes; your persona and its conversations stay.`)
+            && await attempt(() => api('DELETE', `/directories/${enc(d.link)}`))) render();
+        } }, 'Leave')));
+    }
+  };
+  const search = async () => {
+    const directory = which.value || link.value.trim();
+    const found = await attempt(() => api('POST', '/directories/search', { directory, query: query.value }));
+    if (!found) return;
+    const joinedAs = dirs.find((d) => d.link === which.value)?.persona;
+    clear(results);
+    if (!found.length) results.append(h('li', { class: 'empty', text: 'Nobody found.' }));
+    for (const e of found) {
+      const note = h('input', { class: 'entry-note', placeholder: 'Why you ask (they see it)', 'aria-label': 'Note' });
+      results.append(h('li', {},
+        h('p', {}, h('strong', { text: e.display_name })),
+        e.text ? h('p', { class: 'note', text: e.text }) : null,
+        note,
+        h('button', { class: 'primary entry-ask', onclick: async () => {
+          const body = { link: e.address };
+          if (note.value.trim()) body.note = note.value.trim();
+          if (joinedAs) body.persona = joinedAs;
+          const a = await attempt(() => api('POST', '/invitations/accept', body));
+          if (a) { toast(`Request sent to ${e.display_name}: you are connected once they accept it.`, 'info'); await loadList(); }
+        } }, joinedAs ? `Ask to talk (as ${joinedAs})` : 'Ask to talk')));
+    }
+  };
+  query.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') search(); });
+  dialog('Directories',
+    h('p', { class: 'mark', text: 'A directory lists people who chose to be listed: a name, a short text, and a contact address. Finding someone leads to a contact request, never to who they are elsewhere.' }),
+    h('h3', { text: 'Search' }),
+    h('div', { class: 'row' }, which, query, h('button', { id: 'directory-search', onclick: search }, 'Search')),
+    results,
+    h('h3', { text: 'Your directories' }), joined,
+    h('h3', { text: 'Join' }),
+    link, persona,
+    h('button', { id: 'directory-join', onclick: async () => {
+      const body = { link: link.value.trim() };
+      if (persona.value) body.persona = persona.value;
+      const d = await attempt(() => api('POST', '/directories', body));
+      if (d) { link.value = ''; toast(`Joined ${d.name}.`, 'info'); await loadPersonas(); render(); }
+    } }, 'Join'));
+  render();
+}
+
 function showNewGroup() {
   const name = h('input', { id: 'group-name', placeholder: 'Name', 'aria-label': 'Group name' });
   const persona = personaPicker('group-persona');
@@ -787,6 +871,7 @@ async function showInfo(id) {
       h('code', { id: 'safety-number', text: info.safety_number })) : null,
     c.introduced_by ? h('p', { text: `Introduced by ${c.introduced_by}` }) : null,
     h('p', { class: 'mark', text: `Your name here: ${c.my_name}${info.persona ? ` (as your persona ${info.persona})` : ''}` }),
+    info.attestations.map((a) => h('p', { class: 'attestation', text: `${a.outgoing ? 'You showed' : 'They showed'}: ${a.directory}: ${a.statement}, until ${time(a.valid_until)}${standing(a.standing)} (directory key ${a.root}${a.known ? '' : ', a directory you have not joined'})` })),
     info.links.map((l) => h('p', { class: 'link-proof', text: l.outgoing
       ? `You showed them you are also the person of ${l.name ?? `the identity ${l.identity.slice(0, 16)}…`}`
       : `They showed you they are also ${l.name ?? `the identity ${l.identity.slice(0, 16)}…`}` })),

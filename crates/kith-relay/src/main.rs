@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod bench_directory;
 mod directory_cli;
 
 use anyhow::{Context, Result};
@@ -33,6 +34,9 @@ enum Command {
     /// Measure a running relay: accepted messages/s, send→push latency, idle
     /// subscriber memory.
     Bench(bench::BenchArgs),
+    /// Measure a running relay's directory searches per second, against an
+    /// empty directory's in the same run.
+    BenchDirectory(bench_directory::DirectoryBenchArgs),
     /// Serve one request from the CGI environment (RFC 3875), for shared
     /// hosting; a binary started by a web server without arguments does this.
     Cgi,
@@ -134,6 +138,7 @@ fn run() -> Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::BenchDirectory(args) => runtime.block_on(bench_directory::run(args)),
         Command::Cgi => runtime.block_on(cgi()),
         Command::Admin {
             command: AdminCommand::Stats { db, config, json },

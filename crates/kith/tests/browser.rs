@@ -892,3 +892,134 @@ fn a_persona_made_and_used_in_the_browser_and_a_link_shown() {
             .contains("they showed you they are also Alex (club)")
     });
 }
+
+#[test]
+fn a_directory_joined_searched_and_an_attestation_seen_in_the_browser() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay();
+    let operator = |args: &[&str]| {
+        let out = std::process::Command::new(kith_testkit::relay_binary())
+            .arg("directory")
+            .args(args)
+            .arg("--db")
+            .arg(relay.db_path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    operator(&["create", "school", "--members-only"]);
+    let admit = || {
+        operator(&[
+            "admit",
+            "school",
+            "--statement",
+            "current student",
+            "--until",
+            "2099-06-30",
+            "--url",
+            relay.url(),
+        ])
+    };
+    let (alex_link, emery_link) = (admit(), admit());
+    let alex = Person::new(dir.path(), "alex");
+    let emery = Person::new(dir.path(), "emery");
+    alex.ok(&["init", "--name", "Alex", "--relay", relay.url()]);
+    emery.ok(&["init", "--name", "Emery", "--relay", relay.url()]);
+    // Emery uses the CLI: she joins and lists herself.
+    emery.ok(&["directory", "join", &emery_link]);
+    emery.ok(&[
+        "directory",
+        "publish",
+        "school",
+        "--display-name",
+        "Emery <b>Stone</b>",
+        "--text",
+        "Year 12, chess club",
+    ]);
+    let alex_up = Up::start(&alex);
+    let a = signed_in(&alex_up);
+
+    // Alex joins with his enrolment link and lists himself.
+    a.click("#show-directories").unwrap();
+    a.type_into("#directory-link", &alex_link).unwrap();
+    a.click("#directory-join").unwrap();
+    a.wait_text(15, "It attests: current student").unwrap();
+    a.run(
+        "document.querySelector('#directories .entry-text').value = 'Year 11'",
+        &[],
+    )
+    .unwrap();
+    a.click("#directories .entry-publish").unwrap();
+    a.wait_text(15, "Listed as Alex").unwrap();
+
+    // He searches, finds Emery (her markup shown as text), and asks.
+    a.type_into("#directory-query", "chess").unwrap();
+    a.click("#directory-search").unwrap();
+    a.wait_text(15, "Emery <b>Stone</b>").unwrap();
+    assert_eq!(
+        a.run(
+            "return document.querySelectorAll('#directory-results b').length",
+            &[]
+        )
+        .unwrap(),
+        0
+    );
+    a.screenshot(&shots().join("44-directory.png")).unwrap();
+    a.type_into(
+        "#directory-results .entry-note",
+        "from the school directory",
+    )
+    .unwrap();
+    a.click("#directory-results .entry-ask").unwrap();
+    a.wait_text(15, "Request sent to Emery").unwrap();
+    close_dialogs(&a);
+
+    // Emery accepts on the CLI; Alex's conversation connects live, and its
+    // Info shows her attestation.
+    emery.ok(&["sync"]);
+    let requests = emery.json(&["requests"]);
+    assert_eq!(requests[0]["note"], "from the school directory");
+    emery.ok(&["requests", "accept", &requests[0]["id"].to_string()]);
+    // Her next sync shows her attestation in the new conversation.
+    emery.ok(&["sync"]);
+    a.wait(30, "Alex connected to Emery", || {
+        a.run(
+            "return [...document.querySelectorAll('.conversation .name')].map(n => n.textContent).includes('Emery <b>Stone</b>')",
+            &[],
+        )
+        .ok()?
+        .as_bool()?
+        .then_some(())
+    })
+    .unwrap();
+    open_conversation(&a, "Emery <b>Stone</b>");
+    a.wait(30, "her attestation", || {
+        // A fresh Info dialog each time, once it has drawn.
+        close_dialogs(&a);
+        a.click("#conv-info").ok()?;
+        a.wait_text(5, "Your name here").ok()?;
+        let seen = a
+            .run(
+                "return [...document.querySelectorAll('.attestation')].map(p => p.textContent).join('|')",
+                &[],
+            )
+            .ok()?;
+        let seen = seen.as_str()?.to_string();
+        if seen.contains("They showed: school: current student") {
+            Some(())
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            None
+        }
+    })
+    .unwrap();
+    a.screenshot(&shots().join("45-attestation.png")).unwrap();
+}

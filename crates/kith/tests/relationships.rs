@@ -539,6 +539,36 @@ fn a_persona_shares_one_key_in_its_context_and_nothing_with_the_rest() {
     let school_address = alex.json(&["address", "create", "--persona", "School"]);
     casey.ok(&["accept", school_address["link"].as_str().unwrap()]);
     accept_request(&alex);
+    // The school's directory on the same relay: the persona joins and
+    // lists itself (with an address made for the directory).
+    let operator = |args: &[&str]| {
+        let out = std::process::Command::new(kith_testkit::relay_binary())
+            .arg("directory")
+            .args(args)
+            .arg("--db")
+            .arg(relay.db_path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    operator(&["create", "school", "--members-only"]);
+    let enrolment = operator(&[
+        "admit",
+        "school",
+        "--statement",
+        "current student",
+        "--until",
+        "2099-01-01",
+        "--url",
+        relay.url(),
+    ]);
+    alex.ok(&["directory", "join", &enrolment, "--persona", "School"]);
+    alex.ok(&["directory", "publish", "school", "--text", "Year 11"]);
     let club_address = alex.json(&["address", "create", "--display-name", "Alex R."]);
     dana.ok(&["accept", club_address["link"].as_str().unwrap()]);
     accept_request(&alex);
@@ -579,6 +609,36 @@ fn a_persona_shares_one_key_in_its_context_and_nothing_with_the_rest() {
     for school_side in [&with_blair, &with_casey] {
         let common: Vec<_> = school_side.intersection(&with_dana).collect();
         assert!(common.is_empty(), "common identifiers: {common:?}");
+    }
+    // The directory holds the school persona's key, and nothing of the
+    // club: every row of its tables, as bytes.
+    let db = common::relay_db(&relay);
+    let mut directory_bytes = Vec::new();
+    for table in [
+        "directories",
+        "directory_keys",
+        "directory_members",
+        "directory_entries",
+    ] {
+        let mut stmt = db.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..columns {
+                match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Blob(b) => directory_bytes.extend_from_slice(b),
+                    rusqlite::types::ValueRef::Text(t) => directory_bytes.extend_from_slice(t),
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(contains(&directory_bytes, &school_key));
+    for id in &with_dana {
+        assert!(
+            !contains(&directory_bytes, id),
+            "the directory holds a club identifier {id:?}"
+        );
     }
     let dana_files = file_bytes(&dana.home);
     for id in with_blair.iter().chain(&with_casey) {

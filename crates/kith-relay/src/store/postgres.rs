@@ -1572,41 +1572,40 @@ impl Store for PostgresStore {
         entry: EntryChange,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let client = self.inner.pool.get().await?;
-        match entry {
-            Some(e) => {
-                client
-                    .execute(
-                        &stmt(
-                            &client,
-                            "INSERT INTO directory_entries \
-                             (directory, member, display_name, text, address, published_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6) \
-                             ON CONFLICT (directory, member) DO UPDATE SET \
-                             display_name = excluded.display_name, text = excluded.text, \
-                             address = excluded.address, published_at = excluded.published_at",
-                        )
-                        .await?,
-                        &[
-                            &name,
-                            &&member[..],
-                            &e.display_name,
-                            &e.text,
-                            &e.address,
-                            &to_i64(now_ms)?,
-                        ],
-                    )
-                    .await?
-            }
-            None => {
-                client
-                    .execute(
-                        "DELETE FROM directory_entries WHERE directory = $1 AND member = $2",
-                        &[&name, &&member[..]],
-                    )
-                    .await?
-            }
-        };
+        let mut object = self.inner.pool.get().await?;
+        let tx = object.transaction().await?;
+        // Replaced, not updated: a new id keeps "newest first" the order
+        // of ids.
+        tx.execute(
+            &stmt(
+                &tx,
+                "DELETE FROM directory_entries WHERE directory = $1 AND member = $2",
+            )
+            .await?,
+            &[&name, &&member[..]],
+        )
+        .await?;
+        if let Some(e) = entry {
+            tx.execute(
+                &stmt(
+                    &tx,
+                    "INSERT INTO directory_entries \
+                     (directory, member, display_name, text, address, published_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .await?,
+                &[
+                    &name,
+                    &&member[..],
+                    &e.display_name,
+                    &e.text,
+                    &e.address,
+                    &to_i64(now_ms)?,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1671,7 +1670,7 @@ impl Store for PostgresStore {
                      AND (NOT $3 OR EXISTS (SELECT 1 FROM directory_members m \
                           WHERE m.directory = e.directory AND m.member = e.member \
                           AND m.removed_at IS NULL AND m.valid_from <= $4 AND m.valid_until > $4)) \
-                     ORDER BY e.published_at DESC, e.id DESC LIMIT $5",
+                     ORDER BY e.id DESC LIMIT $5",
                 )
                 .await?,
                 &[

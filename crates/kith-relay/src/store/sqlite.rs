@@ -1538,29 +1538,27 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let name = name.to_string();
         self.write(move |conn, _| {
-            match entry {
-                Some(e) => conn
-                    .prepare_cached(
-                        "INSERT INTO directory_entries \
-                         (directory, member, display_name, text, address, published_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                         ON CONFLICT (directory, member) DO UPDATE SET display_name = excluded.display_name, \
-                         text = excluded.text, address = excluded.address, published_at = excluded.published_at",
-                    )?
-                    .execute(params![
-                        name,
-                        &member[..],
-                        e.display_name,
-                        e.text,
-                        e.address,
-                        to_i64(now_ms)?
-                    ])?,
-                None => conn
-                    .prepare_cached(
-                        "DELETE FROM directory_entries WHERE directory = ?1 AND member = ?2",
-                    )?
-                    .execute(params![name, &member[..]])?,
-            };
+            // Replaced, not updated: a new row id keeps "newest first" the
+            // order of row ids, which the search index walks backwards.
+            conn.prepare_cached(
+                "DELETE FROM directory_entries WHERE directory = ?1 AND member = ?2",
+            )?
+            .execute(params![name, &member[..]])?;
+            if let Some(e) = entry {
+                conn.prepare_cached(
+                    "INSERT INTO directory_entries \
+                     (directory, member, display_name, text, address, published_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    name,
+                    &member[..],
+                    e.display_name,
+                    e.text,
+                    e.address,
+                    to_i64(now_ms)?
+                ])?;
+            }
             Ok(())
         })
         .await
@@ -1625,7 +1623,7 @@ impl Store for SqliteStore {
                 conn.prepare_cached(&format!(
                     "SELECT e.display_name, e.text, e.address FROM directory_entries e \
                      WHERE e.directory = ?1 AND ?2 = '' AND {member_ok} \
-                     ORDER BY e.published_at DESC, e.id DESC LIMIT ?5"
+                     ORDER BY e.id DESC LIMIT ?5"
                 ))?
                 .query_map(
                     params![search.directory, "", search.members_only, now, search.limit],
@@ -1645,7 +1643,7 @@ impl Store for SqliteStore {
                     "SELECT e.display_name, e.text, e.address FROM directory_search s \
                      JOIN directory_entries e ON e.id = s.rowid \
                      WHERE directory_search MATCH ?2 AND e.directory = ?1 AND {member_ok} \
-                     ORDER BY e.published_at DESC, e.id DESC LIMIT ?5"
+                     ORDER BY s.rowid DESC LIMIT ?5"
                 ))?
                 .query_map(
                     params![

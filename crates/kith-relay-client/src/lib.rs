@@ -95,6 +95,28 @@ pub enum ClientError {
     Tls(String),
 }
 
+/// `2026-12-01 08:47` (UTC) from milliseconds since the epoch: how the
+/// programs show a time.
+pub fn utc_minute(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
 /// One line from an error and its causes, each said once: wrapped errors
 /// often repeat their source in their own message ("cannot reach the relay
 /// …: connection refused", then "connection refused" again). Programs use
@@ -305,15 +327,7 @@ impl RelayClient {
 
     /// Fetches the relay's info (identity, limits, clock).
     pub async fn info(&self) -> Result<RelayInfo, ClientError> {
-        let url = self.endpoint("/v1/info")?;
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| self.transport(&url, e))?;
-        let body = self.answer(&url, response).await?;
-        let info = RelayInfo::from_bytes(&body)?;
+        let info = RelayInfo::from_bytes(&self.get("/v1/info").await?)?;
         self.clock.learn(info.server_time_ms, info.min_timestamp_ms);
         if let Ok(mut cached) = self.clock.info.lock() {
             *cached = Some(info.clone());
@@ -344,6 +358,18 @@ impl RelayClient {
             op,
         };
         Ok(sign_request(&body, key))
+    }
+
+    /// `GET` of a path; the body of a success, or the relay's error.
+    async fn get(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let url = self.endpoint(path)?;
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| self.transport(&url, e))?;
+        self.answer(&url, response).await
     }
 
     /// Posts raw bytes to a path; the body of a success, or the relay's error.
@@ -433,14 +459,7 @@ impl RelayClient {
                 reason: "not a directory name".to_owned(),
             });
         }
-        let url = self.endpoint(&format!("/v1/dir/{name}"))?;
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| self.transport(&url, e))?;
-        let body = self.answer(&url, response).await?;
+        let body = self.get(&format!("/v1/dir/{name}")).await?;
         Ok(kith_wire::dir::DirectoryInfo::from_bytes(&body)?)
     }
 

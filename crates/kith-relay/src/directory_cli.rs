@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kith_relay::directory;
 use kith_relay::store::Store;
 use kith_relay::time::now_ms;
+use kith_relay_client::utc_minute as date;
 use std::path::PathBuf;
 
 /// Which store: as `serve` would open it.
@@ -280,26 +281,6 @@ fn end_of_day_ms(date: &str) -> Result<u64> {
     let days = era * 146_097 + doe - 719_468;
     let end = (days + 1) * 86_400_000 - 1;
     u64::try_from(end).map_err(|_| bad())
-}
-
-/// `2027-06-30 23:59` from milliseconds.
-fn date(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
 }
 
 /// `90s`, `30m`, `12h`, `365d` in milliseconds.

@@ -732,6 +732,40 @@ async fn directories_enrol_once_search_by_word_and_revoke(store: Arc<dyn Store>,
     store.dir_leave("school", emery, NOW + 10).await.unwrap();
     assert_eq!(store.dir_list().await.unwrap()[0].entries, 0);
     assert!(store.dir_load("nosuch", NOW).await.unwrap().is_none());
+    // A new link admits a key that left (or was removed) again.
+    store
+        .dir_admit("school", [13; 32], admission(NOW + DAY), NOW + 11)
+        .await
+        .unwrap();
+    store
+        .dir_enrol("school", [13; 32], alex, NOW + 12)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .dir_member("school", alex, NOW + 13)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Alex is off the revocation list; Emery, who left, is on it.
+    assert_eq!(
+        store
+            .dir_load("school", NOW + 13)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked,
+        vec![emery]
+    );
+    // A sweep after the admissions end forgets them and their entries.
+    store
+        .dir_publish("school", alex, entry("Alex K.", "back"), NOW + 14)
+        .await
+        .unwrap();
+    store.sweep(NOW + DAY).await.unwrap();
+    assert!(store.dir_members("school").await.unwrap().is_empty());
+    assert_eq!(store.dir_list().await.unwrap()[0].entries, 0);
 }
 
 macro_rules! contract {

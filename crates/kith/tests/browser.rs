@@ -900,33 +900,21 @@ fn a_directory_joined_searched_and_an_attestation_seen_in_the_browser() {
     }
     let dir = tempfile::tempdir().unwrap();
     let relay = relay();
-    let operator = |args: &[&str]| {
-        let out = std::process::Command::new(kith_testkit::relay_binary())
-            .arg("directory")
-            .args(args)
-            .arg("--db")
-            .arg(relay.db_path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    operator(&["create", "school", "--members-only"]);
+    common::relay_directory(&relay, &["create", "school", "--members-only"]);
     let admit = || {
-        operator(&[
-            "admit",
-            "school",
-            "--statement",
-            "current student",
-            "--until",
-            "2099-06-30",
-            "--url",
-            relay.url(),
-        ])
+        common::relay_directory(
+            &relay,
+            &[
+                "admit",
+                "school",
+                "--statement",
+                "current student",
+                "--until",
+                "2099-06-30",
+                "--url",
+                relay.url(),
+            ],
+        )
     };
     let (alex_link, emery_link) = (admit(), admit());
     let alex = Person::new(dir.path(), "alex");

@@ -541,32 +541,20 @@ fn a_persona_shares_one_key_in_its_context_and_nothing_with_the_rest() {
     accept_request(&alex);
     // The school's directory on the same relay: the persona joins and
     // lists itself (with an address made for the directory).
-    let operator = |args: &[&str]| {
-        let out = std::process::Command::new(kith_testkit::relay_binary())
-            .arg("directory")
-            .args(args)
-            .arg("--db")
-            .arg(relay.db_path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    operator(&["create", "school", "--members-only"]);
-    let enrolment = operator(&[
-        "admit",
-        "school",
-        "--statement",
-        "current student",
-        "--until",
-        "2099-01-01",
-        "--url",
-        relay.url(),
-    ]);
+    common::relay_directory(&relay, &["create", "school", "--members-only"]);
+    let enrolment = common::relay_directory(
+        &relay,
+        &[
+            "admit",
+            "school",
+            "--statement",
+            "current student",
+            "--until",
+            "2099-01-01",
+            "--url",
+            relay.url(),
+        ],
+    );
     alex.ok(&["directory", "join", &enrolment, "--persona", "School"]);
     alex.ok(&["directory", "publish", "school", "--text", "Year 11"]);
     let club_address = alex.json(&["address", "create", "--display-name", "Alex R."]);

@@ -195,7 +195,14 @@ impl Engine {
                 info.members_only,
                 identity.persona,
                 attestation,
-                info.revoked.concat(),
+                // Fetched before enrolling: the key this enrolment just
+                // admitted is no longer revoked, whatever it said then.
+                info.revoked
+                    .iter()
+                    .filter(|k| k.as_slice() != key.verifying_key().as_bytes())
+                    .flatten()
+                    .copied()
+                    .collect::<Vec<u8>>(),
                 ms(self.now())
             ],
         )?;

@@ -1514,13 +1514,26 @@ impl Store for PostgresStore {
         member: [u8; 32],
         now_ms: u64,
     ) -> Result<Admission, StoreError> {
-        let client = self.inner.pool.get().await?;
-        // One statement: the UNIQUE (directory, member) constraint refuses
-        // a key that is already a member, whichever process enrols it.
-        let row = client
+        let mut object = self.inner.pool.get().await?;
+        let tx = object.transaction().await?;
+        let now = to_i64(now_ms)?;
+        // A new admission supersedes the key's ended or removed one.
+        tx.execute(
+            &stmt(
+                &tx,
+                "DELETE FROM directory_members WHERE directory = $1 AND member = $2 \
+                 AND (removed_at IS NOT NULL OR valid_until <= $3)",
+            )
+            .await?,
+            &[&name, &&member[..], &now],
+        )
+        .await?;
+        // The UNIQUE (directory, member) constraint refuses a key that is
+        // already a member, whichever process enrols it.
+        let row = tx
             .query_opt(
                 &stmt(
-                    &client,
+                    &tx,
                     "UPDATE directory_members SET member = $3, enrolled_at = $4 \
                      WHERE directory = $1 AND secret_hash = $2 AND member IS NULL \
                      AND removed_at IS NULL AND valid_until > $4 \
@@ -1529,17 +1542,19 @@ impl Store for PostgresStore {
                      RETURNING statement, valid_from, valid_until",
                 )
                 .await?,
-                &[&name, &&secret_hash[..], &&member[..], &to_i64(now_ms)?],
+                &[&name, &&secret_hash[..], &&member[..], &now],
             )
             .await;
-        match row {
-            Ok(Some(r)) => admission_from((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)),
-            Ok(None) => Err(StoreError::Unauthorized),
+        let admission = match row {
+            Ok(Some(r)) => admission_from((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))?,
+            Ok(None) => return Err(StoreError::Unauthorized),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                Err(StoreError::Unauthorized)
+                return Err(StoreError::Unauthorized);
             }
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => return Err(e.into()),
+        };
+        tx.commit().await?;
+        Ok(admission)
     }
 
     async fn dir_member(
@@ -1823,6 +1838,29 @@ async fn sweep_pass(
             tx,
             "DELETE FROM nonces WHERE nonce IN \
          (SELECT nonce FROM nonces WHERE expires_at <= $1 LIMIT $2)",
+        )
+        .await?,
+        &[&now, &SWEEP_BATCH],
+    )
+    .await?;
+    // Admissions past their end: their entries (unlisted since) and the
+    // rows (revocation no longer needed; expiry says it).
+    tx.execute(
+        &stmt(
+            tx,
+            "DELETE FROM directory_entries WHERE id IN (SELECT e.id FROM directory_entries e \
+             JOIN directory_members m ON m.directory = e.directory AND m.member = e.member \
+             WHERE m.valid_until <= $1 LIMIT $2)",
+        )
+        .await?,
+        &[&now, &SWEEP_BATCH],
+    )
+    .await?;
+    tx.execute(
+        &stmt(
+            tx,
+            "DELETE FROM directory_members WHERE id IN \
+             (SELECT id FROM directory_members WHERE valid_until <= $1 LIMIT $2)",
         )
         .await?,
         &[&now, &SWEEP_BATCH],

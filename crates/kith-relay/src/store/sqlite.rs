@@ -1487,6 +1487,12 @@ impl Store for SqliteStore {
         let name = name.to_string();
         self.write(move |conn, _| {
             let now = to_i64(now_ms)?;
+            // A new admission supersedes the key's ended or removed one.
+            conn.prepare_cached(
+                "DELETE FROM directory_members WHERE directory = ?1 AND member = ?2 \
+                 AND (removed_at IS NOT NULL OR valid_until <= ?3)",
+            )?
+            .execute(params![name, &member[..], now])?;
             let taken: bool = conn
                 .prepare_cached(
                     "SELECT EXISTS (SELECT 1 FROM directory_members WHERE directory = ?1 AND member = ?2)",
@@ -1826,6 +1832,19 @@ fn sweep_pass(
     stats.messages = expired.len() as u64;
     conn.prepare_cached(
         "DELETE FROM nonces WHERE nonce IN (SELECT nonce FROM nonces WHERE expires_at <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![now, SWEEP_BATCH])?;
+    // Admissions past their end: their entries (unlisted since) and the
+    // rows (revocation no longer needed; expiry says it).
+    conn.prepare_cached(
+        "DELETE FROM directory_entries WHERE id IN (SELECT e.id FROM directory_entries e \
+         JOIN directory_members m ON m.directory = e.directory AND m.member = e.member \
+         WHERE m.valid_until <= ?1 LIMIT ?2)",
+    )?
+    .execute(params![now, SWEEP_BATCH])?;
+    conn.prepare_cached(
+        "DELETE FROM directory_members WHERE id IN \
+         (SELECT id FROM directory_members WHERE valid_until <= ?1 LIMIT ?2)",
     )?
     .execute(params![now, SWEEP_BATCH])?;
     Ok(stats)

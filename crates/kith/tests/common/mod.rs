@@ -149,6 +149,25 @@ pub fn relay_db(relay: &RelayProcess) -> rusqlite::Connection {
     db
 }
 
+/// `kith-relay directory ARGS --db <the relay's store>`, as its operator
+/// runs it beside the relay: its stdout, trimmed.
+pub fn relay_directory(relay: &RelayProcess, args: &[&str]) -> String {
+    let out = Command::new(kith_testkit::relay_binary())
+        .arg("directory")
+        .args(args)
+        .arg("--db")
+        .arg(relay.db_path())
+        .env_remove("KITH_RELAY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kith-relay directory {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// How many channels a relay holds.
 pub fn channel_count(relay: &RelayProcess) -> i64 {
     relay_db(relay)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates test-vectors/relationships-v1.json from the specs alone
 (pair-v1.md §4, §4.1, §8, §10, §12; content-v1.md §8.1; introduction-v1.md §2, §5;
-address-v1.md §2, §3), independently of the
+address-v1.md §2, §3; directory-v1.md §1, §2, §4, §6), independently of the
 Rust code that the vectors check. Run: python3 test-vectors/relationships-v1.py"""
 import hashlib, hmac, json, struct, pathlib
 
@@ -78,6 +78,38 @@ def b64(x):
 address_secret, address_box, address_write = b(32, 0x90), b(32, 0xB0), b(32, 0xD0)
 guest_seed = hkdf(address_secret, b"kith seal v1\x00kith address key v1")
 
+# Directories (directory-v1.md).
+def u64(n): return struct.pack(">Q", n)
+def directory_key(key, frm, until, sig): return key + u64(frm) + u64(until) + sig
+def key_message(name, key, frm, until):
+    return b"kith directory key v1\x00" + string(name) + key + u64(frm) + u64(until)
+def attestation(directory, root, signing, member, statement, frm, until, sig):
+    return string(directory) + root + signing + member + string(statement) + u64(frm) + u64(until) + sig
+def attestation_message(directory, root, member, statement, frm, until):
+    return (b"kith attestation v1\x00" + string(directory) + root + member + string(statement)
+            + u64(frm) + u64(until))
+def entry(name, text, address): return string(name) + string(text) + string(address)
+
+signing = directory_key(b(32, 0x31), 1_790_000_000_000, 1_821_536_000_000, b(64, 0x32))
+att = attestation("school", b(32, 0x30), signing, b(32, 0x33), "current student",
+                  1_795_000_000_000, 1_814_400_000_000, b(64, 0x34))
+frames.append({"name": "attestation (directory-v1.md §4)", "hex": pair_frame(12, att).hex()})
+
+def directory_op(directory, op, body=b""): return bytes([16]) + string(directory) + bytes([op]) + body
+directory_requests = [
+    {"name": "enrol", "hex": directory_op("school", 1, b(32, 0x50)).hex()},
+    {"name": "publish", "hex": directory_op("school", 2, entry("Emery Stone", "Year 12, chess club",
+                                                                "https://relay.example/a/xyz#abc")).hex()},
+    {"name": "unpublish", "hex": directory_op("school", 3).hex()},
+    {"name": "search", "hex": directory_op("school", 4, string("eme chess")).hex()},
+    {"name": "leave", "hex": directory_op("school", 5).hex()},
+]
+info_unsigned = (bytes([1]) + string("school") + b"\x01" + b(32, 0x30) + struct.pack(">I", 1) + signing
+                 + vec32([b(32, 0x60), b(32, 0x61)]) + u64(1_796_000_000_000))
+search_results = struct.pack(">I", 2) + entry("Emery Stone", "Year 12", "https://r.example/a/1#k") \
+    + entry("Alex K.", "", "https://r.example/a/2#k")
+enrolment_secret = b(32, 0x70)
+
 k1, k2 = b(32, 0x11), b(32, 0xEE)
 out = {
     "frames": frames,
@@ -92,6 +124,20 @@ out = {
                        "relay_url": "https://relay.example", "write_id": address_write.hex(),
                        "secret": address_secret.hex(), "box_public": address_box.hex(),
                        "guest_seed": guest_seed.hex()}],
+    "directory": {
+        "key_message": {"name": "school", "key": b(32, 0x31).hex(), "valid_from_ms": 1_790_000_000_000,
+                        "valid_until_ms": 1_821_536_000_000,
+                        "message": key_message("school", b(32, 0x31), 1_790_000_000_000, 1_821_536_000_000).hex()},
+        "attestation": {"hex": att.hex(),
+                        "signed": attestation_message("school", b(32, 0x30), b(32, 0x33), "current student",
+                                                      1_795_000_000_000, 1_814_400_000_000).hex()},
+        "requests": directory_requests,
+        "info": {"hex": (info_unsigned + b(64, 0x62)).hex(),
+                 "signed": (b"kith directory info v1\x00" + info_unsigned).hex()},
+        "search_results": {"hex": search_results.hex()},
+        "enrolment": {"secret": enrolment_secret.hex(),
+                      "hash": hashlib.sha256(b"kith directory enrolment v1\x00" + enrolment_secret).hexdigest()},
+    },
 }
 path = pathlib.Path(__file__).with_suffix(".json")
 path.write_text(json.dumps(out, indent=2) + "\n")

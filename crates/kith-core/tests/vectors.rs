@@ -1,7 +1,8 @@
 //! Known-answer vectors for relationships (`test-vectors/relationships-v1.json`,
 //! generated from the specs by `test-vectors/relationships-v1.py`): frame
 //! encodings, recognition tags, safety numbers, contact requests, link
-//! statements and address links.
+//! statements, address links, and directories' encodings and signed
+//! messages.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,6 +13,8 @@
 
 use kith_wire::Codec;
 use kith_wire::conv::{ContactRequest, Envelope, LinkProof, PairFrame};
+use kith_wire::dir::{Attestation, DirectoryInfo, DirectoryKey, DirectoryOp, SearchResults};
+use kith_wire::relay::request::Operation;
 use serde_json::Value;
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -28,7 +31,7 @@ fn vectors() -> Value {
 fn frames_decode_and_encode_to_the_same_bytes() {
     let v = vectors();
     let frames = v["frames"].as_array().unwrap();
-    assert_eq!(frames.len(), 11);
+    assert_eq!(frames.len(), 12);
     for f in frames {
         let bytes = unhex(f["hex"].as_str().unwrap());
         let frame = PairFrame::from_bytes(&bytes).unwrap_or_else(|e| panic!("{}: {e}", f["name"]));
@@ -39,6 +42,7 @@ fn frames_decode_and_encode_to_the_same_bytes() {
                 | PairFrame::Content(_)
                 | PairFrame::Capabilities { .. }
                 | PairFrame::Link(_)
+                | PairFrame::Attestation(_)
         ));
         assert_eq!(frame.to_bytes(), bytes, "{}", f["name"]);
     }
@@ -121,4 +125,65 @@ fn address_links_parse_and_derive_their_guest_key() {
         );
         assert_eq!(link.kith(), a["link"].as_str().unwrap());
     }
+}
+
+#[test]
+fn directory_encodings_and_signed_messages_match() {
+    let v = &vectors()["directory"];
+    let hex = |x: &Value| unhex(x.as_str().unwrap());
+    let k = &v["key_message"];
+    let key: [u8; 32] = hex(&k["key"]).try_into().unwrap();
+    assert_eq!(
+        DirectoryKey::signed(
+            k["name"].as_str().unwrap(),
+            &key,
+            k["valid_from_ms"].as_u64().unwrap(),
+            k["valid_until_ms"].as_u64().unwrap()
+        ),
+        hex(&k["message"])
+    );
+    let bytes = hex(&v["attestation"]["hex"]);
+    let a = Attestation::from_bytes(&bytes).unwrap();
+    assert_eq!(a.to_bytes(), bytes);
+    assert_eq!(a.signed(), hex(&v["attestation"]["signed"]));
+    assert_eq!(
+        (a.directory.as_str(), a.statement.as_str()),
+        ("school", "current student")
+    );
+    let ops: Vec<&str> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let bytes = hex(&r["hex"]);
+            let Operation::Directory(d) = Operation::from_bytes(&bytes).unwrap() else {
+                panic!("{}: not a directory operation", r["name"]);
+            };
+            assert_eq!(Operation::Directory(d.clone()).to_bytes(), bytes);
+            assert_eq!(d.directory, "school");
+            match d.op {
+                DirectoryOp::Enrol { .. } => "enrol",
+                DirectoryOp::Publish(e) => {
+                    assert_eq!(e.display_name, "Emery Stone");
+                    "publish"
+                }
+                DirectoryOp::Unpublish => "unpublish",
+                DirectoryOp::Search { query } => {
+                    assert_eq!(query, "eme chess");
+                    "search"
+                }
+                DirectoryOp::Leave => "leave",
+            }
+        })
+        .collect();
+    assert_eq!(ops, ["enrol", "publish", "unpublish", "search", "leave"]);
+    let bytes = hex(&v["info"]["hex"]);
+    let info = DirectoryInfo::from_bytes(&bytes).unwrap();
+    assert_eq!(info.to_bytes(), bytes);
+    assert_eq!(info.signed(), hex(&v["info"]["signed"]));
+    assert!(info.members_only && info.keys.len() == 1 && info.revoked.len() == 2);
+    let bytes = hex(&v["search_results"]["hex"]);
+    let results = SearchResults::from_bytes(&bytes).unwrap();
+    assert_eq!(results.to_bytes(), bytes);
+    assert_eq!(results.items[1].text, "");
 }

@@ -219,3 +219,24 @@ pub(crate) fn attest(
         .to_bytes();
     Ok(a)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    /// The enrolment hash, against `test-vectors/relationships-v1.json`
+    /// (written by an independent script from directory-v1.md §2).
+    #[test]
+    fn the_enrolment_hash_is_the_specs() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../test-vectors/relationships-v1.json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let e = &v["directory"]["enrolment"];
+        let hex = |k: &str| kith_wire::relay::from_hex_vec(e[k].as_str().unwrap()).unwrap();
+        let secret: [u8; 32] = hex("secret").try_into().unwrap();
+        assert_eq!(enrolment_hash(&secret).to_vec(), hex("hash"));
+    }
+}

@@ -170,6 +170,18 @@ fn a_school_directory_from_enrolment_to_an_attestation_that_expires() {
     );
     let seen_by_emery = emery.json(&["info", "Alex K."]);
     assert_eq!(theirs(&seen_by_emery)["statement"], "current student");
+    // Shown again by hand; refused where it would not verify (a
+    // relationship on another key), which would also link the two.
+    alex.ok(&["directory", "show", "school", "Emery Stone"]);
+    let link = casey.json(&["invite"])["link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alex.ok(&["accept", &link]);
+    assert_eq!(
+        refused(&alex, &["directory", "show", "school", "Casey"]),
+        "bad_directory"
+    );
 
     // Emery's attestation runs out: search no longer finds her, her own
     // searches are refused, the conversation goes on, info says expired.

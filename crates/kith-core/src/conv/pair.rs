@@ -321,6 +321,56 @@ mod tests {
         }
     }
 
+    /// An attestation by a directory whose root and signing keys are `root`
+    /// and `signing`, about `member`, valid from 2,000 to 5,000.
+    fn attestation(root: &IdentityKey, signing: &IdentityKey, member: &IdentityKey) -> Attestation {
+        use kith_wire::dir::DirectoryKey;
+        let key = |k: &IdentityKey| -> [u8; 32] { k.public().try_into().unwrap() };
+        let (from, until) = (1_000, 10_000);
+        let root_signature = root
+            .sign(&DirectoryKey::signed("school", &key(signing), from, until))
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let mut a = Attestation {
+            directory: "school".into(),
+            root: key(root),
+            signing: DirectoryKey {
+                key: key(signing),
+                valid_from_ms: from,
+                valid_until_ms: until,
+                root_signature,
+            },
+            member: key(member),
+            statement: "current student".into(),
+            valid_from_ms: 2_000,
+            valid_until_ms: 5_000,
+            signature: [0; 64],
+        };
+        a.signature = signing.sign(&a.signed()).unwrap().try_into().unwrap();
+        a
+    }
+
+    #[test]
+    fn an_attestation_must_name_its_sender_and_verify() {
+        let [root, signing, emery, alex] = [(); 4].map(|()| IdentityKey::generate().unwrap());
+        let good = attestation(&root, &signing, &emery);
+        assert!(check_attestation(&good, emery.public(), 3_000).is_ok());
+        // Kept once expired: the receiver shows it as such.
+        assert!(check_attestation(&good, emery.public(), 9_000).is_ok());
+        // Passed on by someone else: refused.
+        assert!(check_attestation(&good, alex.public(), 3_000).is_err());
+        // A statement changed after signing: refused.
+        let mut changed = good.clone();
+        changed.statement = "teacher".into();
+        assert!(check_attestation(&changed, emery.public(), 3_000).is_err());
+        // A signing key the root did not sign: refused.
+        let forged = attestation(&alex, &signing, &emery);
+        let mut mixed = good;
+        mixed.signing = forged.signing;
+        assert!(check_attestation(&mixed, emery.public(), 3_000).is_err());
+    }
+
     #[test]
     fn a_link_needs_the_senders_key_and_both_signatures() {
         let (a, b, c) = (

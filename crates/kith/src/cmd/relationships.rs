@@ -189,9 +189,22 @@ pub(crate) async fn directory(
                 render::entry(i + 1, e);
             }
             if !found.is_empty() {
-                out(
-                    "to ask one for a conversation: kith accept ADDRESS [--persona P] [--note TEXT]",
-                );
+                // As the persona the directory knows, so that the contact
+                // sees the person the directory attests.
+                let persona = engine
+                    .directories()?
+                    .into_iter()
+                    .find(|d| d.name == directory || d.link == directory)
+                    .map(|d| d.persona);
+                out(&match persona {
+                    Some(p) => format!(
+                        "to ask one for a conversation: kith accept ADDRESS --persona {} [--note TEXT]",
+                        line(&p)
+                    ),
+                    None => {
+                        "to ask one for a conversation: kith accept ADDRESS [--note TEXT]".into()
+                    }
+                });
             }
         }
         DirectoryCommand::Publish {

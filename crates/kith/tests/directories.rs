@@ -326,3 +326,52 @@ fn a_public_directory_anyone_searches_and_an_entry_leads_to_a_request() {
         "bad_directory"
     );
 }
+
+#[test]
+fn a_directory_on_a_postgresql_relay() {
+    let Some(url) = kith_testkit::postgres_url() else {
+        return;
+    };
+    let schema = kith_testkit::unique_schema();
+    let relay = RelayProcess::start(
+        kith_testkit::RelayOptions::default()
+            .unlimited()
+            .postgres(&url, &schema),
+    )
+    .unwrap();
+    // The operator's command on the same database and schema.
+    let out = std::process::Command::new(kith_testkit::relay_binary())
+        .args(["directory", "create", "club", "--db", &url])
+        .env("KITH_RELAY_POSTGRES_SCHEMA", &schema)
+        .env_remove("KITH_RELAY_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let blair = person(dir.path(), "blair", "Blair", &relay);
+    let casey = person(dir.path(), "casey", "Casey", &relay);
+    let link = format!("{}/d/club", relay.url());
+    blair.ok(&["directory", "join", &link]);
+    blair.ok(&["directory", "publish", "club", "--text", "runs on Sundays"]);
+    let found = casey.json(&["directory", "search", &link, "sun"]);
+    assert_eq!(found[0]["display_name"], "Blair", "{found}");
+    casey.ok(&["accept", found[0]["address"].as_str().unwrap()]);
+    blair.ok(&["sync"]);
+    assert_eq!(blair.json(&["requests"])[0]["name"], "Casey");
+    drop(relay);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .unwrap();
+    });
+}

@@ -375,3 +375,40 @@ fn a_directory_on_a_postgresql_relay() {
             .unwrap();
     });
 }
+
+/// Anyone may publish in a public directory, with a key made on the spot:
+/// the relay bounds what one source publishes.
+#[test]
+fn a_public_directory_takes_a_few_entries_from_one_source() {
+    use kith_wire::dir::{DirectoryOp, DirectoryRequest, Entry};
+    // Rate limits on (the default), as a relay on the internet runs.
+    let relay = RelayProcess::start(kith_testkit::RelayOptions::default()).unwrap();
+    operator(&relay, &["create", "market"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let codes: Vec<Option<String>> = runtime.block_on(async {
+        kith_relay_client::install_crypto_provider();
+        let client = kith_relay_client::RelayClient::new(relay.url()).unwrap();
+        let mut codes = Vec::new();
+        for i in 0..12 {
+            let key = kith_relay_client::generate_key().unwrap();
+            let request = DirectoryRequest {
+                directory: "market".into(),
+                op: DirectoryOp::Publish(Entry {
+                    display_name: format!("Stall {i}"),
+                    text: String::new(),
+                    address: format!("https://relay.example/a/{i}#k"),
+                }),
+            };
+            codes.push(
+                client
+                    .directory(&key, request)
+                    .await
+                    .err()
+                    .and_then(|e| e.code().map(|c| c.name().to_string())),
+            );
+        }
+        codes
+    });
+    assert!(codes[..10].iter().all(Option::is_none), "{codes:?}");
+    assert_eq!(codes[10].as_deref(), Some("rate_limited"), "{codes:?}");
+}

@@ -521,7 +521,7 @@ async fn dispatch(
             empty()
         }
         Operation::Directory(d) => {
-            return super::directory::handle(state, signer, d, now).await;
+            return super::directory::handle(state, (signer, source), d, now).await;
         }
         Operation::Subscribe(_) | Operation::Bind(_) => Err(ApiError::new(
             ErrorCode::MALFORMED,

@@ -163,6 +163,11 @@ pub struct RateLimitConfig {
     pub address_per_source_per_hour: u32,
     /// Burst of contact requests from one IP address to one address.
     pub address_per_source_burst: u32,
+    /// Entries one IP address may publish in public directories per hour
+    /// (directory-v1.md §3).
+    pub directory_publish_per_source_per_hour: u32,
+    /// Burst of such entries.
+    pub directory_publish_per_source_burst: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -175,6 +180,8 @@ impl Default for RateLimitConfig {
             per_key_burst: 400,
             address_per_source_per_hour: 20,
             address_per_source_burst: 5,
+            directory_publish_per_source_per_hour: 20,
+            directory_publish_per_source_burst: 10,
         }
     }
 }
@@ -365,7 +372,9 @@ impl Config {
                 || r.per_key_per_sec == 0
                 || r.per_key_burst == 0
                 || r.address_per_source_per_hour == 0
-                || r.address_per_source_burst == 0)
+                || r.address_per_source_burst == 0
+                || r.directory_publish_per_source_per_hour == 0
+                || r.directory_publish_per_source_burst == 0)
         {
             return bad("rate limits must be positive (or set rate_limit.enabled = false)");
         }

@@ -14,6 +14,7 @@ use kith_wire::Codec;
 use kith_wire::dir::{DirectoryOp, DirectoryRequest, MAX_RESULTS, SearchResults};
 use kith_wire::relay::PublicKey;
 use kith_wire::relay::response::ErrorCode;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 impl From<DirectoryError> for ApiError {
@@ -59,10 +60,10 @@ pub(crate) async fn info(State(state): State<Arc<AppState>>, Path(name): Path<St
     state.answer("directory_info", started, result)
 }
 
-/// The `directory` operation, by the member key `signer`.
+/// The `directory` operation, by the member key `signer` from `source`.
 pub(crate) async fn handle(
     state: &AppState,
-    signer: PublicKey,
+    (signer, source): (PublicKey, IpAddr),
     request: DirectoryRequest,
     now: u64,
 ) -> Result<Answer, ApiError> {
@@ -93,6 +94,12 @@ pub(crate) async fn handle(
             attest(&row, member, &admission, now)?.to_bytes()
         }
         DirectoryOp::Publish(entry) => {
+            if !row.members_only {
+                state
+                    .rate
+                    .check_publish(source)
+                    .map_err(ApiError::rate_limited)?;
+            }
             if !entry.address.starts_with("https://") && !entry.address.starts_with("http://") {
                 return Err(ApiError::new(
                     ErrorCode::INVALID_ARGUMENT,

@@ -4,7 +4,9 @@
 //! only after the signature is verified, so that nobody can spend another
 //! key's budget by naming it. Contact addresses (channels a key may write
 //! but not read) have a third: per address and source IP, so that one
-//! source cannot flood an address that many people use.
+//! source cannot flood an address that many people use. Entries published
+//! in public directories have a fourth, per source IP: anyone may publish
+//! there, with a key made on the spot, so keys bound nothing.
 
 use super::config::RateLimitConfig;
 use governor::clock::{Clock, DefaultClock};
@@ -31,6 +33,7 @@ struct Limiters {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_key: DefaultKeyedRateLimiter<[u8; 32]>,
     per_address_source: DefaultKeyedRateLimiter<([u8; 32], IpAddr)>,
+    per_publish_source: DefaultKeyedRateLimiter<IpAddr>,
     /// Write ids of channels written to by a key without `READ`.
     addresses: RwLock<HashSet<[u8; 32]>>,
     clock: DefaultClock,
@@ -59,6 +62,10 @@ impl RateLimits {
                 per_address_source: RateLimiter::keyed(hourly(
                     config.address_per_source_per_hour,
                     config.address_per_source_burst,
+                )),
+                per_publish_source: RateLimiter::keyed(hourly(
+                    config.directory_publish_per_source_per_hour,
+                    config.directory_publish_per_source_burst,
                 )),
                 addresses: RwLock::new(HashSet::new()),
                 clock: DefaultClock::default(),
@@ -114,11 +121,22 @@ impl RateLimits {
         }
     }
 
+    /// `Err(wait)` if `ip` published too many entries in public
+    /// directories lately.
+    pub(crate) fn check_publish(&self, ip: IpAddr) -> Result<(), Duration> {
+        let Some(l) = &self.inner else { return Ok(()) };
+        l.per_publish_source
+            .check_key(&ip)
+            .map_err(|not_until| not_until.wait_time_from(l.clock.now()))
+    }
+
     /// Forgets addresses and keys whose buckets are full again (memory bound).
     pub(crate) fn forget_idle(&self) {
         if let Some(l) = &self.inner {
             l.per_address_source.retain_recent();
             l.per_address_source.shrink_to_fit();
+            l.per_publish_source.retain_recent();
+            l.per_publish_source.shrink_to_fit();
             l.per_ip.retain_recent();
             l.per_ip.shrink_to_fit();
             l.per_key.retain_recent();
@@ -169,6 +187,19 @@ mod tests {
         // Another source, and another address, have their own buckets.
         assert!(r.check_address(&address, ip2).is_ok());
         assert!(r.check_address(&other, ip).is_ok());
+    }
+
+    #[test]
+    fn public_entries_are_limited_per_source() {
+        let r = RateLimits::new(&RateLimitConfig {
+            directory_publish_per_source_per_hour: 1,
+            directory_publish_per_source_burst: 3,
+            ..RateLimitConfig::default()
+        });
+        let (ip, ip2): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        assert!((0..3).all(|_| r.check_publish(ip).is_ok()));
+        assert!(r.check_publish(ip).is_err());
+        assert!(r.check_publish(ip2).is_ok());
     }
 
     #[test]

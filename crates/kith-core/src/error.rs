@@ -34,6 +34,10 @@ pub enum CoreError {
     NoSuchPersona(String),
     #[error("a persona named {0:?} exists already")]
     PersonaExists(String),
+    #[error(
+        "the persona {0:?} is your member key in the directory {1:?}: leave it first (`kith directory leave`)"
+    )]
+    PersonaInUse(String, String),
     #[error("these two conversations already show one identity: there is nothing to link")]
     AlreadyLinked,
     #[error("no directory you joined matches {0:?} (`kith directory list`)")]
@@ -158,6 +162,7 @@ impl CoreError {
             Self::NoSuchRequest(_) => "no_such_request",
             Self::NoSuchPersona(_) => "no_such_persona",
             Self::PersonaExists(_) => "persona_exists",
+            Self::PersonaInUse(..) => "persona_in_use",
             Self::AlreadyLinked => "already_linked",
             Self::NoSuchDirectory(_) => "no_such_directory",
             Self::DirectoryJoined(_) => "directory_joined",

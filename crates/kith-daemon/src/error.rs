@@ -62,7 +62,9 @@ impl ApiError {
                 | CoreError::NoSuchRequest(_)
                 | CoreError::NoSuchPersona(_)
                 | CoreError::NoSuchDirectory(_) => StatusCode::NOT_FOUND,
-                CoreError::PersonaExists(_) | CoreError::DirectoryJoined(_) => StatusCode::CONFLICT,
+                CoreError::PersonaExists(_)
+                | CoreError::PersonaInUse(..)
+                | CoreError::DirectoryJoined(_) => StatusCode::CONFLICT,
                 CoreError::NotAMember(_) | CoreError::EnrolmentRefused => StatusCode::FORBIDDEN,
                 CoreError::AddressBusy(_) => StatusCode::TOO_MANY_REQUESTS,
                 CoreError::Relay(_) | CoreError::Queued(_) => StatusCode::BAD_GATEWAY,

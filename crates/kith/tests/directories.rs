@@ -83,6 +83,8 @@ fn a_school_directory_from_enrolment_to_an_attestation_that_expires() {
         refused(&casey, &["directory", "join", &emery_link]),
         "enrolment_refused"
     );
+    // ... and the persona made for it goes with the failed join.
+    assert_eq!(casey.json(&["persona", "list"]), serde_json::json!([]));
     emery.ok(&[
         "directory",
         "publish",
@@ -304,7 +306,12 @@ fn a_public_directory_anyone_searches_and_an_entry_leads_to_a_request() {
         refused(&late, &["accept", found[0]["address"].as_str().unwrap()]),
         "address_gone"
     );
+    assert_eq!(
+        refused(&blair, &["persona", "delete", "club"]),
+        "persona_in_use"
+    );
     blair.ok(&["directory", "leave", "club"]);
+    blair.ok(&["persona", "delete", "club"]);
     assert_eq!(blair.json(&["directory", "list"]), serde_json::json!([]));
     assert_eq!(
         refused(&blair, &["directory", "search", "club", "x"]),

@@ -105,6 +105,36 @@ fn verified(info: DirectoryInfo, name: &str, pinned: Option<&[u8; 32]>) -> Resul
     Ok(info)
 }
 
+/// Enrols `key` with an enrolment secret; the attestation, checked
+/// against the directory's root.
+async fn enrol(
+    client: &kith_relay_client::RelayClient,
+    key: &ed25519_dalek::SigningKey,
+    info: &DirectoryInfo,
+    secret: [u8; 32],
+    now: u64,
+) -> Result<Attestation> {
+    let request = DirectoryRequest {
+        directory: info.name.clone(),
+        op: DirectoryOp::Enrol { secret },
+    };
+    let answer = client
+        .directory(key, request)
+        .await
+        .map_err(|e| match e.code() {
+            Some(ErrorCode::UNAUTHORIZED) => CoreError::EnrolmentRefused,
+            _ => refusal(&info.name, e),
+        })?;
+    let a = Attestation::from_bytes(&answer)?;
+    if a.member != key.verifying_key().to_bytes() || a.directory != info.name {
+        return Err(CoreError::BadDirectory(
+            "its attestation is for someone else".into(),
+        ));
+    }
+    check(&a, Some(&info.root), now).map_err(|e| CoreError::BadDirectory(e.to_string()))?;
+    Ok(a)
+}
+
 /// A relay's refusal of a directory request, in the member's words.
 fn refusal(name: &str, e: ClientError) -> CoreError {
     match e.code() {
@@ -149,39 +179,28 @@ impl Engine {
         if info.members_only && link.secret.is_none() {
             return Err(CoreError::MembersOnly(name));
         }
-        let persona = match persona {
-            Some(p) => p.to_string(),
-            None => {
-                if identity_for(&self.db, Some(&name)).is_err() {
+        let (persona, made) = match persona {
+            Some(p) => (p.to_string(), false),
+            None => match identity_for(&self.db, Some(&name)) {
+                Ok(_) => (name.clone(), false),
+                Err(CoreError::NoSuchPersona(_)) => {
                     self.persona_create(&name, None)?;
+                    (name.clone(), true)
                 }
-                name.clone()
-            }
+                Err(e) => return Err(e),
+            },
         };
         let identity = identity_for(&self.db, Some(&persona))?;
         let key = identity.key.ed25519()?;
         let attestation = match (&link.secret, info.members_only) {
             (Some(secret), true) => {
-                let request = DirectoryRequest {
-                    directory: name.clone(),
-                    op: DirectoryOp::Enrol { secret: **secret },
-                };
-                let answer = client
-                    .directory(&key, request)
-                    .await
-                    .map_err(|e| match e.code() {
-                        Some(ErrorCode::UNAUTHORIZED) => CoreError::EnrolmentRefused,
-                        _ => refusal(&name, e),
-                    })?;
-                let a = Attestation::from_bytes(&answer)?;
-                if a.member != key.verifying_key().to_bytes() || a.directory != name {
-                    return Err(CoreError::BadDirectory(
-                        "its attestation is for someone else".into(),
-                    ));
+                let enrolled = enrol(&client, &key, &info, **secret, self.now()).await;
+                // A persona made for this directory goes with a failed
+                // enrolment: nothing was joined.
+                if enrolled.is_err() && made {
+                    self.persona_delete(&persona)?;
                 }
-                check(&a, Some(&info.root), self.now())
-                    .map_err(|e| CoreError::BadDirectory(e.to_string()))?;
-                Some(a.to_bytes())
+                Some(enrolled?.to_bytes())
             }
             _ => None,
         };

@@ -144,6 +144,20 @@ impl Engine {
     /// Forgets a persona: no new relationship can start from it; those
     /// that did keep its key.
     pub fn persona_delete(&mut self, name: &str) -> Result<()> {
+        // A directory's member key: forgetting it would strand the
+        // membership (no way left to search, unlist or leave).
+        let directory: Option<String> = self
+            .db
+            .query_row(
+                "SELECT d.name FROM directories d JOIN personas p ON p.id = d.persona_id \
+                 WHERE p.name = ?1 ORDER BY d.name LIMIT 1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(directory) = directory {
+            return Err(CoreError::PersonaInUse(name.to_string(), directory));
+        }
         let n = self
             .db
             .execute("DELETE FROM personas WHERE name = ?1", [name])?;

@@ -2,25 +2,14 @@
 //! a relay's store (`docs/spec/directory-v1.md`). They act on the store
 //! directly, beside a running relay, as `admin stats` does.
 
-use anyhow::{Context, Result};
+use crate::{StoreArgs, open_store};
+use anyhow::Result;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kith_relay::directory;
 use kith_relay::store::Store;
 use kith_relay::time::now_ms;
 use kith_relay_client::utc_minute as date;
-use std::path::PathBuf;
-
-/// Which store: as `serve` would open it.
-#[derive(Debug, clap::Args)]
-pub(crate) struct StoreArgs {
-    /// The relay's database or postgres:// URL [default: as `serve` would use].
-    #[arg(long)]
-    pub(crate) db: Option<PathBuf>,
-    /// TOML configuration file, as for `serve`.
-    #[arg(long, env = "KITH_RELAY_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
-}
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum DirectoryCommand {
@@ -83,7 +72,7 @@ pub(crate) async fn run(command: DirectoryCommand) -> Result<()> {
             members_only,
             store,
         } => {
-            let (store, _) = open(store).await?;
+            let (store, _) = open_store(store).await?;
             let made = directory::create(&*store, &name, members_only, now).await;
             store.close().await;
             let info = made?;
@@ -112,7 +101,7 @@ pub(crate) async fn run(command: DirectoryCommand) -> Result<()> {
                 (None, Some(d)) => now.saturating_add(duration_ms(&d)?),
                 _ => anyhow::bail!("give --until YYYY-MM-DD or --valid-for DURATION"),
             };
-            let (store, config) = open(store).await?;
+            let (store, config) = open_store(store).await?;
             let admitted = directory::admit(&*store, &name, &statement, valid_until, now).await;
             store.close().await;
             let (id, secret) = admitted?;
@@ -130,7 +119,7 @@ pub(crate) async fn run(command: DirectoryCommand) -> Result<()> {
             );
         }
         DirectoryCommand::Remove { name, id, store } => {
-            let (store, _) = open(store).await?;
+            let (store, _) = open_store(store).await?;
             let removed = store.dir_remove(&name, id, now).await;
             store.close().await;
             anyhow::ensure!(
@@ -140,13 +129,13 @@ pub(crate) async fn run(command: DirectoryCommand) -> Result<()> {
             println!("removed admission {id} from {name}");
         }
         DirectoryCommand::List { name, store } => {
-            let (store, _) = open(store).await?;
+            let (store, _) = open_store(store).await?;
             let listed = list(&*store, name.as_deref()).await;
             store.close().await;
             listed?;
         }
         DirectoryCommand::Rotate { name, store } => {
-            let (store, _) = open(store).await?;
+            let (store, _) = open_store(store).await?;
             let rotated = directory::rotate(&*store, &name, now).await;
             store.close().await;
             let key = rotated?;
@@ -200,58 +189,6 @@ async fn list(store: &dyn Store, name: Option<&str>) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Receives nothing: these commands serve no subscribers.
-struct NoSubscribers;
-
-impl kith_relay::store::EventSink for NoSubscribers {
-    fn publish(&self, _: &[kith_relay::store::StoreEvent]) {}
-}
-
-/// The store `serve` would use, with the configuration it came from.
-pub(crate) async fn open(
-    args: StoreArgs,
-) -> Result<(Box<dyn Store>, kith_relay::server::config::Config)> {
-    use kith_relay::store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore};
-    let config = crate::resolve(args.config, args.db)?.finish()?;
-    let sink = std::sync::Arc::new(NoSubscribers);
-    let store: Box<dyn Store> = match config.postgres_url() {
-        Some(url) => Box::new(
-            PostgresStore::open(
-                PostgresOptions {
-                    url: url.to_owned(),
-                    schema: Some(config.postgres_schema.clone()).filter(|s| !s.is_empty()),
-                    quotas: config.limits.quotas(),
-                    pool_size: 1,
-                },
-                sink,
-            )
-            .await
-            .context("opening the PostgreSQL store")?,
-        ),
-        None => {
-            anyhow::ensure!(
-                config.db.exists(),
-                "no relay database at {} (start the relay once, or give --db)",
-                config.db.display()
-            );
-            Box::new(
-                SqliteStore::open(
-                    SqliteOptions {
-                        path: config.db.clone(),
-                        quotas: config.limits.quotas(),
-                        read_connections: 1,
-                        write_queue: 1,
-                        max_batch: 1,
-                    },
-                    sink,
-                )
-                .with_context(|| format!("opening {}", config.db.display()))?,
-            )
-        }
-    };
-    Ok((store, config))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -142,7 +142,7 @@ fn run() -> Result<()> {
         Command::Cgi => runtime.block_on(cgi()),
         Command::Admin {
             command: AdminCommand::Stats { db, config, json },
-        } => runtime.block_on(stats(directory_cli::StoreArgs { db, config }, json)),
+        } => runtime.block_on(stats(StoreArgs { db, config }, json)),
         Command::Directory { command } => runtime.block_on(directory_cli::run(command)),
         Command::Backup { db, config, to } => {
             let config = resolve(config, db)?.finish()?;
@@ -173,6 +173,69 @@ pub(crate) fn resolve(file: Option<PathBuf>, db: Option<PathBuf>) -> Result<Conf
         config.db = db;
     }
     Ok(config)
+}
+
+/// Which store: as `serve` would open it.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StoreArgs {
+    /// The relay's database or postgres:// URL [default: as `serve` would use].
+    #[arg(long)]
+    pub(crate) db: Option<PathBuf>,
+    /// TOML configuration file, as for `serve`.
+    #[arg(long, env = "KITH_RELAY_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// Receives nothing: these commands serve no subscribers.
+struct NoSubscribers;
+
+impl kith_relay::store::EventSink for NoSubscribers {
+    fn publish(&self, _: &[kith_relay::store::StoreEvent]) {}
+}
+
+/// The store `serve` would use, with the configuration it came from.
+pub(crate) async fn open_store(
+    args: StoreArgs,
+) -> Result<(Box<dyn kith_relay::store::Store>, Config)> {
+    use kith_relay::store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
+    let config = resolve(args.config, args.db)?.finish()?;
+    let sink = std::sync::Arc::new(NoSubscribers);
+    let store: Box<dyn Store> = match config.postgres_url() {
+        Some(url) => Box::new(
+            PostgresStore::open(
+                PostgresOptions {
+                    url: url.to_owned(),
+                    schema: Some(config.postgres_schema.clone()).filter(|s| !s.is_empty()),
+                    quotas: config.limits.quotas(),
+                    pool_size: 1,
+                },
+                sink,
+            )
+            .await
+            .context("opening the PostgreSQL store")?,
+        ),
+        None => {
+            anyhow::ensure!(
+                config.db.exists(),
+                "no relay database at {} (start the relay once, or give --db)",
+                config.db.display()
+            );
+            Box::new(
+                SqliteStore::open(
+                    SqliteOptions {
+                        path: config.db.clone(),
+                        quotas: config.limits.quotas(),
+                        read_connections: 1,
+                        write_queue: 1,
+                        max_batch: 1,
+                    },
+                    sink,
+                )
+                .with_context(|| format!("opening {}", config.db.display()))?,
+            )
+        }
+    };
+    Ok((store, config))
 }
 
 fn init_logging(format: LogFormat) {
@@ -247,8 +310,8 @@ async fn cgi() -> Result<()> {
     Ok(())
 }
 
-async fn stats(args: directory_cli::StoreArgs, json: bool) -> Result<()> {
-    let (store, _) = directory_cli::open(args).await?;
+async fn stats(args: StoreArgs, json: bool) -> Result<()> {
+    let (store, _) = open_store(args).await?;
     let stats = store.stats().await?;
     let relay_id = store.relay_id().to_hex();
     store.close().await;

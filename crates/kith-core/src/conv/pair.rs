@@ -179,13 +179,7 @@ impl ConversationType for PairV1 {
                 via: conv.to_string(),
                 invite: Box::new(invite),
             }),
-            PairFrame::Attestation(a) => {
-                tx.execute(
-                    "INSERT OR REPLACE INTO conversation_attestations (conversation_id, outgoing, root, directory, attestation, at) \
-                     VALUES (?1, 0, ?2, ?3, ?4, ?5)",
-                    params![conv, a.root.as_slice(), a.directory, a.to_bytes(), ms(now)],
-                )?;
-            }
+            PairFrame::Attestation(a) => record_attestation(tx, conv, false, &a, now)?,
             PairFrame::Link(proof) => {
                 tx.execute(
                     "INSERT OR REPLACE INTO links (conversation_id, other_identity, outgoing, proof, at) \
@@ -235,9 +229,6 @@ impl ConversationType for PairV1 {
     }
 }
 
-/// Checks a link proof that arrived in a 1:1 conversation from `author`
-/// (pair-v1.md §12): it names the author's key in this conversation, and
-/// both keys signed it.
 /// Shows, once, in every active 1:1 conversation of a persona, the
 /// attestations of the directories it joined (directory-v1.md §4).
 fn show_attestations(tx: &Transaction<'_>, now: u64) -> Result<()> {
@@ -253,22 +244,23 @@ fn show_attestations(tx: &Transaction<'_>, now: u64) -> Result<()> {
     for (conv, bytes) in due {
         let a = Attestation::from_bytes(&bytes)?;
         queue_frame(tx, &conv, &PairFrame::Attestation(a.clone()), now)?;
-        record_shown(tx, &conv, &a, now)?;
+        record_attestation(tx, &conv, true, &a, now)?;
     }
     Ok(())
 }
 
-/// Records that this user showed `a` in `conv`.
-pub(crate) fn record_shown(
+/// Records `a` as shown in `conv`: by this user (`outgoing`) or to it.
+pub(crate) fn record_attestation(
     tx: &Transaction<'_>,
     conv: &str,
+    outgoing: bool,
     a: &Attestation,
     now: u64,
 ) -> Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO conversation_attestations (conversation_id, outgoing, root, directory, attestation, at) \
-         VALUES (?1, 1, ?2, ?3, ?4, ?5)",
-        params![conv, a.root.as_slice(), a.directory, a.to_bytes(), ms(now)],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![conv, outgoing, a.root.as_slice(), a.directory, a.to_bytes(), ms(now)],
     )?;
     Ok(())
 }
@@ -289,6 +281,9 @@ pub(crate) fn check_attestation(
         .map_err(|e| format!("an attestation that does not verify: {e}"))
 }
 
+/// Checks a link proof that arrived in a 1:1 conversation from `author`
+/// (pair-v1.md §12): it names the author's key in this conversation, and
+/// both keys signed it.
 pub(crate) fn check_link(proof: &LinkProof, author: &[u8]) -> std::result::Result<(), String> {
     if proof.key_a.as_slice() != author {
         return Err("a link proof for a key that is not the sender's here".into());

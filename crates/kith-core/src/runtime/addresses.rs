@@ -120,7 +120,7 @@ impl Engine {
         Ok(views)
     }
 
-    fn address_view(&self, id: &str) -> Result<Option<AddressView>> {
+    pub(crate) fn address_view(&self, id: &str) -> Result<Option<AddressView>> {
         type Row = (
             Option<String>,
             Vec<u8>,

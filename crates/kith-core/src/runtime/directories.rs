@@ -28,11 +28,11 @@ use kith_wire::relay::to_hex;
 use rusqlite::{OptionalExtension, params};
 
 use crate::attestation::{Standing, check};
-use crate::conv::pair::record_shown;
+use crate::conv::pair::record_attestation;
 use crate::error::{CoreError, Result, check_len, check_name};
 use crate::link::DirectoryLink;
 use crate::runtime::Engine;
-use crate::runtime::personas::identity_for;
+use crate::runtime::personas::{identity_for, own_identity};
 use crate::store::{ConversationKind, ConversationState, ms, queue_frame};
 use crate::views::{AttestationView, DirectoryView, EntryView};
 
@@ -259,11 +259,7 @@ impl Engine {
         let j = finish_joined(joined)?;
         let now = self.now();
         let address = match &j.address_id {
-            Some(a) => self
-                .addresses()?
-                .into_iter()
-                .find(|v| v.id == *a)
-                .map(|v| web_form(&v.link)),
+            Some(a) => self.address_view(a)?.map(|v| web_form(&v.link)),
             None => None,
         };
         let standing = j.attestation.as_ref().map(|a| {
@@ -339,7 +335,7 @@ impl Engine {
                 .unwrap_or_default(),
         };
         let existing = match &j.address_id {
-            Some(id) => self.addresses()?.into_iter().find(|v| v.id == *id),
+            Some(id) => self.address_view(id)?,
             None => None,
         };
         let address = match existing {
@@ -503,13 +499,7 @@ impl Engine {
                 j.name
             ))
         })?;
-        let mine: Vec<u8> = self.db.query_row(
-            "SELECT identity FROM conversations WHERE id = ?1",
-            [&id],
-            |r| r.get(0),
-        )?;
-        let mine = kith_crypto::mls::IdentityKey::from_bytes(&zeroize::Zeroizing::new(mine))?;
-        if mine.public() != a.member {
+        if own_identity(&self.db, &id)?.public() != a.member {
             return Err(CoreError::BadDirectory(format!(
                 "this conversation does not use the key you joined {} with (persona {}): \
                  showing the attestation here would not verify, and would link the two",
@@ -519,7 +509,7 @@ impl Engine {
         let now = self.now();
         let tx = self.db.transaction()?;
         queue_frame(&tx, &id, &PairFrame::Attestation(a.clone()), now)?;
-        record_shown(&tx, &id, &a, now)?;
+        record_attestation(&tx, &id, true, &a, now)?;
         tx.commit()?;
         let mut warnings = Vec::new();
         if let Err(e) = self.flush_outbox(Some(&id)).await {

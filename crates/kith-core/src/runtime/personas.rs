@@ -77,7 +77,7 @@ fn peer_identity(db: &Connection, conv: &str) -> Result<Option<Vec<u8>>> {
         .find(|k| *k != mine.public()))
 }
 
-fn own_identity(db: &Connection, conv: &str) -> Result<IdentityKey> {
+pub(crate) fn own_identity(db: &Connection, conv: &str) -> Result<IdentityKey> {
     let bytes: Vec<u8> = db.query_row(
         "SELECT identity FROM conversations WHERE id = ?1",
         [conv],
